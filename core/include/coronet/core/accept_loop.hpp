@@ -1,0 +1,78 @@
+#pragma once
+
+#include <coronet/core/log.hpp>
+#include <coronet/core/scope.hpp>
+#include <coronet/core/socket.hpp>
+#include <coronet/core/task.hpp>
+#include <coronet/core/timer.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+
+namespace coronet::core {
+
+/// Options of `accept_loop`.
+struct accept_loop_options {
+    /// First pause after running out of descriptors or memory; doubles up to max_backoff.
+    std::chrono::milliseconds min_backoff{10};
+    std::chrono::milliseconds max_backoff{1000};
+};
+
+namespace detail {
+/// True for accept errors that mean "out of a resource, wait and retry".
+inline bool accept_needs_backoff(const std::error_code& ec) noexcept {
+    if (ec.category() != std::system_category()) return false;
+    int e = ec.value();
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+/// True for accept errors that concern only the connection being accepted.
+inline bool accept_error_is_transient(const std::error_code& ec) noexcept {
+    if (ec.category() != std::system_category()) return false;
+    int e = ec.value();
+    return e == ECONNABORTED || e == EPROTO || e == EPERM || e == EINTR || e == ENETDOWN ||
+           e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH ||
+           e == EOPNOTSUPP || e == ENETUNREACH;
+}
+}  // namespace detail
+
+/// Accepts connections on `l` until the caller's stop token fires or the listener is closed,
+/// and spawns `handler(tcp_stream)` (a callable returning task<void>) for each in `scope`.
+/// Running out of descriptors (EMFILE/ENFILE) or memory is survived: it is logged once per
+/// episode (warn), counted as `core.accept_errors`, and the loop pauses with exponential
+/// backoff instead of spinning, then recovers. Returns once stopped; the caller joins `scope`.
+template <class Handler>
+task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler,
+                       accept_loop_options opts = {}) {
+    auto backoff = opts.min_backoff;
+    bool starving = false;
+    for (;;) {
+        auto s = co_await l.accept();
+        if (s) {
+            if (starving) {
+                log(log_level::info, "accept: descriptors available again, accepting");
+                starving = false;
+            }
+            backoff = opts.min_backoff;
+            count("core.connections_accepted");
+            scope.spawn(handler(std::move(*s)));
+            continue;
+        }
+        const std::error_code ec = s.error();
+        if (ec == errc::operation_canceled || ec == std::errc::bad_file_descriptor ||
+            ec == std::errc::invalid_argument || !l.is_open())
+            co_return;
+        count("core.accept_errors");
+        if (detail::accept_error_is_transient(ec)) continue;
+        if (!starving) {
+            log(log_level::warn, "accept: " + ec.message() + "; backing off until it clears");
+            starving = true;
+        }
+        if (!detail::accept_needs_backoff(ec)) backoff = opts.max_backoff;
+        auto slept = co_await sleep_for(backoff);
+        if (!slept) co_return;
+        backoff = backoff * 2 > opts.max_backoff ? opts.max_backoff : backoff * 2;
+    }
+}
+
+}  // namespace coronet::core

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <coronet/core/export.hpp>
+#include <coronet/core/result.hpp>
+#include <coronet/core/stream.hpp>
+#include <coronet/core/task.hpp>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace coronet::core {
+
+/// Buffered reading over a `core::stream`: read up to a delimiter or an exact count, with a size
+/// limit, and hand back whatever was read ahead (`release_prefetched`) so that a protocol can
+/// pass the connection on without losing a byte. The views it returns point into its buffer
+/// and stay valid until the next read call, `consume` or `release_prefetched`. Not
+/// thread-safe; one read call at a time. The stream must outlive the reader.
+class CORONET_CORE_EXPORT buffered_reader {
+public:
+    /// `max_buffer` bounds how many unconsumed bytes the reader holds (default 1 MiB).
+    explicit buffered_reader(stream& s, std::size_t max_buffer = 1024 * 1024);
+
+    /// Reads until `delim` appears among the first `max` unconsumed bytes and returns those
+    /// bytes up to and including the delimiter (they stay buffered until `consume`). Errors:
+    /// `errc::limit_exceeded` when `max` bytes hold no delimiter, `errc::end_of_stream` when the
+    /// stream ends first, and the stream's errors.
+    task<result<std::span<const std::byte>>> read_until(std::string delim, std::size_t max);
+    /// Reads until at least `n` bytes are buffered and returns exactly the first `n` (they stay
+    /// buffered until `consume`). `errc::limit_exceeded` when `n` exceeds `max_buffer`.
+    task<result<std::span<const std::byte>>> read_exactly(std::size_t n);
+    /// Reads once more from the stream, appending to the buffer; returns the bytes added.
+    task<result<std::size_t>> fill();
+
+    /// The buffered, unconsumed bytes.
+    std::span<const std::byte> buffered() const noexcept {
+        return {buf_.data() + begin_, end_ - begin_};
+    }
+    /// Drops the first `n` buffered bytes (n <= buffered().size()).
+    void consume(std::size_t n) noexcept;
+    /// Takes every buffered, unconsumed byte out of the reader (it is empty afterwards).
+    std::vector<std::byte> release_prefetched();
+    /// The underlying stream.
+    stream& underlying() noexcept { return *stream_; }
+
+private:
+    result<std::size_t> prepare_space(std::size_t want);
+
+    stream* stream_;
+    std::size_t max_;
+    std::vector<std::byte> buf_;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+}  // namespace coronet::core

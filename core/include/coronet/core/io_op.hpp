@@ -1,0 +1,79 @@
+#pragma once
+
+#include <coronet/core/export.hpp>
+#include <coronet/core/stop.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+
+namespace coronet::core {
+class loop;
+}
+
+namespace coronet::core::detail {
+
+/// What an io_op asks the backend to do. Each maps to one io_uring opcode and to one
+/// non-blocking syscall on epoll.
+enum class op_code : std::uint8_t {
+    recv,     ///< recv(fd, buf, len, flags)
+    send,     ///< send(fd, buf, len, flags | MSG_NOSIGNAL)
+    sendmsg,  ///< sendmsg(fd, &msg, flags | MSG_NOSIGNAL)
+    read,     ///< read(fd, buf, len) (eventfd, signalfd)
+    accept,   ///< accept4(fd, addr, addrlen, SOCK_CLOEXEC)
+    connect,  ///< connect(fd, addr, addrlen)
+};
+
+struct fd_state;
+
+/// One I/O operation. It lives in the awaiting coroutine's frame (or in the object that owns a
+/// longer-lived operation); the io_uring backend stores its address as user_data and the
+/// completion writes `res` into it. The object must stay alive until `on_complete` ran, also
+/// when it was cancelled. Not thread-safe: belongs to one loop.
+struct io_op {
+    /// Called on the loop thread once `res` holds the outcome (>= 0 or -errno). The default
+    /// (null) resumes `waiter`.
+    using complete_fn = void (*)(io_op*) noexcept;
+
+    op_code code = op_code::recv;
+    bool in_flight = false;  ///< owned by the backend between start and completion
+    int flags = 0;
+    std::int32_t res = 0;
+    fd_state* fds = nullptr;
+    void* buf = nullptr;
+    std::size_t len = 0;
+    ::msghdr msg{};           ///< sendmsg
+    ::sockaddr* addr = nullptr;  ///< accept (out) / connect (in)
+    ::socklen_t addrlen = 0;     ///< accept: in/out; connect: in
+    complete_fn on_complete = nullptr;
+    std::coroutine_handle<> waiter;
+    io_op* next = nullptr;  ///< intrusive queue link (ready queue, backlog)
+    core::loop* owner = nullptr;
+
+    /// Delivers the completion: calls on_complete or resumes the waiter.
+    void complete() noexcept {
+        if (on_complete != nullptr) on_complete(this);
+        else waiter.resume();
+    }
+};
+
+/// Per-descriptor state. epoll keeps the parked reader and writer here (at most one of each per
+/// descriptor: a stream has one reader and one writer at a time); io_uring only uses `fd`.
+struct fd_state {
+    int fd = -1;
+    bool registered = false;  ///< added to the epoll set
+    io_op* reader = nullptr;
+    io_op* writer = nullptr;
+};
+
+/// Cancels an io_op through its loop when a stop token fires.
+struct CORONET_CORE_EXPORT op_canceller : stop_callback_base {
+    explicit op_canceller(io_op* o) noexcept : stop_callback_base(&fire), op(o) {}
+    static void fire(stop_callback_base* self) noexcept;
+    io_op* op;
+};
+
+}  // namespace coronet::core::detail

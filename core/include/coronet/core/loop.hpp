@@ -1,0 +1,182 @@
+#pragma once
+
+#include <coronet/core/export.hpp>
+#include <coronet/core/io_op.hpp>
+#include <coronet/core/result.hpp>
+#include <coronet/core/task.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace coronet::core {
+
+/// The I/O backend a loop runs on.
+enum class backend_kind : std::uint8_t {
+    epoll,  ///< readiness (epoll, edge-triggered): try the syscall first, park on EAGAIN
+    uring,  ///< completions (io_uring through liburing)
+};
+
+/// "epoll" or "uring".
+CORONET_CORE_EXPORT std::string_view to_string(backend_kind k) noexcept;
+
+/// Options for constructing a loop. Every limit has a safe default.
+struct loop_options {
+    /// Forces a backend; when empty the loop reads `CORONET_BACKEND` (epoll|uring) and otherwise
+    /// probes io_uring and falls back to epoll.
+    std::optional<backend_kind> backend;
+    /// io_uring submission queue size (the completion queue is twice as large). Operations in
+    /// flight are bounded by the completion queue; more wait in a backlog.
+    unsigned uring_entries = 1024;
+};
+
+/// True if io_uring works here: the ring can be set up and supports every opcode coronet needs.
+CORONET_CORE_EXPORT bool uring_available() noexcept;
+
+namespace detail {
+class backend;
+struct timer_node;
+class dns_worker;
+}  // namespace detail
+
+/// The clock of loop timers and deadlines.
+using clock = std::chrono::steady_clock;
+
+/// An event loop: one per thread. Drives I/O completions, timers and posted work for every
+/// coroutine that runs on it. Not thread-safe, except `post()` and `stop()`, which any thread may
+/// call. Construction throws std::system_error when no backend can be set up.
+class CORONET_CORE_EXPORT loop {
+public:
+    explicit loop(loop_options opts = {});
+    loop(const loop&) = delete;
+    loop& operator=(const loop&) = delete;
+    ~loop();
+
+    /// The backend chosen at construction.
+    backend_kind backend() const noexcept { return kind_; }
+
+    /// Runs until `stop()` is called (by a coroutine on this loop or another thread).
+    void run();
+    /// Makes `run()` return after the current iteration. Thread-safe.
+    void stop() noexcept;
+
+    /// Queues `fn` to run on the loop thread during a later iteration. Thread-safe; wakes the
+    /// loop through an eventfd. Not for hot paths (one allocation per call).
+    void post(std::function<void()> fn);
+
+    /// The loop of this thread: the most recently constructed live loop on it, or null.
+    static loop* current() noexcept;
+    /// True while `run()` is executing.
+    bool running() const noexcept { return running_; }
+
+    /// Current time of the loop's clock.
+    clock::time_point now() const noexcept { return clock::now(); }
+
+    // ---- for operation objects and library internals -------------------------------------
+    /// Starts `op`. Returns true if it completed synchronously (epoll only: `op.res` holds the
+    /// outcome and no completion will be delivered); false if the completion comes later.
+    bool start(detail::io_op& op);
+    /// Requests cancellation of a started op; it still completes exactly once (with
+    /// -ECANCELED unless it already had a result).
+    void cancel(detail::io_op& op) noexcept;
+    /// Registers a descriptor (epoll: adds it edge-triggered for in+out); idempotent.
+    void add_fd(detail::fd_state& fds);
+    /// Unregisters and forgets a descriptor before it is closed. No op may be pending on it.
+    void remove_fd(detail::fd_state& fds) noexcept;
+    /// Queues `op` to be completed (op.complete()) in the next iteration, with `op.res` as set.
+    void complete_later(detail::io_op& op) noexcept;
+    /// Timers (sleep_for, deadlines).
+    void add_timer(detail::timer_node& t);
+    void remove_timer(detail::timer_node& t) noexcept;
+    /// The worker that runs blocking getaddrinfo calls for this loop (started on first use).
+    detail::dns_worker& dns();
+
+private:
+    void run_ready() noexcept;
+    void fire_timers();
+    std::optional<clock::duration> next_timeout() const;
+    void drain_posted();
+    static void on_wake(detail::io_op* op) noexcept;
+
+    backend_kind kind_;
+    std::unique_ptr<detail::backend> backend_;
+    detail::io_op* ready_head_ = nullptr;
+    detail::io_op* ready_tail_ = nullptr;
+    bool stop_ = false;
+    bool running_ = false;
+    loop* previous_current_ = nullptr;
+
+    struct timer_heap;
+    std::unique_ptr<timer_heap> timers_;
+
+    struct posted_queue;
+    std::unique_ptr<posted_queue> posted_;
+    detail::fd_state wake_fd_;
+    detail::io_op wake_op_;
+    std::uint64_t wake_buf_ = 0;
+
+    std::unique_ptr<detail::dns_worker> dns_;
+};
+
+/// Runs `t` on `lp` until it finishes and returns its value (or rethrows its exception). The
+/// loop's posted work and other tasks keep running meanwhile. Must not be called while `lp` is
+/// already running.
+template <class T>
+T run(loop& lp, task<T> t);
+
+namespace detail {
+struct run_driver_promise;
+struct run_driver {
+    using promise_type = run_driver_promise;
+    std::coroutine_handle<promise_type> h;
+};
+struct run_driver_promise : promise_base {
+    loop* lp = nullptr;
+    run_driver get_return_object() noexcept {
+        return {std::coroutine_handle<run_driver_promise>::from_promise(*this)};
+    }
+    struct stop_loop {
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<run_driver_promise> h) const noexcept {
+            if (h.promise().lp->running()) h.promise().lp->stop();
+        }
+        void await_resume() const noexcept {}
+    };
+    stop_loop final_suspend() const noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+};
+template <class T>
+run_driver drive(task<T>& t, std::optional<std::conditional_t<std::is_void_v<T>, int, T>>& out,
+                 std::exception_ptr& err) {
+    try {
+        if constexpr (std::is_void_v<T>) {
+            co_await t;
+            out.emplace(0);
+        } else {
+            out.emplace(co_await t);
+        }
+    } catch (...) {
+        err = std::current_exception();
+    }
+}
+}  // namespace detail
+
+template <class T>
+T run(loop& lp, task<T> t) {
+    std::optional<std::conditional_t<std::is_void_v<T>, int, T>> out;
+    std::exception_ptr err;
+    detail::run_driver d = detail::drive<T>(t, out, err);
+    d.h.promise().lp = &lp;
+    d.h.resume();
+    // Someone else may stop the loop early; the task's frame must not be destroyed mid-flight.
+    while (!d.h.done()) lp.run();
+    d.h.destroy();
+    if (err) std::rethrow_exception(err);
+    if constexpr (!std::is_void_v<T>) return std::move(*out);
+}
+
+}  // namespace coronet::core

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <coronet/core/io_op.hpp>
+#include <coronet/core/loop.hpp>
+#include <coronet/core/result.hpp>
+#include <coronet/core/task.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace coronet::core {
+
+namespace detail {
+/// An entry of a loop's timer heap. Lives in the object that waits (no allocation).
+struct timer_node {
+    using fire_fn = void (*)(timer_node*) noexcept;
+    clock::time_point when{};
+    std::size_t index = static_cast<std::size_t>(-1);  ///< position in the heap; -1 when not queued
+    fire_fn fire = nullptr;
+    bool queued() const noexcept { return index != static_cast<std::size_t>(-1); }
+};
+}  // namespace detail
+
+/// Awaitable returned by `sleep_until` / `sleep_for`. Completes with success when the time
+/// comes, or with `errc::operation_canceled` when the awaiting coroutine's stop token fires
+/// first. Must be awaited on the thread of the current loop.
+class CORONET_CORE_EXPORT sleep_awaitable {
+public:
+    explicit sleep_awaitable(clock::time_point when) noexcept;
+    sleep_awaitable(const sleep_awaitable&) = delete;
+    sleep_awaitable& operator=(const sleep_awaitable&) = delete;
+
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        return suspend(h, detail::token_of(h));
+    }
+    result<void> await_resume() noexcept;
+
+private:
+    bool suspend(std::coroutine_handle<> h, stop_token tok);
+    static void on_fire(detail::timer_node* t) noexcept;
+    static void on_stop(stop_callback_base* cb) noexcept;
+
+    struct node : detail::timer_node {
+        sleep_awaitable* self;
+    } timer_;
+    struct canceller : stop_callback_base {
+        canceller() noexcept : stop_callback_base(&on_stop) {}
+        sleep_awaitable* self = nullptr;
+    } cancel_;
+    detail::io_op resume_op_;  ///< carries the deferred resumption after a cancel
+    loop* loop_;
+    bool canceled_ = false;
+};
+
+/// Suspends until `when` (see sleep_awaitable).
+inline sleep_awaitable sleep_until(clock::time_point when) noexcept { return sleep_awaitable(when); }
+/// Suspends for `d` (see sleep_awaitable).
+inline sleep_awaitable sleep_for(clock::duration d) noexcept {
+    return sleep_awaitable(clock::now() + d);
+}
+
+/// Runs `t` with a deadline `d` from now. When the deadline passes first, `t` is cancelled
+/// through its stop token, awaited to its own completion, and an `operation_canceled` outcome is
+/// reported as `errc::timed_out`; an outcome that was already there (data read as the deadline
+/// fired) wins. The caller's own cancellation still reports `operation_canceled`.
+template <class T>
+task<result<T>> with_timeout(clock::duration d, task<result<T>> t);
+
+namespace detail {
+/// A one-shot timer that requests stop on a source when it fires.
+class CORONET_CORE_EXPORT deadline_timer {
+public:
+    deadline_timer(loop& lp, clock::time_point when, stop_source& src);
+    deadline_timer(const deadline_timer&) = delete;
+    deadline_timer& operator=(const deadline_timer&) = delete;
+    ~deadline_timer();
+    bool fired() const noexcept { return fired_; }
+
+private:
+    static void on_fire(timer_node* t) noexcept;
+    struct node : timer_node {
+        deadline_timer* self;
+    } node_;
+    loop& loop_;
+    stop_source& src_;
+    bool fired_ = false;
+};
+}  // namespace detail
+
+template <class T>
+task<result<T>> with_timeout(clock::duration d, task<result<T>> t) {
+    stop_token parent = co_await get_stop_token();
+    stop_source src(parent);
+    detail::deadline_timer timer(*loop::current(), clock::now() + d, src);
+    t.handle().promise().set_token(src.token());
+    result<T> r = co_await std::move(t);
+    if (!r && r.error() == errc::operation_canceled && timer.fired() &&
+        !parent.stop_requested()) {
+        co_return result<T>(errc::timed_out);
+    }
+    co_return r;
+}
+
+}  // namespace coronet::core

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <coronet/core/io_op.hpp>
+#include <coronet/core/loop.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+namespace coronet::core::detail {
+
+/// The private interface both reactors implement. Single-threaded (the loop's thread).
+class backend {
+public:
+    virtual ~backend() = default;
+    /// See loop::start.
+    virtual bool start(io_op& op) = 0;
+    /// See loop::cancel.
+    virtual void cancel(io_op& op) noexcept = 0;
+    virtual void add_fd(fd_state& fds) = 0;
+    virtual void remove_fd(fd_state& fds) noexcept = 0;
+    /// Submits what is queued, waits up to `timeout` (empty = forever, zero = poll) and delivers
+    /// every completion that arrived (op.complete()).
+    virtual void wait(std::optional<clock::duration> timeout) = 0;
+    /// Called once per loop iteration before waiting (epoll: retries deferred ops).
+    virtual bool has_deferred() const noexcept { return false; }
+};
+
+std::unique_ptr<backend> make_epoll_backend(loop& lp);
+/// Throws std::system_error when io_uring cannot be set up.
+std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries);
+
+/// Performs op's syscall once, non-blocking. Returns the result (>= 0 or -errno).
+int perform_now(io_op& op) noexcept;
+
+}  // namespace coronet::core::detail

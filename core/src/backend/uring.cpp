@@ -1,0 +1,219 @@
+// The completion backend: io_uring through liburing (2.3 API). user_data is the address of the
+// io_op; the completion writes its result into that object.
+#include "backend.hpp"
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace coronet::core::detail {
+namespace {
+
+constexpr std::uint8_t needed_ops[] = {
+    IORING_OP_RECV,    IORING_OP_SEND,    IORING_OP_SENDMSG,     IORING_OP_READ,
+    IORING_OP_ACCEPT,  IORING_OP_CONNECT, IORING_OP_ASYNC_CANCEL,
+};
+
+int setup_ring(io_uring& ring, unsigned entries) {
+    io_uring_params p{};
+    // SINGLE_ISSUER: only the loop's thread submits, which lets the kernel skip locking.
+    // DEFER_TASKRUN: completion work runs when we enter the kernel to wait, not on interrupts,
+    // so it is batched with our own reaping. COOP_TASKRUN: no IPI to run task work.
+    // CQSIZE: a completion queue twice the submission queue, the bound on operations in flight.
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 2;
+    int r = io_uring_queue_init_params(entries, &ring, &p);
+    if (r == -EINVAL) {
+        // Kernels before 6.1 lack DEFER_TASKRUN / SINGLE_ISSUER.
+        std::memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
+        p.cq_entries = entries * 2;
+        r = io_uring_queue_init_params(entries, &ring, &p);
+        if (r == -EINVAL) {
+            std::memset(&p, 0, sizeof p);
+            p.flags = IORING_SETUP_CQSIZE;
+            p.cq_entries = entries * 2;
+            r = io_uring_queue_init_params(entries, &ring, &p);
+        }
+    }
+    if (r != 0) return r;
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+    bool ok = probe != nullptr;
+    for (std::uint8_t op : needed_ops)
+        if (ok && !io_uring_opcode_supported(probe, op)) ok = false;
+    if (probe != nullptr) io_uring_free_probe(probe);
+    if (!ok || !(p.features & IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&ring);
+        return -ENOSYS;
+    }
+    return 0;
+}
+
+class uring_backend final : public backend {
+public:
+    uring_backend(loop& lp, unsigned entries) : loop_(lp) {
+        int r = setup_ring(ring_, entries);
+        if (r != 0) throw std::system_error(-r, std::system_category(), "io_uring setup");
+        // Leave room for the cancel requests that may accompany operations in flight.
+        limit_ = ring_.cq.ring_entries / 2;
+        io_uring_register_ring_fd(&ring_);
+    }
+    ~uring_backend() override { io_uring_queue_exit(&ring_); }
+
+    bool start(io_op& op) override {
+        op.in_flight = true;
+        if (inflight_ >= limit_) {
+            push_backlog(op);
+            return false;
+        }
+        prep(op);
+        return false;
+    }
+
+    void cancel(io_op& op) noexcept override {
+        if (!op.in_flight) return;
+        if (unlink_backlog(op)) {
+            op.in_flight = false;
+            op.res = -ECANCELED;
+            loop_.complete_later(op);
+            return;
+        }
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel(sqe, &op, 0);
+        io_uring_sqe_set_data(sqe, nullptr);
+        ++inflight_;
+    }
+
+    void add_fd(fd_state&) override {}
+    void remove_fd(fd_state&) noexcept override {}
+
+    void wait(std::optional<clock::duration> timeout) override {
+        if (timeout && *timeout <= clock::duration::zero()) {
+            io_uring_submit_and_get_events(&ring_);
+        } else if (timeout) {
+            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count();
+            __kernel_timespec ts{};
+            ts.tv_sec = ns / 1'000'000'000;
+            ts.tv_nsec = ns % 1'000'000'000;
+            io_uring_cqe* cqe = nullptr;
+            io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        } else {
+            io_uring_submit_and_wait(&ring_, 1);
+        }
+        reap();
+    }
+
+private:
+    io_uring_sqe* get_sqe() noexcept {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        while (sqe == nullptr) {
+            // The submission queue is full: hand it to the kernel and retry.
+            io_uring_submit(&ring_);
+            sqe = io_uring_get_sqe(&ring_);
+        }
+        return sqe;
+    }
+
+    void prep(io_op& op) noexcept {
+        io_uring_sqe* sqe = get_sqe();
+        const int fd = op.fds->fd;
+        switch (op.code) {
+        case op_code::recv: io_uring_prep_recv(sqe, fd, op.buf, op.len, op.flags); break;
+        case op_code::send:
+            io_uring_prep_send(sqe, fd, op.buf, op.len, op.flags | MSG_NOSIGNAL);
+            break;
+        case op_code::sendmsg:
+            io_uring_prep_sendmsg(sqe, fd, &op.msg, static_cast<unsigned>(op.flags) | MSG_NOSIGNAL);
+            break;
+        case op_code::read: io_uring_prep_read(sqe, fd, op.buf, static_cast<unsigned>(op.len), 0); break;
+        case op_code::accept:
+            io_uring_prep_accept(sqe, fd, op.addr, op.addr != nullptr ? &op.addrlen : nullptr,
+                                 SOCK_CLOEXEC);
+            break;
+        case op_code::connect: io_uring_prep_connect(sqe, fd, op.addr, op.addrlen); break;
+        }
+        io_uring_sqe_set_data(sqe, &op);
+        ++inflight_;
+    }
+
+    void reap() {
+        io_uring_cqe* cqes[batch];
+        for (;;) {
+            unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, batch);
+            if (n == 0) break;
+            // Copy out and advance before completing anything: completions submit new work.
+            io_op* ops[batch];
+            int res[batch];
+            for (unsigned i = 0; i < n; ++i) {
+                ops[i] = static_cast<io_op*>(io_uring_cqe_get_data(cqes[i]));
+                res[i] = cqes[i]->res;
+            }
+            io_uring_cq_advance(&ring_, n);
+            inflight_ -= n;
+            refill_from_backlog();
+            for (unsigned i = 0; i < n; ++i) {
+                io_op* op = ops[i];
+                if (op == nullptr) continue;  // a cancel request's own completion
+                op->res = res[i];
+                op->in_flight = false;
+                op->complete();
+            }
+            if (n < batch) break;
+        }
+    }
+
+    void refill_from_backlog() noexcept {
+        while (backlog_head_ != nullptr && inflight_ < limit_) {
+            io_op* op = backlog_head_;
+            backlog_head_ = op->next;
+            if (backlog_head_ == nullptr) backlog_tail_ = nullptr;
+            op->next = nullptr;
+            prep(*op);
+        }
+    }
+
+    void push_backlog(io_op& op) noexcept {
+        op.next = nullptr;
+        if (backlog_tail_ != nullptr) backlog_tail_->next = &op;
+        else backlog_head_ = &op;
+        backlog_tail_ = &op;
+    }
+
+    bool unlink_backlog(io_op& op) noexcept {
+        io_op* prev = nullptr;
+        for (io_op* o = backlog_head_; o != nullptr; prev = o, o = o->next) {
+            if (o != &op) continue;
+            if (prev != nullptr) prev->next = o->next;
+            else backlog_head_ = o->next;
+            if (backlog_tail_ == o) backlog_tail_ = prev;
+            o->next = nullptr;
+            return true;
+        }
+        return false;
+    }
+
+    static constexpr unsigned batch = 256;
+    loop& loop_;
+    io_uring ring_{};
+    unsigned inflight_ = 0;
+    unsigned limit_ = 0;
+    io_op* backlog_head_ = nullptr;
+    io_op* backlog_tail_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries) {
+    return std::make_unique<uring_backend>(lp, entries);
+}
+
+bool probe_uring() noexcept {
+    io_uring ring{};
+    if (setup_ring(ring, 8) != 0) return false;
+    io_uring_queue_exit(&ring);
+    return true;
+}
+
+}  // namespace coronet::core::detail

@@ -1,0 +1,67 @@
+#include <coronet/core/frame_allocator.hpp>
+
+#include <array>
+#include <new>
+
+namespace coronet::core::detail {
+namespace {
+
+constexpr std::size_t granule = 64;
+constexpr std::size_t max_pooled = 4096;
+constexpr std::size_t class_count = max_pooled / granule;
+// Bounds what an idle thread keeps after a burst: 256 frames per class.
+constexpr std::size_t max_free_per_class = 256;
+
+struct free_block {
+    free_block* next;
+};
+
+struct frame_pool {
+    std::array<free_block*, class_count> heads{};
+    std::array<std::size_t, class_count> counts{};
+
+    ~frame_pool() {
+        for (std::size_t c = 0; c < class_count; ++c) {
+            while (heads[c] != nullptr) {
+                free_block* b = heads[c];
+                heads[c] = b->next;
+                ::operator delete(b, (c + 1) * granule);
+            }
+        }
+    }
+};
+
+thread_local frame_pool pool;
+
+std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule - 1; }
+
+}  // namespace
+
+void* allocate_frame(std::size_t size) {
+    if (size == 0 || size > max_pooled) return ::operator new(size);
+    std::size_t c = class_of(size);
+    if (free_block* b = pool.heads[c]) {
+        pool.heads[c] = b->next;
+        --pool.counts[c];
+        return b;
+    }
+    return ::operator new((c + 1) * granule);
+}
+
+void deallocate_frame(void* p, std::size_t size) noexcept {
+    if (size == 0 || size > max_pooled) {
+        ::operator delete(p, size);
+        return;
+    }
+    std::size_t c = class_of(size);
+    if (pool.counts[c] >= max_free_per_class) {
+        ::operator delete(p, (c + 1) * granule);
+        return;
+    }
+    auto* b = static_cast<free_block*>(p);
+    b->next = pool.heads[c];
+    pool.heads[c] = b;
+    ++pool.counts[c];
+}
+
+}  // namespace coronet::core::detail

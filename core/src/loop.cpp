@@ -1,0 +1,259 @@
+#include <coronet/core/loop.hpp>
+#include <coronet/core/timer.hpp>
+
+#include "backend/backend.hpp"
+#include "dns_worker.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace coronet::core {
+
+namespace detail {
+bool probe_uring() noexcept;
+
+void op_canceller::fire(stop_callback_base* self) noexcept {
+    io_op* op = static_cast<op_canceller*>(self)->op;
+    op->owner->cancel(*op);
+}
+}  // namespace detail
+
+namespace {
+thread_local loop* current_loop = nullptr;
+
+backend_kind choose_backend(const loop_options& opts) {
+    if (opts.backend) return *opts.backend;
+    if (const char* env = std::getenv("CORONET_BACKEND")) {
+        std::string v(env);
+        if (v == "epoll") return backend_kind::epoll;
+        if (v == "uring" || v == "io_uring") return backend_kind::uring;
+    }
+    return uring_available() ? backend_kind::uring : backend_kind::epoll;
+}
+}  // namespace
+
+std::string_view to_string(backend_kind k) noexcept {
+    return k == backend_kind::uring ? "uring" : "epoll";
+}
+
+bool uring_available() noexcept {
+    static const bool ok = detail::probe_uring();
+    return ok;
+}
+
+struct loop::timer_heap {
+    std::vector<detail::timer_node*> heap;
+
+    static bool less(const detail::timer_node* a, const detail::timer_node* b) noexcept {
+        return a->when < b->when;
+    }
+    void place(std::size_t i, detail::timer_node* t) noexcept {
+        heap[i] = t;
+        t->index = i;
+    }
+    void sift_up(std::size_t i) noexcept {
+        detail::timer_node* t = heap[i];
+        while (i > 0) {
+            std::size_t parent = (i - 1) / 2;
+            if (!less(t, heap[parent])) break;
+            place(i, heap[parent]);
+            i = parent;
+        }
+        place(i, t);
+    }
+    void sift_down(std::size_t i) noexcept {
+        detail::timer_node* t = heap[i];
+        const std::size_t n = heap.size();
+        for (;;) {
+            std::size_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && less(heap[c + 1], heap[c])) ++c;
+            if (!less(heap[c], t)) break;
+            place(i, heap[c]);
+            i = c;
+        }
+        place(i, t);
+    }
+    void push(detail::timer_node* t) {
+        heap.push_back(t);
+        sift_up(heap.size() - 1);
+    }
+    void erase(detail::timer_node* t) noexcept {
+        std::size_t i = t->index;
+        t->index = static_cast<std::size_t>(-1);
+        detail::timer_node* last = heap.back();
+        heap.pop_back();
+        if (last == t) return;
+        place(i, last);
+        sift_down(i);
+        sift_up(last->index);
+    }
+};
+
+struct loop::posted_queue {
+    std::mutex mu;
+    std::vector<std::function<void()>> items;
+    bool wake_pending = false;
+};
+
+loop::loop(loop_options opts)
+    : kind_(choose_backend(opts)),
+      timers_(std::make_unique<timer_heap>()),
+      posted_(std::make_unique<posted_queue>()) {
+    if (kind_ == backend_kind::uring) backend_ = detail::make_uring_backend(*this, opts.uring_entries);
+    else backend_ = detail::make_epoll_backend(*this);
+
+    int efd = ::eventfd(0, EFD_CLOEXEC | (kind_ == backend_kind::epoll ? EFD_NONBLOCK : 0));
+    if (efd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+    wake_fd_.fd = efd;
+    wake_op_.code = detail::op_code::read;
+    wake_op_.fds = &wake_fd_;
+    wake_op_.buf = &wake_buf_;
+    wake_op_.len = sizeof wake_buf_;
+    wake_op_.owner = this;
+    wake_op_.on_complete = &loop::on_wake;
+    while (start(wake_op_)) {
+        // An eventfd read that succeeds at once just drains a stale count.
+    }
+    previous_current_ = current_loop;
+    current_loop = this;
+}
+
+loop::~loop() {
+    if (current_loop == this) current_loop = previous_current_;
+    dns_.reset();
+    // Cancel our own wake-up read and let the backend deliver it, so nothing refers to us.
+    if (wake_op_.in_flight) {
+        wake_op_.on_complete = [](detail::io_op*) noexcept {};
+        cancel(wake_op_);
+        for (int i = 0; i < 100 && wake_op_.in_flight; ++i) backend_->wait(clock::duration::zero());
+        run_ready();
+    }
+    backend_->remove_fd(wake_fd_);
+    backend_.reset();
+    ::close(wake_fd_.fd);
+}
+
+loop* loop::current() noexcept { return current_loop; }
+
+bool loop::start(detail::io_op& op) {
+    op.owner = this;
+    return backend_->start(op);
+}
+
+void loop::cancel(detail::io_op& op) noexcept { backend_->cancel(op); }
+
+void loop::add_fd(detail::fd_state& fds) { backend_->add_fd(fds); }
+
+void loop::remove_fd(detail::fd_state& fds) noexcept { backend_->remove_fd(fds); }
+
+void loop::complete_later(detail::io_op& op) noexcept {
+    op.next = nullptr;
+    if (ready_tail_ != nullptr) ready_tail_->next = &op;
+    else ready_head_ = &op;
+    ready_tail_ = &op;
+}
+
+void loop::add_timer(detail::timer_node& t) { timers_->push(&t); }
+
+void loop::remove_timer(detail::timer_node& t) noexcept {
+    if (t.queued()) timers_->erase(&t);
+}
+
+detail::dns_worker& loop::dns() {
+    if (!dns_) dns_ = std::make_unique<detail::dns_worker>(*this);
+    return *dns_;
+}
+
+void loop::stop() noexcept {
+    // Called from another thread, the flag alone would not wake a loop blocked in the kernel.
+    if (current_loop == this && running_) {
+        stop_ = true;
+        return;
+    }
+    post([this] { stop_ = true; });
+}
+
+void loop::post(std::function<void()> fn) {
+    bool wake = false;
+    {
+        std::lock_guard<std::mutex> lock(posted_->mu);
+        posted_->items.push_back(std::move(fn));
+        if (!posted_->wake_pending) wake = posted_->wake_pending = true;
+    }
+    if (wake) {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake_fd_.fd, &one, sizeof one);
+    }
+}
+
+void loop::on_wake(detail::io_op* op) noexcept {
+    loop* self = op->owner;
+    self->drain_posted();
+    while (self->start(self->wake_op_)) {
+    }
+}
+
+void loop::drain_posted() {
+    std::vector<std::function<void()>> items;
+    {
+        std::lock_guard<std::mutex> lock(posted_->mu);
+        items.swap(posted_->items);
+        posted_->wake_pending = false;
+    }
+    for (auto& fn : items) fn();
+}
+
+void loop::run_ready() noexcept {
+    // Only what is queued now: completions queued by these run in the next round.
+    detail::io_op* list = ready_head_;
+    ready_head_ = ready_tail_ = nullptr;
+    while (list != nullptr) {
+        detail::io_op* op = list;
+        list = op->next;
+        op->next = nullptr;
+        op->complete();
+    }
+}
+
+std::optional<clock::duration> loop::next_timeout() const {
+    if (ready_head_ != nullptr) return clock::duration::zero();
+    if (timers_->heap.empty()) return std::nullopt;
+    auto d = timers_->heap.front()->when - clock::now();
+    return d < clock::duration::zero() ? clock::duration::zero() : d;
+}
+
+void loop::fire_timers() {
+    if (timers_->heap.empty()) return;
+    const auto now = clock::now();
+    while (!timers_->heap.empty() && timers_->heap.front()->when <= now) {
+        detail::timer_node* t = timers_->heap.front();
+        timers_->erase(t);
+        t->fire(t);
+    }
+}
+
+void loop::run() {
+    loop* prev = current_loop;
+    current_loop = this;
+    running_ = true;
+    while (!stop_) {
+        run_ready();
+        if (stop_) break;
+        backend_->wait(next_timeout());
+        fire_timers();
+    }
+    stop_ = false;
+    running_ = false;
+    current_loop = prev;
+}
+
+}  // namespace coronet::core

@@ -1,0 +1,297 @@
+#include <coronet/core/socket.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+namespace coronet::core {
+namespace {
+
+// epoll needs non-blocking descriptors; io_uring arms its own poll and works with blocking ones.
+void fit_blocking_mode(loop& lp, int fd) noexcept {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) return;
+    int want = lp.backend() == backend_kind::epoll ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    if (want != fl) ::fcntl(fd, F_SETFL, want);
+}
+
+bool is_tcp(int fd) noexcept {
+    ::sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<::sockaddr*>(&ss), &len) != 0) return false;
+    return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+}
+
+}  // namespace
+
+// ---- tcp_stream --------------------------------------------------------------------------
+
+tcp_stream::tcp_stream(loop& lp, int fd) noexcept : loop_(&lp) {
+    fds_.fd = fd;
+    fit_blocking_mode(lp, fd);
+}
+
+tcp_stream::tcp_stream(tcp_stream&& o) noexcept : loop_(std::exchange(o.loop_, nullptr)) {
+    // The epoll registration points at the old fd_state; drop it and re-register lazily.
+    if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+    fds_.fd = std::exchange(o.fds_.fd, -1);
+}
+
+tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
+    if (this != &o) {
+        close();
+        loop_ = std::exchange(o.loop_, nullptr);
+        if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+        fds_.fd = std::exchange(o.fds_.fd, -1);
+    }
+    return *this;
+}
+
+tcp_stream::~tcp_stream() { close(); }
+
+void tcp_stream::close() noexcept {
+    if (fds_.fd < 0) return;
+    if (loop_ != nullptr) loop_->remove_fd(fds_);
+    ::close(fds_.fd);
+    fds_.fd = -1;
+}
+
+result<void> tcp_stream::set_nodelay(bool on) noexcept {
+    if (fds_.fd < 0) return errc::not_open;
+    if (!is_tcp(fds_.fd)) return {};
+    int v = on ? 1 : 0;
+    if (::setsockopt(fds_.fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0) return errno_code(errno);
+    return {};
+}
+
+result<endpoint> tcp_stream::local_endpoint() const noexcept {
+    endpoint e;
+    socklen_t len = endpoint::capacity();
+    if (::getsockname(fds_.fd, e.data(), &len) != 0) return errno_code(errno);
+    e.set_size(len);
+    return e;
+}
+
+result<endpoint> tcp_stream::remote_endpoint() const noexcept {
+    endpoint e;
+    socklen_t len = endpoint::capacity();
+    if (::getpeername(fds_.fd, e.data(), &len) != 0) return errno_code(errno);
+    e.set_size(len);
+    return e;
+}
+
+bool tcp_stream::start_read(stream_op& op) {
+    if (fds_.fd < 0) {
+        op.ec = make_error_code(errc::not_open);
+        return true;
+    }
+    op.code = detail::op_code::recv;
+    op.fds = &fds_;
+    op.flags = 0;
+    op.on_complete = nullptr;
+    return loop_->start(op);
+}
+
+bool tcp_stream::start_write(stream_op& op) {
+    if (fds_.fd < 0) {
+        op.ec = make_error_code(errc::not_open);
+        return true;
+    }
+    op.owner = loop_;
+    op.fds = &fds_;
+    op.flags = 0;
+    op.on_complete = &on_write_step;
+    if (!write_more(op)) return false;
+    op.on_complete = nullptr;
+    return true;
+}
+
+// Issues sendmsg for the next window until everything is written (res = 0), an error ends it
+// (res < 0), or a write must wait for its completion (returns false).
+bool tcp_stream::write_more(stream_op& op) {
+    for (;;) {
+        if (op.prepare_write_window() == 0) {
+            op.res = 0;
+            return true;
+        }
+        op.code = detail::op_code::sendmsg;
+        if (!op.owner->start(op)) return false;
+        if (op.res < 0) return true;
+        if (op.advance_written(static_cast<std::size_t>(op.res))) {
+            op.res = 0;
+            return true;
+        }
+    }
+}
+
+void tcp_stream::on_write_step(detail::io_op* io) noexcept {
+    auto& op = static_cast<stream_op&>(*io);
+    if (op.res < 0) return op.finish();
+    if (op.advance_written(static_cast<std::size_t>(op.res))) return op.finish(0);
+    // A stop that came while this step was completing may have missed it (the cancel found
+    // nothing in flight): honour it here rather than start the next window.
+    if (op.stop_requested()) return op.finish(-ECANCELED);
+    if (write_more(op)) op.finish();
+}
+
+bool tcp_stream::start_shutdown(stream_op& op) {
+    if (fds_.fd < 0) {
+        op.ec = make_error_code(errc::not_open);
+        return true;
+    }
+    op.res = ::shutdown(fds_.fd, SHUT_WR) == 0 ? 0 : -errno;
+    if (op.res == -ENOTCONN) op.res = 0;
+    return true;
+}
+
+void tcp_stream::cancel(stream_op& op) noexcept {
+    if (loop_ != nullptr) loop_->cancel(op);
+}
+
+namespace {
+struct connect_op : detail::io_op {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        waiter = h;
+        stop_token tok = detail::token_of(h);
+        if (tok.stop_requested()) {
+            res = -ECANCELED;
+            return false;
+        }
+        if (owner->start(*this)) return false;
+        canceller.attach(tok.source());
+        return true;
+    }
+    int await_resume() noexcept {
+        canceller.detach();
+        return res;
+    }
+    detail::op_canceller canceller{this};
+};
+
+task<result<tcp_stream>> connect_impl(endpoint ep) {
+    loop& lp = *loop::current();
+    int type = SOCK_STREAM | SOCK_CLOEXEC | (lp.backend() == backend_kind::epoll ? SOCK_NONBLOCK : 0);
+    int fd = ::socket(ep.family(), type, 0);
+    if (fd < 0) co_return errno_code(errno);
+    tcp_stream s(lp, fd);
+    connect_op op;
+    detail::fd_state fds;
+    fds.fd = fd;
+    op.owner = &lp;
+    op.code = detail::op_code::connect;
+    op.fds = &fds;
+    op.addr = const_cast<::sockaddr*>(ep.data());
+    op.addrlen = ep.size();
+    int r = co_await op;
+    lp.remove_fd(fds);
+    if (r == -ECANCELED) co_return errc::operation_canceled;
+    if (r < 0) co_return errno_code(-r);
+    if (ep.is_ip()) (void)s.set_nodelay(true);
+    co_return std::move(s);
+}
+}  // namespace
+
+task<result<tcp_stream>> tcp_stream::connect(endpoint ep) { return connect_impl(std::move(ep)); }
+
+// ---- tcp_listener ------------------------------------------------------------------------
+
+tcp_listener::tcp_listener(tcp_listener&& o) noexcept
+    : loop_(std::exchange(o.loop_, nullptr)), opts_(o.opts_) {
+    if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+    fds_.fd = std::exchange(o.fds_.fd, -1);
+}
+
+tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
+    if (this != &o) {
+        close();
+        loop_ = std::exchange(o.loop_, nullptr);
+        opts_ = o.opts_;
+        if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+        fds_.fd = std::exchange(o.fds_.fd, -1);
+    }
+    return *this;
+}
+
+tcp_listener::~tcp_listener() { close(); }
+
+void tcp_listener::close() noexcept {
+    if (fds_.fd < 0) return;
+    if (loop_ != nullptr) loop_->remove_fd(fds_);
+    ::close(fds_.fd);
+    fds_.fd = -1;
+}
+
+result<tcp_listener> tcp_listener::bind(loop& lp, const endpoint& ep, listen_options opts) {
+    int type = SOCK_STREAM | SOCK_CLOEXEC | (lp.backend() == backend_kind::epoll ? SOCK_NONBLOCK : 0);
+    int fd = ::socket(ep.family(), type, 0);
+    if (fd < 0) return errno_code(errno);
+    auto fail = [fd] {
+        int e = errno;
+        ::close(fd);
+        return errno_code(e);
+    };
+    int one = 1;
+    if (ep.is_ip()) {
+        if (opts.reuse_address && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+            return fail();
+        if (opts.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+            return fail();
+        if (ep.family() == AF_INET6) {
+            int v6 = opts.v6_only ? 1 : 0;
+            if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) != 0) return fail();
+        }
+    }
+    if (::bind(fd, ep.data(), ep.size()) != 0) return fail();
+    if (::listen(fd, opts.backlog) != 0) return fail();
+    tcp_listener l;
+    l.loop_ = &lp;
+    l.fds_.fd = fd;
+    l.opts_ = opts;
+    return l;
+}
+
+result<endpoint> tcp_listener::local_endpoint() const noexcept {
+    endpoint e;
+    socklen_t len = endpoint::capacity();
+    if (::getsockname(fds_.fd, e.data(), &len) != 0) return errno_code(errno);
+    e.set_size(len);
+    return e;
+}
+
+accept_awaitable::accept_awaitable(tcp_listener& l) noexcept : listener_(&l) {}
+
+bool accept_awaitable::begin(std::coroutine_handle<> h, stop_token tok) {
+    waiter = h;
+    if (tok.stop_requested()) {
+        res = -ECANCELED;
+        return false;
+    }
+    if (listener_->fds_.fd < 0) {
+        res = -EBADF;
+        return false;
+    }
+    code = detail::op_code::accept;
+    fds = &listener_->fds_;
+    addr = nullptr;
+    if (listener_->loop_->start(*this)) return false;
+    canceller_.attach(tok.source());
+    return true;
+}
+
+result<tcp_stream> accept_awaitable::await_resume() noexcept {
+    canceller_.detach();
+    if (res == -ECANCELED) return errc::operation_canceled;
+    if (res < 0) return errno_code(-res);
+    tcp_stream s(*listener_->loop_, res);
+    if (listener_->opts_.nodelay) (void)s.set_nodelay(true);
+    return s;
+}
+
+}  // namespace coronet::core

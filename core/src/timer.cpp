@@ -1,0 +1,64 @@
+#include <coronet/core/timer.hpp>
+
+#include <cerrno>
+
+namespace coronet::core {
+
+sleep_awaitable::sleep_awaitable(clock::time_point when) noexcept : loop_(loop::current()) {
+    timer_.when = when;
+    timer_.fire = &on_fire;
+    timer_.self = this;
+    cancel_.self = this;
+}
+
+bool sleep_awaitable::suspend(std::coroutine_handle<> h, stop_token tok) {
+    resume_op_.waiter = h;
+    if (tok.stop_requested()) {
+        canceled_ = true;
+        return false;
+    }
+    loop_->add_timer(timer_);
+    cancel_.attach(tok.source());
+    return true;
+}
+
+void sleep_awaitable::on_fire(detail::timer_node* t) noexcept {
+    sleep_awaitable* self = static_cast<node*>(t)->self;
+    self->cancel_.detach();
+    self->resume_op_.waiter.resume();
+}
+
+void sleep_awaitable::on_stop(stop_callback_base* cb) noexcept {
+    sleep_awaitable* self = static_cast<canceller*>(cb)->self;
+    self->loop_->remove_timer(self->timer_);
+    self->canceled_ = true;
+    // Resume from the loop, not from inside request_stop().
+    self->loop_->complete_later(self->resume_op_);
+}
+
+result<void> sleep_awaitable::await_resume() noexcept {
+    cancel_.detach();
+    if (canceled_) return errc::operation_canceled;
+    return {};
+}
+
+namespace detail {
+
+deadline_timer::deadline_timer(loop& lp, clock::time_point when, stop_source& src)
+    : loop_(lp), src_(src) {
+    node_.when = when;
+    node_.fire = &on_fire;
+    node_.self = this;
+    loop_.add_timer(node_);
+}
+
+deadline_timer::~deadline_timer() { loop_.remove_timer(node_); }
+
+void deadline_timer::on_fire(timer_node* t) noexcept {
+    deadline_timer* self = static_cast<node*>(t)->self;
+    self->fired_ = true;
+    self->src_.request_stop();
+}
+
+}  // namespace detail
+}  // namespace coronet::core
