@@ -197,9 +197,11 @@ void loop::post(std::function<void()> fn) {
 
 void loop::on_wake(detail::io_op* op) noexcept {
     loop* self = op->owner;
-    self->drain_posted();
-    while (self->start(self->wake_op_)) {
-    }
+    // A read that succeeds at once (epoll) consumed the wake-up of a post made after the drain:
+    // drain again, or that work would wait for an unrelated later post.
+    do {
+        self->drain_posted();
+    } while (self->start(self->wake_op_));
 }
 
 void loop::drain_posted() {
