@@ -1,14 +1,18 @@
 // tcp_echo: a TCP echo server on coronet::core alone.
 //
 //   tcp_echo [--host 127.0.0.1] [--port 7007] [--backend uring|epoll]
+//            [--tls-cert FILE --tls-key FILE]
 //
-// Prints "listening on HOST:PORT" once it accepts, echoes every byte back, and exits cleanly on
-// SIGINT/SIGTERM (stops accepting, cancels the live connections, joins them).
+// Prints "listening on HOST:PORT" once it accepts, echoes every byte back (over TLS when given a
+// certificate and key), and exits cleanly on SIGINT/SIGTERM (stops accepting, cancels the live
+// connections, joins them).
 #include <coronet/core/accept_loop.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/signal.hpp>
 #include <coronet/core/socket.hpp>
+#include <coronet/core/timer.hpp>
+#include <coronet/core/tls.hpp>
 
 #include <csignal>
 #include <optional>
@@ -25,13 +29,18 @@ struct options {
     std::string host = "127.0.0.1";
     unsigned port = 7007;
     std::optional<core::backend_kind> backend;
+    std::string tls_cert;
+    std::string tls_key;
 };
 
 void usage(std::FILE* out) {
-    std::fputs("usage: tcp_echo [--host ADDR] [--port N] [--backend uring|epoll] [--help]\n"
+    std::fputs("usage: tcp_echo [--host ADDR] [--port N] [--backend uring|epoll]\n"
+               "                [--tls-cert FILE --tls-key FILE] [--help]\n"
                "  --host ADDR      address to listen on (default 127.0.0.1)\n"
                "  --port N         port (default 7007; 0 picks a free one)\n"
-               "  --backend NAME   force the loop backend (same as CORONET_BACKEND)\n",
+               "  --backend NAME   force the loop backend (same as CORONET_BACKEND)\n"
+               "  --tls-cert FILE  PEM certificate chain: echo over TLS\n"
+               "  --tls-key FILE   PEM private key of that certificate\n",
                out);
 }
 
@@ -59,11 +68,15 @@ bool parse(int argc, char** argv, options& o) {
             if (std::strcmp(v, "uring") == 0) o.backend = core::backend_kind::uring;
             else if (std::strcmp(v, "epoll") == 0) o.backend = core::backend_kind::epoll;
             else return false;
+        } else if (a == "--tls-cert" || a == "--tls-key") {
+            const char* v = value();
+            if (v == nullptr) return false;
+            (a == "--tls-cert" ? o.tls_cert : o.tls_key) = v;
         } else {
             return false;
         }
     }
-    return true;
+    return o.tls_cert.empty() == o.tls_key.empty();
 }
 
 core::task<void> echo(core::tcp_stream s) {
@@ -75,7 +88,23 @@ core::task<void> echo(core::tcp_stream s) {
     }
 }
 
-core::task<int> serve(core::loop& lp, core::endpoint ep) {
+// A client gets this long to finish its TLS handshake.
+constexpr auto handshake_timeout = std::chrono::seconds(10);
+
+core::task<void> echo_tls(core::tcp_stream s, const core::tls_context& ctx) {
+    auto tls = core::tls_stream::server(ctx, std::make_unique<core::tcp_stream>(std::move(s)));
+    auto hs = co_await core::with_timeout(handshake_timeout, tls->handshake());
+    if (!hs) co_return;  // plain-text client, bad hello, timeout: this connection only
+    std::byte buf[16 * 1024];
+    for (;;) {
+        auto n = co_await tls->read_some(buf);
+        if (!n) break;
+        if (!co_await tls->write_all({buf, *n})) co_return;
+    }
+    (void)co_await tls->shutdown();  // close_notify after the peer's
+}
+
+core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls) {
     auto listener = core::tcp_listener::bind(lp, ep);
     if (!listener) {
         std::fprintf(stderr, "tcp_echo: cannot listen on %s: %s\n", ep.to_string().c_str(),
@@ -84,7 +113,9 @@ core::task<int> serve(core::loop& lp, core::endpoint ep) {
     }
     core::signal_set signals(lp, {SIGINT, SIGTERM});
     core::task_scope scope;
-    scope.spawn(core::accept_loop(*listener, scope, [](core::tcp_stream s) { return echo(std::move(s)); }));
+    scope.spawn(core::accept_loop(*listener, scope, [tls](core::tcp_stream s) {
+        return tls != nullptr ? echo_tls(std::move(s), *tls) : echo(std::move(s));
+    }));
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
     std::fflush(stdout);
 
@@ -108,9 +139,21 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "tcp_echo: invalid --host %s\n", o.host.c_str());
         return 2;
     }
+    core::tls_context tls;
+    if (!o.tls_cert.empty()) {
+        core::tls_server_options so;
+        so.cert_file = o.tls_cert;
+        so.key_file = o.tls_key;
+        auto ctx = core::tls_context::server(so);
+        if (!ctx) {
+            std::fprintf(stderr, "tcp_echo: TLS setup failed: %s\n", ctx.error().message().c_str());
+            return 2;
+        }
+        tls = std::move(*ctx);
+    }
     core::block_signals({SIGINT, SIGTERM});
     core::loop_options lo;
     lo.backend = o.backend;
     core::loop lp(lo);
-    return core::run(lp, serve(lp, *ep));
+    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
 }
