@@ -108,7 +108,7 @@ loop::loop(loop_options opts)
     : kind_(choose_backend(opts)),
       timers_(std::make_unique<timer_heap>()),
       posted_(std::make_unique<posted_queue>()) {
-    if (kind_ == backend_kind::uring) backend_ = detail::make_uring_backend(*this, opts.uring_entries);
+    if (kind_ == backend_kind::uring) backend_ = detail::make_uring_backend(*this, opts.uring_entries, opts.uring_cq_entries);
     else backend_ = detail::make_epoll_backend(*this);
 
     int efd = ::eventfd(0, EFD_CLOEXEC | (kind_ == backend_kind::epoll ? EFD_NONBLOCK : 0));

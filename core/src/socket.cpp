@@ -119,7 +119,14 @@ bool tcp_stream::write_more(stream_op& op) {
             op.res = 0;
             return true;
         }
-        op.code = detail::op_code::sendmsg;
+        if (op.msg.msg_iovlen == 1) {
+            // One contiguous buffer: plain send is cheaper than sendmsg.
+            op.code = detail::op_code::send;
+            op.buf = op.msg.msg_iov[0].iov_base;
+            op.len = op.msg.msg_iov[0].iov_len;
+        } else {
+            op.code = detail::op_code::sendmsg;
+        }
         if (!op.owner->start(op)) return false;
         if (op.res < 0) return true;
         if (op.advance_written(static_cast<std::size_t>(op.res))) {

@@ -28,7 +28,7 @@ public:
 
 std::unique_ptr<backend> make_epoll_backend(loop& lp);
 /// Throws std::system_error when io_uring cannot be set up.
-std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries);
+std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries, unsigned cq_entries);
 
 /// Performs op's syscall once, non-blocking. Returns the result (>= 0 or -errno).
 int perform_now(io_op& op) noexcept;

@@ -29,6 +29,12 @@ public:
 
     bool start(io_op& op) override {
         if (op.code == op_code::connect) op.res = 0;
+        if (op.code == op_code::recv && !op.fds->readable && op.fds->registered) {
+            // The last read drained the socket and no input was reported since: waiting for
+            // the edge saves the recv that would only say EAGAIN.
+            park(op);
+            return false;
+        }
         if (budget_ == 0) {
             op.in_flight = true;
             push_deferred(op);
@@ -36,6 +42,7 @@ public:
         }
         --budget_;
         int r = perform_now(op);
+        note_read(op, r);
         if (r != -EAGAIN) {
             op.res = r;
             return true;
@@ -107,8 +114,10 @@ private:
         // Try both syscalls before completing either: a completion may close the descriptor.
         io_op* done_r = nullptr;
         io_op* done_w = nullptr;
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f.readable = true;
         if (f.reader != nullptr && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
             int r = perform_now(*f.reader);
+            note_read(*f.reader, r);
             if (r != -EAGAIN) {
                 done_r = f.reader;
                 done_r->res = r;
@@ -131,6 +140,12 @@ private:
             done_w->in_flight = false;
             done_w->complete();
         }
+    }
+
+    // A stream read that returned fewer bytes than asked for (or EAGAIN) drained the socket.
+    static void note_read(io_op& op, int r) noexcept {
+        if (op.code != op_code::recv) return;
+        if (r == -EAGAIN || (r > 0 && static_cast<std::size_t>(r) < op.len)) op.fds->readable = false;
     }
 
     void push_deferred(io_op& op) noexcept {
@@ -161,6 +176,7 @@ private:
             list = op.next;
             op.next = nullptr;
             int r = perform_now(op);
+            note_read(op, r);
             if (r == -EAGAIN) {
                 park(op);
                 continue;

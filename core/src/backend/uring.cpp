@@ -16,25 +16,28 @@ constexpr std::uint8_t needed_ops[] = {
     IORING_OP_ACCEPT,  IORING_OP_CONNECT, IORING_OP_ASYNC_CANCEL,
 };
 
-int setup_ring(io_uring& ring, unsigned entries) {
+int setup_ring(io_uring& ring, unsigned entries, unsigned cq_entries) {
     io_uring_params p{};
     // SINGLE_ISSUER: only the loop's thread submits, which lets the kernel skip locking.
     // DEFER_TASKRUN: completion work runs when we enter the kernel to wait, not on interrupts,
     // so it is batched with our own reaping. COOP_TASKRUN: no IPI to run task work.
-    // CQSIZE: a completion queue twice the submission queue, the bound on operations in flight.
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
-    p.cq_entries = entries * 2;
+    // CQSIZE: a completion queue larger than the submission queue; it bounds the operations in
+    // flight (an idle connection's read holds a slot), not the submissions per iteration.
+    // CLAMP: sizes above the kernel's maximum are reduced instead of refused.
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
+              IORING_SETUP_CLAMP;
+    p.cq_entries = cq_entries < entries * 2 ? entries * 2 : cq_entries;
     int r = io_uring_queue_init_params(entries, &ring, &p);
     if (r == -EINVAL) {
         // Kernels before 6.1 lack DEFER_TASKRUN / SINGLE_ISSUER.
         std::memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
-        p.cq_entries = entries * 2;
+        p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.cq_entries = cq_entries < entries * 2 ? entries * 2 : cq_entries;
         r = io_uring_queue_init_params(entries, &ring, &p);
         if (r == -EINVAL) {
             std::memset(&p, 0, sizeof p);
-            p.flags = IORING_SETUP_CQSIZE;
-            p.cq_entries = entries * 2;
+            p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+            p.cq_entries = cq_entries < entries * 2 ? entries * 2 : cq_entries;
             r = io_uring_queue_init_params(entries, &ring, &p);
         }
     }
@@ -53,11 +56,12 @@ int setup_ring(io_uring& ring, unsigned entries) {
 
 class uring_backend final : public backend {
 public:
-    uring_backend(loop& lp, unsigned entries) : loop_(lp) {
-        int r = setup_ring(ring_, entries);
+    uring_backend(loop& lp, unsigned entries, unsigned cq_entries) : loop_(lp) {
+        int r = setup_ring(ring_, entries, cq_entries);
         if (r != 0) throw std::system_error(-r, std::system_category(), "io_uring setup");
-        // Leave room for the cancel requests that may accompany operations in flight.
-        limit_ = ring_.cq.ring_entries / 2;
+        // Every pending operation may post one completion, and so may a cancel request; keep a
+        // sixteenth of the queue for those so cancellation never waits in the backlog.
+        limit_ = ring_.cq.ring_entries - ring_.cq.ring_entries / 16;
         io_uring_register_ring_fd(&ring_);
     }
     ~uring_backend() override { io_uring_queue_exit(&ring_); }
@@ -205,13 +209,13 @@ private:
 
 }  // namespace
 
-std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries) {
-    return std::make_unique<uring_backend>(lp, entries);
+std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries, unsigned cq_entries) {
+    return std::make_unique<uring_backend>(lp, entries, cq_entries);
 }
 
 bool probe_uring() noexcept {
     io_uring ring{};
-    if (setup_ring(ring, 8) != 0) return false;
+    if (setup_ring(ring, 8, 16) != 0) return false;
     io_uring_queue_exit(&ring);
     return true;
 }

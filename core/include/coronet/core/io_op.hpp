@@ -65,6 +65,9 @@ struct io_op {
 struct fd_state {
     int fd = -1;
     bool registered = false;  ///< added to the epoll set
+    /// epoll: false once a read came back short or with EAGAIN (the socket is drained), true
+    /// again when epoll reports input. A read on a drained socket parks without a syscall.
+    bool readable = true;
     io_op* reader = nullptr;
     io_op* writer = nullptr;
 };

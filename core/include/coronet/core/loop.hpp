@@ -28,9 +28,14 @@ struct loop_options {
     /// Forces a backend; when empty the loop reads `CORONET_BACKEND` (epoll|uring) and otherwise
     /// probes io_uring and falls back to epoll.
     std::optional<backend_kind> backend;
-    /// io_uring submission queue size (the completion queue is twice as large). Operations in
-    /// flight are bounded by the completion queue; more wait in a backlog.
+    /// io_uring submission queue size: how many operations one loop iteration can submit
+    /// before a full queue is flushed early.
     unsigned uring_entries = 1024;
+    /// io_uring completion queue size. Operations in flight are bounded by it (every pending
+    /// operation, including an idle connection's pending read, may post a completion), so it
+    /// bounds how many connections one loop serves on io_uring; operations beyond it wait in a
+    /// backlog until others complete. 32768 entries cost 512 KiB of ring memory per loop.
+    unsigned uring_cq_entries = 32768;
 };
 
 /// True if io_uring works here: the ring can be set up and supports every opcode coronet needs.
