@@ -84,7 +84,8 @@ core::task<void> echo(core::tcp_stream s) {
     for (;;) {
         auto n = co_await s.read_some(buf);
         if (!n) co_return;  // end of stream, reset or cancelled: the connection is done
-        if (!co_await s.write_all({buf, *n})) co_return;
+        auto w = co_await s.write_all({buf, *n});  // bound first: see docs/core.md, g++ 12
+        if (!w) co_return;
     }
 }
 
@@ -99,7 +100,8 @@ core::task<void> echo_tls(core::tcp_stream s, const core::tls_context& ctx) {
     for (;;) {
         auto n = co_await tls->read_some(buf);
         if (!n) break;
-        if (!co_await tls->write_all({buf, *n})) co_return;
+        auto w = co_await tls->write_all({buf, *n});
+        if (!w) co_return;
     }
     (void)co_await tls->shutdown();  // close_notify after the peer's
 }

@@ -26,7 +26,8 @@ core::task<void> echo(core::tcp_stream s) {
     for (;;) {
         auto n = co_await s.read_some(buf);
         if (!n) co_return;
-        if (!co_await s.write_all({buf, *n})) co_return;
+        auto w = co_await s.write_all({buf, *n});  // bound first: see docs/core.md, g++ 12
+        if (!w) co_return;
     }
 }
 
