@@ -108,7 +108,7 @@ loop::loop(loop_options opts)
     : kind_(choose_backend(opts)),
       timers_(std::make_unique<timer_heap>()),
       posted_(std::make_unique<posted_queue>()) {
-    if (kind_ == backend_kind::uring) backend_ = detail::make_uring_backend(*this, opts.uring_entries, opts.uring_cq_entries);
+    if (kind_ == backend_kind::uring) backend_ = detail::make_uring_backend(*this, opts);
     else backend_ = detail::make_epoll_backend(*this);
 
     int efd = ::eventfd(0, EFD_CLOEXEC | (kind_ == backend_kind::epoll ? EFD_NONBLOCK : 0));
@@ -167,6 +167,14 @@ void loop::add_timer(detail::timer_node& t) { timers_->push(&t); }
 void loop::remove_timer(detail::timer_node& t) noexcept {
     if (t.queued()) timers_->erase(&t);
 }
+
+bool loop::has_provided_buffers() const noexcept { return backend_->has_provided_buffers(); }
+
+std::span<std::byte> loop::provided_buffer(std::uint32_t cqe_flags, unsigned& id) const noexcept {
+    return backend_->provided_buffer(cqe_flags, id);
+}
+
+void loop::recycle_provided_buffer(unsigned id) noexcept { backend_->recycle_provided_buffer(id); }
 
 detail::dns_worker& loop::dns() {
     if (!dns_) dns_ = std::make_unique<detail::dns_worker>(*this);

@@ -36,7 +36,8 @@ tcp_stream::tcp_stream(loop& lp, int fd) noexcept : loop_(&lp) {
     fit_blocking_mode(lp, fd);
 }
 
-tcp_stream::tcp_stream(tcp_stream&& o) noexcept : loop_(std::exchange(o.loop_, nullptr)) {
+tcp_stream::tcp_stream(tcp_stream&& o) noexcept
+    : lent_id_(std::exchange(o.lent_id_, no_lent)), loop_(std::exchange(o.loop_, nullptr)) {
     // The epoll registration points at the old fd_state; drop it and re-register lazily.
     if (loop_ != nullptr) loop_->remove_fd(o.fds_);
     fds_.fd = std::exchange(o.fds_.fd, -1);
@@ -46,6 +47,7 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
     if (this != &o) {
         close();
         loop_ = std::exchange(o.loop_, nullptr);
+        lent_id_ = std::exchange(o.lent_id_, no_lent);
         if (loop_ != nullptr) loop_->remove_fd(o.fds_);
         fds_.fd = std::exchange(o.fds_.fd, -1);
     }
@@ -54,7 +56,19 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
 
 tcp_stream::~tcp_stream() { close(); }
 
+void tcp_stream::return_lent() noexcept {
+    if (lent_id_ == no_lent) return;
+    loop_->recycle_provided_buffer(lent_id_);
+    lent_id_ = no_lent;
+}
+
+void tcp_stream::release_receive_buffer() noexcept {
+    if (loop_ != nullptr) return_lent();
+    stream::release_receive_buffer();
+}
+
 void tcp_stream::close() noexcept {
+    if (loop_ != nullptr) return_lent();
     if (fds_.fd < 0) return;
     if (loop_ != nullptr) loop_->remove_fd(fds_);
     ::close(fds_.fd);
@@ -90,11 +104,42 @@ bool tcp_stream::start_read(stream_op& op) {
         op.ec = make_error_code(errc::not_open);
         return true;
     }
+    return_lent();
     op.code = detail::op_code::recv;
     op.fds = &fds_;
     op.flags = 0;
     op.on_complete = nullptr;
     return loop_->start(op);
+}
+
+bool tcp_stream::start_receive(stream_op& op) {
+    if (fds_.fd < 0 || !loop_->has_provided_buffers()) return stream::start_receive(op);
+    return_lent();
+    op.code = detail::op_code::recv_provided;
+    op.fds = &fds_;
+    op.flags = 0;
+    op.on_complete = &on_receive_done;
+    return loop_->start(op);
+}
+
+void tcp_stream::on_receive_done(detail::io_op* io) noexcept {
+    auto& op = static_cast<stream_op&>(*io);
+    auto& self = static_cast<tcp_stream&>(op.target());
+    if (op.res == -ENOBUFS) {
+        // Every provided buffer is lent out: receive through the stream's own buffer instead.
+        op.on_complete = nullptr;
+        if (self.stream::start_receive(op)) op.finish();
+        return;
+    }
+    unsigned id = no_lent;
+    std::span<std::byte> b = self.loop_->provided_buffer(op.cqe_flags, id);
+    if (!b.empty()) {
+        op.buf = b.data();
+        op.len = b.size();
+        if (op.res > 0) self.lent_id_ = id;
+        else self.loop_->recycle_provided_buffer(id);
+    }
+    op.finish();
 }
 
 bool tcp_stream::start_write(stream_op& op) {

@@ -24,11 +24,15 @@ public:
     virtual void wait(std::optional<clock::duration> timeout) = 0;
     /// Called once per loop iteration before waiting (epoll: retries deferred ops).
     virtual bool has_deferred() const noexcept { return false; }
+    /// Provided buffers (io_uring): see loop::provided_buffer.
+    virtual bool has_provided_buffers() const noexcept { return false; }
+    virtual std::span<std::byte> provided_buffer(std::uint32_t, unsigned&) const noexcept { return {}; }
+    virtual void recycle_provided_buffer(unsigned) noexcept {}
 };
 
 std::unique_ptr<backend> make_epoll_backend(loop& lp);
 /// Throws std::system_error when io_uring cannot be set up.
-std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries, unsigned cq_entries);
+std::unique_ptr<backend> make_uring_backend(loop& lp, const loop_options& opts);
 
 /// Performs op's syscall once, non-blocking. Returns the result (>= 0 or -errno).
 int perform_now(io_op& op) noexcept;

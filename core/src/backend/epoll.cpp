@@ -29,6 +29,7 @@ public:
 
     bool start(io_op& op) override {
         if (op.code == op_code::connect) op.res = 0;
+        if (op.code == op_code::recv_provided) op.code = op_code::recv;  // io_uring only
         if (op.code == op_code::recv && !op.fds->readable && op.fds->registered) {
             // The last read drained the socket and no input was reported since: waiting for
             // the edge saves the recv that would only say EAGAIN.

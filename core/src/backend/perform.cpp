@@ -11,7 +11,8 @@ int perform_now(io_op& op) noexcept {
     long r = 0;
     do {
         switch (op.code) {
-        case op_code::recv: r = ::recv(fd, op.buf, op.len, op.flags); break;
+        case op_code::recv:
+        case op_code::recv_provided: r = ::recv(fd, op.buf, op.len, op.flags); break;
         case op_code::send: r = ::send(fd, op.buf, op.len, op.flags | MSG_NOSIGNAL); break;
         case op_code::sendmsg: r = ::sendmsg(fd, &op.msg, op.flags | MSG_NOSIGNAL); break;
         case op_code::read: r = ::read(fd, op.buf, op.len); break;

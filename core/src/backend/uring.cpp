@@ -4,6 +4,8 @@
 
 #include <liburing.h>
 
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -56,15 +58,38 @@ int setup_ring(io_uring& ring, unsigned entries, unsigned cq_entries) {
 
 class uring_backend final : public backend {
 public:
-    uring_backend(loop& lp, unsigned entries, unsigned cq_entries) : loop_(lp) {
-        int r = setup_ring(ring_, entries, cq_entries);
+    uring_backend(loop& lp, const loop_options& opts) : loop_(lp) {
+        int r = setup_ring(ring_, opts.uring_entries, opts.uring_cq_entries);
         if (r != 0) throw std::system_error(-r, std::system_category(), "io_uring setup");
         // Every pending operation may post one completion, and so may a cancel request; keep a
         // sixteenth of the queue for those so cancellation never waits in the backlog.
         limit_ = ring_.cq.ring_entries - ring_.cq.ring_entries / 16;
         io_uring_register_ring_fd(&ring_);
+        setup_provided_buffers(opts.uring_provided_buffers, opts.uring_provided_buffer_size);
     }
-    ~uring_backend() override { io_uring_queue_exit(&ring_); }
+    ~uring_backend() override {
+        if (buf_ring_ != nullptr) {
+            io_uring_unregister_buf_ring(&ring_, buffer_group);
+            ::munmap(buf_ring_, ring_bytes_);
+            ::munmap(buffers_, count_ * size_);
+        }
+        io_uring_queue_exit(&ring_);
+    }
+
+    bool has_provided_buffers() const noexcept override { return buf_ring_ != nullptr; }
+
+    std::span<std::byte> provided_buffer(std::uint32_t flags, unsigned& id) const noexcept override {
+        if (!(flags & IORING_CQE_F_BUFFER)) return {};
+        id = flags >> IORING_CQE_BUFFER_SHIFT;
+        return {static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_, size_};
+    }
+
+    void recycle_provided_buffer(unsigned id) noexcept override {
+        io_uring_buf_ring_add(buf_ring_, static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_,
+                              static_cast<unsigned>(size_), static_cast<unsigned short>(id),
+                              io_uring_buf_ring_mask(count_), 0);
+        io_uring_buf_ring_advance(buf_ring_, 1);
+    }
 
     bool start(io_op& op) override {
         op.in_flight = true;
@@ -125,6 +150,11 @@ private:
         const int fd = op.fds->fd;
         switch (op.code) {
         case op_code::recv: io_uring_prep_recv(sqe, fd, op.buf, op.len, op.flags); break;
+        case op_code::recv_provided:
+            io_uring_prep_recv(sqe, fd, nullptr, static_cast<unsigned>(size_), op.flags);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = buffer_group;
+            break;
         case op_code::send:
             io_uring_prep_send(sqe, fd, op.buf, op.len, op.flags | MSG_NOSIGNAL);
             break;
@@ -150,9 +180,11 @@ private:
             // Copy out and advance before completing anything: completions submit new work.
             io_op* ops[batch];
             int res[batch];
+            std::uint32_t flags[batch];
             for (unsigned i = 0; i < n; ++i) {
                 ops[i] = static_cast<io_op*>(io_uring_cqe_get_data(cqes[i]));
                 res[i] = cqes[i]->res;
+                flags[i] = cqes[i]->flags;
             }
             io_uring_cq_advance(&ring_, n);
             inflight_ -= n;
@@ -161,6 +193,7 @@ private:
                 io_op* op = ops[i];
                 if (op == nullptr) continue;  // a cancel request's own completion
                 op->res = res[i];
+                op->cqe_flags = flags[i];
                 op->in_flight = false;
                 op->complete();
             }
@@ -198,6 +231,50 @@ private:
         return false;
     }
 
+    // A ring of `count` buffers of `size` bytes that the kernel picks from on recv_provided.
+    // Needs kernel 5.19 (IORING_REGISTER_PBUF_RING); without it receives use stream buffers.
+    void setup_provided_buffers(unsigned count, std::size_t size) noexcept {
+        if (count == 0 || size == 0 || size > (1u << 30)) return;
+        unsigned n = 1;
+        while (n < count && n < 32768) n <<= 1;  // the ring size must be a power of two
+        ring_bytes_ = n * sizeof(io_uring_buf);
+        void* ring_mem = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
+                                MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (ring_mem == MAP_FAILED) return;
+        void* bufs = ::mmap(nullptr, n * size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (bufs == MAP_FAILED) {
+            ::munmap(ring_mem, ring_bytes_);
+            return;
+        }
+        auto* br = static_cast<io_uring_buf_ring*>(ring_mem);
+        io_uring_buf_ring_init(br);
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring_mem);
+        reg.ring_entries = n;
+        reg.bgid = buffer_group;
+        if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+            ::munmap(ring_mem, ring_bytes_);
+            ::munmap(bufs, n * size);
+            return;
+        }
+        buf_ring_ = br;
+        buffers_ = bufs;
+        count_ = n;
+        size_ = size;
+        for (unsigned i = 0; i < n; ++i)
+            io_uring_buf_ring_add(br, static_cast<std::byte*>(bufs) + static_cast<std::size_t>(i) * size,
+                                  static_cast<unsigned>(size), static_cast<unsigned short>(i),
+                                  io_uring_buf_ring_mask(n), static_cast<int>(i));
+        io_uring_buf_ring_advance(br, static_cast<int>(n));
+    }
+
+    static constexpr unsigned short buffer_group = 0;
+    io_uring_buf_ring* buf_ring_ = nullptr;
+    void* buffers_ = nullptr;
+    std::size_t ring_bytes_ = 0;
+    unsigned count_ = 0;
+    std::size_t size_ = 0;
+
     static constexpr unsigned batch = 256;
     loop& loop_;
     io_uring ring_{};
@@ -209,8 +286,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<backend> make_uring_backend(loop& lp, unsigned entries, unsigned cq_entries) {
-    return std::make_unique<uring_backend>(lp, entries, cq_entries);
+std::unique_ptr<backend> make_uring_backend(loop& lp, const loop_options& opts) {
+    return std::make_unique<uring_backend>(lp, opts);
 }
 
 bool probe_uring() noexcept {

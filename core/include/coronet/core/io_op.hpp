@@ -20,6 +20,7 @@ namespace coronet::core::detail {
 /// non-blocking syscall on epoll.
 enum class op_code : std::uint8_t {
     recv,     ///< recv(fd, buf, len, flags)
+    recv_provided,  ///< recv into a buffer the kernel picks from the loop's ring (io_uring)
     send,     ///< send(fd, buf, len, flags | MSG_NOSIGNAL)
     sendmsg,  ///< sendmsg(fd, &msg, flags | MSG_NOSIGNAL)
     read,     ///< read(fd, buf, len) (eventfd, signalfd)
@@ -42,6 +43,7 @@ struct io_op {
     bool in_flight = false;  ///< owned by the backend between start and completion
     int flags = 0;
     std::int32_t res = 0;
+    std::uint32_t cqe_flags = 0;  ///< io_uring completion flags (which provided buffer)
     fd_state* fds = nullptr;
     void* buf = nullptr;
     std::size_t len = 0;

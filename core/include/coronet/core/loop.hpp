@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace coronet::core {
@@ -36,6 +37,13 @@ struct loop_options {
     /// bounds how many connections one loop serves on io_uring; operations beyond it wait in a
     /// backlog until others complete. 32768 entries cost 512 KiB of ring memory per loop.
     unsigned uring_cq_entries = 32768;
+    /// io_uring provided buffers (a ring the kernel fills on receive, kernel 5.19+): how many,
+    /// and their size. `stream::receive()` on a tcp_stream then reads into a buffer lent by
+    /// the loop, so an idle connection holds no receive buffer at all. 0 disables; when the
+    /// ring runs dry a receive falls back to the stream's own buffer. 256 x 16 KiB = 4 MiB
+    /// per loop.
+    unsigned uring_provided_buffers = 256;
+    std::size_t uring_provided_buffer_size = 16 * 1024;
 };
 
 /// True if io_uring works here: the ring can be set up and supports every opcode coronet needs.
@@ -98,6 +106,12 @@ public:
     void remove_timer(detail::timer_node& t) noexcept;
     /// The worker that runs blocking getaddrinfo calls for this loop (started on first use).
     detail::dns_worker& dns();
+    /// Provided receive buffers (io_uring only): true if the ring is set up.
+    bool has_provided_buffers() const noexcept;
+    /// The provided buffer that a recv_provided completion with `cqe_flags` filled, and its id.
+    std::span<std::byte> provided_buffer(std::uint32_t cqe_flags, unsigned& id) const noexcept;
+    /// Gives a provided buffer back to the kernel's ring.
+    void recycle_provided_buffer(unsigned id) noexcept;
 
 private:
     void run_ready() noexcept;

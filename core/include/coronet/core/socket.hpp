@@ -39,9 +39,13 @@ public:
 
     void close() noexcept override;
     bool is_open() const noexcept override { return fds_.fd >= 0; }
+    void release_receive_buffer() noexcept override;
 
 protected:
     bool start_read(stream_op& op) override;
+    /// On io_uring with provided buffers, receives into a buffer the loop lends; otherwise the
+    /// stream's own buffer.
+    bool start_receive(stream_op& op) override;
     bool start_write(stream_op& op) override;
     bool start_shutdown(stream_op& op) override;
     void cancel(stream_op& op) noexcept override;
@@ -49,6 +53,11 @@ protected:
 private:
     static void on_write_step(detail::io_op* op) noexcept;
     static bool write_more(stream_op& op);
+    static void on_receive_done(detail::io_op* op) noexcept;
+    void return_lent() noexcept;
+
+    static constexpr unsigned no_lent = ~0u;
+    unsigned lent_id_ = no_lent;  ///< the provided buffer the last receive returned
 
     loop* loop_ = nullptr;
     detail::fd_state fds_;

@@ -45,6 +45,8 @@ public:
     bool advance_written(std::size_t n) noexcept;
     /// Bytes written so far.
     std::size_t bytes_written() const noexcept { return written_; }
+    /// The stream this operation runs on.
+    stream& target() const noexcept { return *target_; }
     /// True once the awaiting coroutine's stop token fired while the operation was pending.
     /// The cancel request may miss a step that completed at the same moment, so an
     /// implementation that works in several steps (a write issuing one sendmsg per window)
@@ -175,8 +177,9 @@ public:
     /// Reads into a lent buffer (see receive_awaitable).
     receive_awaitable receive() noexcept { return receive_awaitable(*this); }
 
-    /// Frees the buffer `receive()` lends, so an idle connection holds no receive buffer.
-    void release_receive_buffer() noexcept { lend_buf_.reset(); }
+    /// Gives back the buffer `receive()` lent (to the loop's ring, or frees the stream's own),
+    /// so an idle connection holds no receive buffer. The last received view becomes invalid.
+    virtual void release_receive_buffer() noexcept { lend_buf_.reset(); }
 
     /// Closes the stream at once (no FIN handshake, no close_notify). No operation may be
     /// pending. Idempotent.
