@@ -128,7 +128,18 @@ loop::loop(loop_options opts)
 }
 
 loop::~loop() {
-    if (current_loop == this) current_loop = previous_current_;
+    // Loops may die in any order (a vector destroys front to back): unlink this one from the
+    // thread's chain wherever it is, or a later loop would restore a dangling pointer.
+    if (current_loop == this) {
+        current_loop = previous_current_;
+    } else {
+        for (loop* l = current_loop; l != nullptr; l = l->previous_current_) {
+            if (l->previous_current_ == this) {
+                l->previous_current_ = previous_current_;
+                break;
+            }
+        }
+    }
     dns_.reset();
     // Cancel our own wake-up read and let the backend deliver it, so nothing refers to us.
     if (wake_op_.in_flight) {

@@ -1,0 +1,298 @@
+#include <coronet/core/buffered_reader.hpp>
+
+#include <coronet/core/buffer.hpp>
+#include <coronet/core/loop.hpp>
+#include <coronet/core/result.hpp>
+#include <coronet/core/task.hpp>
+#include <coronet/core/when.hpp>
+
+#include <testing/backends.hpp>
+#include <testing/memory_stream.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace core = coronet::core;
+using coronet::testing::memory_stream;
+using coronet::testing::memory_stream_pair;
+
+namespace {
+
+constexpr std::string_view request_text = "GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY";
+constexpr std::string_view request_head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+core::task<core::result<void>> write_string(core::stream& s, std::string data) {
+    co_return co_await s.write_all(core::as_bytes(data));
+}
+
+core::task<core::result<void>> write_then_shutdown(core::stream& s, std::string data) {
+    auto w = co_await s.write_all(core::as_bytes(data));
+    if (!w) co_return w;
+    co_return co_await s.shutdown();
+}
+
+/// Writes `data` in two writes split at `split` and shuts down (so a reader that misses its
+/// delimiter fails instead of waiting forever); the first write completes the reader's pending
+/// read with only the first part.
+core::task<core::result<void>> write_split(core::stream& s, std::string data, std::size_t split) {
+    std::string_view v(data);
+    auto first = co_await s.write_all(core::as_bytes(v.substr(0, split)));
+    if (!first) co_return first;
+    auto second = co_await s.write_all(core::as_bytes(v.substr(split)));
+    if (!second) co_return second;
+    co_return co_await s.shutdown();
+}
+
+struct parsed_request {
+    std::string head;
+    std::string body;
+    std::error_code error;
+};
+
+core::task<parsed_request> read_head_and_body(core::stream& s) {
+    parsed_request out;
+    core::buffered_reader rd(s);
+    auto head = co_await rd.read_until("\r\n\r\n", 8192);
+    if (!head) {
+        out.error = head.error();
+        co_return out;
+    }
+    out.head = std::string(core::as_string(*head));
+    rd.consume(head->size());
+    auto body = co_await rd.read_exactly(4);
+    if (!body) {
+        out.error = body.error();
+        co_return out;
+    }
+    out.body = std::string(core::as_string(*body));
+    co_return out;
+}
+
+core::task<core::result<std::string>> read_until_string(core::stream& s, std::string delim,
+                                                        std::size_t max, std::size_t max_buffer) {
+    core::buffered_reader rd(s, max_buffer);
+    auto r = co_await rd.read_until(delim, max);
+    if (!r) co_return r.error();
+    co_return std::string(core::as_string(*r));
+}
+
+core::task<core::result<std::string>> read_exactly_string(core::stream& s, std::size_t n,
+                                                          std::size_t max_buffer) {
+    core::buffered_reader rd(s, max_buffer);
+    auto r = co_await rd.read_exactly(n);
+    if (!r) co_return r.error();
+    co_return std::string(core::as_string(*r));
+}
+
+struct exact_reads {
+    std::string first;
+    std::string second;
+    std::size_t buffered_after_consume = 99;
+};
+
+core::task<exact_reads> two_exact_reads(core::stream& s) {
+    exact_reads out;
+    core::buffered_reader rd(s);
+    auto a = co_await rd.read_exactly(5);
+    if (a) out.first = std::string(core::as_string(*a));
+    rd.consume(5);
+    auto b = co_await rd.read_exactly(6);
+    if (b) out.second = std::string(core::as_string(*b));
+    rd.consume(6);
+    out.buffered_after_consume = rd.buffered().size();
+    co_return out;
+}
+
+struct prefetched {
+    std::string head;
+    std::string extra;
+    std::size_t buffered_after_release = 99;
+};
+
+core::task<prefetched> head_then_release(core::stream& s, bool consume_head) {
+    prefetched out;
+    core::buffered_reader rd(s);
+    auto head = co_await rd.read_until("\r\n\r\n", 8192);
+    if (!head) co_return out;
+    out.head = std::string(core::as_string(*head));
+    if (consume_head) rd.consume(head->size());
+    std::vector<std::byte> rest = rd.release_prefetched();
+    out.extra.assign(reinterpret_cast<const char*>(rest.data()), rest.size());
+    out.buffered_after_release = rd.buffered().size();
+    co_return out;
+}
+
+core::task<std::vector<std::string>> read_lines(core::stream& s, std::size_t count) {
+    std::vector<std::string> lines;
+    core::buffered_reader rd(s);
+    for (std::size_t i = 0; i < count; ++i) {
+        auto line = co_await rd.read_until("\n", 1024);
+        if (!line) break;
+        lines.emplace_back(core::as_string(*line));
+        rd.consume(line->size());
+    }
+    co_return lines;
+}
+
+core::task<core::result<std::size_t>> fill_once(core::stream& s, std::string* buffered) {
+    core::buffered_reader rd(s);
+    auto n = co_await rd.fill();
+    *buffered = std::string(core::as_string(rd.buffered()));
+    co_return n;
+}
+
+}  // namespace
+
+TEST_SUITE("core.buffered_reader") {
+
+TEST_CASE_TEMPLATE("a request split at every byte position reads to the same head and body", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    std::size_t max_read = memory_stream::unlimited;
+    SUBCASE("whole reads") {}
+    SUBCASE("reads of 3 bytes") { max_read = 3; }
+    SUBCASE("reads of 1 byte") { max_read = 1; }
+    for (std::size_t split = 0; split <= request_text.size(); ++split) {
+        CAPTURE(split);
+        auto [client, server] = memory_stream_pair(lp);
+        server->set_max_read(max_read);
+        // The reader starts first and waits, so the first write wakes it with the first part.
+        auto [req, wrote] = core::run(lp, core::when_all(read_head_and_body(*server),
+                                                         write_split(*client, std::string(request_text), split)));
+        CHECK(wrote.has_value());
+        CHECK(req.error == std::error_code());
+        CHECK(req.head == request_head);
+        CHECK(req.body == "BODY");
+    }
+}
+
+TEST_CASE_TEMPLATE("read_until reports limit_exceeded when max bytes hold no delimiter", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    SUBCASE("no delimiter at all") {
+        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
+        CHECK(core::run(lp, read_until_string(*b, "\r\n", 50, 1 << 20)).error() ==
+              core::errc::limit_exceeded);
+    }
+    SUBCASE("the delimiter ends one byte past max") {
+        REQUIRE(core::run(lp, write_string(*a, "abc\r\n")).has_value());
+        CHECK(core::run(lp, read_until_string(*b, "\r\n", 4, 1 << 20)).error() ==
+              core::errc::limit_exceeded);
+    }
+    SUBCASE("the delimiter ends exactly at max") {
+        REQUIRE(core::run(lp, write_string(*a, "abc\r\nmore")).has_value());
+        CHECK(core::run(lp, read_until_string(*b, "\r\n", 5, 1 << 20)).value() == "abc\r\n");
+    }
+    SUBCASE("the reader's own buffer bound is smaller than max") {
+        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
+        CHECK(core::run(lp, read_until_string(*b, "\r\n", 1000, 16)).error() ==
+              core::errc::limit_exceeded);
+    }
+    SUBCASE("with reads of one byte") {
+        b->set_max_read(1);
+        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
+        CHECK(core::run(lp, read_until_string(*b, "\r\n", 50, 1 << 20)).error() ==
+              core::errc::limit_exceeded);
+    }
+}
+
+TEST_CASE_TEMPLATE("read_exactly returns exactly the requested bytes", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    SUBCASE("whole reads") {}
+    SUBCASE("reads of one byte") { b->set_max_read(1); }
+    REQUIRE(core::run(lp, write_string(*a, "hello world")).has_value());
+    exact_reads r = core::run(lp, two_exact_reads(*b));
+    CHECK(r.first == "hello");
+    CHECK(r.second == " world");
+    CHECK(r.buffered_after_consume == 0);
+}
+
+TEST_CASE_TEMPLATE("read_exactly waits for bytes written later", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    auto [got, wrote] = core::run(
+        lp, core::when_all(read_exactly_string(*b, 10, 1 << 20), write_split(*a, "0123456789", 4)));
+    CHECK(wrote.has_value());
+    CHECK(got.value() == "0123456789");
+}
+
+TEST_CASE_TEMPLATE("read_exactly of more than the buffer bound reports limit_exceeded", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    REQUIRE(core::run(lp, write_string(*a, std::string(100, 'x'))).has_value());
+    CHECK(core::run(lp, read_exactly_string(*b, 17, 16)).error() == core::errc::limit_exceeded);
+    CHECK(core::run(lp, read_exactly_string(*b, 16, 16)).value() == std::string(16, 'x'));
+}
+
+TEST_CASE_TEMPLATE("the stream ending before the delimiter or count is end_of_stream", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    REQUIRE(core::run(lp, write_then_shutdown(*a, "abc")).has_value());
+    SUBCASE("read_until") {
+        CHECK(core::run(lp, read_until_string(*b, "\r\n", 100, 1 << 20)).error() ==
+              core::errc::end_of_stream);
+    }
+    SUBCASE("read_exactly") {
+        CHECK(core::run(lp, read_exactly_string(*b, 10, 1 << 20)).error() ==
+              core::errc::end_of_stream);
+    }
+}
+
+TEST_CASE_TEMPLATE("release_prefetched returns exactly the bytes after the consumed part", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    const std::string extra = "\x81\x05hello-extra-frame-bytes";
+    REQUIRE(core::run(lp, write_string(*a, std::string(request_head) + extra)).has_value());
+    SUBCASE("head consumed") {
+        prefetched p = core::run(lp, head_then_release(*b, true));
+        CHECK(p.head == request_head);
+        CHECK(p.extra == extra);
+        CHECK(p.buffered_after_release == 0);
+    }
+    SUBCASE("head not consumed") {
+        prefetched p = core::run(lp, head_then_release(*b, false));
+        CHECK(p.head == request_head);
+        CHECK(p.extra == std::string(request_head) + extra);
+        CHECK(p.buffered_after_release == 0);
+    }
+}
+
+TEST_CASE_TEMPLATE("pipelined lines in one write are split by read_until without more reads", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    REQUIRE(core::run(lp, write_string(*a, "one\ntwo\nthree\n")).has_value());
+    auto lines = core::run(lp, read_lines(*b, 3));
+    CHECK(lines == std::vector<std::string>{"one\n", "two\n", "three\n"});
+    CHECK(b->operations() == 1);
+}
+
+TEST_CASE_TEMPLATE("fill appends one read to the buffer", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    b->set_max_read(2);
+    REQUIRE(core::run(lp, write_string(*a, "abc")).has_value());
+    std::string buffered;
+    CHECK(core::run(lp, fill_once(*b, &buffered)).value() == 2);
+    CHECK(buffered == "ab");
+}
+
+}  // TEST_SUITE
