@@ -92,7 +92,13 @@ struct tls_stream::state {
     stream_op* writing = nullptr;
 
     ~state() {
-        if (ssl != nullptr) SSL_free(ssl);
+        if (ssl == nullptr) return;
+        // SSL_free of an established connection that did not send close_notify marks its
+        // session not resumable (ssl_clear_bad_session), which would spoil the session() handed
+        // out already, though the connection was fine. Fatal TLS errors have invalidated the
+        // session when they happened, so only that legacy rule is skipped.
+        SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+        SSL_free(ssl);
     }
 
     std::error_code error_of(int ret) {
@@ -113,6 +119,16 @@ struct tls_stream::state {
     }
 
     bool output_pending() const { return BIO_ctrl_pending(wbio) > 0; }
+
+    // True when SSL_read could only say WANT_READ: no plaintext or ciphertext is buffered and
+    // the handshake is done (so the read would not start one). Skipping that call matters:
+    // with SSL_MODE_RELEASE_BUFFERS each empty SSL_read allocates and frees a record buffer.
+    bool starved() const {
+        return !transport_eof && SSL_is_init_finished(ssl) && BIO_ctrl_pending(rbio) == 0 &&
+               SSL_has_pending(ssl) == 0;
+    }
+
+    bool transport_eof = false;
 };
 
 namespace detail {
@@ -176,6 +192,7 @@ task<result<void>> pull(tls_stream::state& st, stream& transport) {
     if (!got) {
         if (got.error() != errc::end_of_stream) co_return got.error();
         BIO_set_mem_eof_return(st.rbio, 0);
+        st.transport_eof = true;
         co_return result<void>{};
     }
     BIO_write(st.rbio, got->data(), static_cast<int>(got->size()));
@@ -184,6 +201,19 @@ task<result<void>> pull(tls_stream::state& st, stream& transport) {
 
 tls_job read_job(tls_stream::state& st, stream& transport, stream_op& op) {
     for (;;) {
+        if (st.starved()) {
+            if (st.output_pending()) {
+                if (auto f = co_await flush(st, transport); !f) {
+                    op.ec = f.error();
+                    break;
+                }
+            }
+            if (auto p = co_await pull(st, transport); !p) {
+                op.ec = p.error();
+                break;
+            }
+            continue;
+        }
         ERR_clear_error();
         std::size_t n = 0;
         int r = SSL_read_ex(st.ssl, op.buf, op.len, &n);
@@ -333,6 +363,11 @@ bool tls_stream::start_read(stream_op& op) {
     if (st.ssl == nullptr) {
         op.ec = make_error_code(errc::not_open);
         return true;
+    }
+    if (st.starved()) {
+        st.reading = &op;
+        st.read_stop.emplace();
+        return launch(read_job(st, *transport_, op), op, *st.read_stop);
     }
     // Fast path: plaintext already decrypted or decryptable from buffered ciphertext.
     ERR_clear_error();

@@ -116,6 +116,7 @@ private:
         io_op* done_r = nullptr;
         io_op* done_w = nullptr;
         if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f.readable = true;
+        if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f.read_closed = true;
         if (f.reader != nullptr && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
             int r = perform_now(*f.reader);
             note_read(*f.reader, r);
@@ -145,7 +146,7 @@ private:
 
     // A stream read that returned fewer bytes than asked for (or EAGAIN) drained the socket.
     static void note_read(io_op& op, int r) noexcept {
-        if (op.code != op_code::recv) return;
+        if (op.code != op_code::recv || op.fds->read_closed) return;
         if (r == -EAGAIN || (r > 0 && static_cast<std::size_t>(r) < op.len)) op.fds->readable = false;
     }
 

@@ -70,6 +70,9 @@ struct fd_state {
     /// epoll: false once a read came back short or with EAGAIN (the socket is drained), true
     /// again when epoll reports input. A read on a drained socket parks without a syscall.
     bool readable = true;
+    /// epoll: set once epoll reported the peer's FIN, a hang-up or an error. Reads then never
+    /// block and no further edge comes, so a short read no longer means drained.
+    bool read_closed = false;
     io_op* reader = nullptr;
     io_op* writer = nullptr;
 };
