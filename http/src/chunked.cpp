@@ -11,8 +11,22 @@ int hex_value(char c) noexcept {
     return -1;
 }
 
-// Bytes allowed in chunk extensions: tokens, '=', quoted strings, whitespace (RFC 9112 §7.1.1).
-bool ext_char(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+bool is_ws(char c) noexcept { return c == ' ' || c == '\t'; }
+
+bool is_tchar(char c) noexcept { return detail::is_tchar(static_cast<unsigned char>(c)); }
+
+// qdtext (RFC 9110 §5.6.4): HTAB, SP, VCHAR except '"' and '\\', obs-text.
+bool is_qdtext(char c) noexcept {
+    auto u = static_cast<unsigned char>(c);
+    return u == '\t' || u == ' ' || u == 0x21 || (u >= 0x23 && u <= 0x5b) ||
+           (u >= 0x5d && u != 0x7f);
+}
+
+// The byte after a backslash in a quoted-pair: HTAB, SP, VCHAR, obs-text.
+bool is_quoted_pair_char(char c) noexcept {
+    auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
 
 }  // namespace
 
@@ -21,6 +35,61 @@ void chunked_decoder::reset() noexcept {
     chunk_left_ = body_ = 0;
     digits_ = ext_len_ = chunks_ = trailer_bytes_ = name_len_ = 0;
     colon_seen_ = false;
+}
+
+bool chunked_decoder::extension_byte(char c) noexcept {
+    switch (state_) {
+    case state::ext_name_start:  // after ';': BWS, then a token
+        if (is_tchar(c)) state_ = state::ext_name;
+        else if (!is_ws(c)) return false;
+        return true;
+    case state::ext_name:
+        if (is_tchar(c)) return true;
+        if (is_ws(c)) state_ = state::ext_name_ws;
+        else if (c == '=') state_ = state::ext_value_start;
+        else if (c == ';') state_ = state::ext_name_start;
+        else if (c == '\r') state_ = state::size_lf;
+        else return false;
+        return true;
+    case state::ext_name_ws:  // BWS only before '=' or ';', never before CRLF
+        if (c == '=') state_ = state::ext_value_start;
+        else if (c == ';') state_ = state::ext_name_start;
+        else if (!is_ws(c)) return false;
+        return true;
+    case state::ext_value_start:
+        if (c == '"') state_ = state::ext_quoted;
+        else if (is_tchar(c)) state_ = state::ext_token_value;
+        else if (!is_ws(c)) return false;
+        return true;
+    case state::ext_token_value:
+        if (is_tchar(c)) return true;
+        if (is_ws(c)) state_ = state::ext_value_ws;
+        else if (c == ';') state_ = state::ext_name_start;
+        else if (c == '\r') state_ = state::size_lf;
+        else return false;
+        return true;
+    case state::ext_quoted:
+        if (c == '"') state_ = state::ext_quoted_end;
+        else if (c == '\\') state_ = state::ext_quoted_pair;
+        else if (!is_qdtext(c)) return false;
+        return true;
+    case state::ext_quoted_pair:
+        if (!is_quoted_pair_char(c)) return false;
+        state_ = state::ext_quoted;
+        return true;
+    case state::ext_quoted_end:
+        if (is_ws(c)) state_ = state::ext_value_ws;
+        else if (c == ';') state_ = state::ext_name_start;
+        else if (c == '\r') state_ = state::size_lf;
+        else return false;
+        return true;
+    case state::ext_value_ws:
+        if (c == ';') state_ = state::ext_name_start;
+        else if (!is_ws(c)) return false;
+        return true;
+    default:
+        return false;
+    }
 }
 
 chunked_decoder::step chunked_decoder::decode(std::string_view in) noexcept {
@@ -45,7 +114,7 @@ chunked_decoder::step chunked_decoder::decode(std::string_view in) noexcept {
             }
             if (digits_ == 0) return fail(errc::bad_chunk);
             if (c == ';') {
-                state_ = state::ext;
+                state_ = state::ext_name_start;
                 ext_len_ = 0;
             } else if (c == ' ' || c == '\t') {
                 state_ = state::size_ws;
@@ -59,19 +128,26 @@ chunked_decoder::step chunked_decoder::decode(std::string_view in) noexcept {
         }
         case state::size_ws:  // BWS is only allowed before ';'
             if (c == ';') {
-                state_ = state::ext;
+                state_ = state::ext_name_start;
                 ext_len_ = 0;
             } else if (c != ' ' && c != '\t') {
                 return fail(errc::bad_chunk);
             }
             ++i;
             continue;
-        case state::ext:
-            if (c == '\r') {
-                state_ = state::size_lf;
-            } else if (!ext_char(static_cast<unsigned char>(c)) || ++ext_len_ > limits_.max_chunk_extension) {
-                return fail(errc::bad_chunk);
-            }
+        // Chunk extensions follow the RFC 9112 §7.1.1 grammar exactly: a lenient skip-to-CRLF
+        // here would accept what a stricter front end rejects, a smuggling gap.
+        case state::ext_name_start:
+        case state::ext_name:
+        case state::ext_name_ws:
+        case state::ext_value_start:
+        case state::ext_token_value:
+        case state::ext_quoted:
+        case state::ext_quoted_pair:
+        case state::ext_quoted_end:
+        case state::ext_value_ws:
+            if (c != '\r' && ++ext_len_ > limits_.max_chunk_extension) return fail(errc::bad_chunk);
+            if (!extension_byte(c)) return fail(errc::bad_chunk);
             ++i;
             continue;
         case state::size_lf:

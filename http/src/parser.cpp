@@ -63,22 +63,15 @@ bool parse_digits(std::string_view s, std::uint64_t& out) noexcept {
     return true;
 }
 
-// Content-Length, possibly repeated or a list of identical values (RFC 9110 §8.6).
+// Content-Length = 1*DIGIT, exactly once. RFC 9110 §8.6 lets a recipient either repair a
+// repeated or listed value that agrees or reject it; we reject, as llhttp (node) and nginx do, so
+// no peer in front of us can frame the message differently.
 bool content_length_of(const header_list& headers, std::uint64_t& out, bool& present) noexcept {
     present = false;
     for (const auto& f : headers.fields()) {
         if (!iequals(f.name, "content-length")) continue;
-        std::string_view list = f.value;
-        for (;;) {
-            auto comma = list.find(',');
-            std::uint64_t v = 0;
-            if (!parse_digits(trim_ows(list.substr(0, comma)), v)) return false;
-            if (present && v != out) return false;
-            out = v;
-            present = true;
-            if (comma == std::string_view::npos) break;
-            list.remove_prefix(comma + 1);
-        }
+        if (present || !parse_digits(f.value, out)) return false;
+        present = true;
     }
     return true;
 }

@@ -124,8 +124,9 @@ private:
 };
 
 /// Sans-I/O decoder of the chunked transfer coding (RFC 9112 §7.1): chunk sizes (hex, no
-/// overflow), extensions (validated, ignored), trailers (validated, ignored). Feed it bytes;
-/// each call consumes what it can and returns the body bytes found, as a view into the input.
+/// overflow), extensions (validated against the §7.1.1 grammar, ignored), trailers (validated,
+/// ignored). Feed it bytes; each call consumes what it can and returns the body bytes found, as
+/// a view into the input.
 class CORONET_HTTP_EXPORT chunked_decoder {
 public:
     explicit chunked_decoder(parser_limits limits = {}) noexcept : limits_(limits) {}
@@ -145,10 +146,13 @@ public:
     void reset() noexcept;
 
 private:
+    // ext_*: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ).
     enum class state : std::uint8_t {
-        size, size_ws, ext, size_lf, data, data_cr, data_lf, trailer_start, trailer_line,
-        trailer_lf, final_lf, done
+        size, size_ws, ext_name_start, ext_name, ext_name_ws, ext_value_start, ext_token_value,
+        ext_quoted, ext_quoted_pair, ext_quoted_end, ext_value_ws, size_lf, data, data_cr,
+        data_lf, trailer_start, trailer_line, trailer_lf, final_lf, done
     };
+    bool extension_byte(char c) noexcept;  // advances the ext_* states; false if malformed
     parser_limits limits_;
     state state_ = state::size;
     std::uint64_t chunk_left_ = 0;

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <coronet/core/scope.hpp>
+#include <coronet/core/socket.hpp>
+#include <coronet/core/stream.hpp>
+#include <coronet/core/task.hpp>
+#include <coronet/core/tls.hpp>
+#include <coronet/http/export.hpp>
+#include <coronet/http/parser.hpp>
+#include <coronet/http/router.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace coronet::http {
+
+/// Server settings. Every limit has a safe default.
+struct server_options {
+    parser_limits limits;
+    /// From the first byte of a request to the end of its head (slowloris guard) -> 408.
+    std::chrono::milliseconds header_timeout{10'000};
+    /// To receive a whole request body -> 408.
+    std::chrono::milliseconds body_timeout{30'000};
+    /// An idle keep-alive connection waiting for its next request is closed after this.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// To write one response (a peer that stops reading is cut off).
+    std::chrono::milliseconds write_timeout{30'000};
+    /// For a TLS handshake.
+    std::chrono::milliseconds handshake_timeout{10'000};
+    /// Connections served at once; more are answered 503 and closed.
+    std::size_t max_connections = 10'000;
+    /// After the stop request, how long live requests may finish before they are cancelled.
+    std::chrono::milliseconds shutdown_grace{5'000};
+    /// Serve HTTPS with this context (ALPN "http/1.1" is the caller's to configure); the
+    /// context must outlive the server.
+    const core::tls_context* tls = nullptr;
+};
+
+/// A strict HTTP/1.1 server (RFC 9112): keep-alive, pipelining (responses in request order,
+/// written together when several requests arrived together), chunked request bodies,
+/// streamed response bodies, `Expect: 100-continue`, HEAD, a cached `Date`, HTTP/1.0, header /
+/// body / idle / write timeouts, a connection limit, graceful shutdown and the
+/// connection-takeover interface. Malformed requests get their status (400, 413, 414, 431,
+/// 501, 505) with `Connection: close`. Single-threaded: one server per loop (run one per loop
+/// with SO_REUSEPORT listeners to use more cores). The router must outlive the server.
+class CORONET_HTTP_EXPORT server {
+public:
+    explicit server(const router& routes, server_options opts = {});
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    /// Accepts on `listener` and serves until the caller's stop token fires, then shuts down
+    /// gracefully: stops accepting, closes idle connections, lets requests in progress finish
+    /// within `shutdown_grace` (answering them with `Connection: close`), cancels the rest, and
+    /// returns once every connection task (takeovers included) has ended.
+    core::task<void> serve(core::tcp_listener& listener);
+
+    /// Serves one connection (already accepted; TLS is applied if configured) until it closes.
+    /// For tests and custom accept loops.
+    core::task<void> serve_connection(core::stream_ptr stream);
+
+    /// Connections being served now.
+    std::size_t connections() const noexcept { return live_; }
+    const server_options& options() const noexcept { return opts_; }
+
+private:
+    core::task<void> connection(core::tcp_stream s);
+    core::task<void> run_http(core::stream& s, core::stream_ptr& owner);
+
+    const router& routes_;
+    server_options opts_;
+    std::size_t live_ = 0;
+    bool draining_ = false;
+    core::stop_source* drain_signal_ = nullptr;
+};
+
+}  // namespace coronet::http
