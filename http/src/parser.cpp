@@ -173,6 +173,11 @@ parse_status request_parser::parse(std::string_view buf) {
     if (ec_) return parse_status::error;
     if (head_size_ != 0) return parse_status::complete;
     for (std::size_t i = scanned_; i < buf.size(); ++i) {
+        // Limits are enforced at the first byte past them, before its syntax is checked, so
+        // the verdict is a function of the bytes alone, never of how reads split them.
+        if (!first_line_done_ && i + 1 - start_ > limits_.max_request_line)
+            return fail(errc::uri_too_long);
+        if (i + 1 - start_ > limits_.max_header_bytes) return fail(errc::header_too_large);
         char c = buf[i];
         if (i > 0 && buf[i - 1] == '\r' && c != '\n') return fail(errc::bad_request);  // bare CR
         if (c != '\n') continue;
@@ -182,6 +187,7 @@ parse_status request_parser::parse(std::string_view buf) {
         if (!first_line_done_) {
             if (empty_line) {
                 start_ = i + 1;  // RFC 9112 §2.2: empty lines before the request line are ignored
+                if (start_ > limits_.max_header_bytes) return fail(errc::bad_request);  // endless
                 continue;
             }
             if (i + 1 - start_ > limits_.max_request_line) return fail(errc::uri_too_long);
@@ -223,6 +229,8 @@ parse_status request_parser::parse_complete(std::string_view head) {
 
     // Request-target forms (RFC 9112 §3.2).
     std::string_view t = head_.target;
+    if (head_.method == "CONNECT" && t.front() == '/')
+        return fail(errc::bad_request);  // CONNECT takes authority-form only (RFC 9112 §3.2.3)
     if (t.front() == '/') {
         auto q = t.find('?');
         head_.path = t.substr(0, q);
@@ -322,6 +330,8 @@ parse_status response_parser::parse(std::string_view buf) {
     if (ec_) return parse_status::error;
     if (head_size_ != 0) return parse_status::complete;
     for (std::size_t i = scanned_; i < buf.size(); ++i) {
+        // The limit holds at the first byte past it, whatever the reads (as in request_parser).
+        if (i + 1 > limits_.max_header_bytes) return fail(errc::header_too_large);
         char c = buf[i];
         if (i > 0 && buf[i - 1] == '\r' && c != '\n') return fail(errc::bad_status_line);
         if (c != '\n') continue;
@@ -382,6 +392,9 @@ parse_status response_parser::parse_complete(std::string_view head) {
     te_verdict te = transfer_encoding_of(h);
     if (te != te_verdict::none) {
         if (te == te_verdict::malformed) return fail(errc::bad_transfer_encoding);
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; the
+        // client MUST close the connection after processing it.
+        if (head_.version_minor == 0) head_.keep_alive = false;
         if (te == te_verdict::chunked) {
             head_.body = body_kind::chunked;
         } else {

@@ -1,0 +1,304 @@
+// request_parser (+ chunked_decoder for chunked bodies) as a server drives it: the input is one
+// connection's byte stream, split into pseudo-random reads (fuzz/chunked_input.hpp). Each read
+// grows one buffer; the parser sees parse(buf[message_start, bytes_received)) until it answers
+// complete or error, then the body is read (Content-Length bytes, or chunked_decoder over the
+// same reads), and pipelined requests follow on the same connection.
+//
+// Oracle: the whole transcript (every head's verdict, error code, head_size, method, target,
+// header count, framing, decoded body, where each message ends) must be identical to the one
+// obtained with the whole input arriving in a single read: how TCP segments a stream must
+// never change what a server understands (that is where request smuggling and "need more
+// bytes" bugs hide). On top of that, invariants of every complete head and every error are
+// checked. Everything runs twice: default limits, and small limits derived from the input
+// (so limit checks fire at every possible split point).
+#include <coronet/http/error.hpp>
+#include <coronet/http/headers.hpp>
+#include <coronet/http/parser.hpp>
+#include <fuzz/chunked_input.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using namespace coronet::http;
+
+[[noreturn]] void check_failed(const char* what, int line) {
+    std::fprintf(stderr, "http_request_fuzz: check failed at line %d: %s\n", line, what);
+    __builtin_trap();
+}
+
+#define CHECK(cond)                          \
+    do {                                     \
+        if (!(cond)) {                       \
+            check_failed(#cond, __LINE__);   \
+        }                                    \
+    } while (0)
+
+constexpr int max_messages = 16;
+
+// True if `v` is empty or lies inside `buf`.
+bool inside(std::string_view v, std::string_view buf) {
+    if (v.empty()) {
+        return true;
+    }
+    const auto* b = buf.data();
+    return v.data() >= b && v.data() + v.size() <= b + buf.size();
+}
+
+bool allowed_status(int s) {
+    return s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505;
+}
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+void check_error(const std::error_code& ec) {
+    CHECK(static_cast<bool>(ec));
+    CHECK(ec.category() == http_category());
+    CHECK(allowed_status(status_of(ec)));
+}
+
+// Invariants of a complete request head; `buf` is the buffer of the parse() call that
+// completed.
+void check_head(const request_parser& p, std::string_view buf) {
+    const request_head& h = p.head();
+    const parser_limits& lim = p.limits();
+    CHECK(!p.error());
+    CHECK(p.head_size() >= 4 && p.head_size() <= buf.size());
+    const std::string_view head = buf.substr(0, p.head_size());
+    CHECK(head.substr(head.size() - 4) == "\r\n\r\n");
+
+    CHECK(!h.method.empty() && inside(h.method, head));
+    CHECK(!h.target.empty() && inside(h.target, head));
+    CHECK(detail::is_token(h.method));
+    // path is a view of the target, except the documented "/" for an absolute-form target
+    // with an empty path (a static literal, valid forever).
+    CHECK(inside(h.path, head) || (h.path == "/" && h.target.find("://") != std::string_view::npos));
+    CHECK(inside(h.query, head));
+    CHECK(h.version_minor == 0 || h.version_minor == 1);
+
+    CHECK(h.headers.size() <= lim.max_header_count);
+    for (const auto& f : h.headers.fields()) {
+        CHECK(inside(f.name, head) && inside(f.value, head));
+        CHECK(detail::is_token(f.name));
+        CHECK(detail::is_field_value(f.value));
+        CHECK(f.value.empty() || (!is_ows(f.value.front()) && !is_ows(f.value.back())));
+    }
+
+    // Framing and smuggling guards (RFC 9112 §3.2, §6.1, §6.3).
+    const std::size_t hosts = h.headers.count("host");
+    CHECK(hosts <= 1);
+    CHECK(h.version_minor == 0 || hosts == 1);
+    const bool has_te = h.headers.contains("transfer-encoding");
+    const bool has_cl = h.headers.contains("content-length");
+    CHECK(h.content_length <= lim.max_body_size);
+    switch (h.body) {
+    case body_kind::none:
+        CHECK(!has_te && h.content_length == 0);
+        break;
+    case body_kind::content_length:
+        CHECK(!has_te && has_cl && h.content_length > 0);
+        break;
+    case body_kind::chunked:
+        CHECK(has_te && !has_cl && h.version_minor == 1 && h.content_length == 0);
+        break;
+    case body_kind::until_close:
+        CHECK(false);  // never for a request
+        break;
+    }
+    if (h.expect_continue) {
+        CHECK(h.version_minor == 1);
+    }
+}
+
+void append_num(std::string& out, std::uint64_t v) {
+    out += std::to_string(v);
+    out += ' ';
+}
+
+// Runs one connection: the input arrives in reads ending at `ends` (strictly increasing, the
+// last one is the input's size). Returns the transcript.
+std::string serve(std::string_view in, const std::vector<std::size_t>& ends,
+                  const parser_limits& limits) {
+    std::string log;
+    std::size_t next = 0;
+    std::size_t avail = 0;
+    auto receive = [&]() {
+        if (next == ends.size()) {
+            return false;
+        }
+        CHECK(ends[next] > avail);
+        avail = ends[next++];
+        return true;
+    };
+    receive();
+
+    std::size_t offset = 0;  // start of the current message
+    request_parser parser(limits);
+    for (int message = 0; message < max_messages; ++message) {
+        parser.reset();
+        parse_status st = parse_status::need_more;
+        std::string_view buf;
+        for (;;) {
+            buf = in.substr(offset, avail - offset);
+            st = parser.parse(buf);
+            if (st != parse_status::need_more) {
+                break;
+            }
+            CHECK(!parser.error());
+            if (!receive()) {
+                break;
+            }
+        }
+        // Sticky verdicts: asking again with the same bytes answers the same.
+        CHECK(parser.parse(buf) == st);
+
+        if (st == parse_status::need_more) {
+            log += offset == in.size() ? "end\n" : "eof-in-head\n";
+            return log;
+        }
+        if (st == parse_status::error) {
+            check_error(parser.error());
+            log += "error ";
+            append_num(log, static_cast<std::uint64_t>(parser.error().value()));
+            log += '\n';
+            return log;
+        }
+
+        check_head(parser, buf);
+        const request_head& h = parser.head();
+        log += "head ";
+        append_num(log, parser.head_size());
+        log += h.method;
+        log += ' ';
+        log += h.target;
+        log += ' ';
+        append_num(log, h.headers.size());
+        append_num(log, static_cast<std::uint64_t>(h.body));
+        append_num(log, h.content_length);
+        append_num(log, h.version_minor);
+        append_num(log, h.keep_alive);
+        append_num(log, h.upgrade);
+        append_num(log, h.expect_continue);
+        log += '\n';
+
+        std::size_t pos = offset + parser.head_size();
+        if (h.body == body_kind::content_length) {
+            if (in.size() - pos < h.content_length) {
+                log += "eof-in-body\n";
+                return log;
+            }
+            pos += static_cast<std::size_t>(h.content_length);
+        } else if (h.body == body_kind::chunked) {
+            chunked_decoder decoder(limits);
+            std::string body;
+            for (;;) {
+                if (pos == avail && !receive()) {
+                    log += "eof-in-chunked ";
+                    append_num(log, body.size());
+                    log += '\n';
+                    return log;
+                }
+                const std::string_view rest = in.substr(pos, avail - pos);
+                const auto step = decoder.decode(rest);
+                CHECK(step.consumed <= rest.size());
+                CHECK(step.consumed > 0 || step.done || step.ec);
+                CHECK(inside(step.data, rest.substr(0, step.consumed)));
+                body.append(step.data);
+                CHECK(decoder.body_size() == body.size());
+                CHECK(body.size() <= limits.max_body_size);
+                pos += step.consumed;
+                if (step.ec) {
+                    check_error(step.ec);
+                    log += "chunk-error ";
+                    append_num(log, static_cast<std::uint64_t>(step.ec.value()));
+                    append_num(log, pos);
+                    log += body;
+                    log += '\n';
+                    return log;
+                }
+                if (step.done) {
+                    CHECK(decoder.done());
+                    break;
+                }
+            }
+            log += "chunked ";
+            append_num(log, body.size());
+            log += body;
+            log += '\n';
+        }
+        log += "next ";
+        append_num(log, pos);
+        log += '\n';
+        // A server stops reading requests here (RFC 9112 §9.6, §9.3; CONNECT becomes a tunnel).
+        if (!h.keep_alive || h.upgrade || h.method == "CONNECT") {
+            return log;
+        }
+        offset = pos;
+        while (avail < offset) {
+            receive();
+        }
+    }
+    return log;
+}
+
+std::uint64_t hash_of(std::span<const std::uint8_t> data) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (std::uint8_t b : data) {
+        h = (h ^ b) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+// Small limits, so that every limit is hit at every possible split point.
+parser_limits small_limits(std::uint64_t h) {
+    parser_limits l;
+    l.max_request_line = 4 + h % 96;
+    l.max_header_bytes = 8 + (h >> 8) % 320;
+    l.max_header_count = (h >> 18) % 8;
+    l.max_body_size = (h >> 22) % 200;
+    l.max_chunk_count = (h >> 30) % 12;
+    l.max_chunk_extension = (h >> 34) % 24;
+    l.max_trailer_bytes = (h >> 40) % 48;
+    return l;
+}
+
+void compare(std::string_view in, const std::vector<std::size_t>& ends,
+             const parser_limits& limits) {
+    const std::string split = serve(in, ends, limits);
+    const std::vector<std::size_t> whole{in.size()};
+    const std::string oneshot = serve(in, in.empty() ? std::vector<std::size_t>{} : whole, limits);
+    if (std::getenv("CORONET_FUZZ_PRINT") != nullptr) {  // debugging a reproducer
+        std::fprintf(stderr, "--- transcript:\n%s", split.c_str());
+    }
+    if (split != oneshot) {
+        std::fprintf(stderr, "http_request_fuzz: split and one-shot verdicts differ\n--- split:\n%s"
+                             "--- one-shot:\n%s---\n",
+                     split.c_str(), oneshot.c_str());
+        __builtin_trap();
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::span<const std::uint8_t> input(data, size);
+    const std::string_view in = coronet::fuzz::as_chars(input);
+
+    std::vector<std::size_t> ends;
+    std::size_t end = 0;
+    coronet::fuzz::for_each_chunk(input, [&](std::span<const std::uint8_t> chunk) {
+        end += chunk.size();
+        ends.push_back(end);
+    });
+
+    compare(in, ends, parser_limits{});
+    compare(in, ends, small_limits(hash_of(input)));
+    return 0;
+}
