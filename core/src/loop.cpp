@@ -49,52 +49,55 @@ bool uring_available() noexcept {
     return ok;
 }
 
+// A binary min-heap of timers. Each entry keeps its deadline beside the node pointer, so the
+// comparisons while sifting read only the heap array, not the (cold) waiting objects.
 struct loop::timer_heap {
-    std::vector<detail::timer_node*> heap;
+    struct entry {
+        clock::time_point when;
+        detail::timer_node* node;
+    };
+    std::vector<entry> heap;
 
-    static bool less(const detail::timer_node* a, const detail::timer_node* b) noexcept {
-        return a->when < b->when;
-    }
-    void place(std::size_t i, detail::timer_node* t) noexcept {
-        heap[i] = t;
-        t->index = i;
+    void place(std::size_t i, entry e) noexcept {
+        heap[i] = e;
+        e.node->index = i;
     }
     void sift_up(std::size_t i) noexcept {
-        detail::timer_node* t = heap[i];
+        entry e = heap[i];
         while (i > 0) {
             std::size_t parent = (i - 1) / 2;
-            if (!less(t, heap[parent])) break;
+            if (!(e.when < heap[parent].when)) break;
             place(i, heap[parent]);
             i = parent;
         }
-        place(i, t);
+        place(i, e);
     }
     void sift_down(std::size_t i) noexcept {
-        detail::timer_node* t = heap[i];
+        entry e = heap[i];
         const std::size_t n = heap.size();
         for (;;) {
             std::size_t c = 2 * i + 1;
             if (c >= n) break;
-            if (c + 1 < n && less(heap[c + 1], heap[c])) ++c;
-            if (!less(heap[c], t)) break;
+            if (c + 1 < n && heap[c + 1].when < heap[c].when) ++c;
+            if (!(heap[c].when < e.when)) break;
             place(i, heap[c]);
             i = c;
         }
-        place(i, t);
+        place(i, e);
     }
     void push(detail::timer_node* t) {
-        heap.push_back(t);
+        heap.push_back({t->when, t});
         sift_up(heap.size() - 1);
     }
     void erase(detail::timer_node* t) noexcept {
         std::size_t i = t->index;
         t->index = static_cast<std::size_t>(-1);
-        detail::timer_node* last = heap.back();
+        entry last = heap.back();
         heap.pop_back();
-        if (last == t) return;
+        if (last.node == t) return;
         place(i, last);
         sift_down(i);
-        sift_up(last->index);
+        sift_up(last.node->index);
     }
 };
 
@@ -248,15 +251,15 @@ void loop::run_ready() noexcept {
 std::optional<clock::duration> loop::next_timeout() const {
     if (ready_head_ != nullptr) return clock::duration::zero();
     if (timers_->heap.empty()) return std::nullopt;
-    auto d = timers_->heap.front()->when - clock::now();
+    auto d = timers_->heap.front().when - clock::now();
     return d < clock::duration::zero() ? clock::duration::zero() : d;
 }
 
 void loop::fire_timers() {
     if (timers_->heap.empty()) return;
     const auto now = clock::now();
-    while (!timers_->heap.empty() && timers_->heap.front()->when <= now) {
-        detail::timer_node* t = timers_->heap.front();
+    while (!timers_->heap.empty() && timers_->heap.front().when <= now) {
+        detail::timer_node* t = timers_->heap.front().node;
         timers_->erase(t);
         t->fire(t);
     }

@@ -166,3 +166,49 @@ TEST_CASE_TEMPLATE("receive stays correct when the provided-buffer ring runs dry
 }
 
 }  // TEST_SUITE
+
+namespace {
+
+struct sleeper_log {
+    std::vector<std::pair<core::clock::time_point, int>> woke;  // (deadline, id) in wake order
+    int cancelled = 0;
+};
+
+core::task<void> sleeper(int id, core::clock::time_point deadline, sleeper_log& log) {
+    auto r = co_await core::sleep_until(deadline);
+    if (r) log.woke.emplace_back(deadline, id);
+    else ++log.cancelled;
+}
+
+core::task<void> many_timers(sleeper_log& log) {
+    core::task_scope keep;
+    core::task_scope cancel_me;
+    const auto base = core::clock::now() + 5ms;
+    unsigned x = 12345;
+    for (int i = 0; i < 300; ++i) {
+        x = x * 1103515245u + 12345u;
+        auto deadline = base + std::chrono::microseconds((x >> 8) % 40000);
+        if (i % 3 == 0) cancel_me.spawn(sleeper(i, deadline, log));
+        else keep.spawn(sleeper(i, deadline, log));
+    }
+    cancel_me.request_stop();  // removes a third of the nodes from the middle of the heap
+    co_await cancel_me.join();
+    co_await keep.join();
+}
+
+}  // namespace
+
+TEST_SUITE("core.loop") {
+
+TEST_CASE_TEMPLATE("timers fire in deadline order while others are removed from the heap", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    sleeper_log log;
+    core::run(lp, many_timers(log));
+    CHECK(log.cancelled == 100);
+    REQUIRE(log.woke.size() == 200);
+    for (std::size_t i = 1; i < log.woke.size(); ++i) CHECK(log.woke[i - 1].first <= log.woke[i].first);
+}
+
+}  // TEST_SUITE
