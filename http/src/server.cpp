@@ -36,6 +36,12 @@ struct live_guard {
     ~live_guard() { --n; }
 };
 
+// Time left until `deadline` (zero once it has passed).
+core::clock::duration time_left(core::clock::time_point deadline) {
+    auto now = core::clock::now();
+    return deadline > now ? deadline - now : core::clock::duration::zero();
+}
+
 // Sleeps through the grace period, then cancels whatever is still running.
 core::task<void> grace_timer(core::task_scope& conns, std::chrono::milliseconds grace) {
     auto slept = co_await core::sleep_for(grace);
@@ -147,6 +153,10 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
         parser.reset();
         parse_status st = rd.buffered().empty() ? parse_status::need_more
                                                 : parser.parse(core::as_string(rd.buffered()));
+        // The header timeout covers the whole head from its first byte, not each read (a client
+        // sending a byte now and then must not hold the connection forever).
+        bool head_started = false;
+        core::clock::time_point head_deadline{};
         while (st == parse_status::need_more) {
             // Nothing more to parse: answers to earlier pipelined requests go out first.
             if (auto f = co_await flush(); !f) co_return;
@@ -163,7 +173,11 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
                 w.handle().promise().set_token(idle_stop.token());
                 got = co_await std::move(w);
             } else {
-                got = co_await core::with_timeout(opts_.header_timeout, rd.fill());
+                if (!head_started) {
+                    head_started = true;
+                    head_deadline = core::clock::now() + opts_.header_timeout;
+                }
+                got = co_await core::with_timeout(time_left(head_deadline), rd.fill());
             }
             if (!got) {
                 if (got.error() == core::errc::timed_out && !idle) {
@@ -213,6 +227,8 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
                 chunks.reset();
                 chunk_body.clear();
                 std::size_t pos = head_size;
+                // The body timeout covers the whole body, not each read.
+                const auto body_deadline = core::clock::now() + opts_.body_timeout;
                 for (;;) {
                     auto step = chunks.decode(core::as_string(rd.buffered()).substr(pos));
                     pos += step.consumed;
@@ -226,7 +242,7 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
                     if (step.done) break;
                     if (pos < rd.buffered().size()) continue;
                     read_more = true;
-                    auto r = co_await core::with_timeout(opts_.body_timeout, rd.fill());
+                    auto r = co_await core::with_timeout(time_left(body_deadline), rd.fill());
                     if (!r) {
                         if (r.error() == core::errc::timed_out) {
                             detail::append_error(out, 408);
@@ -293,10 +309,17 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
             co_return;
         }
 
+        // Shutdown may have begun while the handler ran: this response is the connection's last.
+        if (draining_) keep_alive = false;
+        // An HTTP/1.0 client gets an unsized streamed body unframed: the close ends it, so the
+        // head must say Connection: close rather than keep-alive.
+        if (res.stream_body && res.stream_length < 0 && head.version_minor == 0 &&
+            head.method != "HEAD")
+            keep_alive = false;
         bool chunked_stream = false;
         if (!append_response(out, res, head, keep_alive, chunked_stream)) {
             core::log(core::log_level::error, "http: response header with CR/LF refused");
-            out.clear();
+            // append_response wrote nothing; answers to earlier pipelined requests stay in `out`.
             detail::append_error(out, 500);
             keep_alive = false;
         } else if (res.stream_body && head.method != "HEAD") {
