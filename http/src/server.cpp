@@ -149,6 +149,36 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
         co_return co_await core::with_timeout(opts_.write_timeout, write_out(s, out));
     };
 
+    // After an error answer: send it, FIN, then read and drop what the client is still sending
+    // (bounded in bytes and time), so that closing with unread input does not turn into a reset
+    // that destroys the answer on its way (the "lingering close" of RFC 9112 §9.6).
+    auto answer_and_close = [&](int status) -> core::task<void> {
+        detail::append_error(out, status);
+        auto f = co_await flush();
+        if (!f) co_return;
+        auto sd = co_await s.shutdown();
+        if (!sd) co_return;
+        const auto deadline = core::clock::now() + 2s;
+        std::size_t dropped = 0;
+        while (dropped < 256 * 1024) {
+            dropped += rd.buffered().size();
+            rd.consume(rd.buffered().size());
+            auto r = co_await core::with_timeout(time_left(deadline), rd.fill());
+            if (!r) break;
+        }
+    };
+
+    // Waiting for a next request must end on the idle timeout, on this connection's cancellation
+    // and on server shutdown. Both stop signals are hooked once per connection (not per request:
+    // registering on the server-wide sources touches every other connection's list nodes).
+    core::stop_source* idle_wait = nullptr;
+    auto stop_idle = [&idle_wait]() noexcept {
+        if (idle_wait != nullptr) idle_wait->request_stop();
+    };
+    core::stop_callback<decltype(stop_idle)> on_cancel(own, stop_idle);
+    core::stop_callback<decltype(stop_idle)> on_drain(
+        drain_signal_ != nullptr ? drain_signal_->token() : core::stop_token(), stop_idle);
+
     for (;;) {
         parser.reset();
         parse_status st = rd.buffered().empty() ? parse_status::need_more
@@ -165,13 +195,13 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
             core::result<std::size_t> got = std::size_t{0};
             if (idle) {
                 // Waiting for the next request: the idle timeout, and shutdown closes us.
-                core::stop_source idle_stop(own);
-                auto on_drain = [&idle_stop]() noexcept { idle_stop.request_stop(); };
-                core::stop_callback<decltype(on_drain)> drain_cb(
-                    drain_signal_ != nullptr ? drain_signal_->token() : core::stop_token(), on_drain);
+                core::stop_source idle_stop;
+                if (own.stop_requested()) co_return;
+                idle_wait = &idle_stop;
                 auto w = core::with_timeout(opts_.idle_timeout, rd.fill());
                 w.handle().promise().set_token(idle_stop.token());
                 got = co_await std::move(w);
+                idle_wait = nullptr;
             } else {
                 if (!head_started) {
                     head_started = true;
@@ -180,19 +210,14 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
                 got = co_await core::with_timeout(time_left(head_deadline), rd.fill());
             }
             if (!got) {
-                if (got.error() == core::errc::timed_out && !idle) {
-                    detail::append_error(out, 408);
-                    (void)co_await flush();
-                }
+                if (got.error() == core::errc::timed_out && !idle) co_await answer_and_close(408);
                 co_return;  // EOF, reset, idle timeout, shutdown
             }
             st = parser.parse(core::as_string(rd.buffered()));
         }
         if (st == parse_status::error) {
             core::count("http.protocol_errors");
-            detail::append_error(out, status_of(parser.error()));
-            (void)co_await flush();
-            (void)co_await s.shutdown();
+            co_await answer_and_close(status_of(parser.error()));
             co_return;
         }
 
@@ -235,8 +260,7 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
                     chunk_body.append(step.data);
                     if (step.ec) {
                         core::count("http.protocol_errors");
-                        detail::append_error(out, status_of(step.ec));
-                        (void)co_await flush();
+                        co_await answer_and_close(status_of(step.ec));
                         co_return;
                     }
                     if (step.done) break;
