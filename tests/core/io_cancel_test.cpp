@@ -7,6 +7,7 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
 #include <testing/counted.hpp>
 
 #include <doctest/doctest.h>
@@ -24,40 +25,13 @@ namespace core = coronet::core;
 using coronet::testing::counted;
 using namespace std::chrono_literals;
 
+using coronet::testing::run_on;
+using coronet::testing::listen_local;
+using coronet::testing::endpoint_of;
+
 namespace {
 
 // ---- helpers -------------------------------------------------------------------------------
-
-core::task<void> expire_after(core::clock::duration d, bool& expired) {
-    auto slept = co_await core::sleep_for(d);
-    if (slept) expired = true;
-}
-
-core::task<void> bounded(core::task<void> body, core::clock::duration d, bool& expired) {
-    (void)co_await core::when_any(std::move(body), expire_after(d, expired));
-}
-
-/// Runs `make_body(loop)` on a loop of backend B; the body is cancelled (and the case fails)
-/// if it has not finished after `limit`.
-template <class B, class F>
-void run_on(F make_body, core::clock::duration limit = 10s) {
-    core::loop lp(coronet::testing::options<B>());
-    bool expired = false;
-    core::run(lp, bounded(make_body(lp), limit, expired));
-    CHECK_MESSAGE(!expired, "the test body did not finish in time");
-}
-
-core::tcp_listener listen_local(core::loop& lp, core::listen_options o = {}) {
-    auto l = core::tcp_listener::bind(lp, core::endpoint::loopback_v4(0), o);
-    REQUIRE_MESSAGE(l, l.error().message());
-    return std::move(*l);
-}
-
-core::endpoint endpoint_of(const core::tcp_listener& l) {
-    auto e = l.local_endpoint();
-    REQUIRE(e);
-    return *e;
-}
 
 core::task<core::result<core::tcp_stream>> accept_one(core::tcp_listener& l) {
     co_return co_await l.accept();

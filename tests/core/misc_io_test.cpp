@@ -9,6 +9,7 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -30,26 +31,9 @@
 namespace core = coronet::core;
 using namespace std::chrono_literals;
 
+using coronet::testing::run_on;
+
 namespace {
-
-core::task<void> expire_after(core::clock::duration d, bool& expired) {
-    auto slept = co_await core::sleep_for(d);
-    if (slept) expired = true;
-}
-
-core::task<void> bounded(core::task<void> body, core::clock::duration d, bool& expired) {
-    (void)co_await core::when_any(std::move(body), expire_after(d, expired));
-}
-
-/// Runs `make_body(loop)` on a loop of backend B; the body is cancelled (and the case fails)
-/// if it has not finished after `limit`.
-template <class B, class F>
-void run_on(F make_body, core::clock::duration limit = 10s) {
-    core::loop lp(coronet::testing::options<B>());
-    bool expired = false;
-    core::run(lp, bounded(make_body(lp), limit, expired));
-    CHECK_MESSAGE(!expired, "the test body did not finish in time");
-}
 
 // ---- post ------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
 #include <testing/certs.hpp>
 #include <testing/memory_stream.hpp>
 
@@ -31,30 +32,11 @@ namespace core = coronet::core;
 namespace ct = coronet::testing;
 using namespace std::chrono_literals;
 
+using coronet::testing::run_on;
+
 namespace {
 
 // ---- running a body ------------------------------------------------------------------------
-
-core::task<void> expire_after(core::clock::duration d, bool& expired) {
-    auto slept = co_await core::sleep_for(d);
-    if (slept)
-        expired = true;
-}
-
-core::task<void> bounded(core::task<void> body, core::clock::duration d, bool& expired) {
-    (void)co_await core::when_any(std::move(body), expire_after(d, expired));
-}
-
-/// Runs `make_body(loop)` on a loop of backend B; the body is cancelled (and the case fails) if
-/// it has not finished after `limit` (below CTest's 60 s, so a hang reports instead of dying).
-template <class B, class F>
-void run_on(F make_body, core::clock::duration limit = 45s) {
-    core::loop lp(ct::options<B>());
-    REQUIRE(lp.backend() == B::kind);
-    bool expired = false;
-    core::run(lp, bounded(make_body(lp), limit, expired));
-    CHECK_MESSAGE(!expired, "the test body did not finish in time");
-}
 
 // ---- contexts ------------------------------------------------------------------------------
 

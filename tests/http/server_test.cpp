@@ -10,6 +10,7 @@
 #include <coronet/http/router.hpp>
 
 #include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
 #include <testing/certs.hpp>
 #include <testing/http_client_raw.hpp>
 
@@ -33,29 +34,11 @@ using ct::raw_client;
 using ct::raw_response;
 using namespace std::chrono_literals;
 
+using coronet::testing::run_on;
+
 namespace {
 
 // ---- harness -------------------------------------------------------------------------------
-
-core::task<void> expire_after(core::clock::duration d, bool& expired) {
-    auto slept = co_await core::sleep_for(d);
-    if (slept) expired = true;
-}
-
-core::task<void> bounded(core::task<void> body, core::clock::duration d, bool& expired) {
-    (void)co_await core::when_any(std::move(body), expire_after(d, expired));
-}
-
-/// Runs `make_body(loop)` on a loop of backend B; the body is cancelled (and the case fails)
-/// if it has not finished after `limit`.
-template <class B, class F>
-void run_on(F make_body, core::clock::duration limit = 15s) {
-    core::loop lp(coronet::testing::options<B>());
-    REQUIRE(lp.backend() == B::kind);
-    bool expired = false;
-    core::run(lp, bounded(make_body(lp), limit, expired));
-    CHECK_MESSAGE(!expired, "the test body did not finish in time");
-}
 
 core::task<core::result<void>> sleep_task(core::clock::duration d) {
     co_return co_await core::sleep_for(d);

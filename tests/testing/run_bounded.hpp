@@ -1,0 +1,56 @@
+#pragma once
+
+// Runs a coroutine test body on a fresh loop with a deadline, so a hung case fails instead of
+// waiting for the CTest timeout; plus small socket helpers shared by the I/O tests.
+
+#include <coronet/core/loop.hpp>
+#include <coronet/core/socket.hpp>
+#include <coronet/core/timer.hpp>
+#include <coronet/core/when.hpp>
+
+#include <testing/backends.hpp>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <utility>
+
+namespace coronet::testing {
+
+namespace detail {
+inline core::task<void> expire_after(core::clock::duration d, bool& expired) {
+    auto slept = co_await core::sleep_for(d);
+    if (slept) expired = true;
+}
+
+inline core::task<void> bounded(core::task<void> body, core::clock::duration d, bool& expired) {
+    (void)co_await core::when_any(std::move(body), detail::expire_after(d, expired));
+}
+}  // namespace detail
+
+/// Runs `make_body(loop)` (returning task<void>) on a new loop of backend B. The body is
+/// cancelled, and the case fails, if it has not finished after `limit`.
+template <class B, class F>
+void run_on(F make_body, core::clock::duration limit = std::chrono::seconds(15)) {
+    core::loop lp(options<B>());
+    REQUIRE(lp.backend() == B::kind);
+    bool expired = false;
+    core::run(lp, detail::bounded(make_body(lp), limit, expired));
+    CHECK_MESSAGE(!expired, "the test body did not finish in time");
+}
+
+/// A listener on 127.0.0.1 with a port the kernel picks.
+inline core::tcp_listener listen_local(core::loop& lp, core::listen_options o = {}) {
+    auto l = core::tcp_listener::bind(lp, core::endpoint::loopback_v4(0), o);
+    REQUIRE_MESSAGE(l, l.error().message());
+    return std::move(*l);
+}
+
+/// Where `l` listens.
+inline core::endpoint endpoint_of(const core::tcp_listener& l) {
+    auto e = l.local_endpoint();
+    REQUIRE(e);
+    return *e;
+}
+
+}  // namespace coronet::testing
