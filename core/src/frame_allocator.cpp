@@ -40,9 +40,10 @@ std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / 
 void* allocate_frame(std::size_t size) {
     if (size == 0 || size > max_pooled) return ::operator new(size);
     std::size_t c = class_of(size);
-    if (free_block* b = pool.heads[c]) {
-        pool.heads[c] = b->next;
-        --pool.counts[c];
+    frame_pool& p = pool;  // one thread-local lookup (a call in a -fPIC library), not four
+    if (free_block* b = p.heads[c]) {
+        p.heads[c] = b->next;
+        --p.counts[c];
         return b;
     }
     return ::operator new((c + 1) * granule);
@@ -54,14 +55,15 @@ void deallocate_frame(void* p, std::size_t size) noexcept {
         return;
     }
     std::size_t c = class_of(size);
-    if (pool.counts[c] >= max_free_per_class) {
+    frame_pool& fp = pool;
+    if (fp.counts[c] >= max_free_per_class) {
         ::operator delete(p, (c + 1) * granule);
         return;
     }
     auto* b = static_cast<free_block*>(p);
-    b->next = pool.heads[c];
-    pool.heads[c] = b;
-    ++pool.counts[c];
+    b->next = fp.heads[c];
+    fp.heads[c] = b;
+    ++fp.counts[c];
 }
 
 }  // namespace coronet::core::detail

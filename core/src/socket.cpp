@@ -67,6 +67,19 @@ void tcp_stream::release_receive_buffer() noexcept {
     stream::release_receive_buffer();
 }
 
+result<std::size_t> tcp_stream::try_write(const_buffer buf) noexcept {
+    if (fds_.fd < 0) return errc::not_open;
+    if (broken()) return errc::stream_broken;
+    if (buf.empty()) return std::size_t{0};
+    for (;;) {
+        ssize_t n = ::send(fds_.fd, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
+        return errno_code(errno);
+    }
+}
+
 void tcp_stream::close() noexcept {
     if (loop_ != nullptr) return_lent();
     if (fds_.fd < 0) return;

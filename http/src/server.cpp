@@ -146,6 +146,18 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
     // Sends what is gathered in `out`, with the write deadline.
     auto flush = [&]() -> core::task<core::result<void>> {
         if (out.empty()) co_return core::result<void>{};
+        // Most answers fit in the socket buffer: send them at once and arm the write deadline
+        // only for what has to wait.
+        auto sent = s.try_write(core::as_bytes(out));
+        if (!sent) {
+            out.clear();
+            co_return sent.error();
+        }
+        if (*sent == out.size()) {
+            out.clear();
+            co_return core::result<void>{};
+        }
+        out.erase(0, *sent);
         co_return co_await core::with_timeout(opts_.write_timeout, write_out(s, out));
     };
 

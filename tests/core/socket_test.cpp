@@ -552,3 +552,36 @@ TEST_CASE_TEMPLATE("a stream moved after it was registered keeps reading and wri
 }
 
 }  // TEST_SUITE
+
+namespace {
+
+core::task<void> try_write_until_full(core::loop& lp) {
+    auto l = listen_local(lp);
+    auto [client, server] = co_await connect_pair(l);
+    auto first = client.try_write(core::as_bytes("hello"));
+    REQUIRE(first);
+    CHECK(*first == 5);
+    std::byte got[5];
+    auto n = co_await server.read_some(got);
+    REQUIRE(n);
+    CHECK(core::as_string({got, *n}) == "hello");
+    // Nobody reads now: the socket buffers fill up and try_write reports 0 instead of waiting.
+    std::vector<std::byte> chunk(256 * 1024, std::byte{1});
+    bool saw_zero = false;
+    for (int i = 0; i < 1000 && !saw_zero; ++i) {
+        auto w = client.try_write(chunk);
+        REQUIRE(w);
+        saw_zero = *w == 0;
+    }
+    CHECK(saw_zero);
+}
+
+}  // namespace
+
+TEST_SUITE("core.socket") {
+TEST_CASE_TEMPLATE("try_write sends what fits at once and reports 0 when the buffer is full", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    run_on<B>([](core::loop& lp) { return try_write_until_full(lp); });
+}
+}  // TEST_SUITE

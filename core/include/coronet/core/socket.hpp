@@ -40,6 +40,8 @@ public:
     void close() noexcept override;
     bool is_open() const noexcept override { return fds_.fd >= 0; }
     void release_receive_buffer() noexcept override;
+    /// A non-blocking send (MSG_DONTWAIT) on either backend.
+    result<std::size_t> try_write(const_buffer buf) noexcept override;
 
 protected:
     bool start_read(stream_op& op) override;

@@ -177,6 +177,16 @@ public:
     /// Reads into a lent buffer (see receive_awaitable).
     receive_awaitable receive() noexcept { return receive_awaitable(*this); }
 
+    /// Writes what it can of `buf` at once, without waiting, and returns how many bytes that
+    /// was (0 when nothing could go out now, or when the stream cannot write synchronously —
+    /// the default, and TLS). Lets a caller skip the deadline machinery for a write that fits in
+    /// the socket buffer, then `write_all` the rest. Errors as write_all. The same rule as
+    /// write_all: no other write may be pending.
+    virtual result<std::size_t> try_write(const_buffer buf) noexcept {
+        (void)buf;
+        return std::size_t{0};
+    }
+
     /// Gives back the buffer `receive()` lent (to the loop's ring, or frees the stream's own),
     /// so an idle connection holds no receive buffer. The last received view becomes invalid.
     virtual void release_receive_buffer() noexcept { lend_buf_.reset(); }
