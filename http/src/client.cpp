@@ -31,6 +31,7 @@ core::result<url> url::parse(std::string_view text) {
         return make_error_code(errc::bad_request);
     }
     std::string_view rest = text.substr(sep + 3);
+    rest = rest.substr(0, rest.find('#'));  // a fragment is never sent (RFC 9110 §7.1)
     auto path_at = rest.find_first_of("/?");
     std::string_view authority = rest.substr(0, path_at);
     if (authority.empty() || authority.find('@') != std::string_view::npos)
@@ -50,6 +51,23 @@ core::result<url> url::parse(std::string_view text) {
         port = authority.substr(colon + 1);
     }
     if (host.empty()) return make_error_code(errc::bad_request);
+    // RFC 3986 §3.2.2: an IP literal holds hex digits, ':' and '.' (then maybe a %25 zone, RFC
+    // 6874); a reg-name unreserved, pct-encoded and sub-delims characters. Anything else (':' of
+    // an unbracketed IPv6 address, spaces, CR/LF) is refused before it can reach a Host header.
+    bool zone = false;
+    for (char c : host) {
+        const bool digit = c >= '0' && c <= '9';
+        const bool alnum = digit || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool ok;
+        if (authority.front() != '[')
+            ok = alnum || std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
+        else if (zone)
+            ok = alnum || std::string_view("-._~%").find(c) != std::string_view::npos;
+        else
+            ok = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.' ||
+                 (zone = c == '%');
+        if (!ok) return make_error_code(errc::bad_request);
+    }
     if (!port.empty()) {
         unsigned p = 0;
         auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
@@ -71,19 +89,30 @@ client_connection::client_connection(core::stream_ptr stream, std::string host, 
       opts_(opts),
       reader_(*stream_, opts.limits.max_header_bytes + opts.limits.max_body_size + 64 * 1024) {}
 
+namespace {
+/// Why `req` cannot be sent as is (zero if it can).
+std::error_code refusal(const client_request& req, std::string_view host) noexcept {
+    for (const auto& [k, v] : req.headers)
+        if (!detail::is_token(k) || !detail::safe_field(v))
+            return make_error_code(errc::bad_header);
+    if (!detail::is_token(req.method) || req.target.empty() || !detail::safe_field(req.target) ||
+        req.target.find(' ') != std::string::npos || host.empty() || !detail::safe_field(host))
+        return make_error_code(errc::bad_request);
+    return {};
+}
+}  // namespace
+
 core::task<core::result<client_response>> client_connection::send(client_request req) {
     if (!reusable_) co_return make_error_code(core::errc::not_open);
+    // Refused before anything is written: the connection stays usable.
+    const std::error_code refused = refusal(req, host_);
+    if (refused) co_return refused;
     auto r = co_await core::with_timeout(opts_.response_timeout, exchange(req));
     if (!r) reusable_ = false;
     co_return r;
 }
 
 core::task<core::result<client_response>> client_connection::exchange(const client_request& req) {
-    for (const auto& [k, v] : req.headers)
-        if (!detail::is_token(k) || !detail::safe_field(v)) co_return make_error_code(errc::bad_header);
-    if (!detail::is_token(req.method) || req.target.empty() || !detail::safe_field(req.target) ||
-        req.target.find(' ') != std::string::npos)
-        co_return make_error_code(errc::bad_request);
     std::string out;
     out.reserve(256 + req.body.size());
     out += req.method;
@@ -159,6 +188,9 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
             reader_.consume(step.consumed);
             if (step.ec) co_return step.ec;
             if (step.done) break;
+            // decode() stops after each chunk's data: read more only once it makes no progress
+            // on what is buffered (the rest of the body may already be here).
+            if (step.consumed > 0 && !reader_.buffered().empty()) continue;
             auto got = co_await reader_.fill();
             if (!got) {
                 if (got.error() == core::errc::end_of_stream) co_return make_error_code(errc::unexpected_eof);
