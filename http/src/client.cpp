@@ -92,9 +92,14 @@ client_connection::client_connection(core::stream_ptr stream, std::string host, 
 namespace {
 /// Why `req` cannot be sent as is (zero if it can).
 std::error_code refusal(const client_request& req, std::string_view host) noexcept {
-    for (const auto& [k, v] : req.headers)
+    for (const auto& [k, v] : req.headers) {
         if (!detail::is_token(k) || !detail::safe_field(v))
             return make_error_code(errc::bad_header);
+        // The client frames the body itself; a second, disagreeing length from the caller is
+        // exactly what request smuggling is made of.
+        if (iequals(k, "content-length") || iequals(k, "transfer-encoding"))
+            return make_error_code(errc::bad_header);
+    }
     if (!detail::is_token(req.method) || req.target.empty() || !detail::safe_field(req.target) ||
         req.target.find(' ') != std::string::npos || host.empty() || !detail::safe_field(host))
         return make_error_code(errc::bad_request);
@@ -118,9 +123,15 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
     out += req.method;
     out += ' ';
     out += req.target;
-    out += " HTTP/1.1\r\nHost: ";
-    out += host_;
-    out += "\r\n";
+    out += " HTTP/1.1\r\n";
+    // The caller's own Host (a virtual host on a shared address) replaces ours.
+    bool caller_host = false;
+    for (const auto& [k, v] : req.headers) caller_host = caller_host || iequals(k, "host");
+    if (!caller_host) {
+        out += "Host: ";
+        out += host_;
+        out += "\r\n";
+    }
     for (const auto& [k, v] : req.headers) {
         out += k;
         out += ": ";

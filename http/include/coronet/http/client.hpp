@@ -19,8 +19,10 @@
 
 namespace coronet::http {
 
-/// A request to send. The client adds Host, Content-Length (when there is a body or the method
-/// is POST/PUT/PATCH) and nothing else.
+/// A request to send. The client adds Host (unless `headers` has one), Content-Length (when
+/// there is a body or the method is POST/PUT/PATCH) and nothing else; a Content-Length or
+/// Transfer-Encoding in `headers` is refused (`errc::bad_header`), since the client frames the
+/// body itself.
 struct client_request {
     std::string method = "GET";
     std::string target = "/";  ///< origin-form: path and query
