@@ -45,10 +45,10 @@ struct tls_job {
         tls_job get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
         struct final_awaiter {
             bool await_ready() const noexcept { return false; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-                stream_op* o = h.promise().op;
-                bool* inline_flag = h.promise().finished_inline;
-                h.destroy();
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+                stream_op* o = self.promise().op;
+                bool* inline_flag = self.promise().finished_inline;
+                self.destroy();
                 o->on_complete = nullptr;
                 // Finished before launch() returned: the start function reports a synchronous
                 // completion instead of resuming the waiter from inside its await_suspend.
@@ -398,26 +398,29 @@ bool tls_stream::start_read(stream_op& op) {
     return launch(read_job(st, *transport_, op), op, *st.read_stop);
 }
 
+namespace {
+// Starts `job` (a write or a shutdown: the stream's one writer) for `op`.
+bool launch_writer(tls_stream::state& st, stream_op& op, tls_job job) {
+    st.writing = &op;
+    st.write_stop.emplace();
+    return launch(std::move(job), op, *st.write_stop);
+}
+}  // namespace
+
 bool tls_stream::start_write(stream_op& op) {
-    state& st = *st_;
-    if (st.ssl == nullptr) {
+    if (st_->ssl == nullptr) {
         op.ec = make_error_code(errc::not_open);
         return true;
     }
-    st.writing = &op;
-    st.write_stop.emplace();
-    return launch(write_job(st, *transport_, op), op, *st.write_stop);
+    return launch_writer(*st_, op, write_job(*st_, *transport_, op));
 }
 
 bool tls_stream::start_shutdown(stream_op& op) {
-    state& st = *st_;
-    if (st.ssl == nullptr) {
+    if (st_->ssl == nullptr) {
         op.ec = make_error_code(errc::not_open);
         return true;
     }
-    st.writing = &op;
-    st.write_stop.emplace();
-    return launch(shutdown_job(st, *transport_, op), op, *st.write_stop);
+    return launch_writer(*st_, op, shutdown_job(*st_, *transport_, op));
 }
 
 void tls_stream::cancel(stream_op& op) noexcept {

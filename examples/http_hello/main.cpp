@@ -16,6 +16,8 @@
 #include <coronet/core/when.hpp>
 #include <coronet/http/server.hpp>
 
+#include <common/server_cli.hpp>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -27,57 +29,6 @@ namespace core = coronet::core;
 namespace http = coronet::http;
 
 namespace {
-
-struct options {
-    std::string host = "127.0.0.1";
-    unsigned port = 8080;
-    std::optional<core::backend_kind> backend;
-    std::string tls_cert;
-    std::string tls_key;
-};
-
-void usage(std::FILE* out) {
-    std::fputs("usage: http_hello [--host ADDR] [--port N] [--backend uring|epoll]\n"
-               "                  [--tls-cert FILE --tls-key FILE] [--help]\n"
-               "  --host ADDR      address to listen on (default 127.0.0.1)\n"
-               "  --port N         port (default 8080; 0 picks a free one)\n"
-               "  --backend NAME   force the loop backend (same as CORONET_BACKEND)\n"
-               "  --tls-cert FILE  PEM certificate chain: serve HTTPS (ALPN http/1.1)\n"
-               "  --tls-key FILE   PEM private key of that certificate\n",
-               out);
-}
-
-bool parse(int argc, char** argv, options& o) {
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-        if (a == "--help" || a == "-h") {
-            usage(stdout);
-            std::exit(0);
-        }
-        const char* v = value();
-        if (v == nullptr) return false;
-        if (a == "--host") {
-            o.host = v;
-        } else if (a == "--port") {
-            char* end = nullptr;
-            unsigned long p = std::strtoul(v, &end, 10);
-            if (*end != '\0' || p > 65535) return false;
-            o.port = static_cast<unsigned>(p);
-        } else if (a == "--backend") {
-            if (std::strcmp(v, "uring") == 0) o.backend = core::backend_kind::uring;
-            else if (std::strcmp(v, "epoll") == 0) o.backend = core::backend_kind::epoll;
-            else return false;
-        } else if (a == "--tls-cert") {
-            o.tls_cert = v;
-        } else if (a == "--tls-key") {
-            o.tls_key = v;
-        } else {
-            return false;
-        }
-    }
-    return o.tls_cert.empty() == o.tls_key.empty();
-}
 
 core::task<http::reply> hello(http::request&) { co_return http::response::text("Hello, World!"); }
 
@@ -125,32 +76,15 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
 }  // namespace
 
 int main(int argc, char** argv) {
-    options o;
-    if (!parse(argc, argv, o)) {
-        usage(stderr);
-        return 2;
-    }
+    auto o = coronet::examples::parse_server_cli(argc, argv, "http_hello", 8080,
+                                                 "serve HTTPS (ALPN http/1.1)");
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "http_hello: invalid --host %s\n", o.host.c_str());
         return 2;
     }
-    core::tls_context tls;
-    if (!o.tls_cert.empty()) {
-        core::tls_server_options to;
-        to.cert_file = o.tls_cert;
-        to.key_file = o.tls_key;
-        to.alpn = {"http/1.1"};
-        auto ctx = core::tls_context::server(to);
-        if (!ctx) {
-            std::fprintf(stderr, "http_hello: TLS setup failed: %s\n", ctx.error().message().c_str());
-            return 2;
-        }
-        tls = std::move(*ctx);
-    }
+    core::tls_context tls = coronet::examples::server_tls(o, "http_hello", {"http/1.1"});
     core::block_signals({SIGINT, SIGTERM});
-    core::loop_options lo;
-    lo.backend = o.backend;
-    core::loop lp(lo);
+    core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
 }

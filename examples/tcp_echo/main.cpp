@@ -14,6 +14,8 @@
 #include <coronet/core/timer.hpp>
 #include <coronet/core/tls.hpp>
 
+#include <common/server_cli.hpp>
+
 #include <csignal>
 #include <optional>
 #include <cstdio>
@@ -24,60 +26,6 @@
 namespace core = coronet::core;
 
 namespace {
-
-struct options {
-    std::string host = "127.0.0.1";
-    unsigned port = 7007;
-    std::optional<core::backend_kind> backend;
-    std::string tls_cert;
-    std::string tls_key;
-};
-
-void usage(std::FILE* out) {
-    std::fputs("usage: tcp_echo [--host ADDR] [--port N] [--backend uring|epoll]\n"
-               "                [--tls-cert FILE --tls-key FILE] [--help]\n"
-               "  --host ADDR      address to listen on (default 127.0.0.1)\n"
-               "  --port N         port (default 7007; 0 picks a free one)\n"
-               "  --backend NAME   force the loop backend (same as CORONET_BACKEND)\n"
-               "  --tls-cert FILE  PEM certificate chain: echo over TLS\n"
-               "  --tls-key FILE   PEM private key of that certificate\n",
-               out);
-}
-
-bool parse(int argc, char** argv, options& o) {
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-        if (a == "--help" || a == "-h") {
-            usage(stdout);
-            std::exit(0);
-        } else if (a == "--host") {
-            const char* v = value();
-            if (v == nullptr) return false;
-            o.host = v;
-        } else if (a == "--port") {
-            const char* v = value();
-            if (v == nullptr) return false;
-            char* end = nullptr;
-            unsigned long p = std::strtoul(v, &end, 10);
-            if (*end != '\0' || p > 65535) return false;
-            o.port = static_cast<unsigned>(p);
-        } else if (a == "--backend") {
-            const char* v = value();
-            if (v == nullptr) return false;
-            if (std::strcmp(v, "uring") == 0) o.backend = core::backend_kind::uring;
-            else if (std::strcmp(v, "epoll") == 0) o.backend = core::backend_kind::epoll;
-            else return false;
-        } else if (a == "--tls-cert" || a == "--tls-key") {
-            const char* v = value();
-            if (v == nullptr) return false;
-            (a == "--tls-cert" ? o.tls_cert : o.tls_key) = v;
-        } else {
-            return false;
-        }
-    }
-    return o.tls_cert.empty() == o.tls_key.empty();
-}
 
 core::task<void> echo(core::tcp_stream s) {
     std::byte buf[16 * 1024];
@@ -131,31 +79,14 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
 }  // namespace
 
 int main(int argc, char** argv) {
-    options o;
-    if (!parse(argc, argv, o)) {
-        usage(stderr);
-        return 2;
-    }
+    auto o = coronet::examples::parse_server_cli(argc, argv, "tcp_echo", 7007, "echo over TLS");
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "tcp_echo: invalid --host %s\n", o.host.c_str());
         return 2;
     }
-    core::tls_context tls;
-    if (!o.tls_cert.empty()) {
-        core::tls_server_options so;
-        so.cert_file = o.tls_cert;
-        so.key_file = o.tls_key;
-        auto ctx = core::tls_context::server(so);
-        if (!ctx) {
-            std::fprintf(stderr, "tcp_echo: TLS setup failed: %s\n", ctx.error().message().c_str());
-            return 2;
-        }
-        tls = std::move(*ctx);
-    }
+    core::tls_context tls = coronet::examples::server_tls(o, "tcp_echo");
     core::block_signals({SIGINT, SIGTERM});
-    core::loop_options lo;
-    lo.backend = o.backend;
-    core::loop lp(lo);
+    core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
 }

@@ -5,6 +5,8 @@
 // outnumber input bytes nor exceed max_body_size, and body_size() counts them. Runs with the
 // default limits and with small limits taken from the first input bytes (not consumed, so
 // seed corpus files are plain chunked bodies).
+#define FUZZ_TARGET_NAME "http_chunked_fuzz"
+#include <fuzz/fuzz_check.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/parser.hpp>
 #include <fuzz/chunked_input.hpp>
@@ -20,25 +22,8 @@
 namespace {
 
 using namespace coronet::http;
-
-[[noreturn]] void check_failed(const char* what, int line) {
-    std::fprintf(stderr, "http_chunked_fuzz: check failed at line %d: %s\n", line, what);
-    __builtin_trap();
-}
-
-#define CHECK(cond)                          \
-    do {                                     \
-        if (!(cond)) {                       \
-            check_failed(#cond, __LINE__);   \
-        }                                    \
-    } while (0)
-
-bool inside(std::string_view v, std::string_view buf) {
-    if (v.empty()) {
-        return true;
-    }
-    return v.data() >= buf.data() && v.data() + v.size() <= buf.data() + buf.size();
-}
+using coronet::fuzz::inside;
+#define CHECK FUZZ_CHECK
 
 struct outcome {
     std::string body;

@@ -11,6 +11,8 @@
 // bytes" bugs hide). On top of that, invariants of every complete head and every error are
 // checked. Everything runs twice: default limits, and small limits derived from the input
 // (so limit checks fire at every possible split point).
+#define FUZZ_TARGET_NAME "http_request_fuzz"
+#include <fuzz/fuzz_check.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/parser.hpp>
@@ -28,29 +30,10 @@
 namespace {
 
 using namespace coronet::http;
-
-[[noreturn]] void check_failed(const char* what, int line) {
-    std::fprintf(stderr, "http_request_fuzz: check failed at line %d: %s\n", line, what);
-    __builtin_trap();
-}
-
-#define CHECK(cond)                          \
-    do {                                     \
-        if (!(cond)) {                       \
-            check_failed(#cond, __LINE__);   \
-        }                                    \
-    } while (0)
+using coronet::fuzz::inside;
+#define CHECK FUZZ_CHECK
 
 constexpr int max_messages = 16;
-
-// True if `v` is empty or lies inside `buf`.
-bool inside(std::string_view v, std::string_view buf) {
-    if (v.empty()) {
-        return true;
-    }
-    const auto* b = buf.data();
-    return v.data() >= b && v.data() + v.size() <= b + buf.size();
-}
 
 bool allowed_status(int s) {
     return s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505;

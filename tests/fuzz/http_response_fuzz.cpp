@@ -10,6 +10,8 @@
 // decoded body, message ends) must equal the one obtained with the whole input in a single
 // read, with default limits and with small limits derived from the input; plus invariants of
 // every complete head and every error.
+#define FUZZ_TARGET_NAME "http_response_fuzz"
+#include <fuzz/fuzz_check.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/parser.hpp>
@@ -27,28 +29,10 @@
 namespace {
 
 using namespace coronet::http;
-
-[[noreturn]] void check_failed(const char* what, int line) {
-    std::fprintf(stderr, "http_response_fuzz: check failed at line %d: %s\n", line, what);
-    __builtin_trap();
-}
-
-#define CHECK(cond)                          \
-    do {                                     \
-        if (!(cond)) {                       \
-            check_failed(#cond, __LINE__);   \
-        }                                    \
-    } while (0)
+using coronet::fuzz::inside;
+#define CHECK FUZZ_CHECK
 
 constexpr int max_messages = 16;
-
-bool inside(std::string_view v, std::string_view buf) {
-    if (v.empty()) {
-        return true;
-    }
-    const auto* b = buf.data();
-    return v.data() >= b && v.data() + v.size() <= b + buf.size();
-}
 
 bool allowed_status(int s) {
     return s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505;

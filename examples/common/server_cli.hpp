@@ -1,0 +1,104 @@
+#pragma once
+
+// The command line every example server shares: --host, --port, --backend, --tls-cert,
+// --tls-key, --help (README: "Examples").
+
+#include <coronet/core/endpoint.hpp>
+#include <coronet/core/loop.hpp>
+#include <coronet/core/tls.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace coronet::examples {
+
+struct server_cli {
+    std::string host = "127.0.0.1";
+    unsigned port = 0;
+    std::optional<core::backend_kind> backend;
+    std::string tls_cert;
+    std::string tls_key;
+
+    /// The loop options the flags ask for.
+    core::loop_options loop_options() const {
+        core::loop_options o;
+        o.backend = backend;
+        return o;
+    }
+};
+
+/// Prints the usage of `name` (default port `port`, what TLS does: `tls_what`).
+inline void print_usage(std::FILE* out, const char* name, unsigned port, const char* tls_what) {
+    std::fprintf(out,
+                 "usage: %s [--host ADDR] [--port N] [--backend uring|epoll]\n"
+                 "       %*s [--tls-cert FILE --tls-key FILE] [--help]\n"
+                 "  --host ADDR      address to listen on (default 127.0.0.1)\n"
+                 "  --port N         port (default %u; 0 picks a free one)\n"
+                 "  --backend NAME   force the loop backend (same as CORONET_BACKEND)\n"
+                 "  --tls-cert FILE  PEM certificate chain: %s\n"
+                 "  --tls-key FILE   PEM private key of that certificate\n",
+                 name, static_cast<int>(std::strlen(name)), "", port, tls_what);
+}
+
+/// Parses the shared flags; prints usage and exits on --help (0) or a bad flag (2).
+inline server_cli parse_server_cli(int argc, char** argv, const char* name, unsigned default_port,
+                                   const char* tls_what) {
+    server_cli o;
+    o.port = default_port;
+    auto fail = [&] {
+        print_usage(stderr, name, default_port, tls_what);
+        std::exit(2);
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            print_usage(stdout, name, default_port, tls_what);
+            std::exit(0);
+        }
+        if (i + 1 >= argc) fail();
+        const char* v = argv[++i];
+        if (a == "--host") {
+            o.host = v;
+        } else if (a == "--port") {
+            char* end = nullptr;
+            unsigned long p = std::strtoul(v, &end, 10);
+            if (*end != '\0' || p > 65535) fail();
+            o.port = static_cast<unsigned>(p);
+        } else if (a == "--backend") {
+            if (std::strcmp(v, "uring") == 0) o.backend = core::backend_kind::uring;
+            else if (std::strcmp(v, "epoll") == 0) o.backend = core::backend_kind::epoll;
+            else fail();
+        } else if (a == "--tls-cert") {
+            o.tls_cert = v;
+        } else if (a == "--tls-key") {
+            o.tls_key = v;
+        } else {
+            fail();
+        }
+    }
+    if (o.tls_cert.empty() != o.tls_key.empty()) fail();
+    return o;
+}
+
+/// The server TLS context the flags ask for (invalid when no certificate was given); prints the
+/// reason and exits 2 when the files cannot be used.
+inline core::tls_context server_tls(const server_cli& o, const char* name,
+                                    std::vector<std::string> alpn = {}) {
+    if (o.tls_cert.empty()) return {};
+    core::tls_server_options so;
+    so.cert_file = o.tls_cert;
+    so.key_file = o.tls_key;
+    so.alpn = std::move(alpn);
+    auto ctx = core::tls_context::server(so);
+    if (!ctx) {
+        std::fprintf(stderr, "%s: TLS setup failed: %s\n", name, ctx.error().message().c_str());
+        std::exit(2);
+    }
+    return std::move(*ctx);
+}
+
+}  // namespace coronet::examples
