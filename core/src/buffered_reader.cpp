@@ -9,6 +9,20 @@ namespace coronet::core {
 buffered_reader::buffered_reader(stream& s, std::size_t max_buffer)
     : stream_(&s), max_(max_buffer) {}
 
+result<void> buffered_reader::prime(std::span<const std::byte> bytes) {
+    if (bytes.empty()) return {};
+    if (end_ - begin_ + bytes.size() > max_) return errc::limit_exceeded;
+    if (buf_.size() - end_ < bytes.size()) {
+        if (begin_ > 0 && end_ > begin_) std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+        if (buf_.size() - end_ < bytes.size()) buf_.resize(end_ + bytes.size());
+    }
+    std::memcpy(buf_.data() + end_, bytes.data(), bytes.size());
+    end_ += bytes.size();
+    return {};
+}
+
 void buffered_reader::consume(std::size_t n) noexcept {
     begin_ += std::min(n, end_ - begin_);
     if (begin_ == end_) begin_ = end_ = 0;

@@ -37,6 +37,13 @@ public:
     std::span<const std::byte> buffered() const noexcept {
         return {buf_.data() + begin_, end_ - begin_};
     }
+    /// The buffered bytes, writable (a protocol may transform them in place, e.g. unmask).
+    std::span<std::byte> mutable_buffered() noexcept {
+        return {buf_.data() + begin_, end_ - begin_};
+    }
+    /// Appends bytes that were read elsewhere (a connection's prefetched bytes handed over by a
+    /// takeover) before any read from the stream. Errors: `errc::limit_exceeded`.
+    result<void> prime(std::span<const std::byte> bytes);
     /// Drops the first `n` buffered bytes (n <= buffered().size()).
     void consume(std::size_t n) noexcept;
     /// Takes every buffered, unconsumed byte out of the reader (it is empty afterwards).

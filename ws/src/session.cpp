@@ -1,0 +1,192 @@
+#include <coronet/ws/session.hpp>
+
+#include <coronet/core/timer.hpp>
+#include <coronet/ws/utf8.hpp>
+
+#include <openssl/rand.h>
+
+#include <cstring>
+
+namespace coronet::ws {
+namespace {
+
+// Client masking keys come from OpenSSL's generator (RFC 6455 §5.3: unpredictable), fetched
+// in batches so a send does not pay a RAND_bytes call.
+std::uint32_t next_mask_key() {
+    thread_local std::uint32_t keys[64];
+    thread_local std::size_t left = 0;
+    if (left == 0) {
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(keys), sizeof keys) != 1)
+            throw std::runtime_error("RAND_bytes failed");
+        left = 64;
+    }
+    return keys[--left];
+}
+
+std::span<const std::byte> bytes_of(std::string_view s) noexcept {
+    return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
+                 session_options opts)
+    : stream_(std::move(stream)),
+      role_(r),
+      opts_(opts),
+      reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024),
+      decoder_(r, opts.limits) {
+    (void)reader_.prime(prefetched);
+}
+
+session::~session() = default;
+
+core::task<core::result<void>> session::send_frame(opcode op, std::span<const std::byte> payload) {
+    auto locked = co_await send_lock_.lock();
+    if (!locked) co_return locked.error();
+    core::result<void> r;
+    if (close_sent_) {
+        r = make_error_code(errc::closed);
+    } else if (role_ == role::server) {
+        std::byte header[14];
+        std::size_t n = encode_header(header, op, true, payload.size());
+        core::const_buffer parts[2] = {{header, n}, payload};
+        r = co_await stream_->writev(parts);
+    } else {
+        // A client masks a copy: the caller's bytes stay untouched.
+        const std::uint32_t key = next_mask_key();
+        tx_.resize(14 + payload.size());
+        std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key);
+        if (!payload.empty()) std::memcpy(tx_.data() + n, payload.data(), payload.size());
+        apply_mask({tx_.data() + n, payload.size()}, key, 0);
+        r = co_await stream_->write_all({tx_.data(), n + payload.size()});
+    }
+    if (op == opcode::close && r) close_sent_ = true;
+    send_lock_.unlock();
+    co_return r;
+}
+
+core::task<core::result<void>> session::send_text(std::string_view text) {
+    co_return co_await send_frame(opcode::text, bytes_of(text));
+}
+
+core::task<core::result<void>> session::send_binary(std::span<const std::byte> data) {
+    co_return co_await send_frame(opcode::binary, data);
+}
+
+core::task<core::result<void>> session::ping(std::string_view payload) {
+    if (payload.size() > 125) co_return make_error_code(errc::protocol_error);
+    co_return co_await send_frame(opcode::ping, bytes_of(payload));
+}
+
+core::task<core::result<void>> session::send_close(std::uint16_t code, std::string_view reason) {
+    std::byte payload[125];
+    std::size_t n = 0;
+    if (code != 0) {
+        payload[0] = static_cast<std::byte>(code >> 8);
+        payload[1] = static_cast<std::byte>(code & 0xFF);
+        std::size_t r = reason.size() > 123 ? 123 : reason.size();
+        std::memcpy(payload + 2, reason.data(), r);
+        n = 2 + r;
+    }
+    co_return co_await send_frame(opcode::close, {payload, n});
+}
+
+// A protocol error: tell the peer why, then drop the connection (RFC 6455 §7.1.7).
+core::task<void> session::fail(std::error_code ec) {
+    if (!close_sent_) {
+        auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(close_code_of(ec), {}));
+        (void)sent;
+    }
+    if (close_code_ == 0) close_code_ = 1006;
+    auto sd = co_await stream_->shutdown();
+    (void)sd;
+}
+
+core::task<core::result<message>> session::receive() {
+    if (close_received_) co_return make_error_code(errc::closed);
+    receiving_ = true;
+    auto r = co_await receive_impl();
+    receiving_ = false;
+    co_return r;
+}
+
+core::task<core::result<message>> session::receive_impl() {
+    message msg;
+    for (;;) {
+        auto step = decoder_.decode(reader_.mutable_buffered());
+        // The payload view stays valid until the next fill: consume() only moves an index.
+        reader_.consume(step.consumed);
+        switch (step.what) {
+        case frame_decoder::kind::need_more: {
+            auto got = co_await reader_.fill();
+            if (!got) {
+                if (close_code_ == 0) close_code_ = 1006;  // gone without a close frame
+                co_return got.error();
+            }
+            continue;
+        }
+        case frame_decoder::kind::error:
+            co_await fail(step.ec);
+            co_return step.ec;
+        case frame_decoder::kind::data:
+            if (step.message_start) msg.type = step.op;
+            msg.data.append(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+            if (step.message_end) co_return msg;
+            continue;
+        case frame_decoder::kind::control:
+            break;
+        }
+        if (step.op == opcode::ping) {
+            // Copy out: the pong's send may wait, and the payload lives in the read buffer.
+            std::string payload(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+            auto pong = co_await send_frame(opcode::pong, bytes_of(payload));
+            if (!pong && pong.error() != errc::closed) co_return pong.error();
+            continue;
+        }
+        if (step.op == opcode::pong) continue;
+        // Close: record the peer's code and reason, answer (echoing the code) unless we started
+        // the closing handshake, and end. The server closes TCP first (RFC 6455 §7.1.1).
+        close_received_ = true;
+        if (step.payload.size() >= 2) {
+            const auto* p = reinterpret_cast<const unsigned char*>(step.payload.data());
+            close_code_ = static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+            close_reason_.assign(reinterpret_cast<const char*>(step.payload.data()) + 2, step.payload.size() - 2);
+        } else {
+            close_code_ = 1005;
+        }
+        if (!close_sent_) {
+            const std::uint16_t echo = close_code_ == 1005 ? 0 : close_code_;
+            auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(echo, {}));
+            (void)sent;
+        }
+        if (role_ == role::server) {
+            auto sd = co_await stream_->shutdown();
+            (void)sd;
+        }
+        co_return make_error_code(errc::closed);
+    }
+}
+
+core::task<core::result<void>> session::close(std::uint16_t code, std::string reason) {
+    if (code != 0 && !valid_close_code(code)) co_return make_error_code(errc::invalid_close_code);
+    if (reason.size() > 123 || !is_valid_utf8(reason)) co_return make_error_code(errc::invalid_payload);
+    if (!close_sent_) {
+        auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(code, reason));
+        if (!sent) co_return sent.error();
+    }
+    if (receiving_ || close_received_) co_return core::result<void>{};
+    // Nobody is reading: wait here for the peer's close (dropping late messages), bounded.
+    auto drain = [this]() -> core::task<core::result<void>> {
+        for (;;) {
+            auto m = co_await receive_impl();
+            if (!m) co_return m.error() == errc::closed ? core::result<void>{} : core::result<void>(m.error());
+        }
+    };
+    auto r = co_await core::with_timeout(opts_.close_timeout, drain());
+    auto sd = co_await stream_->shutdown();
+    (void)sd;
+    co_return r;
+}
+
+}  // namespace coronet::ws
