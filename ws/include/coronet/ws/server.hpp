@@ -1,0 +1,62 @@
+#pragma once
+
+#include <coronet/core/socket.hpp>
+#include <coronet/core/task.hpp>
+#include <coronet/core/tls.hpp>
+#include <coronet/ws/export.hpp>
+#include <coronet/ws/session.hpp>
+#include <coronet/ws/upgrade.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace coronet::ws {
+
+/// Standalone server settings (no HTTP layer involved).
+struct server_options {
+    server_handshake_options handshake;
+    session_options session;
+    std::chrono::milliseconds handshake_timeout{10'000};  ///< TLS + the upgrade request
+    std::size_t max_connections = 10'000;                 ///< more are answered 503
+    const core::tls_context* tls = nullptr;               ///< wss:// with this context
+};
+
+/// What runs each accepted session: the handler owns the conversation; when it returns the
+/// session is closed (with 1000 if the handler did not close it).
+using session_handler = std::function<core::task<void>(session&, const accepted_upgrade&)>;
+
+/// A WebSocket server on core alone: accepts TCP (or TLS) connections, reads and answers the
+/// opening handshake, and runs `handler` for each session. Serves until the caller's stop token
+/// fires; the sessions are then cancelled through their stop tokens and joined. Single-threaded.
+class CORONET_WS_EXPORT server {
+public:
+    explicit server(session_handler handler, server_options opts = {});
+    core::task<void> serve(core::tcp_listener& listener);
+    std::size_t connections() const noexcept { return live_; }
+
+private:
+    core::task<void> connection(core::tcp_stream s);
+    session_handler handler_;
+    server_options opts_;
+    std::size_t live_ = 0;
+};
+
+/// Client settings.
+struct connect_options {
+    client_handshake_options handshake;
+    session_options session;
+    std::chrono::milliseconds connect_timeout{10'000};  ///< resolve + connect + TLS + handshake
+    /// For wss://: null means a context verifying against the system store (verification is
+    /// always on unless the context says otherwise).
+    const core::tls_context* tls = nullptr;
+};
+
+/// Opens a client session to a `ws://` or `wss://` URL. Errors: `errc::bad_handshake` (also for
+/// a malformed URL), resolver, connect and TLS errors, `timed_out`.
+CORONET_WS_EXPORT core::task<core::result<std::unique_ptr<session>>> connect(std::string url,
+                                                                             connect_options opts);
+
+}  // namespace coronet::ws

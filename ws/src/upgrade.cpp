@@ -1,0 +1,226 @@
+// The opening handshake (RFC 6455 §4) for the standalone server and the client, with a small
+// strict reader of the one HTTP/1.1 message each side needs: ws does not depend on http.
+#include <coronet/ws/error.hpp>
+#include <coronet/ws/handshake.hpp>
+#include <coronet/ws/upgrade.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+namespace coronet::ws {
+namespace {
+
+bool iequal(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool has_token(std::string_view list, std::string_view token) noexcept {
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        if (iequal(trim(list.substr(0, comma)), token)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+std::string_view get(std::span<const field> headers, std::string_view name, std::size_t* count = nullptr) {
+    std::string_view v;
+    std::size_t n = 0;
+    for (const auto& [k, val] : headers) {
+        if (!iequal(k, name)) continue;
+        if (n == 0) v = val;
+        ++n;
+    }
+    if (count != nullptr) *count = n;
+    return v;
+}
+
+std::string status_response(int status, std::string_view reason, bool version_hint) {
+    const char* phrase = status == 426   ? "Upgrade Required"
+                         : status == 403 ? "Forbidden"
+                         : status == 431 ? "Request Header Fields Too Large"
+                                         : "Bad Request";
+    std::string body = std::string(reason) + "\n";
+    std::string r = "HTTP/1.1 " + std::to_string(status) + " " + phrase + "\r\n";
+    if (version_hint) r += "Sec-WebSocket-Version: 13\r\n";
+    r += "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+    return r;
+}
+
+// Splits a head ("start line CRLF fields CRLF CRLF") into its start line and fields; false if
+// a line is malformed (bare LF, obs-fold, no colon, whitespace before the colon).
+bool split_head(std::string_view head, std::string_view& start, std::vector<field>& fields) {
+    auto eol = head.find("\r\n");
+    if (eol == std::string_view::npos) return false;
+    start = head.substr(0, eol);
+    std::string_view rest = head.substr(eol + 2);
+    while (!rest.empty()) {
+        eol = rest.find("\r\n");
+        if (eol == std::string_view::npos) return false;
+        std::string_view line = rest.substr(0, eol);
+        rest.remove_prefix(eol + 2);
+        if (line.empty()) break;
+        if (line.find('\n') != std::string_view::npos || line.find('\r') != std::string_view::npos) return false;
+        if (line.front() == ' ' || line.front() == '\t') return false;
+        auto colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) return false;
+        std::string_view name = line.substr(0, colon);
+        if (name.back() == ' ' || name.back() == '\t') return false;
+        fields.emplace_back(name, trim(line.substr(colon + 1)));
+    }
+    return true;
+}
+
+}  // namespace
+
+upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::span<const field> headers,
+                              const server_handshake_options& opts) {
+    upgrade_verdict v;
+    auto refuse = [&](int status, std::string why) {
+        v.status = status;
+        v.reason = std::move(why);
+        v.response = status_response(status, v.reason, status == 426);
+        return v;
+    };
+    if (method != "GET") return refuse(400, "a WebSocket handshake must be a GET");
+    if (version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
+    if (!has_token(get(headers, "upgrade"), "websocket")) return refuse(400, "missing Upgrade: websocket");
+    if (!has_token(get(headers, "connection"), "upgrade")) return refuse(400, "missing Connection: upgrade");
+    std::size_t versions = 0;
+    std::string_view version = get(headers, "sec-websocket-version", &versions);
+    if (versions != 1 || version != "13") return refuse(426, "only Sec-WebSocket-Version 13 is supported");
+    std::size_t keys = 0;
+    std::string_view key = get(headers, "sec-websocket-key", &keys);
+    if (keys != 1 || !valid_client_key(key)) return refuse(400, "invalid Sec-WebSocket-Key");
+    if (!opts.allowed_origins.empty()) {
+        std::string_view origin = get(headers, "origin");
+        bool ok = std::any_of(opts.allowed_origins.begin(), opts.allowed_origins.end(),
+                              [&](const std::string& o) { return iequal(o, origin); });
+        if (!ok) return refuse(403, "origin not allowed");
+    }
+    // Subprotocol: the server's first preference that the client offered (RFC 6455 §4.2.2).
+    for (const auto& mine : opts.subprotocols) {
+        bool offered = false;
+        for (const auto& [k, val] : headers)
+            if (iequal(k, "sec-websocket-protocol") && has_token(val, mine)) offered = true;
+        if (offered) {
+            v.subprotocol = mine;
+            break;
+        }
+    }
+    v.status = 101;
+    v.accept = accept_key(key);
+    v.response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: " + v.accept + "\r\n";
+    if (!v.subprotocol.empty()) v.response += "Sec-WebSocket-Protocol: " + v.subprotocol + "\r\n";
+    v.response += "\r\n";
+    return v;
+}
+
+core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s, server_handshake_options opts) {
+    core::buffered_reader rd(s, opts.max_request_bytes + 1);
+    auto head = co_await rd.read_until("\r\n\r\n", opts.max_request_bytes);
+    if (!head) {
+        if (head.error() == core::errc::limit_exceeded) {
+            std::string r = status_response(431, "handshake request too large", false);
+            auto w = co_await s.write_all(core::as_bytes(r));
+            (void)w;
+            co_return make_error_code(errc::bad_handshake);
+        }
+        co_return head.error();
+    }
+    std::string_view text = core::as_string(*head);
+    std::string_view start;
+    std::vector<field> fields;
+    upgrade_verdict v;
+    std::string target;
+    if (!split_head(text, start, fields)) {
+        v.status = 400;
+        v.response = status_response(400, "malformed request", false);
+    } else {
+        // "GET /path HTTP/1.1"
+        auto sp1 = start.find(' ');
+        auto sp2 = sp1 == std::string_view::npos ? sp1 : start.find(' ', sp1 + 1);
+        if (sp2 == std::string_view::npos || start.substr(sp2 + 1, 7) != "HTTP/1." || start.size() != sp2 + 9) {
+            v.status = 400;
+            v.response = status_response(400, "malformed request line", false);
+        } else {
+            target = std::string(start.substr(sp1 + 1, sp2 - sp1 - 1));
+            int minor = start.back() - '0';
+            v = check_upgrade(start.substr(0, sp1), minor, fields, opts);
+        }
+    }
+    auto w = co_await s.write_all(core::as_bytes(v.response));
+    if (!w) co_return w.error();
+    if (v.status != 101) co_return make_error_code(errc::bad_handshake);
+    accepted_upgrade a;
+    a.target = std::move(target);
+    a.subprotocol = std::move(v.subprotocol);
+    for (const auto& [k, val] : fields) a.headers.emplace_back(k, val);
+    rd.consume(head->size());
+    a.prefetched = rd.release_prefetched();
+    co_return a;
+}
+
+core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::string host, std::string target,
+                                                         client_handshake_options opts) {
+    const std::string key = make_client_key();
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + host +
+                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                      "\r\nSec-WebSocket-Version: 13\r\n";
+    if (!opts.origin.empty()) req += "Origin: " + opts.origin + "\r\n";
+    if (!opts.subprotocols.empty()) {
+        req += "Sec-WebSocket-Protocol: ";
+        for (std::size_t i = 0; i < opts.subprotocols.size(); ++i) {
+            if (i > 0) req += ", ";
+            req += opts.subprotocols[i];
+        }
+        req += "\r\n";
+    }
+    for (const auto& [k, v] : opts.headers) req += k + ": " + v + "\r\n";
+    req += "\r\n";
+    if (req.find('\0') != std::string::npos) co_return make_error_code(errc::bad_handshake);
+    auto w = co_await s.write_all(core::as_bytes(req));
+    if (!w) co_return w.error();
+
+    core::buffered_reader rd(s, opts.max_response_bytes + 1);
+    auto head = co_await rd.read_until("\r\n\r\n", opts.max_response_bytes);
+    if (!head) {
+        if (head.error() == core::errc::limit_exceeded) co_return make_error_code(errc::bad_handshake);
+        co_return head.error();
+    }
+    std::string_view start;
+    std::vector<field> fields;
+    if (!split_head(core::as_string(*head), start, fields)) co_return make_error_code(errc::bad_handshake);
+    if (start.substr(0, 13) != "HTTP/1.1 101 " && start != "HTTP/1.1 101") co_return make_error_code(errc::bad_handshake);
+    if (!has_token(get(fields, "upgrade"), "websocket") || !has_token(get(fields, "connection"), "upgrade"))
+        co_return make_error_code(errc::bad_handshake);
+    std::size_t accepts = 0;
+    if (get(fields, "sec-websocket-accept", &accepts) != accept_key(key) || accepts != 1)
+        co_return make_error_code(errc::bad_handshake);
+    // Nothing we did not ask for (RFC 6455 §4.1, points 5 and 6).
+    if (!get(fields, "sec-websocket-extensions").empty()) co_return make_error_code(errc::bad_handshake);
+    client_upgrade out;
+    std::string_view proto = get(fields, "sec-websocket-protocol");
+    if (!proto.empty()) {
+        if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), proto) == opts.subprotocols.end())
+            co_return make_error_code(errc::bad_handshake);
+        out.subprotocol = std::string(proto);
+    }
+    rd.consume(head->size());
+    out.prefetched = rd.release_prefetched();
+    co_return out;
+}
+
+}  // namespace coronet::ws
