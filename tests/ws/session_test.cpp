@@ -170,3 +170,183 @@ TEST_CASE_TEMPLATE("a peer that leaves without a close frame gives 1006 and end 
 }
 
 }  // TEST_SUITE
+
+namespace {
+
+using namespace std::chrono_literals;
+
+core::task<core::result<ws::message>> receive_once(ws::session& s) { co_return co_await s.receive(); }
+
+// Keepalive: a peer that never reads (so never pongs) is dropped after the pong timeout; one
+// that reads answers the pings and stays.
+core::task<void> keepalive(core::loop& lp, bool peer_reads, std::error_code& server_result) {
+    auto l = listen_local(lp);
+    auto c = co_await core::tcp_stream::connect(endpoint_of(l));
+    REQUIRE(c);
+    auto a = co_await l.accept();
+    REQUIRE(a);
+    ws::session_options so;
+    so.ping_interval = 30ms;
+    so.pong_timeout = 60ms;
+    ws::session server(std::make_unique<core::tcp_stream>(std::move(*a)), ws::role::server, {}, so);
+    ws::session client(std::make_unique<core::tcp_stream>(std::move(*c)), ws::role::client);
+    if (peer_reads) {
+        // The client's receive answers pings; after 300 ms it sends a message to end the test.
+        core::task_scope scope;
+        scope.spawn([](ws::session& cl) -> core::task<void> {
+            auto m = co_await cl.receive();
+            (void)m;
+        }(client));
+        auto r = co_await core::with_timeout(300ms, receive_once(server));
+        server_result = r ? std::error_code() : r.error();
+        scope.request_stop();
+        co_await scope.join();
+    } else {
+        auto r = co_await core::with_timeout(2s, receive_once(server));
+        server_result = r ? std::error_code() : r.error();
+    }
+}
+
+core::task<void> idle(core::loop& lp, std::error_code& result, std::uint16_t& seen_by_peer) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session_options so;
+    so.idle_timeout = 50ms;
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    ws::session client(std::move(a), ws::role::client);
+    auto r = co_await core::with_timeout(2s, receive_once(server));
+    result = r ? std::error_code() : r.error();
+    auto m = co_await client.receive();
+    CHECK_FALSE(m);
+    seen_by_peer = client.close_code();
+}
+
+core::task<void> streaming(core::loop& lp) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    core::stream& raw = *a;
+    ws::session server(std::move(b), ws::role::server);
+    // A masked text message in two fragments ("Hel" + "lo", key 0 for readability).
+    const unsigned char frames[] = {0x01, 0x83, 0, 0, 0, 0, 'H', 'e', 'l', 0x80, 0x82, 0, 0, 0, 0, 'l', 'o'};
+    auto w = co_await raw.write_all({reinterpret_cast<const std::byte*>(frames), sizeof frames});
+    REQUIRE(w);
+    std::string got;
+    bool first_seen = false;
+    for (;;) {
+        auto c = co_await server.receive_some();
+        REQUIRE(c);
+        CHECK(c->type == ws::opcode::text);
+        if (c->first) first_seen = true;
+        got.append(c->data);
+        if (c->last) break;
+    }
+    CHECK(first_seen);
+    CHECK(got == "Hello");
+    raw.close();
+}
+
+core::task<void> slow_reader(core::loop& lp, ws::slow_reader_policy policy, int& failed_sends) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_write_buffer_limit(64);  // the server's writes stall once 64 bytes wait unread
+    ws::session_options so;
+    so.max_queued_sends = 2;
+    so.slow_reader = policy;
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    core::task_scope scope;
+    failed_sends = 0;
+    for (int i = 0; i < 8; ++i)
+        scope.spawn([](ws::session& s, int& failed) -> core::task<void> {
+            auto r = co_await s.send_text(std::string(100, 'x'));
+            if (!r && r.error() == ws::errc::queue_full) ++failed;
+        }(server, failed_sends));
+    scope.request_stop();  // the stalled ones give up; the policy already decided for the rest
+    co_await scope.join();
+    a->close();
+}
+
+struct recording_handler : ws::session_handler_base {
+    std::vector<std::string> events;
+    void on_open(ws::session&) override { events.push_back("open"); }
+    core::task<void> on_message(ws::session& s, ws::message& m) override {
+        events.push_back("message:" + m.data);
+        auto r = co_await s.send_text(m.data);
+        (void)r;
+    }
+    void on_ping(ws::session&, std::string_view p) override { events.push_back("ping:" + std::string(p)); }
+    void on_close(ws::session&, std::uint16_t code, std::string_view reason) override {
+        events.push_back("close:" + std::to_string(code) + ":" + std::string(reason));
+    }
+};
+
+core::task<void> event_style(core::loop& lp, recording_handler& h) {
+    auto l = listen_local(lp);
+    auto p = co_await tcp_sessions(lp, l, {});
+    core::task_scope scope;
+    scope.spawn(ws::run(*p.server, h));
+    auto pinged = co_await p.client->ping("hi");
+    REQUIRE(pinged);
+    auto sent = co_await p.client->send_text("one");
+    REQUIRE(sent);
+    auto back = co_await p.client->receive();
+    REQUIRE(back);
+    CHECK(back->data == "one");
+    auto closed = co_await p.client->close(1000, "done");
+    CHECK(closed);
+    co_await scope.join();
+}
+
+}  // namespace
+
+TEST_SUITE("ws.session") {
+
+TEST_CASE_TEMPLATE("a peer that never answers keepalive pings is dropped after the pong timeout", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    std::error_code r;
+    run_on<B>([&r](core::loop& lp) { return keepalive(lp, false, r); });
+    CHECK(r == ws::errc::keepalive_timeout);
+}
+
+TEST_CASE_TEMPLATE("a peer that receives answers keepalive pings and stays connected", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    std::error_code r;
+    run_on<B>([&r](core::loop& lp) { return keepalive(lp, true, r); });
+    CHECK(r == core::errc::timed_out);  // the test's own deadline, not the keepalive
+}
+
+TEST_CASE_TEMPLATE("a session with no messages for idle_timeout closes with 1001", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    std::error_code r;
+    std::uint16_t seen = 0;
+    run_on<B>([&](core::loop& lp) { return idle(lp, r, seen); });
+    CHECK(r == ws::errc::idle_timeout);
+    CHECK(seen == 1001);
+}
+
+TEST_CASE_TEMPLATE("receive_some hands over a fragmented message piece by piece", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    run_on<B>([](core::loop& lp) { return streaming(lp); });
+}
+
+TEST_CASE_TEMPLATE("the drop policy fails sends beyond the queue while the reader is slow", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    int failed = 0;
+    run_on<B>([&failed](core::loop& lp) { return slow_reader(lp, ws::slow_reader_policy::drop, failed); });
+    CHECK(failed > 0);
+}
+
+TEST_CASE_TEMPLATE("the wait policy lets every sender wait", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    int failed = 0;
+    run_on<B>([&failed](core::loop& lp) { return slow_reader(lp, ws::slow_reader_policy::wait, failed); });
+    CHECK(failed == 0);
+}
+
+TEST_CASE_TEMPLATE("an event-style handler sees open and ping and message and close in order", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    recording_handler h;
+    run_on<B>([&h](core::loop& lp) { return event_style(lp, h); });
+    CHECK(h.events == std::vector<std::string>{"open", "ping:hi", "message:one", "close:1000:done"});
+}
+
+}  // TEST_SUITE

@@ -16,6 +16,9 @@ public:
         case errc::invalid_close_code: return "invalid WebSocket close code";
         case errc::bad_handshake: return "WebSocket handshake refused";
         case errc::closed: return "WebSocket closed";
+        case errc::queue_full: return "WebSocket send queue full";
+        case errc::keepalive_timeout: return "no pong within the keepalive timeout";
+        case errc::idle_timeout: return "WebSocket idle timeout";
         }
         return "unknown coronet.ws error";
     }
@@ -35,6 +38,8 @@ std::uint16_t close_code_of(const std::error_code& ec) noexcept {
     case errc::invalid_close_code: return 1002;
     case errc::invalid_payload: return 1007;
     case errc::message_too_big: return 1009;
+    case errc::queue_full: return 1008;
+    case errc::idle_timeout: return 1001;
     default: return 1011;
     }
 }

@@ -5,7 +5,9 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace coronet::ws {
 namespace {
@@ -37,13 +39,44 @@ session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetc
       reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024),
       decoder_(r, opts.limits) {
     (void)reader_.prime(prefetched);
+    last_heard_ = last_message_ = core::clock::now();
+}
+
+core::task<void> session_handler_base::on_message(session&, message&) { co_return; }
+
+core::task<void> run(session& s, session_handler_base& h) {
+    s.set_observer(&h);
+    h.on_open(s);
+    for (;;) {
+        auto m = co_await s.receive();
+        if (!m) {
+            if (m.error() != errc::closed) h.on_error(s, m.error());
+            break;
+        }
+        co_await h.on_message(s, *m);
+    }
+    s.set_observer(nullptr);
+    h.on_close(s, s.close_code(), s.close_reason());
 }
 
 session::~session() = default;
 
 core::task<core::result<void>> session::send_frame(opcode op, std::span<const std::byte> payload) {
+    // A slow reader: the lock is busy and enough senders wait already.
+    if (send_lock_.locked() && queued_sends_ >= opts_.max_queued_sends && op != opcode::close &&
+        opts_.slow_reader != slow_reader_policy::wait) {
+        if (opts_.slow_reader == slow_reader_policy::close && !close_sent_) {
+            close_sent_ = true;  // no more sends; the peer gets 1008 if the writer ever frees
+            auto sd = co_await stream_->shutdown();
+            (void)sd;
+        }
+        co_return make_error_code(errc::queue_full);
+    }
+    ++queued_sends_;
     auto locked = co_await send_lock_.lock();
+    --queued_sends_;
     if (!locked) co_return locked.error();
+    if (op == opcode::text || op == opcode::binary) last_message_ = core::clock::now();
     core::result<void> r;
     if (close_sent_) {
         r = make_error_code(errc::closed);
@@ -111,47 +144,113 @@ core::task<core::result<message>> session::receive() {
     co_return r;
 }
 
+core::task<core::result<message_chunk>> session::receive_some() {
+    if (close_received_) co_return make_error_code(errc::closed);
+    receiving_ = true;
+    auto r = co_await next_data();
+    receiving_ = false;
+    co_return r;
+}
+
 core::task<core::result<message>> session::receive_impl() {
     message msg;
+    for (;;) {
+        auto chunk = co_await next_data();
+        if (!chunk) co_return chunk.error();
+        if (chunk->first) msg.type = chunk->type;
+        msg.data.append(chunk->data);
+        if (chunk->last) co_return msg;
+    }
+}
+
+// Waits for more bytes from the peer, sending keepalive pings and enforcing the pong and idle
+// timeouts on the way (only while someone receives, which is when the session is alive).
+core::task<core::result<std::size_t>> session::fill_with_timers() {
+    const auto& o = opts_;
+    for (;;) {
+        const auto now = core::clock::now();
+        core::clock::time_point deadline = core::clock::time_point::max();
+        if (o.ping_interval.count() > 0) {
+            if (ping_outstanding_) deadline = std::min(deadline, ping_sent_ + o.pong_timeout);
+            else deadline = std::min(deadline, last_heard_ + o.ping_interval);
+        }
+        if (o.idle_timeout.count() > 0) deadline = std::min(deadline, last_message_ + o.idle_timeout);
+        if (deadline == core::clock::time_point::max()) co_return co_await reader_.fill();
+        if (deadline > now) {
+            auto got = co_await core::with_timeout(deadline - now, reader_.fill());
+            if (got || got.error() != core::errc::timed_out) co_return got;
+        }
+        const auto at = core::clock::now();
+        if (o.idle_timeout.count() > 0 && at >= last_message_ + o.idle_timeout) {
+            co_await fail(make_error_code(errc::idle_timeout));
+            co_return make_error_code(errc::idle_timeout);
+        }
+        if (o.ping_interval.count() > 0) {
+            if (ping_outstanding_ && at >= ping_sent_ + o.pong_timeout) {
+                co_await fail(make_error_code(errc::keepalive_timeout));
+                co_return make_error_code(errc::keepalive_timeout);
+            }
+            if (!ping_outstanding_ && at >= last_heard_ + o.ping_interval) {
+                ping_outstanding_ = true;
+                ping_sent_ = at;
+                auto p = co_await send_frame(opcode::ping, {});
+                if (!p) co_return p.error();
+            }
+        }
+    }
+}
+
+core::task<core::result<message_chunk>> session::next_data() {
     for (;;) {
         auto step = decoder_.decode(reader_.mutable_buffered());
         // The payload view stays valid until the next fill: consume() only moves an index.
         reader_.consume(step.consumed);
         switch (step.what) {
         case frame_decoder::kind::need_more: {
-            auto got = co_await reader_.fill();
+            auto got = co_await fill_with_timers();
             if (!got) {
-                if (close_code_ == 0) close_code_ = 1006;  // gone without a close frame
+                if (got.error() == core::errc::end_of_stream && close_code_ == 0) close_code_ = 1006;
                 co_return got.error();
             }
+            last_heard_ = core::clock::now();
+            ping_outstanding_ = false;  // any traffic from the peer proves it alive
             continue;
         }
         case frame_decoder::kind::error:
             co_await fail(step.ec);
             co_return step.ec;
-        case frame_decoder::kind::data:
-            if (step.message_start) msg.type = step.op;
-            msg.data.append(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
-            if (step.message_end) co_return msg;
-            continue;
+        case frame_decoder::kind::data: {
+            if (step.message_end) last_message_ = core::clock::now();
+            message_chunk c;
+            c.type = step.op;
+            c.data = std::string_view(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+            c.first = step.message_start;
+            c.last = step.message_end;
+            co_return c;
+        }
         case frame_decoder::kind::control:
             break;
         }
+        std::string_view payload(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
         if (step.op == opcode::ping) {
+            if (observer_ != nullptr) observer_->on_ping(*this, payload);
             // Copy out: the pong's send may wait, and the payload lives in the read buffer.
-            std::string payload(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
-            auto pong = co_await send_frame(opcode::pong, bytes_of(payload));
-            if (!pong && pong.error() != errc::closed) co_return pong.error();
+            std::string copy(payload);
+            auto pong = co_await send_frame(opcode::pong, bytes_of(copy));
+            if (!pong && pong.error() != errc::closed && pong.error() != errc::queue_full) co_return pong.error();
             continue;
         }
-        if (step.op == opcode::pong) continue;
+        if (step.op == opcode::pong) {
+            if (observer_ != nullptr) observer_->on_pong(*this, payload);
+            continue;
+        }
         // Close: record the peer's code and reason, answer (echoing the code) unless we started
         // the closing handshake, and end. The server closes TCP first (RFC 6455 §7.1.1).
         close_received_ = true;
         if (step.payload.size() >= 2) {
             const auto* p = reinterpret_cast<const unsigned char*>(step.payload.data());
             close_code_ = static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-            close_reason_.assign(reinterpret_cast<const char*>(step.payload.data()) + 2, step.payload.size() - 2);
+            close_reason_.assign(payload.substr(2));
         } else {
             close_code_ = 1005;
         }

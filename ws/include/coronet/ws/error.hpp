@@ -16,6 +16,9 @@ enum class errc {
     invalid_close_code,     ///< 1002: a close code that may not be sent (§7.4)
     bad_handshake,          ///< the opening handshake was refused (no close frame: no session yet)
     closed,                 ///< the session is closed; no more messages
+    queue_full,             ///< a send met a full queue: dropped, or the session closed with 1008
+    keepalive_timeout,      ///< no pong within pong_timeout after a keepalive ping (sent 1011)
+    idle_timeout,           ///< no message either way within idle_timeout (sent 1001)
 };
 
 /// The category of ws::errc, named "coronet.ws".

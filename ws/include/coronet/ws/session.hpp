@@ -2,6 +2,7 @@
 
 #include <coronet/core/async_mutex.hpp>
 #include <coronet/core/buffered_reader.hpp>
+#include <coronet/core/loop.hpp>
 #include <coronet/core/result.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
@@ -17,19 +18,68 @@
 
 namespace coronet::ws {
 
-/// Session settings; every limit has a safe default.
-struct session_options {
-    frame_limits limits;
-    /// After sending a close frame, how long to wait for the peer's before closing TCP.
-    std::chrono::milliseconds close_timeout{5'000};
-};
-
 /// A whole received message.
 struct message {
     opcode type = opcode::text;  ///< text or binary
     std::string data;            ///< the payload (UTF-8 checked for text)
     bool is_text() const noexcept { return type == opcode::text; }
 };
+
+/// What a send does when `max_queued_sends` senders already wait (a slow reader).
+enum class slow_reader_policy : std::uint8_t {
+    wait,   ///< wait like the others (back-pressure reaches the sender)
+    close,  ///< close the session with 1008 and fail the send with errc::queue_full
+    drop,   ///< drop this message: the send fails with errc::queue_full, the session goes on
+};
+
+/// Session settings; every limit has a safe default.
+struct session_options {
+    frame_limits limits;
+    /// After sending a close frame, how long to wait for the peer's before closing TCP.
+    std::chrono::milliseconds close_timeout{5'000};
+    /// Keepalive: while receive() waits, a ping goes out after this long without traffic from
+    /// the peer; zero disables keepalive pings.
+    std::chrono::milliseconds ping_interval{0};
+    /// After a keepalive ping, the peer has this long to send anything (a pong or data) before
+    /// the session closes with 1011 and receive() fails with errc::keepalive_timeout.
+    std::chrono::milliseconds pong_timeout{10'000};
+    /// No message in either direction for this long closes the session with 1001
+    /// (errc::idle_timeout); zero disables it.
+    std::chrono::milliseconds idle_timeout{0};
+    /// Senders that may wait for the send lock before `slow_reader` applies.
+    std::size_t max_queued_sends = 64;
+    slow_reader_policy slow_reader = slow_reader_policy::wait;
+};
+
+/// A piece of a message from the streaming receive mode.
+struct message_chunk {
+    opcode type = opcode::text;  ///< of the whole message
+    std::string_view data;       ///< valid until the next receive call
+    bool first = false;          ///< the message's first bytes
+    bool last = false;           ///< the message is complete after these bytes
+};
+
+class session;
+
+/// Event-style use of a session: override what you need; `run(session&, handler&)` drives the
+/// session's receive loop and calls these on its coroutine.
+class CORONET_WS_EXPORT session_handler_base {
+public:
+    virtual ~session_handler_base() = default;
+    virtual void on_open(session&) {}
+    /// Each whole message; may await sends.
+    virtual core::task<void> on_message(session& s, message& m);
+    virtual void on_ping(session&, std::string_view /*payload*/) {}
+    virtual void on_pong(session&, std::string_view /*payload*/) {}
+    /// The session ended: the peer's code and reason (1006 if it left without a close frame).
+    virtual void on_close(session&, std::uint16_t /*code*/, std::string_view /*reason*/) {}
+    /// A protocol error, timeout or transport error ended the session (on_close follows).
+    virtual void on_error(session&, std::error_code) {}
+};
+
+/// Runs `h` on `s` until the session ends (see session_handler_base).
+CORONET_WS_EXPORT core::task<void> run(session& s, session_handler_base& h);
+
 
 /// A WebSocket connection (RFC 6455) over any core::stream, as server or client, built after
 /// the opening handshake from the stream plus the bytes already read past it (the http
@@ -53,6 +103,10 @@ public:
     /// (`core::errc::end_of_stream` when the peer left without a close frame: code 1006).
     core::task<core::result<message>> receive();
 
+    /// Streaming receive: the next piece of a message as it arrives, without assembling it.
+    /// Errors as receive().
+    core::task<core::result<message_chunk>> receive_some();
+
     /// Sends a text message (must be UTF-8; not checked here) or a binary message, in one frame.
     core::task<core::result<void>> send_text(std::string_view text);
     core::task<core::result<void>> send_binary(std::span<const std::byte> data);
@@ -74,6 +128,8 @@ public:
     const std::string& close_reason() const noexcept { return close_reason_; }
     bool is_open() const noexcept { return !close_sent_ && !close_received_; }
     role side() const noexcept { return role_; }
+    /// Observer of pings and pongs (the event-style runner sets it); may be null.
+    void set_observer(session_handler_base* h) noexcept { observer_ = h; }
     core::stream& stream() noexcept { return *stream_; }
 
 private:
@@ -81,6 +137,9 @@ private:
     core::task<core::result<void>> send_close(std::uint16_t code, std::string_view reason);
     core::task<void> fail(std::error_code ec);
     core::task<core::result<message>> receive_impl();
+    /// One decoded data step (whole messages are assembled by the caller), or an error.
+    core::task<core::result<message_chunk>> next_data();
+    core::task<core::result<std::size_t>> fill_with_timers();
 
     core::stream_ptr stream_;
     role role_;
@@ -90,6 +149,12 @@ private:
     core::async_mutex send_lock_;
     std::vector<std::byte> tx_;  ///< header + masked copy of the payload (client role)
     bool receiving_ = false;
+    session_handler_base* observer_ = nullptr;
+    std::size_t queued_sends_ = 0;
+    core::clock::time_point last_heard_;    ///< last bytes from the peer
+    core::clock::time_point last_message_;  ///< last message either way (idle timeout)
+    bool ping_outstanding_ = false;
+    core::clock::time_point ping_sent_;
     bool close_sent_ = false;
     bool close_received_ = false;
     std::uint16_t close_code_ = 0;
