@@ -23,10 +23,13 @@ std::string_view trim(std::string_view s) noexcept {
     return s;
 }
 
-bool has_token(std::string_view list, std::string_view token) noexcept {
+// Tokens are case-insensitive, except subprotocol names: the client compares the echoed name
+// byte for byte, so the server must only echo an exact match.
+bool has_token(std::string_view list, std::string_view token, bool exact = false) noexcept {
     while (!list.empty()) {
         auto comma = list.find(',');
-        if (iequal(trim(list.substr(0, comma)), token)) return true;
+        std::string_view item = trim(list.substr(0, comma));
+        if (exact ? item == token : iequal(item, token)) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }
@@ -43,6 +46,19 @@ std::string_view get(std::span<const field> headers, std::string_view name, std:
     }
     if (count != nullptr) *count = n;
     return v;
+}
+
+// A list-valued field may be split over several field lines (RFC 9110 §5.3).
+bool any_has_token(std::span<const field> headers, std::string_view name, std::string_view token,
+                   bool exact = false) noexcept {
+    return std::any_of(headers.begin(), headers.end(), [&](const field& f) {
+        return iequal(f.first, name) && has_token(f.second, token, exact);
+    });
+}
+
+// CR, LF and NUL would end or split a line of the message being built.
+bool breaks_line(std::string_view s) noexcept {
+    return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
 
 std::string status_response(int status, std::string_view reason, bool version_hint) {
@@ -95,8 +111,11 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
     };
     if (method != "GET") return refuse(400, "a WebSocket handshake must be a GET");
     if (version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
-    if (!has_token(get(headers, "upgrade"), "websocket")) return refuse(400, "missing Upgrade: websocket");
-    if (!has_token(get(headers, "connection"), "upgrade")) return refuse(400, "missing Connection: upgrade");
+    std::size_t hosts = 0;
+    (void)get(headers, "host", &hosts);
+    if (hosts != 1) return refuse(400, "a WebSocket handshake needs one Host");  // RFC 6455 §4.2.1
+    if (!any_has_token(headers, "upgrade", "websocket")) return refuse(400, "missing Upgrade: websocket");
+    if (!any_has_token(headers, "connection", "upgrade")) return refuse(400, "missing Connection: upgrade");
     std::size_t versions = 0;
     std::string_view version = get(headers, "sec-websocket-version", &versions);
     if (versions != 1 || version != "13") return refuse(426, "only Sec-WebSocket-Version 13 is supported");
@@ -104,17 +123,16 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
     std::string_view key = get(headers, "sec-websocket-key", &keys);
     if (keys != 1 || !valid_client_key(key)) return refuse(400, "invalid Sec-WebSocket-Key");
     if (!opts.allowed_origins.empty()) {
-        std::string_view origin = get(headers, "origin");
-        bool ok = std::any_of(opts.allowed_origins.begin(), opts.allowed_origins.end(),
-                              [&](const std::string& o) { return iequal(o, origin); });
+        std::size_t origins = 0;
+        std::string_view origin = get(headers, "origin", &origins);
+        // A second Origin could be the one another hop acts on: refuse rather than pick one.
+        bool ok = origins <= 1 && std::any_of(opts.allowed_origins.begin(), opts.allowed_origins.end(),
+                                              [&](const std::string& o) { return iequal(o, origin); });
         if (!ok) return refuse(403, "origin not allowed");
     }
     // Subprotocol: the server's first preference that the client offered (RFC 6455 §4.2.2).
     for (const auto& mine : opts.subprotocols) {
-        bool offered = false;
-        for (const auto& [k, val] : headers)
-            if (iequal(k, "sec-websocket-protocol") && has_token(val, mine)) offered = true;
-        if (offered) {
+        if (any_has_token(headers, "sec-websocket-protocol", mine, true)) {
             v.subprotocol = mine;
             break;
         }
@@ -152,7 +170,13 @@ core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s, serve
         // "GET /path HTTP/1.1"
         auto sp1 = start.find(' ');
         auto sp2 = sp1 == std::string_view::npos ? sp1 : start.find(' ', sp1 + 1);
-        if (sp2 == std::string_view::npos || start.substr(sp2 + 1, 7) != "HTTP/1." || start.size() != sp2 + 9) {
+        // No control characters: a bare CR or LF or a NUL would reach the target.
+        const bool visible = std::all_of(start.begin(), start.end(), [](char c) {
+            return c == ' ' || (static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
+        });
+        if (!visible || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
+            start.substr(sp2 + 1, 7) != "HTTP/1." || start.size() != sp2 + 9 ||
+            std::isdigit(static_cast<unsigned char>(start.back())) == 0) {
             v.status = 400;
             v.response = status_response(400, "malformed request line", false);
         } else {
@@ -175,6 +199,10 @@ core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s, serve
 
 core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::string host, std::string target,
                                                          client_handshake_options opts) {
+    bool bad_field = breaks_line(host) || breaks_line(target) || breaks_line(opts.origin);
+    for (const auto& p : opts.subprotocols) bad_field = bad_field || breaks_line(p);
+    for (const auto& [k, v] : opts.headers) bad_field = bad_field || breaks_line(k) || breaks_line(v);
+    if (bad_field) co_return make_error_code(errc::bad_handshake);
     const std::string key = make_client_key();
     std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + host +
                       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
@@ -190,7 +218,6 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
     }
     for (const auto& [k, v] : opts.headers) req += k + ": " + v + "\r\n";
     req += "\r\n";
-    if (req.find('\0') != std::string::npos) co_return make_error_code(errc::bad_handshake);
     auto w = co_await s.write_all(core::as_bytes(req));
     if (!w) co_return w.error();
 
@@ -204,13 +231,15 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
     std::vector<field> fields;
     if (!split_head(core::as_string(*head), start, fields)) co_return make_error_code(errc::bad_handshake);
     if (start.substr(0, 13) != "HTTP/1.1 101 " && start != "HTTP/1.1 101") co_return make_error_code(errc::bad_handshake);
-    if (!has_token(get(fields, "upgrade"), "websocket") || !has_token(get(fields, "connection"), "upgrade"))
+    if (!any_has_token(fields, "upgrade", "websocket") || !any_has_token(fields, "connection", "upgrade"))
         co_return make_error_code(errc::bad_handshake);
     std::size_t accepts = 0;
     if (get(fields, "sec-websocket-accept", &accepts) != accept_key(key) || accepts != 1)
         co_return make_error_code(errc::bad_handshake);
     // Nothing we did not ask for (RFC 6455 §4.1, points 5 and 6).
-    if (!get(fields, "sec-websocket-extensions").empty()) co_return make_error_code(errc::bad_handshake);
+    std::size_t extensions = 0;
+    (void)get(fields, "sec-websocket-extensions", &extensions);
+    if (extensions != 0) co_return make_error_code(errc::bad_handshake);
     client_upgrade out;
     std::string_view proto = get(fields, "sec-websocket-protocol");
     if (!proto.empty()) {

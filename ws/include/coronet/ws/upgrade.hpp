@@ -41,9 +41,10 @@ struct upgrade_verdict {
     std::string response;
 };
 
-/// Checks an upgrade request: GET, HTTP/1.1, `Upgrade: websocket` and `Connection` with the
-/// `upgrade` token (case-insensitive), `Sec-WebSocket-Version: 13` (else 426), a key that
-/// decodes to 16 bytes, the Origin against the allow-list; picks a subprotocol.
+/// Checks an upgrade request: GET, HTTP/1.1, one Host, `Upgrade: websocket` and `Connection`
+/// with the `upgrade` token (case-insensitive, on any of their field lines),
+/// `Sec-WebSocket-Version: 13` (else 426), a key that decodes to 16 bytes, one Origin on the
+/// allow-list when there is one (else 403); picks a subprotocol (names compared exactly).
 CORONET_WS_EXPORT upgrade_verdict check_upgrade(std::string_view method, int version_minor,
                                                 std::span<const field> headers,
                                                 const server_handshake_options& opts);
@@ -79,7 +80,8 @@ struct client_upgrade {
 
 /// Client side over a connected stream: sends the upgrade request for `host` and `target` with a
 /// fresh random key, reads the response and checks it (101, Upgrade, Connection, the accept
-/// value, no subprotocol or extension that was not offered). Errors: `errc::bad_handshake`,
+/// value, no subprotocol or extension that was not offered). Errors: `errc::bad_handshake`
+/// (also, before anything is sent, when `host`, `target` or an option holds CR, LF or NUL),
 /// the stream's errors.
 CORONET_WS_EXPORT core::task<core::result<client_upgrade>> request_upgrade(
     core::stream& s, std::string host, std::string target, client_handshake_options opts);
