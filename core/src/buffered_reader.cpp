@@ -53,6 +53,19 @@ result<std::size_t> buffered_reader::prepare_space(std::size_t want) {
     return buf_.size() - end_;
 }
 
+task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
+    const std::size_t held = end_ - begin_;
+    if (expected > 1 && buf_.size() - end_ < expected) {
+        // Make the room in one step: compact, then grow to what the caller expects.
+        if (begin_ > 0 && held > 0) std::memmove(buf_.data(), buf_.data() + begin_, held);
+        begin_ = 0;
+        end_ = held;
+        std::size_t want = std::min(max_, held + expected);
+        if (buf_.size() < want) buf_.resize(want);
+    }
+    co_return co_await fill();
+}
+
 task<result<std::size_t>> buffered_reader::fill() {
     auto space = prepare_space(end_ - begin_ + 1);
     if (!space) co_return space.error();

@@ -76,7 +76,8 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     auto locked = co_await send_lock_.lock();
     --queued_sends_;
     if (!locked) co_return locked.error();
-    if (op == opcode::text || op == opcode::binary) last_message_ = core::clock::now();
+    if ((op == opcode::text || op == opcode::binary) && opts_.idle_timeout.count() > 0)
+        last_message_ = core::clock::now();
     core::result<void> r;
     if (close_sent_) {
         r = make_error_code(errc::closed);
@@ -157,7 +158,16 @@ core::task<core::result<message>> session::receive_impl() {
     for (;;) {
         auto chunk = co_await next_data();
         if (!chunk) co_return chunk.error();
-        if (chunk->first) msg.type = chunk->type;
+        if (chunk->first) {
+            msg.type = chunk->type;
+            if (chunk->last) {
+                msg.data.assign(chunk->data);  // the common case: one frame, one copy
+                co_return msg;
+            }
+            // Room for the rest of this frame at once, not one reallocation per read.
+            msg.data.reserve(chunk->data.size() +
+                             static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 16u << 20)));
+        }
         msg.data.append(chunk->data);
         if (chunk->last) co_return msg;
     }
@@ -167,6 +177,11 @@ core::task<core::result<message>> session::receive_impl() {
 // timeouts on the way (only while someone receives, which is when the session is alive).
 core::task<core::result<std::size_t>> session::fill_with_timers() {
     const auto& o = opts_;
+    // Room for the rest of a large frame in one read (a 64 KiB message in 4 KiB reads cost a
+    // decode step and a resumption per read).
+    const std::size_t expected =
+        static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20));
+    if (o.ping_interval.count() <= 0 && o.idle_timeout.count() <= 0) co_return co_await reader_.fill(expected);
     for (;;) {
         const auto now = core::clock::now();
         core::clock::time_point deadline = core::clock::time_point::max();
@@ -175,9 +190,9 @@ core::task<core::result<std::size_t>> session::fill_with_timers() {
             else deadline = std::min(deadline, last_heard_ + o.ping_interval);
         }
         if (o.idle_timeout.count() > 0) deadline = std::min(deadline, last_message_ + o.idle_timeout);
-        if (deadline == core::clock::time_point::max()) co_return co_await reader_.fill();
+        if (deadline == core::clock::time_point::max()) co_return co_await reader_.fill(expected);
         if (deadline > now) {
-            auto got = co_await core::with_timeout(deadline - now, reader_.fill());
+            auto got = co_await core::with_timeout(deadline - now, reader_.fill(expected));
             if (got || got.error() != core::errc::timed_out) co_return got;
         }
         const auto at = core::clock::now();
@@ -212,15 +227,17 @@ core::task<core::result<message_chunk>> session::next_data() {
                 if (got.error() == core::errc::end_of_stream && close_code_ == 0) close_code_ = 1006;
                 co_return got.error();
             }
-            last_heard_ = core::clock::now();
-            ping_outstanding_ = false;  // any traffic from the peer proves it alive
+            if (opts_.ping_interval.count() > 0) {
+                last_heard_ = core::clock::now();
+                ping_outstanding_ = false;  // any traffic from the peer proves it alive
+            }
             continue;
         }
         case frame_decoder::kind::error:
             co_await fail(step.ec);
             co_return step.ec;
         case frame_decoder::kind::data: {
-            if (step.message_end) last_message_ = core::clock::now();
+            if (step.message_end && opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
             message_chunk c;
             c.type = step.op;
             c.data = std::string_view(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());

@@ -32,6 +32,9 @@ public:
     task<result<std::span<const std::byte>>> read_exactly(std::size_t n);
     /// Reads once more from the stream, appending to the buffer; returns the bytes added.
     task<result<std::size_t>> fill();
+    /// As fill(), first making room for `expected` more bytes (capped by max_buffer), so a
+    /// protocol that knows a large frame is coming reads it in few calls.
+    task<result<std::size_t>> fill(std::size_t expected);
 
     /// The buffered, unconsumed bytes.
     std::span<const std::byte> buffered() const noexcept {

@@ -80,6 +80,8 @@ public:
     /// is only returned once all of it is in `in`; data comes as it arrives.
     step decode(std::span<std::byte> in) noexcept;
 
+    /// Payload bytes of the current data frame not yet returned (0 between frames).
+    std::uint64_t frame_left() const noexcept { return in_payload_ ? remaining_ : 0; }
     /// True while a fragmented message is in progress.
     bool in_message() const noexcept { return in_message_; }
     void reset() noexcept;
