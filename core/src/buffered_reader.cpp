@@ -63,7 +63,13 @@ task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
         std::size_t want = std::min(max_, held + expected);
         if (buf_.size() < want) buf_.resize(want);
     }
-    co_return co_await fill();
+    // The read itself, as in fill() (not awaited through it: one coroutine frame less).
+    auto space = prepare_space(end_ - begin_ + 1);
+    if (!space) co_return space.error();
+    auto n = co_await stream_->read_some(mutable_buffer(buf_.data() + end_, *space));
+    if (!n) co_return n.error();
+    end_ += *n;
+    co_return *n;
 }
 
 task<result<std::size_t>> buffered_reader::fill() {

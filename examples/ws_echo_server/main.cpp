@@ -1,9 +1,10 @@
 // ws_echo_server: a standalone WebSocket echo server on coronet::ws (no HTTP layer linked).
 //
 //   ws_echo_server [--host 127.0.0.1] [--port 9001] [--backend uring|epoll]
-//                  [--tls-cert FILE --tls-key FILE]
+//                  [--tls-cert FILE --tls-key FILE] [--ping-interval MS]
 //
-// Echoes every message back with its type (text as text, binary as binary). Prints
+// Echoes every message back with its type (text as text, binary as binary). Sends no
+// keepalive pings unless --ping-interval is given (benchmark clients do not expect them). Prints
 // "listening on HOST:PORT" once it accepts; exits cleanly on SIGINT/SIGTERM.
 #include <coronet/core/loop.hpp>
 #include <coronet/core/signal.hpp>
@@ -13,8 +14,12 @@
 
 #include <common/server_cli.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
 
 namespace core = coronet::core;
 namespace ws = coronet::ws;
@@ -33,7 +38,8 @@ core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
 
 core::task<void> wait_signal(core::signal_set& signals) { (void)co_await signals.wait(); }
 
-core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls) {
+core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
+                      std::chrono::milliseconds ping_interval) {
     auto listener = core::tcp_listener::bind(lp, ep);
     if (!listener) {
         std::fprintf(stderr, "ws_echo_server: cannot listen on %s: %s\n", ep.to_string().c_str(),
@@ -42,6 +48,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     }
     ws::server_options so;
     so.tls = tls;
+    so.session.ping_interval = ping_interval;
     ws::server srv(echo, so);
     core::signal_set signals(lp, {SIGINT, SIGTERM});
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
@@ -53,7 +60,20 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
 }  // namespace
 
 int main(int argc, char** argv) {
-    auto o = coronet::examples::parse_server_cli(argc, argv, "ws_echo_server", 9001, "serve wss://");
+    // --ping-interval MS is this example's own flag; the rest are every example server's.
+    std::chrono::milliseconds ping_interval{0};
+    std::vector<char*> args;
+    for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--ping-interval") == 0 && i + 1 < argc) {
+            ping_interval = std::chrono::milliseconds(std::strtoul(argv[++i], nullptr, 10));
+            continue;
+        }
+        if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
+            std::puts("extra: --ping-interval MS  send keepalive pings (default: none)");
+        args.push_back(argv[i]);
+    }
+    auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
+                                                 "ws_echo_server", 9001, "serve wss://");
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "ws_echo_server: invalid --host %s\n", o.host.c_str());
@@ -62,5 +82,5 @@ int main(int argc, char** argv) {
     core::tls_context tls = coronet::examples::server_tls(o, "ws_echo_server");
     core::block_signals({SIGINT, SIGTERM});
     core::loop lp(o.loop_options());
-    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
+    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval));
 }

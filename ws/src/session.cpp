@@ -100,12 +100,13 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     co_return r;
 }
 
+// Plain functions, not coroutines: the caller awaits send_frame's own frame directly.
 core::task<core::result<void>> session::send_text(std::string_view text) {
-    co_return co_await send_frame(opcode::text, bytes_of(text));
+    return send_frame(opcode::text, bytes_of(text));
 }
 
 core::task<core::result<void>> session::send_binary(std::span<const std::byte> data) {
-    co_return co_await send_frame(opcode::binary, data);
+    return send_frame(opcode::binary, data);
 }
 
 core::task<core::result<void>> session::ping(std::string_view payload) {
@@ -140,9 +141,29 @@ core::task<void> session::fail(std::error_code ec) {
 core::task<core::result<message>> session::receive() {
     if (close_received_) co_return make_error_code(errc::closed);
     receiving_ = true;
-    auto r = co_await receive_impl();
-    receiving_ = false;
-    co_return r;
+    message msg;
+    for (;;) {
+        auto chunk = co_await next_data();
+        if (!chunk) {
+            receiving_ = false;
+            co_return chunk.error();
+        }
+        if (chunk->first) {
+            msg.type = chunk->type;
+            if (chunk->last) {
+                msg.data.assign(chunk->data);  // the common case: one frame, one copy
+                receiving_ = false;
+                co_return msg;
+            }
+            msg.data.reserve(chunk->data.size() +
+                             static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 16u << 20)));
+        }
+        msg.data.append(chunk->data);
+        if (chunk->last) {
+            receiving_ = false;
+            co_return msg;
+        }
+    }
 }
 
 core::task<core::result<message_chunk>> session::receive_some() {
@@ -222,7 +243,14 @@ core::task<core::result<message_chunk>> session::next_data() {
         reader_.consume(step.consumed);
         switch (step.what) {
         case frame_decoder::kind::need_more: {
-            auto got = co_await fill_with_timers();
+            core::result<std::size_t> got = std::size_t{0};
+            if (opts_.ping_interval.count() <= 0 && opts_.idle_timeout.count() <= 0) {
+                // No timers: straight to the reader, one coroutine frame less per read.
+                got = co_await reader_.fill(static_cast<std::size_t>(
+                    std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20)));
+            } else {
+                got = co_await fill_with_timers();
+            }
             if (!got) {
                 if (got.error() == core::errc::end_of_stream && close_code_ == 0) close_code_ = 1006;
                 co_return got.error();
