@@ -21,7 +21,7 @@ endpoint::endpoint(const ::sockaddr* sa, ::socklen_t len) noexcept : addr_{}, le
 result<endpoint> endpoint::from_ip(std::string_view address, std::uint16_t port) {
     char buf[INET6_ADDRSTRLEN + 1];
     if (address.size() >= sizeof buf) return errc::invalid_address;
-    std::memcpy(buf, address.data(), address.size());
+    if (!address.empty()) std::memcpy(buf, address.data(), address.size());
     buf[address.size()] = '\0';
     endpoint e;
     ::sockaddr_in v4{};

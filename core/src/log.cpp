@@ -25,7 +25,7 @@ void stderr_log_sink::log(log_level level, std::string_view message) noexcept {
     line[pos++] = ':';
     line[pos++] = ' ';
     std::size_t m = message.size() < sizeof line - pos - 1 ? message.size() : sizeof line - pos - 1;
-    std::memcpy(line + pos, message.data(), m);
+    if (m > 0) std::memcpy(line + pos, message.data(), m);
     pos += m;
     line[pos++] = '\n';
     // One write per line so concurrent loggers do not interleave within a line.

@@ -121,7 +121,7 @@ core::task<core::result<void>> session::send_close(std::uint16_t code, std::stri
         payload[0] = static_cast<std::byte>(code >> 8);
         payload[1] = static_cast<std::byte>(code & 0xFF);
         std::size_t r = reason.size() > 123 ? 123 : reason.size();
-        std::memcpy(payload + 2, reason.data(), r);
+        if (r > 0) std::memcpy(payload + 2, reason.data(), r);
         n = 2 + r;
     }
     co_return co_await send_frame(opcode::close, {payload, n});
