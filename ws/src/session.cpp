@@ -174,26 +174,6 @@ core::task<core::result<message_chunk>> session::receive_some() {
     co_return r;
 }
 
-core::task<core::result<message>> session::receive_impl() {
-    message msg;
-    for (;;) {
-        auto chunk = co_await next_data();
-        if (!chunk) co_return chunk.error();
-        if (chunk->first) {
-            msg.type = chunk->type;
-            if (chunk->last) {
-                msg.data.assign(chunk->data);  // the common case: one frame, one copy
-                co_return msg;
-            }
-            // Room for the rest of this frame at once, not one reallocation per read.
-            msg.data.reserve(chunk->data.size() +
-                             static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 16u << 20)));
-        }
-        msg.data.append(chunk->data);
-        if (chunk->last) co_return msg;
-    }
-}
-
 // Waits for more bytes from the peer, sending keepalive pings and enforcing the pong and idle
 // timeouts on the way (only while someone receives, which is when the session is alive).
 core::task<core::result<std::size_t>> session::fill_with_timers() {
@@ -320,11 +300,12 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
         if (!sent) co_return sent.error();
     }
     if (receiving_ || close_received_) co_return core::result<void>{};
-    // Nobody is reading: wait here for the peer's close (dropping late messages), bounded.
+    // Nobody is reading: wait here for the peer's close, bounded. Late messages are dropped
+    // piece by piece (next_data), never assembled.
     auto drain = [this]() -> core::task<core::result<void>> {
         for (;;) {
-            auto m = co_await receive_impl();
-            if (!m) co_return m.error() == errc::closed ? core::result<void>{} : core::result<void>(m.error());
+            auto c = co_await next_data();
+            if (!c) co_return c.error() == errc::closed ? core::result<void>{} : core::result<void>(c.error());
         }
     };
     auto r = co_await core::with_timeout(opts_.close_timeout, drain());

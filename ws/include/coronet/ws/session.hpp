@@ -136,7 +136,6 @@ private:
     core::task<core::result<void>> send_frame(opcode op, std::span<const std::byte> payload);
     core::task<core::result<void>> send_close(std::uint16_t code, std::string_view reason);
     core::task<void> fail(std::error_code ec);
-    core::task<core::result<message>> receive_impl();
     /// One decoded data step (whole messages are assembled by the caller), or an error.
     core::task<core::result<message_chunk>> next_data();
     core::task<core::result<std::size_t>> fill_with_timers();
