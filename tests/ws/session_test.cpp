@@ -2,6 +2,7 @@
 
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
+#include <coronet/core/timer.hpp>
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
@@ -350,3 +351,178 @@ TEST_CASE_TEMPLATE("an event-style handler sees open and ping and message and cl
 }
 
 }  // TEST_SUITE
+
+// ---------------------------------------------------------------------------------------------
+// Hooks for the hub and the http_ws bridge: prepared frames, auto-responses, going away.
+
+namespace {
+
+using namespace std::chrono_literals;
+
+core::task<void> prepared_frames(core::loop& lp) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session server(std::move(b), ws::role::server);
+    ws::session client(std::move(a), ws::role::client);
+    // Two frames encoded once, written in one call.
+    const std::string one = "shared", two(300, 'x');
+    std::byte h1[14], h2[14];
+    const std::size_t n1 = ws::encode_header(h1, ws::opcode::text, true, one.size());
+    const std::size_t n2 = ws::encode_header(h2, ws::opcode::binary, true, two.size());
+    core::const_buffer frames[] = {{h1, n1}, std::as_bytes(std::span(one)), {h2, n2},
+                                   std::as_bytes(std::span(two))};
+    auto sent = co_await server.send_prepared(frames);
+    REQUIRE(sent);
+    auto m1 = co_await client.receive();
+    REQUIRE(m1);
+    CHECK(m1->is_text());
+    CHECK(m1->data == one);
+    auto m2 = co_await client.receive();
+    REQUIRE(m2);
+    CHECK_FALSE(m2->is_text());
+    CHECK(m2->data == two);
+    // A client's frames must be masked per send.
+    auto refused = co_await client.send_prepared(frames);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == ws::errc::protocol_error);
+}
+
+core::task<void> auto_response(core::loop& lp, int& handler_calls) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session server(std::move(b), ws::role::server);
+    ws::session client(std::move(a), ws::role::client);
+    server.set_auto_response("ping", "pong");
+    for (int i = 0; i < 3; ++i) REQUIRE(co_await client.send_text("ping"));
+    REQUIRE(co_await client.send_text("pingx"));  // not the exact payload: the handler gets it
+    REQUIRE(co_await client.send_binary(std::as_bytes(std::span(std::string_view("ping")))));
+    for (int i = 0; i < 2; ++i) {
+        auto m = co_await server.receive();
+        REQUIRE(m);
+        ++handler_calls;
+        CHECK(m->data.starts_with("ping"));
+    }
+    CHECK(server.auto_responses_sent() == 3);
+    for (int i = 0; i < 3; ++i) {
+        auto m = co_await client.receive();
+        REQUIRE(m);
+        CHECK(m->is_text());
+        CHECK(m->data == "pong");
+    }
+    // Cleared: "ping" reaches the handler again.
+    server.clear_auto_response();
+    REQUIRE(co_await client.send_text("ping"));
+    auto m = co_await server.receive();
+    REQUIRE(m);
+    CHECK(m->data == "ping");
+    CHECK(server.auto_responses_sent() == 3);
+}
+
+// close_on: the going-away signal makes a waiting receive() send 1001; a peer that does not
+// answer is given up on after close_timeout.
+core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer, std::uint16_t& server_code) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session_options so;
+    so.close_timeout = 100ms;
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    ws::session client(std::move(a), ws::role::client);
+    core::stop_source shutting_down;
+    server.close_on(shutting_down.token());
+    core::task_scope scope;
+    scope.spawn([](core::stop_source& s) -> core::task<void> {
+        co_await core::sleep_for(20ms);
+        s.request_stop();
+    }(shutting_down));
+    auto r = co_await core::with_timeout(5s, receive_once(server));
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == ws::errc::closed);
+    server_code = server.close_code();
+    // The client never read, so its close frame never came. Now it reads the 1001.
+    auto m = co_await client.receive();
+    REQUIRE_FALSE(m);
+    seen_by_peer = client.close_code();
+    co_await scope.join();
+}
+
+core::task<void> going_away_with_reader(core::loop& lp, std::uint16_t& seen_by_peer,
+                                        std::uint16_t& server_code) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session_options so;
+    so.close_timeout = 2s;
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    ws::session client(std::move(a), ws::role::client);
+    core::stop_source shutting_down;
+    server.close_on(shutting_down.token());
+    core::task_scope scope;
+    scope.spawn([](ws::session& cl, std::uint16_t& seen) -> core::task<void> {
+        auto m = co_await cl.receive();  // answers the 1001 with its own close
+        CHECK_FALSE(m);
+        seen = cl.close_code();
+    }(client, seen_by_peer));
+    scope.spawn([](core::stop_source& s) -> core::task<void> {
+        co_await core::sleep_for(20ms);
+        s.request_stop();
+    }(shutting_down));
+    auto r = co_await core::with_timeout(5s, receive_once(server));
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == ws::errc::closed);
+    server_code = server.close_code();
+    co_await scope.join();
+}
+
+// close() while another coroutine receives and the peer never answers: the receive ends after
+// close_timeout instead of waiting forever.
+core::task<void> close_with_silent_peer(core::loop& lp, std::error_code& result) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session_options so;
+    so.close_timeout = 100ms;
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    ws::session client(std::move(a), ws::role::client);
+    core::task_scope scope;
+    scope.spawn([](ws::session& s) -> core::task<void> {
+        co_await core::sleep_for(20ms);
+        auto c = co_await s.close(1000, "bye");
+        CHECK(c);
+    }(server));
+    auto r = co_await core::with_timeout(5s, receive_once(server));
+    result = r ? std::error_code() : r.error();
+    CHECK(server.close_code() == 1006);
+    co_await scope.join();
+    (void)client;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("send_prepared writes frames encoded once and is refused to clients", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    run_on<B>([](core::loop& lp) { return prepared_frames(lp); });
+}
+
+TEST_CASE_TEMPLATE("an auto-response answers its request without waking the receiver", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    int calls = 0;
+    run_on<B>([&](core::loop& lp) { return auto_response(lp, calls); });
+    CHECK(calls == 2);
+}
+
+TEST_CASE_TEMPLATE("close_on sends 1001 and ends receive after the peer answers", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    std::uint16_t peer = 0, server = 0;
+    run_on<B>([&](core::loop& lp) { return going_away_with_reader(lp, peer, server); });
+    CHECK(peer == 1001);
+    CHECK(server == 1001);
+}
+
+TEST_CASE_TEMPLATE("close_on gives up on a silent peer after close_timeout", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    std::uint16_t peer = 0, server = 0;
+    run_on<B>([&](core::loop& lp) { return going_away(lp, peer, server); });
+    CHECK(peer == 1001);
+    CHECK(server == 1006);
+}
+
+TEST_CASE_TEMPLATE("a receive waiting while close runs ends after close_timeout when the peer is silent", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    std::error_code ec;
+    run_on<B>([&](core::loop& lp) { return close_with_silent_peer(lp, ec); });
+    CHECK(ec == ws::errc::closed);
+}

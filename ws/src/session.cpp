@@ -25,6 +25,19 @@ std::uint32_t next_mask_key() {
     return keys[--left];
 }
 
+// Replaces the awaiting coroutine's stop token without suspending (the I/O it awaits next
+// inherits the new one).
+struct swap_stop_token {
+    core::stop_token token;
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) noexcept {
+        h.promise().set_token(token);
+        return false;
+    }
+    void await_resume() const noexcept {}
+};
+
 std::span<const std::byte> bytes_of(std::string_view s) noexcept {
     return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
@@ -95,9 +108,42 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
         apply_mask({tx_.data() + n, payload.size()}, key, 0);
         r = co_await stream_->write_all({tx_.data(), n + payload.size()});
     }
-    if (op == opcode::close && r) close_sent_ = true;
+    if (op == opcode::close && r) {
+        close_sent_ = true;
+        close_deadline_ = core::clock::now() + opts_.close_timeout;
+        if (fill_stop_ != nullptr) fill_stop_->request_stop();  // re-wait with the deadline
+    }
     send_lock_.unlock();
     co_return r;
+}
+
+core::task<core::result<void>> session::send_prepared(std::span<const core::const_buffer> frames) {
+    if (role_ != role::server) co_return make_error_code(errc::protocol_error);
+    ++queued_sends_;
+    auto locked = co_await send_lock_.lock();
+    --queued_sends_;
+    if (!locked) co_return locked.error();
+    core::result<void> r;
+    if (close_sent_) {
+        r = make_error_code(errc::closed);
+    } else {
+        if (opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
+        r = co_await stream_->writev(frames);
+    }
+    send_lock_.unlock();
+    co_return r;
+}
+
+void session::set_auto_response(std::string request, std::string response) {
+    auto_request_ = std::move(request);
+    auto_response_ = std::move(response);
+    auto_respond_ = true;
+}
+
+void session::clear_auto_response() noexcept {
+    auto_respond_ = false;
+    auto_request_.clear();
+    auto_response_.clear();
 }
 
 // Plain functions, not coroutines: the caller awaits send_frame's own frame directly.
@@ -216,6 +262,21 @@ core::task<core::result<std::size_t>> session::fill_with_timers() {
     }
 }
 
+// Our close frame is out: the peer has until close_deadline_ to answer with its own.
+core::task<core::result<std::size_t>> session::fill_until_close_deadline() {
+    const auto now = core::clock::now();
+    core::result<std::size_t> got = make_error_code(core::errc::timed_out);
+    if (now < close_deadline_)
+        got = co_await core::with_timeout(close_deadline_ - now, reader_.fill(static_cast<std::size_t>(
+                                                                     std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20))));
+    if (got || got.error() != core::errc::timed_out) co_return got;
+    if (close_code_ == 0) close_code_ = 1006;
+    close_received_ = true;  // give up on the peer's close: the session is over
+    auto sd = co_await stream_->shutdown();
+    (void)sd;
+    co_return make_error_code(errc::closed);
+}
+
 core::task<core::result<message_chunk>> session::next_data() {
     for (;;) {
         auto step = decoder_.decode(reader_.mutable_buffered());
@@ -224,18 +285,43 @@ core::task<core::result<message_chunk>> session::next_data() {
         switch (step.what) {
         case frame_decoder::kind::need_more: {
             core::result<std::size_t> got = std::size_t{0};
-            if (opts_.ping_interval.count() <= 0 && opts_.idle_timeout.count() <= 0) {
-                // No timers: straight to the reader, one coroutine frame less per read.
-                got = co_await reader_.fill(static_cast<std::size_t>(
-                    std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20)));
+            if (close_sent_) {
+                got = co_await fill_until_close_deadline();
             } else {
-                got = co_await fill_with_timers();
+                // The wait for bytes runs under a stop source of its own, so that a close sent
+                // meanwhile (close() from another coroutine) or the going-away signal can cut
+                // it short; the caller's cancellation still reaches it through the link.
+                core::stop_token outer = co_await core::get_stop_token();
+                core::stop_source local(outer);
+                auto wake = [&local]() noexcept { local.request_stop(); };
+                core::stop_callback<decltype(wake)> on_away(going_away_, wake);
+                fill_stop_ = &local;
+                co_await swap_stop_token{local.token()};
+                if (opts_.ping_interval.count() <= 0 && opts_.idle_timeout.count() <= 0) {
+                    // No timers: straight to the reader, one coroutine frame less per read.
+                    got = co_await reader_.fill(static_cast<std::size_t>(
+                        std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20)));
+                } else {
+                    got = co_await fill_with_timers();
+                }
+                co_await swap_stop_token{outer};
+                fill_stop_ = nullptr;
+                if (!got && got.error() == core::errc::operation_canceled && local.stop_requested() &&
+                    !outer.stop_requested()) {
+                    if (!close_sent_ && going_away_.stop_requested()) {
+                        going_away_ = core::stop_token();
+                        auto sent = co_await core::with_timeout(opts_.close_timeout,
+                                                                send_close(1001, "going away"));
+                        if (!sent && sent.error() != errc::closed) co_return sent.error();
+                    }
+                    continue;  // decode again; the next wait is bounded by close_deadline_
+                }
             }
             if (!got) {
                 if (got.error() == core::errc::end_of_stream && close_code_ == 0) close_code_ = 1006;
                 co_return got.error();
             }
-            if (opts_.ping_interval.count() > 0) {
+            if (*got > 0) {
                 last_heard_ = core::clock::now();
                 ping_outstanding_ = false;  // any traffic from the peer proves it alive
             }
@@ -246,6 +332,18 @@ core::task<core::result<message_chunk>> session::next_data() {
             co_return step.ec;
         case frame_decoder::kind::data: {
             if (step.message_end && opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
+            if (auto_respond_ && step.message_start && step.message_end && step.op == opcode::text &&
+                std::string_view(reinterpret_cast<const char*>(step.payload.data()), step.payload.size()) ==
+                    auto_request_) {
+                // Answered here; the application never sees it. A copy: the pair may change
+                // while the send waits.
+                std::string reply = auto_response_;
+                auto sent = co_await send_frame(opcode::text, bytes_of(reply));
+                if (!sent && sent.error() != errc::closed && sent.error() != errc::queue_full)
+                    co_return sent.error();
+                ++auto_responses_sent_;
+                continue;
+            }
             message_chunk c;
             c.type = step.op;
             c.data = std::string_view(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());

@@ -4,6 +4,7 @@
 #include <coronet/core/buffered_reader.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/result.hpp>
+#include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/ws/error.hpp>
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,6 +124,32 @@ public:
     /// close(1000, "").
     core::task<core::result<void>> close() { return close(1000, std::string()); }
 
+    /// Writes frames the caller already encoded (server role: unmasked, e.g. one broadcast
+    /// frame shared by many sessions) under the send lock, in one writev, in order with the
+    /// session's other sends. The bytes must stay valid until the returned task completes.
+    /// Errors: `errc::closed` after a close frame went out, `errc::protocol_error` in the
+    /// client role (client frames must be masked per send), the stream's errors. The slow-reader
+    /// policy does not apply: the caller keeps its own queue.
+    core::task<core::result<void>> send_prepared(std::span<const core::const_buffer> frames);
+
+    /// Codec-level auto-response: a text message whose payload equals `request` exactly (in one
+    /// frame) is answered with a text message `response` by the receiving coroutine, and is not
+    /// returned by receive() or receive_some() (e.g. a heartbeat "ping" -> "pong" that never
+    /// wakes the application). Replaces an earlier pair.
+    void set_auto_response(std::string request, std::string response);
+    void clear_auto_response() noexcept;
+    /// Messages answered by the auto-response so far.
+    std::uint64_t auto_responses_sent() const noexcept { return auto_responses_sent_; }
+
+    /// Graceful shutdown: when `going_away` fires, the session sends close 1001 ("going away")
+    /// — at once if a receive() is waiting, else at the next receive() — and that receive ends
+    /// with `errc::closed` after the peer's close frame or `close_timeout`. Pass a default token
+    /// to clear. The token's source must outlive the session or be cleared first.
+    void close_on(core::stop_token going_away) noexcept { going_away_ = going_away; }
+
+    /// When bytes last arrived from the peer (core::clock).
+    core::clock::time_point last_heard() const noexcept { return last_heard_; }
+
     /// The peer's close code (1005 if its close frame had none, 1006 if it left without one,
     /// 0 while open).
     std::uint16_t close_code() const noexcept { return close_code_; }
@@ -139,6 +167,7 @@ private:
     /// One decoded data step (whole messages are assembled by the caller), or an error.
     core::task<core::result<message_chunk>> next_data();
     core::task<core::result<std::size_t>> fill_with_timers();
+    core::task<core::result<std::size_t>> fill_until_close_deadline();
 
     core::stream_ptr stream_;
     role role_;
@@ -156,6 +185,13 @@ private:
     core::clock::time_point ping_sent_;
     bool close_sent_ = false;
     bool close_received_ = false;
+    core::clock::time_point close_deadline_{};  ///< for the peer's close, once ours went out
+    core::stop_token going_away_;
+    core::stop_source* fill_stop_ = nullptr;  ///< the receive's wait for bytes, while it runs
+    std::string auto_request_;
+    std::string auto_response_;
+    bool auto_respond_ = false;
+    std::uint64_t auto_responses_sent_ = 0;
     std::uint16_t close_code_ = 0;
     std::string close_reason_;
 };
