@@ -1,6 +1,7 @@
 // ws_client: a small websocat-like client on coronet::ws.
 //
-//   ws_client URL [--binary] [--ping] [--cafile FILE] [--echo] [--backend uring|epoll]
+//   ws_client URL [--binary] [--ping] [--cafile FILE] [--echo] [--no-deflate]
+//             [--backend uring|epoll]
 //
 // Connects to a ws:// or wss:// URL (certificates verified; --cafile adds a CA to trust), sends
 // each line of stdin as a message (text, or binary with --binary), prints every message it
@@ -33,6 +34,7 @@ struct options {
     bool binary = false;
     bool ping = false;
     bool echo = false;
+    bool deflate = true;
     std::string cafile;
     std::optional<core::backend_kind> backend;
 };
@@ -43,7 +45,8 @@ void usage(std::FILE* out) {
                "  --binary        send stdin lines as binary messages\n"
                "  --ping          send a ping after connecting\n"
                "  --cafile FILE   PEM CA certificates to trust for wss://\n"
-               "  --echo          send every received message back until the server closes\n",
+               "  --echo          send every received message back until the server closes\n"
+               "  --no-deflate    do not offer permessage-deflate (offered by default)\n",
                out);
 }
 
@@ -82,6 +85,7 @@ core::task<core::result<void>> wait_a_while(std::chrono::milliseconds d) {
 core::task<int> run_client(core::loop& lp, options o) {
     core::tls_context tls;
     ws::connect_options co;
+    co.handshake.deflate.enabled = o.deflate;
     if (!o.cafile.empty()) {
         core::tls_client_options to;
         to.ca_file = o.cafile;
@@ -172,6 +176,8 @@ int main(int argc, char** argv) {
             o.ping = true;
         } else if (a == "--echo") {
             o.echo = true;
+        } else if (a == "--no-deflate") {
+            o.deflate = false;
         } else if (a == "--cafile" && i + 1 < argc) {
             o.cafile = argv[++i];
         } else if (a == "--backend" && i + 1 < argc) {

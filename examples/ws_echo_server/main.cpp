@@ -1,9 +1,10 @@
 // ws_echo_server: a standalone WebSocket echo server on coronet::ws (no HTTP layer linked).
 //
 //   ws_echo_server [--host 127.0.0.1] [--port 9001] [--backend uring|epoll]
-//                  [--tls-cert FILE --tls-key FILE] [--ping-interval MS]
+//                  [--tls-cert FILE --tls-key FILE] [--ping-interval MS] [--no-deflate]
 //
-// Echoes every message back with its type (text as text, binary as binary). Sends no
+// Echoes every message back with its type (text as text, binary as binary). Accepts a client's
+// permessage-deflate offer unless --no-deflate is given. Sends no
 // keepalive pings unless --ping-interval is given (benchmark clients do not expect them). Prints
 // "listening on HOST:PORT" once it accepts; exits cleanly on SIGINT/SIGTERM.
 #include <coronet/core/loop.hpp>
@@ -39,7 +40,7 @@ core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
 core::task<void> wait_signal(core::signal_set& signals) { (void)co_await signals.wait(); }
 
 core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
-                      std::chrono::milliseconds ping_interval) {
+                      std::chrono::milliseconds ping_interval, bool deflate) {
     auto listener = core::tcp_listener::bind(lp, ep);
     if (!listener) {
         std::fprintf(stderr, "ws_echo_server: cannot listen on %s: %s\n", ep.to_string().c_str(),
@@ -49,6 +50,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     ws::server_options so;
     so.tls = tls;
     so.session.ping_interval = ping_interval;
+    so.handshake.deflate.enabled = deflate;
     ws::server srv(echo, so);
     core::signal_set signals(lp, {SIGINT, SIGTERM});
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
@@ -62,14 +64,20 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
 int main(int argc, char** argv) {
     // --ping-interval MS is this example's own flag; the rest are every example server's.
     std::chrono::milliseconds ping_interval{0};
+    bool deflate = true;
     std::vector<char*> args;
     for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--no-deflate") == 0) {
+            deflate = false;
+            continue;
+        }
         if (std::strcmp(argv[i], "--ping-interval") == 0 && i + 1 < argc) {
             ping_interval = std::chrono::milliseconds(std::strtoul(argv[++i], nullptr, 10));
             continue;
         }
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
-            std::puts("extra: --ping-interval MS  send keepalive pings (default: none)");
+            std::puts("extra: --ping-interval MS  send keepalive pings (default: none)\n"
+                      "       --no-deflate        refuse permessage-deflate (accepted by default)");
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
@@ -82,5 +90,5 @@ int main(int argc, char** argv) {
     core::tls_context tls = coronet::examples::server_tls(o, "ws_echo_server");
     core::block_signals({SIGINT, SIGTERM});
     core::loop lp(o.loop_options());
-    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval));
+    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval, deflate));
 }

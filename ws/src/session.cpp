@@ -53,6 +53,19 @@ session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetc
       decoder_(r, opts.limits) {
     (void)reader_.prime(prefetched);
     last_heard_ = last_message_ = core::clock::now();
+    if (opts_.agreed_deflate) {
+        const auto& p = *opts_.agreed_deflate;
+        const bool server = r == role::server;
+        // Ours: what this side compresses with; theirs: what the peer compresses with.
+        const int our_bits = server ? p.server_max_window_bits : p.client_max_window_bits;
+        const bool our_reset = server ? p.server_no_context_takeover : p.client_no_context_takeover;
+        const int their_bits = server ? p.client_max_window_bits : p.server_max_window_bits;
+        const bool their_reset = server ? p.client_no_context_takeover : p.server_no_context_takeover;
+        decoder_.allow_rsv1(true);
+        inflater_ = std::make_unique<inflater>(their_bits, their_reset);
+        auto d = std::make_unique<deflater>(our_bits, our_reset, opts_.deflate.level, opts_.deflate.mem_level);
+        if (d->usable()) deflater_ = std::move(d);
+    }
 }
 
 core::task<void> session_handler_base::on_message(session&, message&) { co_return; }
@@ -92,22 +105,35 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     if ((op == opcode::text || op == opcode::binary) && opts_.idle_timeout.count() > 0)
         last_message_ = core::clock::now();
     core::result<void> r;
+    // permessage-deflate: under the lock, so that the compressor's context follows the order
+    // in which messages reach the wire.
+    bool rsv1 = false;
+    if (deflater_ && (op == opcode::text || op == opcode::binary) && payload.size() >= opts_.deflate.min_size &&
+        !close_sent_) {
+        zout_.clear();
+        deflater_->compress(payload, zout_);
+        if (deflater_->keeps_context() || !opts_.deflate.skip_incompressible || zout_.size() < payload.size()) {
+            payload = zout_;
+            rsv1 = true;
+        }
+    }
     if (close_sent_) {
         r = make_error_code(errc::closed);
     } else if (role_ == role::server) {
         std::byte header[14];
-        std::size_t n = encode_header(header, op, true, payload.size());
+        std::size_t n = encode_header(header, op, true, payload.size(), false, 0, rsv1);
         core::const_buffer parts[2] = {{header, n}, payload};
         r = co_await stream_->writev(parts);
     } else {
         // A client masks a copy: the caller's bytes stay untouched.
         const std::uint32_t key = next_mask_key();
         tx_.resize(14 + payload.size());
-        std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key);
+        std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key, rsv1);
         if (!payload.empty()) std::memcpy(tx_.data() + n, payload.data(), payload.size());
         apply_mask({tx_.data() + n, payload.size()}, key, 0);
         r = co_await stream_->write_all({tx_.data(), n + payload.size()});
     }
+    if (zout_.capacity() > 64 * 1024) std::vector<std::byte>().swap(zout_);  // idle sessions stay small
     if (op == opcode::close && r) {
         close_sent_ = true;
         close_deadline_ = core::clock::now() + opts_.close_timeout;
@@ -278,6 +304,11 @@ core::task<core::result<std::size_t>> session::fill_until_close_deadline() {
 }
 
 core::task<core::result<message_chunk>> session::next_data() {
+    if (release_zin_) {
+        // The last inflated message was handed over: an idle session keeps no big buffer.
+        release_zin_ = false;
+        if (zin_.capacity() > 4096) std::string().swap(zin_);
+    }
     for (;;) {
         auto step = decoder_.decode(reader_.mutable_buffered());
         // The payload view stays valid until the next fill: consume() only moves an index.
@@ -332,9 +363,32 @@ core::task<core::result<message_chunk>> session::next_data() {
             co_return step.ec;
         case frame_decoder::kind::data: {
             if (step.message_end && opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
+            std::string_view data(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+            if (step.compressed) {
+                // Inflated piece by piece; the cap on the inflated size is max_message_size, so
+                // a decompression bomb ends with 1009 holding at most that much.
+                if (step.message_start) {
+                    inflated_size_ = 0;
+                    zutf8_.reset();
+                }
+                zin_.clear();
+                const auto left = static_cast<std::size_t>(
+                    std::min<std::uint64_t>(opts_.limits.max_message_size - inflated_size_, SIZE_MAX - 1));
+                auto in = inflater_->inflate(step.payload, step.message_end, zin_, left);
+                if (!in) {
+                    co_await fail(in.error());
+                    co_return in.error();
+                }
+                inflated_size_ += zin_.size();
+                if (step.op == opcode::text && (!zutf8_.feed(zin_) || (step.message_end && !zutf8_.complete()))) {
+                    co_await fail(make_error_code(errc::invalid_payload));
+                    co_return make_error_code(errc::invalid_payload);
+                }
+                data = zin_;
+                release_zin_ = step.message_end;
+            }
             if (auto_respond_ && step.message_start && step.message_end && step.op == opcode::text &&
-                std::string_view(reinterpret_cast<const char*>(step.payload.data()), step.payload.size()) ==
-                    auto_request_) {
+                data == auto_request_) {
                 // Answered here; the application never sees it. A copy: the pair may change
                 // while the send waits.
                 std::string reply = auto_response_;
@@ -346,7 +400,7 @@ core::task<core::result<message_chunk>> session::next_data() {
             }
             message_chunk c;
             c.type = step.op;
-            c.data = std::string_view(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+            c.data = data;
             c.first = step.message_start;
             c.last = step.message_end;
             co_return c;

@@ -137,11 +137,25 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
             break;
         }
     }
+    // Extensions: the list must parse (RFC 6455 §9.1) even when we support none of them.
+    std::vector<std::string_view> ext_values;
+    for (const auto& [k, val] : headers)
+        if (iequal(k, "sec-websocket-extensions")) ext_values.push_back(val);
+    std::optional<deflate_agreement> agreed;
+    if (!ext_values.empty()) {
+        auto offers = parse_extensions(ext_values);
+        if (!offers) return refuse(400, "malformed Sec-WebSocket-Extensions");
+        agreed = negotiate_deflate(*offers, opts.deflate);
+    }
     v.status = 101;
     v.accept = accept_key(key);
     v.response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: " + v.accept + "\r\n";
     if (!v.subprotocol.empty()) v.response += "Sec-WebSocket-Protocol: " + v.subprotocol + "\r\n";
+    if (agreed) {
+        v.response += "Sec-WebSocket-Extensions: " + agreed->response + "\r\n";
+        v.deflate = agreed->params;
+    }
     v.response += "\r\n";
     return v;
 }
@@ -191,6 +205,7 @@ core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s, serve
     accepted_upgrade a;
     a.target = std::move(target);
     a.subprotocol = std::move(v.subprotocol);
+    a.deflate = v.deflate;
     for (const auto& [k, val] : fields) a.headers.emplace_back(k, val);
     rd.consume(head->size());
     a.prefetched = rd.release_prefetched();
@@ -216,6 +231,7 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
         }
         req += "\r\n";
     }
+    if (opts.deflate.enabled) req += "Sec-WebSocket-Extensions: " + deflate_offer(opts.deflate) + "\r\n";
     for (const auto& [k, v] : opts.headers) req += k + ": " + v + "\r\n";
     req += "\r\n";
     auto w = co_await s.write_all(core::as_bytes(req));
@@ -236,11 +252,16 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
     std::size_t accepts = 0;
     if (get(fields, "sec-websocket-accept", &accepts) != accept_key(key) || accepts != 1)
         co_return make_error_code(errc::bad_handshake);
-    // Nothing we did not ask for (RFC 6455 §4.1, points 5 and 6).
-    std::size_t extensions = 0;
-    (void)get(fields, "sec-websocket-extensions", &extensions);
-    if (extensions != 0) co_return make_error_code(errc::bad_handshake);
+    // Nothing we did not ask for (RFC 6455 §4.1, points 5 and 6; RFC 7692 §5).
     client_upgrade out;
+    std::vector<std::string_view> ext_values;
+    for (const auto& [k, val] : fields)
+        if (iequal(k, "sec-websocket-extensions")) ext_values.push_back(val);
+    if (!ext_values.empty()) {
+        auto answer = accept_deflate_answer(ext_values, opts.deflate);
+        if (!answer) co_return answer.error();
+        out.deflate = *answer;
+    }
     std::string_view proto = get(fields, "sec-websocket-protocol");
     if (!proto.empty()) {
         if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), proto) == opts.subprotocols.end())

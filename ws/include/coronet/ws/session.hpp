@@ -7,12 +7,15 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
+#include <coronet/ws/deflate.hpp>
 #include <coronet/ws/error.hpp>
 #include <coronet/ws/export.hpp>
 #include <coronet/ws/frame.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,6 +54,13 @@ struct session_options {
     /// Senders that may wait for the send lock before `slow_reader` applies.
     std::size_t max_queued_sends = 64;
     slow_reader_policy slow_reader = slow_reader_policy::wait;
+    /// permessage-deflate as agreed in the opening handshake (nullopt: no compression).
+    /// `ws::server`, `ws::connect` and the http_ws bridge set it from the handshake's result.
+    std::optional<deflate_params> agreed_deflate;
+    /// The compression policy when `agreed_deflate` is set: level, mem_level, min_size,
+    /// skip_incompressible (the negotiation fields are the handshake's). `ws::server`,
+    /// `ws::connect` and the bridge copy their handshake's deflate options here.
+    deflate_options deflate;
 };
 
 /// A piece of a message from the streaming receive mode.
@@ -109,7 +119,8 @@ public:
     /// Errors as receive().
     core::task<core::result<message_chunk>> receive_some();
 
-    /// Sends a text message (must be UTF-8; not checked here) or a binary message, in one frame.
+    /// Sends a text message (must be UTF-8; not checked here) or a binary message, in one frame,
+    /// compressed when permessage-deflate was agreed and the policy says so.
     core::task<core::result<void>> send_text(std::string_view text);
     core::task<core::result<void>> send_binary(std::span<const std::byte> data);
     /// Sends a ping (payload ≤ 125 bytes).
@@ -176,6 +187,14 @@ private:
     frame_decoder decoder_;
     core::async_mutex send_lock_;
     std::vector<std::byte> tx_;  ///< header + masked copy of the payload (client role)
+    // permessage-deflate, when agreed (null otherwise: no memory for plain sessions).
+    std::unique_ptr<deflater> deflater_;  ///< null also when our window is 8 bits (see deflater)
+    std::unique_ptr<inflater> inflater_;
+    std::vector<std::byte> zout_;  ///< the compressed message being sent
+    std::string zin_;              ///< the inflated piece being returned
+    utf8_validator zutf8_;         ///< inflated text, across pieces
+    std::uint64_t inflated_size_ = 0;
+    bool release_zin_ = false;
     bool receiving_ = false;
     session_handler_base* observer_ = nullptr;
     std::size_t queued_sends_ = 0;

@@ -4,10 +4,12 @@
 #include <coronet/core/result.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
+#include <coronet/ws/deflate.hpp>
 #include <coronet/ws/export.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,6 +29,8 @@ struct server_handshake_options {
     std::vector<std::string> allowed_origins;
     /// Limit on the raw request the standalone server reads -> 431 (RFC 6585).
     std::size_t max_request_bytes = 16 * 1024;
+    /// permessage-deflate (RFC 7692): off unless `deflate.enabled`.
+    deflate_options deflate;
 };
 
 /// The verdict on an upgrade request (RFC 6455 §4.2.1-4.2.2), I/O-free: shared by the
@@ -36,6 +40,8 @@ struct upgrade_verdict {
     std::string reason;          ///< why it was refused (for logs and the error body)
     std::string accept;          ///< Sec-WebSocket-Accept when accepted
     std::string subprotocol;     ///< the chosen one, or empty
+    /// permessage-deflate as agreed (its answer is in `response`), or nullopt.
+    std::optional<deflate_params> deflate;
     /// The response head to send: "HTTP/1.1 101 Switching Protocols" with its headers, or the
     /// error response (with `Sec-WebSocket-Version: 13` for 426), CRLFCRLF-terminated.
     std::string response;
@@ -44,7 +50,9 @@ struct upgrade_verdict {
 /// Checks an upgrade request: GET, HTTP/1.1, one Host, `Upgrade: websocket` and `Connection`
 /// with the `upgrade` token (case-insensitive, on any of their field lines),
 /// `Sec-WebSocket-Version: 13` (else 426), a key that decodes to 16 bytes, one Origin on the
-/// allow-list when there is one (else 403); picks a subprotocol (names compared exactly).
+/// allow-list when there is one (else 403), a well-formed Sec-WebSocket-Extensions (else 400);
+/// picks a subprotocol (names compared exactly) and negotiates permessage-deflate per
+/// `opts.deflate` (`negotiate_deflate`).
 CORONET_WS_EXPORT upgrade_verdict check_upgrade(std::string_view method, int version_minor,
                                                 std::span<const field> headers,
                                                 const server_handshake_options& opts);
@@ -53,6 +61,7 @@ CORONET_WS_EXPORT upgrade_verdict check_upgrade(std::string_view method, int ver
 struct accepted_upgrade {
     std::string target;                 ///< the request-target (path and query)
     std::string subprotocol;            ///< the chosen one, or empty
+    std::optional<deflate_params> deflate;  ///< permessage-deflate as agreed, or nullopt
     std::vector<std::pair<std::string, std::string>> headers;  ///< the request's fields
     std::vector<std::byte> prefetched;  ///< bytes read past the request (first frames)
 };
@@ -70,17 +79,21 @@ struct client_handshake_options {
     std::string origin;                     ///< sent as Origin when not empty
     std::vector<std::pair<std::string, std::string>> headers;  ///< extra request fields
     std::size_t max_response_bytes = 16 * 1024;
+    /// permessage-deflate: offered when `deflate.enabled` (`deflate_offer`).
+    deflate_options deflate;
 };
 
 /// The client's view of an accepted handshake.
 struct client_upgrade {
     std::string subprotocol;
+    std::optional<deflate_params> deflate;  ///< permessage-deflate as the server answered
     std::vector<std::byte> prefetched;  ///< bytes read past the 101 response (first frames)
 };
 
 /// Client side over a connected stream: sends the upgrade request for `host` and `target` with a
 /// fresh random key, reads the response and checks it (101, Upgrade, Connection, the accept
-/// value, no subprotocol or extension that was not offered). Errors: `errc::bad_handshake`
+/// value, no subprotocol or extension that was not offered, a valid permessage-deflate answer
+/// per `accept_deflate_answer`). Errors: `errc::bad_handshake`
 /// (also, before anything is sent, when `host`, `target` or an option holds CR, LF or NUL),
 /// the stream's errors.
 CORONET_WS_EXPORT core::task<core::result<client_upgrade>> request_upgrade(
