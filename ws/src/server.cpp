@@ -71,15 +71,53 @@ bool parse_url(std::string_view u, ws_url& out) {
     return true;
 }
 
+// After an error answer: half-close, then read (and drop) what the client still sends until it
+// closes too, bounded in time and bytes. Closing with unread input would send a TCP reset, and
+// a reset can destroy the answer before the client reads it (RFC 9112 §9.6).
+core::task<void> linger_close(core::stream& s) {
+    auto sd = co_await s.shutdown();
+    if (!sd) co_return;
+    auto drain = [](core::stream& st) -> core::task<core::result<void>> {
+        std::byte buf[4096];
+        for (std::size_t total = 0; total < 256 * 1024;) {
+            auto n = co_await st.read_some(buf);
+            if (!n) co_return n.error();
+            total += *n;
+        }
+        co_return core::result<void>{};
+    };
+    auto r = co_await core::with_timeout(1s, drain(s));
+    (void)r;
+}
+
 }  // namespace
 
 server::server(session_handler handler, server_options opts) : handler_(std::move(handler)), opts_(opts) {}
 
 core::task<void> server::serve(core::tcp_listener& listener) {
     core::stop_token outer = co_await core::get_stop_token();
-    core::task_scope conns(outer);
-    co_await core::accept_loop(listener, conns, [this](core::tcp_stream s) { return connection(std::move(s)); });
+    core::stop_source drain;
+    drain_ = &drain;
+    core::task_scope conns;  // not linked to `outer`: the shutdown below decides when they stop
+    {
+        core::task_scope acceptor(outer);
+        acceptor.spawn(core::accept_loop(listener, conns, [this](core::tcp_stream s) {
+            return connection(std::move(s));
+        }));
+        co_await acceptor.join();
+    }
+    // Graceful shutdown: no more accepts; open sessions are sent 1001 (close_on) and get
+    // shutdown_grace to finish their closing handshake; then whatever is left is cancelled.
+    drain.request_stop();
+    core::task_scope timer;
+    timer.spawn([](core::task_scope& c, std::chrono::milliseconds grace) -> core::task<void> {
+        auto slept = co_await core::sleep_for(grace);
+        if (slept) c.request_stop();
+    }(conns, opts_.shutdown_grace));
     co_await conns.join();
+    timer.request_stop();
+    co_await timer.join();
+    drain_ = nullptr;
 }
 
 core::task<void> server::connection(core::tcp_stream s) {
@@ -88,7 +126,7 @@ core::task<void> server::connection(core::tcp_stream s) {
         // Refused before the upgrade (RFC 6455 §4.2.1 lets the server answer any HTTP status).
         auto w = co_await core::with_timeout(
             1s, write_text(s, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
-        (void)w;
+        if (w) co_await linger_close(s);
         co_return;
     }
     core::stream_ptr stream = std::make_unique<core::tcp_stream>(std::move(s));
@@ -102,8 +140,16 @@ core::task<void> server::connection(core::tcp_stream s) {
     auto left = deadline - core::clock::now();
     if (left < core::clock::duration::zero()) left = core::clock::duration::zero();
     auto up = co_await core::with_timeout(left, accept_upgrade(*stream, opts_.handshake));
-    if (!up) co_return;  // refused (already answered), timed out or gone: this connection only
-    session sess(std::move(stream), role::server, std::move(up->prefetched), opts_.session);
+    if (!up) {
+        // Refused (already answered): let the answer reach the client before closing.
+        if (up.error() == errc::bad_handshake) co_await linger_close(*stream);
+        co_return;  // refused, timed out or gone: this connection only
+    }
+    session_options so = opts_.session;
+    so.deflate = opts_.handshake.deflate;
+    so.agreed_deflate = up->deflate;
+    session sess(std::move(stream), role::server, std::move(up->prefetched), so);
+    if (drain_ != nullptr) sess.close_on(drain_->token());
     co_await handler_(sess, *up);
     if (sess.is_open()) {
         auto c = co_await sess.close();
@@ -144,8 +190,10 @@ core::task<core::result<std::unique_ptr<session>>> connect(std::string url, conn
             if (!default_port) host += ":" + std::to_string(u.port);
             auto up = co_await request_upgrade(*s, host, u.target, opts.handshake);
             if (!up) co_return up.error();
-            co_return std::make_unique<session>(std::move(s), role::client, std::move(up->prefetched),
-                                                opts.session);
+            session_options so = opts.session;
+            so.deflate = opts.handshake.deflate;
+            so.agreed_deflate = up->deflate;
+            co_return std::make_unique<session>(std::move(s), role::client, std::move(up->prefetched), so);
         }
         co_return last;
     };

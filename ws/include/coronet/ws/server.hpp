@@ -1,6 +1,7 @@
 #pragma once
 
 #include <coronet/core/socket.hpp>
+#include <coronet/core/stop.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/core/tls.hpp>
 #include <coronet/ws/export.hpp>
@@ -22,6 +23,8 @@ struct server_options {
     std::chrono::milliseconds handshake_timeout{10'000};  ///< TLS + the upgrade request
     std::size_t max_connections = 10'000;                 ///< more are answered 503
     const core::tls_context* tls = nullptr;               ///< wss:// with this context
+    /// On shutdown, how long sessions (sent 1001) may take to finish before they are cancelled.
+    std::chrono::milliseconds shutdown_grace{5'000};
 };
 
 /// What runs each accepted session: the handler owns the conversation; when it returns the
@@ -29,8 +32,11 @@ struct server_options {
 using session_handler = std::function<core::task<void>(session&, const accepted_upgrade&)>;
 
 /// A WebSocket server on core alone: accepts TCP (or TLS) connections, reads and answers the
-/// opening handshake, and runs `handler` for each session. Serves until the caller's stop token
-/// fires; the sessions are then cancelled through their stop tokens and joined. Single-threaded.
+/// opening handshake (permessage-deflate per `handshake.deflate`; refusals are answered and the
+/// connection closed gracefully), and runs `handler` for each session. Serves until the
+/// caller's stop token fires, then shuts down gracefully: stops accepting, sends every session
+/// close 1001 "going away" (`session::close_on`: a handler's receive() ends with errc::closed),
+/// waits up to `shutdown_grace`, then cancels what is left and joins it. Single-threaded.
 class CORONET_WS_EXPORT server {
 public:
     explicit server(session_handler handler, server_options opts = {});
@@ -42,6 +48,7 @@ private:
     session_handler handler_;
     server_options opts_;
     std::size_t live_ = 0;
+    core::stop_source* drain_ = nullptr;
 };
 
 /// Client settings.
