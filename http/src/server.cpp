@@ -340,7 +340,9 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
             out += head_out;
             if (auto f = co_await flush(); !f) co_return;
             rd.consume(consumed);
-            takeover_context ctx{std::move(owner), rd.release_prefetched()};
+            takeover_context ctx{std::move(owner), rd.release_prefetched(),
+                                 drain_signal_ != nullptr ? drain_signal_->token()
+                                                          : core::stop_token()};
             co_await takeover->run(std::move(ctx));
             co_return;
         }

@@ -81,6 +81,7 @@ struct probe {
     std::vector<std::string> lines;
     bool takeover_cancelled = false;
     bool takeover_ended = false;
+    bool drained = false;  ///< drain_watcher saw takeover_context::draining fire
 };
 
 /// A toy line protocol that takes the connection over after "101 Switching Protocols": each
@@ -125,6 +126,34 @@ public:
             }
             std::string answer = "echo: " + line + "\n";
             if (!co_await s.write_all(core::as_bytes(answer))) break;
+        }
+        p_.takeover_ended = true;
+    }
+
+private:
+    probe& p_;
+};
+
+/// A takeover that waits for the server's drain signal (takeover_context::draining), then says
+/// "going away" and closes: the polite end a shutdown asks for before shutdown_grace runs out.
+class drain_watcher final : public http::connection_takeover {
+public:
+    explicit drain_watcher(probe& p) : connection_takeover(toyline::switching()), p_(p) {}
+
+    core::task<void> run(http::takeover_context ctx) override {
+        core::stop_source wake(co_await core::get_stop_token());
+        auto on_drain = [&wake]() noexcept { wake.request_stop(); };
+        core::stop_callback<decltype(on_drain)> hook(ctx.draining, on_drain);
+        p_.takeover_started.set();
+        auto t = sleep_task(30s);
+        t.handle().promise().set_token(wake.token());
+        auto slept = co_await std::move(t);
+        if (!slept && ctx.draining.stop_requested()) {
+            p_.drained = true;
+            auto w = co_await ctx.stream->write_all(core::as_bytes("going away\n"));
+            if (w) (void)co_await ctx.stream->shutdown();
+        } else if (!slept) {
+            p_.takeover_cancelled = true;
         }
         p_.takeover_ended = true;
     }
@@ -192,6 +221,9 @@ http::router test_routes(probe& p) {
     });
     r.get("/toy", [&p](http::request&) -> core::task<http::reply> {
         co_return http::reply(std::make_unique<toyline>(p));
+    });
+    r.get("/drain", [&p](http::request&) -> core::task<http::reply> {
+        co_return http::reply(std::make_unique<drain_watcher>(p));
     });
     return r;
 }
@@ -937,6 +969,24 @@ core::task<void> takeover_cancelled_by_shutdown(core::loop& lp) {
     });
 }
 
+core::task<void> takeover_sees_draining(core::loop& lp) {
+    co_await with_server(lp, test_options(), [](running_server& rs, probe& p) -> core::task<void> {
+        auto c = co_await rs.connect();
+        auto sent = co_await c.send(get("/drain", "Connection: Upgrade\r\nUpgrade: toyline\r\n"));
+        REQUIRE(sent);
+        CHECK((co_await read_one(c)).status == 101);
+        REQUIRE(co_await wait_for(p.takeover_started, 3s));
+        CHECK_FALSE(p.drained);
+        rs.stop();
+        CHECK(co_await read_line(c) == "going away\n");
+        co_await expect_closed(c);
+        (void)co_await rs.join();
+        CHECK(p.drained);
+        CHECK_FALSE(p.takeover_cancelled);
+        CHECK(p.takeover_ended);
+    });
+}
+
 // ---- HTTPS ---------------------------------------------------------------------------------
 
 struct ca_on_disk {
@@ -1076,6 +1126,8 @@ TEST_SUITE("http.server") {
                 takeover_line_protocol)
     SERVER_CASE("graceful shutdown cancels a connection takeover and serve returns",
                 takeover_cancelled_by_shutdown)
+    SERVER_CASE("a connection takeover is told through draining that the server shuts down",
+                takeover_sees_draining)
     SERVER_CASE("HTTPS serves over TLS with ALPN http/1.1", https_hello)
     SERVER_CASE("a plain-text client on the HTTPS port is closed and TLS clients are still served",
                 https_plain_text_client)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/http/export.hpp>
@@ -112,6 +113,11 @@ private:
 struct takeover_context {
     core::stream_ptr stream;
     std::vector<std::byte> prefetched;
+    /// The server is shutting down: end politely within `server_options::shutdown_grace` (e.g.
+    /// say goodbye in the taken-over protocol and close), after which `run` is cancelled through
+    /// its stop token. Never stops when the connection was handed to `serve_connection` outside
+    /// `serve`. Valid while `run` runs.
+    core::stop_token draining;
 };
 
 /// The virtual connection-takeover interface. A handler returns one instead of an ordinary
