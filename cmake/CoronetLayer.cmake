@@ -75,7 +75,10 @@ function(coronet_add_layer layer)
         SOVERSION ${soversion}
         CXX_EXTENSIONS OFF
         CXX_VISIBILITY_PRESET hidden
-        VISIBILITY_INLINES_HIDDEN ON)
+        VISIBILITY_INLINES_HIDDEN ON
+        # An installed layer finds the layers below it beside itself, wherever the prefix is
+        # (libcoronet_http_ws needs libcoronet_ws even when the program links http_ws only).
+        INSTALL_RPATH "$ORIGIN")
     target_compile_features(${target} PUBLIC cxx_std_20)
     target_include_directories(${target}
         PUBLIC

@@ -2,8 +2,8 @@
 #       -DGENERATOR=<gen> -DCXX=<compiler> -DSTATIC=<bool> -P run_install_test.cmake
 #
 # Installs the build into a scratch prefix, then proves both consumer paths work against it:
-#   1. find_package(coronet) + coronet::core  (configure, build and run tests/install/)
-#   2. pkg-config --cflags --libs coronet-core (compile, link and run tests/install/main.cpp)
+#   1. find_package(coronet) + coronet::http_ws (configure, build and run tests/install/)
+#   2. pkg-config --cflags --libs coronet-http_ws (compile, link and run tests/install/main.cpp)
 foreach(var IN ITEMS BUILD_DIR CONSUMER_DIR WORK_DIR GENERATOR CXX STATIC)
     if(NOT DEFINED ${var})
         message(FATAL_ERROR "run_install_test.cmake: -D${var}=... is required")
@@ -31,7 +31,7 @@ run("${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${WORK_DIR}/consumer" -G "${GENE
 run("${CMAKE_COMMAND}" --build "${WORK_DIR}/consumer")
 run("${WORK_DIR}/consumer/consumer")
 
-message(STATUS "consumer via pkg-config coronet-core")
+message(STATUS "consumer via pkg-config coronet-http_ws")
 file(GLOB_RECURSE pc_files "${prefix}/coronet-core.pc")
 if(NOT pc_files)
     message(FATAL_ERROR "coronet-core.pc was not installed under ${prefix}")
@@ -44,11 +44,11 @@ if(STATIC)
 endif()
 execute_process(
     COMMAND "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${pc_dir}"
-            pkg-config ${pkg_config_args} coronet-core
+            pkg-config ${pkg_config_args} coronet-http_ws
     OUTPUT_VARIABLE flags OUTPUT_STRIP_TRAILING_WHITESPACE
     RESULT_VARIABLE result)
 if(NOT result STREQUAL "0")
-    message(FATAL_ERROR "pkg-config ${pkg_config_args} coronet-core failed (${result})")
+    message(FATAL_ERROR "pkg-config ${pkg_config_args} coronet-http_ws failed (${result})")
 endif()
 message(STATUS "pkg-config: ${flags}")
 separate_arguments(flags UNIX_COMMAND "${flags}")
