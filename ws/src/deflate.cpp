@@ -395,7 +395,10 @@ core::result<void> inflater::feed(std::span<const std::byte> in, std::string& ou
         z_->avail_out = static_cast<uInt>(room);
         const int rc = ::inflate(z_, Z_SYNC_FLUSH);
         out.resize(out.size() - z_->avail_out);
-        if (out.size() - start > max_out) return make_error_code(errc::message_too_big);
+        if (out.size() - start > max_out) {
+            out.resize(start + max_out);  // the byte that proved the excess goes
+            return make_error_code(errc::message_too_big);
+        }
         if (rc == Z_STREAM_END) {
             // A block with BFINAL set (RFC 7692 §7.2.3.4): what follows starts a new stream
             // (typically an empty stored block); the window does not survive it.

@@ -38,6 +38,21 @@ struct swap_stop_token {
     void await_resume() const noexcept {}
 };
 
+// With permessage-deflate the limits are about messages as the application sees them
+// (max_message_size caps the inflated size); on the wire, data that does not compress grows by
+// a few bytes per 16 KiB block, so a 16 MiB message may arrive as a slightly larger frame.
+frame_limits wire_limits(const session_options& o) noexcept {
+    frame_limits l = o.limits;
+    if (!o.agreed_deflate) return l;
+    auto grow = [](std::uint64_t v) {
+        const std::uint64_t slack = v / 256 + 4096;
+        return v > UINT64_MAX - slack ? UINT64_MAX : v + slack;
+    };
+    l.max_frame_size = grow(l.max_frame_size);
+    l.max_message_size = grow(l.max_message_size);
+    return l;
+}
+
 std::span<const std::byte> bytes_of(std::string_view s) noexcept {
     return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
@@ -50,7 +65,7 @@ session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetc
       role_(r),
       opts_(opts),
       reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024),
-      decoder_(r, opts.limits) {
+      decoder_(r, wire_limits(opts)) {
     (void)reader_.prime(prefetched);
     last_heard_ = last_message_ = core::clock::now();
     if (opts_.agreed_deflate) {

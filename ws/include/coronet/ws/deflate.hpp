@@ -131,7 +131,10 @@ private:
 /// Inflates compressed messages for one direction (RFC 7692 §7.2.2), a piece at a time so that
 /// messages can be streamed. State is pooled per thread between messages when the peer keeps
 /// no context (`no_context_takeover`), owned from the first message on otherwise (about
-/// 2^window_bits + 7 KiB). Not thread-safe.
+/// 2^window_bits + 7 KiB). A peer that refers further back than the agreed window is refused
+/// (1007) only when that history is no longer held (zlib checks distances against what it
+/// holds: the window plus what the current call produced), so such a message may pass or fail
+/// depending on how it was split. Not thread-safe.
 class CORONET_WS_EXPORT inflater {
 public:
     inflater(int window_bits, bool no_context_takeover) noexcept;
