@@ -166,6 +166,8 @@ public:
     std::uint16_t close_code() const noexcept { return close_code_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
     bool is_open() const noexcept { return !close_sent_ && !close_received_; }
+    /// The options the session was made with.
+    const session_options& options() const noexcept { return opts_; }
     /// permessage-deflate as agreed in the handshake, or nullopt.
     const std::optional<deflate_params>& compression() const noexcept { return opts_.agreed_deflate; }
     role side() const noexcept { return role_; }

@@ -1,0 +1,503 @@
+#pragma once
+
+// The hub: many WebSocket sessions on one loop, with ids, rooms, broadcast, per-connection
+// metadata and attachments, auto-responses, heartbeats and a bounded outgoing queue per
+// connection. Guide: docs/ws_hub.md.
+
+#include <coronet/core/buffer.hpp>
+#include <coronet/core/io_op.hpp>
+#include <coronet/core/loop.hpp>
+#include <coronet/core/result.hpp>
+#include <coronet/core/scope.hpp>
+#include <coronet/core/stop.hpp>
+#include <coronet/core/task.hpp>
+#include <coronet/ws/export.hpp>
+#include <coronet/ws/frame.hpp>
+#include <coronet/ws/session.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace coronet::ws {
+
+class attachment_store;
+class hub;
+class hub_connection;
+
+/// Why a hub call failed (besides `ws::errc::closed`, the stream's and the store's errors).
+enum class hub_errc {
+    full = 1,      ///< the hub already has `max_connections` (the connection was closed with 1013)
+    unknown_id,    ///< adopt: the store holds no attachment for that id
+    id_in_use,     ///< adopt: that id belongs to a live connection of this hub
+};
+
+/// The category of hub_errc, named "coronet.ws.hub".
+CORONET_WS_EXPORT const std::error_category& hub_category() noexcept;
+
+/// Makes an error_code of the hub category (found by ADL).
+inline std::error_code make_error_code(hub_errc e) noexcept {
+    return {static_cast<int>(e), hub_category()};
+}
+
+/// Where a hub connection is in its life.
+enum class connection_state : std::uint8_t {
+    connecting,  ///< registered, `on_open` not yet called
+    open,        ///< messages flow; broadcasts reach it
+    closing,     ///< a close was requested (by the app, the hub's policy or a timeout) or the
+                 ///< peer's close arrived; broadcasts skip it, unicasts fail with errc::closed
+    closed,      ///< ended; only seen inside `on_close`
+};
+
+/// What a broadcast does for a receiver whose outgoing queue has no room for the frame.
+enum class backpressure_policy : std::uint8_t {
+    close,  ///< close that connection with 1008 (policy violation); its queued frames are dropped
+    drop,   ///< drop this message for that connection only, and count it
+};
+
+/// Hub settings; every limit has a safe default.
+struct hub_options {
+    /// More registered connections than this are refused: `can_accept()` turns false (a server or
+    /// bridge that asks it before the handshake answers 503), and `serve` closes an excess
+    /// connection with 1013 (try again later).
+    std::size_t max_connections = 10'000;
+    /// Per-connection outgoing queue limit in bytes of encoded frames, counting the frames being
+    /// written. A single frame larger than the limit is only accepted into an empty queue.
+    std::size_t max_queued_bytes = 1024 * 1024;
+    /// What a broadcast does when a receiver's queue is full (a unicast waits instead).
+    backpressure_policy on_full = backpressure_policy::close;
+    /// Heartbeats: after this long without activity (a message, a ping or a pong from the peer)
+    /// the hub pings a connection; zero disables heartbeats.
+    std::chrono::milliseconds ping_interval{0};
+    /// A pinged connection with no activity within this long is dropped (code 1006, see
+    /// docs/ws_hub.md "Heartbeats").
+    std::chrono::milliseconds pong_timeout{10'000};
+    /// How often `heartbeats()` sweeps (real time).
+    std::chrono::milliseconds sweep_interval{1'000};
+    /// Bounds each closing handshake the hub starts (waiting for queued frames, the close frame's
+    /// send and the peer's reply); a connection still alive after twice this is dropped.
+    std::chrono::milliseconds close_timeout{5'000};
+    /// The heartbeat clock (monotonic); null means core::clock::now. Tests inject a fake one.
+    std::function<core::clock::time_point()> clock;
+    /// Keep a connection's attachment in the store when the connection ends without a closing
+    /// handshake (1006: the peer vanished, a heartbeat or close timeout), so that a reconnecting
+    /// client can adopt it. By default every attachment is removed when its connection ends.
+    bool keep_attachment_after_abnormal_close = false;
+};
+
+/// Hub-wide counters (monotonic since construction, except `connections`).
+struct hub_stats {
+    std::size_t connections = 0;        ///< registered now
+    std::uint64_t accepted = 0;         ///< connections registered
+    std::uint64_t refused = 0;          ///< over max_connections (closed with 1013)
+    std::uint64_t broadcasts = 0;       ///< broadcast calls
+    std::uint64_t frames_queued = 0;    ///< frames put in a queue (broadcast and unicast)
+    std::uint64_t dropped = 0;          ///< broadcast frames dropped for a full queue (drop policy)
+    std::uint64_t closed_slow = 0;      ///< connections closed with 1008 for a full queue
+    std::uint64_t pings_sent = 0;       ///< heartbeat pings queued
+    std::uint64_t timed_out = 0;        ///< connections dropped for a missing pong
+    std::uint64_t aborted = 0;          ///< connections dropped without a closing handshake
+};
+
+/// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
+/// of receivers. Copies share the bytes. With permessage-deflate, `frame_for(c)` gives a
+/// connection that agreed `server_no_context_takeover` a compressed frame, built on first use
+/// once per distinct `server_max_window_bits` and shared by every such receiver (a message
+/// compressed without context inflates at any receiver whose window is at least as large).
+/// Connections whose server side keeps context (its compressor's window must match what the
+/// peer saw), whose window is 8 bits, or messages under the session's `min_size` or that do not
+/// shrink get the uncompressed frame, which is always valid.
+class CORONET_WS_EXPORT prepared_message {
+public:
+    /// Encodes an unmasked server frame (FIN set) of `type` (text or binary; text must be
+    /// UTF-8, not checked here) holding a copy of `payload`. One allocation.
+    prepared_message(opcode type, std::span<const std::byte> payload);
+    /// A text message.
+    static prepared_message text(std::string_view s) {
+        return prepared_message(opcode::text, core::as_bytes(s));
+    }
+    /// A binary message.
+    static prepared_message binary(std::span<const std::byte> b) {
+        return prepared_message(opcode::binary, b);
+    }
+
+    /// Text or binary.
+    opcode type() const noexcept { return type_; }
+    /// The payload's size (before any compression).
+    std::size_t payload_size() const noexcept { return payload_size_; }
+    /// The uncompressed frame, header included.
+    const core::shared_buffer& frame() const noexcept { return plain_; }
+    /// The frame to queue for `c` (see the class comment). Valid while this object lives.
+    /// Throws std::bad_alloc if zlib cannot get memory.
+    const core::shared_buffer& frame_for(const hub_connection& c) const;
+    /// How many compressed variants were built (one per distinct window size used).
+    std::size_t compressed_variants() const noexcept;
+
+private:
+    opcode type_;
+    std::size_t payload_size_;
+    core::shared_buffer plain_;
+    // Per server_max_window_bits 9-15: 0 not built yet, 1 compressed_[i], 2 use plain_.
+    mutable std::uint8_t variant_state_[7] = {};
+    mutable core::shared_buffer compressed_[7];
+};
+
+/// Event-style handling of hub connections: override what you need and pass the handler to
+/// `hub::serve`. Every call runs on the connection's reader coroutine, on the hub's loop.
+class CORONET_WS_EXPORT hub_handler {
+public:
+    virtual ~hub_handler() = default;
+    /// The connection is registered and open (join rooms, set metadata here).
+    virtual void on_open(hub_connection&) {}
+    /// Each whole message; may await sends (the next message is read after it returns).
+    virtual core::task<void> on_message(hub_connection& c, message& m);
+    /// A pong from the peer (heartbeats are handled by the hub; this is only a notification).
+    virtual void on_pong(hub_connection&, std::string_view /*payload*/) {}
+    /// A protocol, transport or timeout error ended the connection (on_close follows).
+    virtual void on_error(hub_connection&, std::error_code) {}
+    /// The connection ended: the peer's close code and reason, or 1006 and the hub's reason
+    /// ("pong timeout", "slow reader", "close timeout") when no close frame was received. The
+    /// connection is still in its rooms (state closed, so broadcasts skip it): a handler may
+    /// tell the others it left. It leaves them, and the registry, right after.
+    virtual void on_close(hub_connection&, std::uint16_t /*code*/, std::string_view /*reason*/) {}
+};
+
+namespace detail {
+struct hub_room;
+struct hub_state;
+struct space_waiter;
+
+/// One coroutine parked until something happens on the loop: `wake()` resumes it from the
+/// loop's next iteration (never inline), at most once per wait.
+struct CORONET_WS_EXPORT wake_slot {
+    std::coroutine_handle<> waiting;  ///< the parked coroutine, or null
+    bool scheduled = false;           ///< its resumption is queued on the loop
+    core::detail::io_op op;           ///< carries that resumption (no allocation)
+    /// Schedules the waiter's resumption if one waits and none is scheduled.
+    void wake() noexcept;
+};
+
+/// A growable ring of shared frames (no allocation while empty).
+class CORONET_WS_EXPORT frame_ring {
+public:
+    frame_ring() = default;
+    frame_ring(const frame_ring&) = delete;
+    frame_ring& operator=(const frame_ring&) = delete;
+    /// True when it holds no frame.
+    bool empty() const noexcept { return size_ == 0; }
+    /// Frames held.
+    std::size_t size() const noexcept { return size_; }
+    /// The i-th frame from the front (i < size()).
+    core::shared_buffer& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
+    /// Appends a frame, doubling the ring when full (the bytes never move: only the handles).
+    void push_back(core::shared_buffer b);
+    /// Removes the first frame and returns its size.
+    std::size_t pop_front() noexcept;
+    /// Removes the last frame and returns its size.
+    std::size_t pop_back() noexcept;
+
+private:
+    std::vector<core::shared_buffer> slots_;  ///< power-of-two size
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+}  // namespace detail
+
+/// One WebSocket connection managed by a hub: its id, state, rooms, metadata, attachment and
+/// outgoing queue. It lives in `hub::serve`'s coroutine frame: a pointer or reference to it is
+/// valid until its `on_close` returns (look it up by id with `hub::find` when in doubt). Not
+/// thread-safe: everything runs on the hub's loop.
+class CORONET_WS_EXPORT hub_connection {
+public:
+    /// Not copyable: the hub, its rooms and its lists point at it.
+    hub_connection(const hub_connection&) = delete;
+    hub_connection& operator=(const hub_connection&) = delete;
+    ~hub_connection();
+
+    /// The hub-wide id: 64 random bits, unique among live connections and (with overwhelming
+    /// probability) across restarts, never 0.
+    std::uint64_t id() const noexcept { return id_; }
+    connection_state state() const noexcept { return state_; }
+    /// The request-target the connection was upgraded with (path and query), as given to serve.
+    const std::string& target() const noexcept { return target_; }
+    /// The underlying session (for its close code, subprotocol-level details, statistics). Send
+    /// through the connection, not the session, so frames keep their queue order.
+    session& ws() noexcept { return *session_; }
+    /// The hub this connection belongs to.
+    hub& owner() noexcept { return *hub_; }
+
+    // ---- rooms -----------------------------------------------------------------------------
+    /// Joins `room` (created on first use). Returns false if already a member or not open.
+    bool join(std::string_view room);
+    /// Leaves `room` (an empty room is deleted). Returns false if not a member.
+    bool leave(std::string_view room);
+    /// True if a member of `room`.
+    bool in_room(std::string_view room) const noexcept;
+    /// The rooms this connection is in (views valid until it leaves them).
+    std::vector<std::string_view> rooms() const;
+
+    // ---- metadata --------------------------------------------------------------------------
+    /// Sets a metadata value (string key -> string value), replacing an earlier one.
+    void set_meta(std::string key, std::string value);
+    /// The value of `key`, or null (valid until the key is set again or erased).
+    const std::string* meta(std::string_view key) const noexcept;
+    /// Removes `key`; false if it was not set.
+    bool erase_meta(std::string_view key);
+    /// Every metadata entry.
+    const std::map<std::string, std::string, std::less<>>& metadata() const noexcept { return meta_; }
+
+    // ---- sending (unicast) -----------------------------------------------------------------
+    /// Queues a text message (UTF-8, not checked) for this connection, waiting while its queue
+    /// has no room for it. The bytes are copied before this returns (the view need not outlive
+    /// the call). Completes once queued, in order with broadcasts; the writer sends it. Errors:
+    /// `errc::closed` (closing or closed, also when it closes while waiting),
+    /// `core::errc::operation_canceled` (the caller's stop token).
+    core::task<core::result<void>> send_text(std::string_view text);
+    /// As send_text, for a binary message.
+    core::task<core::result<void>> send_binary(std::span<const std::byte> data);
+    /// As send_text, for a prepared message (shared, not copied).
+    core::task<core::result<void>> send(const prepared_message& m);
+    /// Queues `m` only if the queue has room now (and no unicast is waiting): never waits, so it
+    /// also works where awaiting is impossible (`on_open`). False when full or not open.
+    bool try_send(const prepared_message& m);
+    /// Encoded bytes waiting in the outgoing queue (including frames being written).
+    std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+    /// Broadcast frames dropped for this connection (drop policy).
+    std::uint64_t dropped() const noexcept { return dropped_; }
+
+    // ---- receiving (coroutine style) -------------------------------------------------------
+    /// The next whole message, for the coroutine-style body given to `hub::serve` (the event
+    /// style calls it for you; one receiver at a time). Counts as heartbeat activity. Errors:
+    /// `errc::closed` after a closing handshake (including one the hub or `close` started: the
+    /// hub performs it here), the session's protocol and stream errors,
+    /// `core::errc::operation_canceled` when the connection was dropped.
+    core::task<core::result<message>> receive();
+
+    // ---- closing ---------------------------------------------------------------------------
+    /// Asks for a closing handshake with `code` (valid per RFC 6455 §7.4) and `reason` (≤ 123
+    /// bytes of UTF-8) once the frames already queued are written, and returns at once. The
+    /// connection's reader performs it (see docs/ws_hub.md "Closing"); bounded by the hub's
+    /// close_timeout. Later calls are ignored.
+    void close(std::uint16_t code, std::string reason);
+
+    // ---- auto-responses --------------------------------------------------------------------
+    /// Answers a data message whose payload is exactly `request` with `response` (same type)
+    /// inside the session, without waking the handler (e.g. "ping" -> "pong"). One pair; a new
+    /// call replaces it.
+    void set_auto_response(std::string request, std::string response);
+    /// Removes the auto-response.
+    void clear_auto_response();
+    /// Auto-responses sent so far.
+    std::uint64_t auto_responses_sent() const noexcept;
+
+    // ---- attachment ------------------------------------------------------------------------
+    /// Stores `data` as this connection's attachment (replacing an earlier one) in the hub's
+    /// store under id(). Errors: the store's. Must complete before the connection ends (call it
+    /// from the connection's own handler).
+    core::task<core::result<void>> set_attachment(std::vector<std::byte> data);
+    /// The attachment, or nullopt if none. Errors: the store's.
+    core::task<core::result<std::optional<std::vector<std::byte>>>> attachment();
+    /// Removes the attachment. Errors: the store's.
+    core::task<core::result<void>> clear_attachment();
+
+private:
+    friend class hub;
+    friend class prepared_message;
+    friend struct detail::hub_state;
+    friend struct detail::space_waiter;
+
+    hub_connection(hub& h, session& s, std::uint64_t id, std::string target);
+
+    /// Queues `frame` if it fits (or the queue is empty) and wakes the writer.
+    bool try_push(const core::shared_buffer& frame);
+    void push(core::shared_buffer frame);
+    core::task<core::result<void>> send_frame(core::shared_buffer frame);
+    core::task<void> writer();
+    core::task<void> watchdog();
+    core::task<void> perform_close();
+    core::task<core::result<void>> wait_drained();
+    void grant_waiters() noexcept;
+    void fail_waiters() noexcept;
+    void drop_pending() noexcept;
+    /// Starts a close (see close()); `drain_first`: after the queued frames are written.
+    void request_close(std::uint16_t code, std::string reason, bool drain_first);
+    /// Ends the connection without a closing handshake (1006 with `reason`).
+    void abort(const char* reason) noexcept;
+    void note_activity() noexcept;
+
+    struct observer final : session_handler_base {
+        hub_connection* self = nullptr;
+        void on_ping(session&, std::string_view) override;
+        void on_pong(session&, std::string_view payload) override;
+    };
+
+    hub* hub_;
+    session* session_;
+    std::uint64_t id_;
+    std::string target_;
+    connection_state state_ = connection_state::connecting;
+    std::size_t index_ = 0;                   ///< position in the hub's list of all connections
+    core::task_scope* scope_ = nullptr;       ///< reader, writer, watchdog
+    core::stop_source* receive_stop_ = nullptr;  ///< set while receive() waits
+    hub_handler* handler_ = nullptr;          ///< event style
+    observer observer_;
+    std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_;  ///< room, index in its members
+    std::map<std::string, std::string, std::less<>> meta_;
+
+    // Outgoing queue and its writer.
+    detail::frame_ring queue_;
+    std::size_t queued_bytes_ = 0;
+    std::size_t in_flight_ = 0;  ///< frames at the queue's front being written
+    std::vector<core::const_buffer> batch_;
+    std::uint64_t dropped_ = 0;
+    bool writer_done_ = false;
+    detail::wake_slot writer_wake_;  ///< the idle writer
+    detail::wake_slot drained_;      ///< perform_close waiting for the queue to empty
+    detail::space_waiter* waiters_head_ = nullptr;
+    detail::space_waiter* waiters_tail_ = nullptr;
+
+    // Closing.
+    bool close_requested_ = false;
+    bool close_performed_ = false;
+    bool drain_first_ = false;
+    bool aborted_ = false;
+    std::uint16_t close_code_ = 0;
+    std::string close_reason_;
+    const char* abort_reason_ = "";
+
+    // Heartbeats: an intrusive list node (the hub's idle or pinged list).
+    hub_connection* hb_prev_ = nullptr;
+    hub_connection* hb_next_ = nullptr;
+    std::uint8_t hb_list_ = 0;  ///< 0 none, 1 idle, 2 pinged
+    core::clock::time_point last_activity_{};
+    core::clock::time_point ping_sent_{};
+    std::uint64_t auto_seen_ = 0;  ///< auto_responses_sent() at the last sweep that looked
+
+    bool has_attachment_ = false;
+};
+
+/// A registry of WebSocket connections on one loop, with rooms, broadcast, heartbeats and
+/// attachments (docs/ws_hub.md). Plug it into any server: the handler of `ws::server` (or an
+/// http_ws upgrade route) calls `serve(session, target, handler)` for each session. A hub belongs
+/// to the loop it is used on and is not thread-safe; a multi-loop server runs one hub per loop
+/// (docs/ws_hub.md "Several loops"). Must outlive every `serve` call (destroying it with live
+/// connections is a broken invariant: std::terminate).
+class CORONET_WS_EXPORT hub {
+public:
+    /// A hub with an in-memory attachment store.
+    explicit hub(hub_options opts = {});
+    /// A hub with the given attachment store (non-null).
+    hub(hub_options opts, std::unique_ptr<attachment_store> store);
+    /// Not copyable: connections point at it.
+    hub(const hub&) = delete;
+    hub& operator=(const hub&) = delete;
+    /// Requires that no connection is registered (std::terminate otherwise).
+    ~hub();
+
+    // ---- connections -----------------------------------------------------------------------
+    /// True while fewer than `max_connections` are registered and the hub is not closing: ask
+    /// before the opening handshake and answer 503 when false.
+    bool can_accept() const noexcept;
+    /// Runs one connection event-style: registers it (or closes it with 1013 when the hub is
+    /// full), starts its writer, calls `h` (see hub_handler) until it ends, then unregisters it.
+    /// `target` is the upgrade's request-target (rooms are often taken from it). `s` and `h` must
+    /// outlive the call. Cancelled through the caller's stop token (the connection is then
+    /// dropped without a close frame).
+    core::task<void> serve(session& s, std::string target, hub_handler& h);
+    /// Coroutine-style body: `body(conn)` owns the conversation (calling `conn.receive()`); when
+    /// it returns the connection is closed (1000, after its queued frames) unless it already is.
+    using connection_body = std::function<core::task<void>(hub_connection&)>;
+    /// Runs one connection coroutine-style (otherwise as the event-style serve).
+    core::task<void> serve(session& s, std::string target, connection_body body);
+
+    /// The live connection with `id`, or null.
+    hub_connection* find(std::uint64_t id) noexcept;
+    /// Registered connections.
+    std::size_t size() const noexcept;
+    /// Calls `f` for every registered connection (f may send, join, leave and close, which never
+    /// unregisters synchronously).
+    void for_each(const std::function<void(hub_connection&)>& f);
+
+    // ---- rooms -----------------------------------------------------------------------------
+    /// Members of `room` (0 if it does not exist).
+    std::size_t room_size(std::string_view room) const noexcept;
+    /// True if connection `id` is a member of `room`.
+    bool is_member(std::string_view room, std::uint64_t id) const noexcept;
+    /// Names of the rooms that have members.
+    std::vector<std::string> room_names() const;
+    /// Calls `f` for every member of `room` (same rules as for_each).
+    void for_each_member(std::string_view room, const std::function<void(hub_connection&)>& f);
+
+    // ---- broadcast: never waits; the frame is shared by every receiver ----------------------
+    /// Queues `m` for every open connection. Returns how many received it (a full queue applies
+    /// `on_full` instead).
+    std::size_t broadcast(const prepared_message& m);
+    /// As broadcast, skipping connection `except_id`.
+    std::size_t broadcast_except(const prepared_message& m, std::uint64_t except_id);
+    /// Queues `m` for every open member of `room`.
+    std::size_t broadcast_room(std::string_view room, const prepared_message& m);
+    /// As broadcast_room, skipping connection `except_id`.
+    std::size_t broadcast_room_except(std::string_view room, const prepared_message& m,
+                                      std::uint64_t except_id);
+
+    // ---- heartbeats ------------------------------------------------------------------------
+    /// One heartbeat sweep at `options().clock` now: pings connections idle for ping_interval
+    /// and drops those pinged pong_timeout ago without activity since. Work is proportional to
+    /// the connections that expired, not to all. No-op when ping_interval is zero.
+    void sweep();
+    /// Sweeps every `sweep_interval` until the caller's stop token fires.
+    core::task<void> heartbeats();
+
+    // ---- shutdown --------------------------------------------------------------------------
+    /// Stops accepting (can_accept() is false from now on, serve refuses with 1001), asks every
+    /// connection to close with `code`/`reason` after its queued frames, and waits until all have
+    /// ended (each bounded by close_timeout, then dropped) or the caller's stop token fires.
+    core::task<void> close_all(std::uint16_t code, std::string reason);
+
+    // ---- attachments -----------------------------------------------------------------------
+    /// The attachment store.
+    attachment_store& store() noexcept;
+    /// Ids with an attachment in the store that belong to no live connection of this hub (what
+    /// an earlier process left). Errors: the store's.
+    core::task<core::result<std::vector<std::uint64_t>>> leftover_attachments();
+    /// Moves the attachment of `old_id` (a leftover the app proved the peer owns) to `c`: it is
+    /// stored under c.id() and then removed under old_id, so a second adopt of old_id fails with
+    /// hub_errc::unknown_id (a crash between the two steps leaves both copies, never none).
+    /// Errors: hub_errc::id_in_use (old_id is live here), hub_errc::unknown_id, `errc::closed`
+    /// (c is not open), the store's. `c` must stay alive until it completes (call it from c's
+    /// handler).
+    core::task<core::result<void>> adopt(hub_connection& c, std::uint64_t old_id);
+
+    // ---- observation -----------------------------------------------------------------------
+    /// Counters.
+    const hub_stats& stats() const noexcept;
+    /// The options it was built with.
+    const hub_options& options() const noexcept;
+    /// The hub's clock (options().clock or core::clock::now).
+    core::clock::time_point now() const;
+
+private:
+    friend class hub_connection;
+    friend struct detail::hub_state;
+    core::task<void> serve_impl(session& s, std::string target, hub_handler* h,
+                                connection_body body);
+    core::task<void> run_events(hub_connection& c, hub_handler& h);
+    core::task<void> run_body(hub_connection& c, connection_body& body);
+    std::size_t deliver(hub_connection& c, const prepared_message& m);
+
+    std::unique_ptr<detail::hub_state> state_;
+};
+
+}  // namespace coronet::ws
+
+template <>
+struct std::is_error_code_enum<coronet::ws::hub_errc> : std::true_type {};

@@ -1,0 +1,505 @@
+// The hub: registry, rooms, broadcast, heartbeats, serve and attachments.
+#include <coronet/ws/hub.hpp>
+#include <coronet/ws/deflate.hpp>
+
+#include <coronet/core/timer.hpp>
+#include <coronet/ws/attachment_store.hpp>
+
+#include "hub_state.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <utility>
+
+namespace coronet::ws {
+
+namespace {
+
+class hub_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "coronet.ws.hub"; }
+    std::string message(int ev) const override {
+        switch (static_cast<hub_errc>(ev)) {
+        case hub_errc::full: return "the hub is full";
+        case hub_errc::unknown_id: return "no attachment with that id";
+        case hub_errc::id_in_use: return "that id belongs to a live connection";
+        }
+        return "unknown hub error";
+    }
+};
+
+core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload) {
+    std::byte header[14];
+    const std::size_t n = encode_header(header, op, true, payload.size());
+    core::shared_buffer b = core::shared_buffer::make(n + payload.size());
+    std::memcpy(b.mutable_data(), header, n);
+    if (!payload.empty()) std::memcpy(b.mutable_data() + n, payload.data(), payload.size());
+    return b;
+}
+
+}  // namespace
+
+const std::error_category& hub_category() noexcept {
+    static const hub_category_impl c;
+    return c;
+}
+
+// ---- prepared_message -------------------------------------------------------------------
+
+prepared_message::prepared_message(opcode type, std::span<const std::byte> payload)
+    : type_(type), payload_size_(payload.size()), plain_(encode_frame(type, payload)) {}
+
+const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) const {
+    const session& s = *c.session_;
+    const auto& agreed = s.compression();
+    if (!agreed || !agreed->server_no_context_takeover || agreed->server_max_window_bits < 9) return plain_;
+    const deflate_options& policy = s.options().deflate;
+    if (payload_size_ < policy.min_size) return plain_;
+    const std::size_t i = agreed->server_max_window_bits - 9u;
+    if (variant_state_[i] == 0) {
+        // Compressed once for every receiver with this window: no context, so it inflates
+        // anywhere the window is at least this large.
+        const std::size_t header = plain_.size() - payload_size_;
+        std::vector<std::byte> z;
+        compress_message({plain_.data() + header, payload_size_}, z, agreed->server_max_window_bits, policy.level,
+                         policy.mem_level);
+        if (z.size() >= payload_size_ && policy.skip_incompressible) {
+            variant_state_[i] = 2;
+        } else {
+            std::byte h[14];
+            const std::size_t n = encode_header(h, type_, true, z.size(), false, 0, true);
+            core::shared_buffer b = core::shared_buffer::make(n + z.size());
+            std::memcpy(b.mutable_data(), h, n);
+            if (!z.empty()) std::memcpy(b.mutable_data() + n, z.data(), z.size());
+            compressed_[i] = std::move(b);
+            variant_state_[i] = 1;
+        }
+    }
+    return variant_state_[i] == 1 ? compressed_[i] : plain_;
+}
+
+std::size_t prepared_message::compressed_variants() const noexcept {
+    std::size_t n = 0;
+    for (auto v : variant_state_) n += v == 1 ? 1 : 0;
+    return n;
+}
+
+core::task<void> hub_handler::on_message(hub_connection&, message&) { co_return; }
+
+// ---- hub_state --------------------------------------------------------------------------
+
+namespace detail {
+
+// Ids are random (OpenSSL's generator) rather than a counter: attachments outlive the process
+// that made them, so a restarted server must not hand out an id that a leftover attachment
+// still has. 64 random bits make that, and a clash between the hubs of several loops,
+// negligible; a clash with a live id of this hub is drawn again.
+std::uint64_t hub_state::next_id() {
+    for (;;) {
+        if (ids_left == 0) {
+            if (RAND_bytes(reinterpret_cast<unsigned char*>(ids), sizeof ids) != 1)
+                throw std::runtime_error("RAND_bytes failed");
+            ids_left = sizeof ids / sizeof ids[0];
+        }
+        const std::uint64_t id = ids[--ids_left];
+        if (id != 0 && !by_id.contains(id)) return id;
+    }
+}
+
+void hub_state::add(hub_connection& c) {
+    by_id.emplace(c.id_, &c);
+    c.index_ = all.size();
+    all.push_back(&c);
+    ++stats.accepted;
+    stats.connections = all.size();
+}
+
+void hub_state::remove(hub_connection& c) noexcept {
+    by_id.erase(c.id_);
+    hub_connection* last = all.back();
+    all[c.index_] = last;
+    last->index_ = c.index_;
+    all.pop_back();
+    stats.connections = all.size();
+}
+
+bool hub_state::join(hub_connection& c, std::string_view name) {
+    if (c.in_room(name)) return false;
+    auto it = rooms.find(name);
+    if (it == rooms.end()) {
+        auto r = std::make_unique<hub_room>();
+        r->name = std::string(name);
+        it = rooms.emplace(r->name, std::move(r)).first;
+    }
+    hub_room* r = it->second.get();
+    c.rooms_.emplace_back(r, r->members.size());
+    r->members.push_back(&c);
+    return true;
+}
+
+bool hub_state::leave(hub_connection& c, std::string_view name) {
+    auto mine = std::find_if(c.rooms_.begin(), c.rooms_.end(),
+                             [name](const auto& m) { return m.first->name == name; });
+    if (mine == c.rooms_.end()) return false;
+    hub_room* r = mine->first;
+    const std::size_t at = mine->second;
+    *mine = c.rooms_.back();
+    c.rooms_.pop_back();
+    // Swap-remove from the room; the member moved into the gap learns its new index.
+    hub_connection* moved = r->members.back();
+    r->members[at] = moved;
+    r->members.pop_back();
+    if (moved != &c) {
+        for (auto& m : moved->rooms_) {
+            if (m.first == r) {
+                m.second = at;
+                break;
+            }
+        }
+    }
+    if (r->members.empty()) rooms.erase(r->name);
+    return true;
+}
+
+void hub_state::leave_all(hub_connection& c) noexcept {
+    while (!c.rooms_.empty()) {
+        const std::string name = c.rooms_.back().first->name;
+        leave(c, name);
+    }
+}
+
+void hub_state::heartbeat_unlink(hub_connection& c) noexcept {
+    if (c.hb_list_ == 0) return;
+    list& l = list_of(c.hb_list_);
+    if (c.hb_prev_ != nullptr) c.hb_prev_->hb_next_ = c.hb_next_;
+    else l.head = c.hb_next_;
+    if (c.hb_next_ != nullptr) c.hb_next_->hb_prev_ = c.hb_prev_;
+    else l.tail = c.hb_prev_;
+    c.hb_prev_ = c.hb_next_ = nullptr;
+    c.hb_list_ = 0;
+}
+
+void hub_state::heartbeat_push(list& l, hub_connection& c) noexcept {
+    c.hb_prev_ = l.tail;
+    c.hb_next_ = nullptr;
+    if (l.tail != nullptr) l.tail->hb_next_ = &c;
+    else l.head = &c;
+    l.tail = &c;
+    c.hb_list_ = l.tag;
+}
+
+}  // namespace detail
+
+// ---- hub --------------------------------------------------------------------------------
+
+hub::hub(hub_options opts) : hub(std::move(opts), make_memory_store()) {}
+
+hub::hub(hub_options opts, std::unique_ptr<attachment_store> store)
+    : state_(std::make_unique<detail::hub_state>()) {
+    if (!store) throw std::invalid_argument("ws::hub: null attachment store");
+    state_->opts = std::move(opts);
+    state_->store = std::move(store);
+    const std::byte empty_ping[2] = {std::byte{0x89}, std::byte{0x00}};
+    state_->ping_frame = core::shared_buffer::copy_of(empty_ping);
+}
+
+hub::~hub() {
+    if (!state_->all.empty()) std::terminate();  // connections still point at this hub
+}
+
+bool hub::can_accept() const noexcept {
+    return !state_->closing_all && state_->all.size() < state_->opts.max_connections;
+}
+
+std::size_t hub::size() const noexcept { return state_->all.size(); }
+
+hub_connection* hub::find(std::uint64_t id) noexcept {
+    auto it = state_->by_id.find(id);
+    return it == state_->by_id.end() ? nullptr : it->second;
+}
+
+void hub::for_each(const std::function<void(hub_connection&)>& f) {
+    // Unregistering happens only in serve's own coroutine, never inside a hub call, so the
+    // list cannot change under f.
+    for (std::size_t i = 0; i < state_->all.size(); ++i) f(*state_->all[i]);
+}
+
+const hub_stats& hub::stats() const noexcept { return state_->stats; }
+const hub_options& hub::options() const noexcept { return state_->opts; }
+attachment_store& hub::store() noexcept { return *state_->store; }
+
+core::clock::time_point hub::now() const {
+    return state_->opts.clock ? state_->opts.clock() : core::clock::now();
+}
+
+// ---- rooms ------------------------------------------------------------------------------
+
+std::size_t hub::room_size(std::string_view room) const noexcept {
+    auto it = state_->rooms.find(room);
+    return it == state_->rooms.end() ? 0 : it->second->members.size();
+}
+
+bool hub::is_member(std::string_view room, std::uint64_t id) const noexcept {
+    auto it = state_->by_id.find(id);
+    return it != state_->by_id.end() && it->second->in_room(room);
+}
+
+std::vector<std::string> hub::room_names() const {
+    std::vector<std::string> out;
+    out.reserve(state_->rooms.size());
+    for (const auto& [name, r] : state_->rooms) out.push_back(name);
+    return out;
+}
+
+void hub::for_each_member(std::string_view room, const std::function<void(hub_connection&)>& f) {
+    auto it = state_->rooms.find(room);
+    if (it == state_->rooms.end()) return;
+    // A copy: f may make members leave (or the room disappear).
+    const std::vector<hub_connection*> members = it->second->members;
+    for (hub_connection* c : members) f(*c);
+}
+
+// ---- broadcast --------------------------------------------------------------------------
+
+std::size_t hub::deliver(hub_connection& c, const prepared_message& m) {
+    if (c.state_ != connection_state::open) return 0;
+    if (c.try_push(m.frame_for(c))) return 1;
+    if (c.writer_done_) return 0;
+    // No room: a broadcast never waits for one receiver.
+    if (state_->opts.on_full == backpressure_policy::drop) {
+        ++c.dropped_;
+        ++state_->stats.dropped;
+    } else {
+        ++state_->stats.closed_slow;
+        c.request_close(1008, "slow reader", false);
+    }
+    return 0;
+}
+
+std::size_t hub::broadcast(const prepared_message& m) {
+    return broadcast_except(m, 0);
+}
+
+std::size_t hub::broadcast_except(const prepared_message& m, std::uint64_t except_id) {
+    ++state_->stats.broadcasts;
+    std::size_t n = 0;
+    // deliver() never unregisters or resumes anyone inline, so the list is stable here.
+    for (hub_connection* c : state_->all)
+        if (c->id_ != except_id) n += deliver(*c, m);
+    return n;
+}
+
+std::size_t hub::broadcast_room(std::string_view room, const prepared_message& m) {
+    return broadcast_room_except(room, m, 0);
+}
+
+std::size_t hub::broadcast_room_except(std::string_view room, const prepared_message& m,
+                                       std::uint64_t except_id) {
+    ++state_->stats.broadcasts;
+    auto it = state_->rooms.find(room);
+    if (it == state_->rooms.end()) return 0;
+    std::size_t n = 0;
+    for (hub_connection* c : it->second->members)
+        if (c->id_ != except_id) n += deliver(*c, m);
+    return n;
+}
+
+// ---- heartbeats -------------------------------------------------------------------------
+
+void hub::sweep() {
+    detail::hub_state& st = *state_;
+    const auto interval = st.opts.ping_interval;
+    if (interval.count() <= 0) return;
+    const auto now = this->now();
+    // Both lists are in deadline order, so each loop stops at the first connection that has
+    // not expired: the work is proportional to the expired ones.
+    while (hub_connection* c = st.pinged.head) {
+        if (c->ping_sent_ + st.opts.pong_timeout > now) break;
+        st.heartbeat_unlink(*c);
+        if (c->state_ != connection_state::open) continue;
+        ++st.stats.timed_out;
+        c->abort("pong timeout");
+    }
+    while (hub_connection* c = st.idle.head) {
+        if (c->last_activity_ + interval > now) break;
+        st.heartbeat_unlink(*c);
+        if (c->state_ != connection_state::open) continue;  // its close is bounded on its own
+        // Auto-responses are answered inside the session without waking the hub: a peer that
+        // sent one since the last look is alive (checked lazily, here).
+        const std::uint64_t answered = c->auto_responses_sent();
+        if (answered != c->auto_seen_) {
+            c->auto_seen_ = answered;
+            c->last_activity_ = now;
+            st.heartbeat_push(st.idle, *c);
+            continue;
+        }
+        // A queue too full even for a ping still counts as pinged: a peer that cannot take two
+        // bytes within pong_timeout is as good as gone.
+        c->ping_sent_ = now;
+        if (c->try_push(st.ping_frame)) ++st.stats.pings_sent;
+        st.heartbeat_push(st.pinged, *c);
+    }
+}
+
+core::task<void> hub::heartbeats() {
+    for (;;) {
+        auto slept = co_await core::sleep_for(state_->opts.sweep_interval);
+        if (!slept) co_return;
+        sweep();
+    }
+}
+
+// ---- serving ----------------------------------------------------------------------------
+
+core::task<void> hub::serve(session& s, std::string target, hub_handler& h) {
+    return serve_impl(s, std::move(target), &h, connection_body());
+}
+
+core::task<void> hub::serve(session& s, std::string target, connection_body body) {
+    return serve_impl(s, std::move(target), nullptr, std::move(body));
+}
+
+core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
+                                 connection_body body) {
+    detail::hub_state& st = *state_;
+    if (!can_accept()) {
+        ++st.stats.refused;
+        const bool going_away = st.closing_all;
+        auto r = co_await s.close(going_away ? 1001 : 1013, going_away ? "going away" : "try again later");
+        (void)r;
+        co_return;
+    }
+    hub_connection c(*this, s, st.next_id(), std::move(target));
+    st.add(c);
+    c.handler_ = h;
+    s.set_observer(&c.observer_);
+    {
+        const core::stop_token outer = co_await core::get_stop_token();
+        core::task_scope scope(outer);
+        c.scope_ = &scope;
+        c.state_ = connection_state::open;
+        c.note_activity();
+        scope.spawn(c.writer());
+        if (h != nullptr) scope.spawn(run_events(c, *h));
+        else scope.spawn(run_body(c, body));
+        co_await scope.join();
+        c.scope_ = nullptr;
+    }
+    s.set_observer(nullptr);
+    // No closing handshake with a peer we gave up on: close the stream so that whoever owns
+    // the session afterwards (the server's own close) fails fast instead of waiting for it.
+    if (c.aborted_ && s.stream().is_open()) s.stream().close();
+    const bool handshake_done = s.close_code() != 0 && s.close_code() != 1006;
+    std::uint16_t code = s.close_code();
+    std::string reason = s.close_reason();
+    if (!handshake_done) {
+        code = 1006;
+        reason = c.aborted_ ? c.abort_reason_ : "";
+    }
+    c.state_ = connection_state::closed;
+    st.heartbeat_unlink(c);
+    c.fail_waiters();
+    std::exception_ptr failed;  // the registry must not keep a dangling connection
+    if (h != nullptr) {
+        try {
+            h->on_close(c, code, reason);
+        } catch (...) {
+            failed = std::current_exception();
+        }
+    }
+    st.leave_all(c);
+    st.remove(c);
+    if (c.has_attachment_ && (handshake_done || !st.opts.keep_attachment_after_abnormal_close)) {
+        ++st.finishing;  // close_all waits for this too
+        auto removed = co_await st.store->remove(c.id_);
+        (void)removed;
+        --st.finishing;
+    }
+    if (st.all.empty() && st.finishing == 0) st.empty.wake();
+    if (failed) std::rethrow_exception(failed);
+}
+
+// An exception from the application's code drops the connection (so that its writer and
+// watchdog stop and serve can clean up) and then goes on to the scope's error handler.
+core::task<void> hub::run_events(hub_connection& c, hub_handler& h) {
+    std::exception_ptr failed;
+    try {
+        h.on_open(c);
+        for (;;) {
+            auto m = co_await c.receive();
+            if (!m) {
+                const auto e = m.error();
+                if (e != errc::closed && e != core::errc::operation_canceled) h.on_error(c, e);
+                break;
+            }
+            co_await h.on_message(c, *m);
+        }
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    if (failed) c.abort("handler threw");
+    c.scope_->request_stop();  // the writer and the watchdog
+    if (failed) std::rethrow_exception(failed);
+}
+
+core::task<void> hub::run_body(hub_connection& c, connection_body& body) {
+    std::exception_ptr failed;
+    try {
+        co_await body(c);
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    if (failed) {
+        c.abort("handler threw");
+    } else if (!c.aborted_ && !c.close_performed_ && c.session_->is_open()) {
+        if (!c.close_requested_) {
+            c.close_requested_ = true;
+            c.close_code_ = 1000;
+            c.drain_first_ = true;
+        }
+        co_await c.perform_close();
+    }
+    c.scope_->request_stop();
+    if (failed) std::rethrow_exception(failed);
+}
+
+// ---- shutdown ---------------------------------------------------------------------------
+
+core::task<void> hub::close_all(std::uint16_t code, std::string reason) {
+    detail::hub_state& st = *state_;
+    st.closing_all = true;
+    for (hub_connection* c : st.all) c->close(code, reason);
+    const core::stop_token tok = co_await core::get_stop_token();
+    while ((!st.all.empty() || st.finishing > 0) && !tok.stop_requested())
+        co_await detail::slot_wait{st.empty, tok, false};
+}
+
+// ---- attachments ------------------------------------------------------------------------
+
+core::task<core::result<std::vector<std::uint64_t>>> hub::leftover_attachments() {
+    auto ids = co_await state_->store->list();
+    if (!ids) co_return ids.error();
+    std::vector<std::uint64_t> out;
+    for (std::uint64_t id : *ids)
+        if (!state_->by_id.contains(id)) out.push_back(id);
+    co_return out;
+}
+
+core::task<core::result<void>> hub::adopt(hub_connection& c, std::uint64_t old_id) {
+    if (c.state_ != connection_state::open) co_return make_error_code(errc::closed);
+    if (state_->by_id.contains(old_id)) co_return make_error_code(hub_errc::id_in_use);
+    auto got = co_await state_->store->get(old_id);
+    if (!got) co_return got.error();
+    if (!got->has_value()) co_return make_error_code(hub_errc::unknown_id);
+    // Copy first, then remove: a crash in between leaves two copies, never none.
+    c.has_attachment_ = true;
+    auto put = co_await state_->store->put(c.id_, std::move(**got));
+    if (!put) co_return put.error();
+    co_return co_await state_->store->remove(old_id);
+}
+
+}  // namespace coronet::ws
