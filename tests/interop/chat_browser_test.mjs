@@ -1,0 +1,471 @@
+// The chat demo (examples/chat) against real clients: node `ws` checks the protocol, then
+// Debian's headless Chromium, driven by playwright-core, uses the page the way a person would.
+//
+//   node chat_browser_test.mjs PATH/TO/chat OUTPUT_DIR
+//
+// Protocol (node `ws`, one server): GET / and a plain GET /chat/ROOM serve the page; name ->
+// "hello NAME"; "* NAME joined" to the others; "NAME: TEXT" to everyone in the room, the sender
+// included, and to no other room; "* NAME left"; a bad name gets "error: ..." and close 1008, a
+// binary message 1003, a message over 4 KiB 1009; a foreign Origin gets 403, a bad room 400; the
+// server agrees on permessage-deflate with server_no_context_takeover. A second server with
+// --no-deflate --max-connections 1: no extension agreed, the second upgrade gets 503.
+//
+// Browser (Chromium, three isolated contexts): alice and bob join room "lobby", carol joins
+// "other"; each page's status must say connected and show the permessage-deflate agreement
+// (ws.extensions; Chromium offers client_max_window_bits); alice sees "* bob joined";
+// alice's message reaches bob and alice but never carol (carol's own later message arrives
+// while alice's does not, plus a bounded wait); OUTPUT_DIR/chat.png is alice's page. Chromium's
+// offer (seen through the DevTools protocol) must be permessage-deflate. Then the server gets SIGTERM (the pages
+// show close 1001; it must exit 0), a new one starts on the same port, the pages reconnect by
+// themselves (status connected again, name re-sent) and a message goes through;
+// OUTPUT_DIR/chat-reconnected.png is alice's page again.
+//
+// Node packages (playwright-core and ws, pinned by tests/interop/browser/package-lock.json):
+// tests/interop/browser/node_modules when present, else `npm ci` into $CORONET_CHAT_NODE_DIR
+// (default OUTPUT_DIR/browser-node), redone when the lock file changes. Exit 0: pass, 1: fail,
+// 77: skipped (no chromium at $CORONET_CHROMIUM or /usr/bin/chromium, node older than 20, no npm,
+// npm ci failed: registry unreachable?); without chromium the protocol checks still run first.
+// Every step has a deadline.
+
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+const SKIP = 77;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PKG_DIR = path.join(HERE, "browser");
+const NPM_TIMEOUT_MS = 90_000;
+const TEST_BUDGET_MS = 120_000; // everything after npm ci
+const STEP_MS = 15_000;
+const CHROMIUM_FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+class Skip extends Error {}
+
+const log = (msg) => console.log(msg);
+const started = Date.now();
+const elapsed = () => ((Date.now() - started) / 1000).toFixed(1) + " s";
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+  log("ok: " + what);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup: chromium, node, the pinned packages.
+
+function findChromium() {
+  const exe = process.env.CORONET_CHROMIUM || "/usr/bin/chromium";
+  try {
+    fs.accessSync(exe, fs.constants.X_OK);
+  } catch {
+    throw new Skip(`no chromium at ${exe} (Debian package: chromium; scripts/deps installs it)`);
+  }
+  return exe;
+}
+
+function nodePackages(outDir) {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < 20) throw new Skip(`node ${process.versions.node} is older than 20 (playwright-core needs 20)`);
+  const lock = fs.readFileSync(path.join(PKG_DIR, "package-lock.json"));
+  const want = JSON.parse(lock).packages;
+  const has = (dir) =>
+    ["playwright-core", "ws"].every((name) => {
+      try {
+        const p = JSON.parse(fs.readFileSync(path.join(dir, name, "package.json")));
+        return p.version === want["node_modules/" + name].version;
+      } catch {
+        return false;
+      }
+    });
+  const local = path.join(PKG_DIR, "node_modules");
+  if (has(local)) return local;
+
+  const dir = path.resolve(process.env.CORONET_CHAT_NODE_DIR || path.join(outDir, "browser-node"));
+  const modules = path.join(dir, "node_modules");
+  const stamp = path.join(modules, ".coronet-lock");
+  let upToDate = false;
+  try {
+    upToDate = has(modules) && fs.readFileSync(stamp).equals(lock);
+  } catch {
+    upToDate = false;
+  }
+  if (!upToDate) {
+    const npm = spawnSync("npm", ["--version"], { encoding: "utf8" });
+    if (npm.error) throw new Skip("npm is not installed (Debian package: npm)");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.copyFileSync(path.join(PKG_DIR, "package.json"), path.join(dir, "package.json"));
+    fs.writeFileSync(path.join(dir, "package-lock.json"), lock);
+    const version = (name) => want["node_modules/" + name].version;
+    log(`npm ci (playwright-core ${version("playwright-core")}, ws ${version("ws")}) in ${dir} ...`);
+    const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--ignore-scripts",
+                                "--fetch-timeout=20000", "--fetch-retries=1"],
+                        { cwd: dir, encoding: "utf8", timeout: NPM_TIMEOUT_MS });
+    if (r.error && r.error.code === "ETIMEDOUT")
+      throw new Skip(`npm ci did not finish in ${NPM_TIMEOUT_MS / 1000} s (registry unreachable?)`);
+    if (r.status !== 0) {
+      const lines = (r.stderr || r.stdout || "").trim().split("\n");
+      throw new Skip("npm ci failed (registry unreachable?): " + lines.slice(-4).join(" | "));
+    }
+    fs.writeFileSync(stamp, lock);
+  }
+  return modules;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chat server.
+
+const running = new Set(); // killed on any exit, so that a failure leaves no server behind
+process.on("exit", () => { for (const proc of running) proc.kill("SIGKILL"); });
+
+async function startChat(bin, port, extra = []) {
+  const proc = spawn(bin, ["--host", "127.0.0.1", "--port", String(port), ...extra],
+                     { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(proc);
+  proc.on("exit", () => running.delete(proc));
+  const server = { proc, port: 0, stderr: "", exited: null };
+  proc.stderr.on("data", (d) => { server.stderr += d; });
+  server.exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
+  let out = "";
+  server.port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`chat did not say "listening on" within ${STEP_MS} ms: ${server.stderr}`)), STEP_MS);
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = /^listening on 127\.0\.0\.1:(\d+)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`chat exited (${code}) before listening: ${out} ${server.stderr}`));
+    });
+  });
+  log(`chat ${extra.join(" ")} listening on port ${server.port}`);
+  return server;
+}
+
+async function stopChat(server) {
+  if (server.proc.exitCode !== null || server.proc.signalCode !== null) return server.exited;
+  server.proc.kill("SIGTERM");
+  const timer = setTimeout(() => server.proc.kill("SIGKILL"), STEP_MS);
+  const how = await server.exited;
+  clearTimeout(timer);
+  return how;
+}
+
+// ---------------------------------------------------------------------------------------------
+// node `ws` clients.
+
+function within(promise, what, ms = STEP_MS) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/// A connected client with a message queue: next() gives the next message (text), closed the
+/// close code and reason, refused the status of a refused upgrade.
+function client(WebSocket, url, options = {}) {
+  const sock = new WebSocket(url, options);
+  const queue = [];
+  const waiting = [];
+  const c = { sock, extensions: "" };
+  sock.on("message", (data, isBinary) => {
+    const m = isBinary ? data : data.toString();
+    if (waiting.length) waiting.shift()(m);
+    else queue.push(m);
+  });
+  c.closed = new Promise((resolve) => sock.on("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+  // ws.extensions names the extensions only; the parameters are in the 101's header.
+  sock.on("upgrade", (res) => { c.extensions = res.headers["sec-websocket-extensions"] || ""; });
+  c.opened = new Promise((resolve, reject) => {
+    sock.on("open", () => resolve());
+    sock.on("unexpected-response", (req, res) => {
+      res.resume();
+      reject(Object.assign(new Error(`refused with ${res.statusCode}`), { status: res.statusCode }));
+      req.destroy();
+    });
+    sock.on("error", (e) => reject(e));
+  });
+  c.next = (what) => within(queue.length ? Promise.resolve(queue.shift()) : new Promise((r) => waiting.push(r)), what);
+  return c;
+}
+
+async function expectRefused(WebSocket, url, options, status, what) {
+  const c = client(WebSocket, url, options);
+  let got = null;
+  try {
+    await within(c.opened, what);
+  } catch (e) {
+    got = e.status ?? e.message;
+  }
+  check(got === status, `${what}: ${status} (got ${got})`);
+}
+
+async function protocolChecks(WebSocket, bin) {
+  const server = await startChat(bin, 0);
+  const base = `127.0.0.1:${server.port}`;
+  try {
+    const index = await within(fetch(`http://${base}/`), "GET /");
+    const body = await index.text();
+    check(index.status === 200 && /text\/html/.test(index.headers.get("content-type")) && body.includes("coronet chat"),
+          "GET / serves the chat page");
+    const plain = await within(fetch(`http://${base}/chat/lobby`), "GET /chat/lobby");
+    check(plain.status === 200 && (await plain.text()) === body, "a plain GET /chat/lobby serves the same page");
+
+    const url = `ws://${base}/chat/proto`;
+    const alice = client(WebSocket, url); // ws offers permessage-deflate by default
+    await within(alice.opened, "alice connects");
+    check(/^permessage-deflate\b/.test(alice.extensions) && alice.extensions.includes("server_no_context_takeover"),
+          `permessage-deflate agreed with server_no_context_takeover (${alice.extensions})`);
+    alice.sock.send("alice");
+    check((await alice.next("hello")) === "hello alice", "name -> hello alice");
+
+    const bob = client(WebSocket, url, { perMessageDeflate: false });
+    await within(bob.opened, "bob connects");
+    bob.sock.send("bob");
+    check((await bob.next("hello")) === "hello bob", "name -> hello bob");
+    check((await alice.next("join notice")) === "* bob joined", "alice sees * bob joined");
+
+    const eve = client(WebSocket, `ws://${base}/chat/elsewhere`);
+    await within(eve.opened, "eve connects");
+    eve.sock.send("eve");
+    check((await eve.next("hello")) === "hello eve", "name -> hello eve (another room)");
+
+    bob.sock.send("hi there");
+    check((await alice.next("broadcast")) === "bob: hi there", "alice gets bob: hi there");
+    check((await bob.next("broadcast")) === "bob: hi there", "the sender gets its own line too");
+    alice.sock.send("x".repeat(3000)); // compressed by ws, inflated and broadcast by the server
+    check((await bob.next("long")) === "alice: " + "x".repeat(3000), "a 3000-byte compressed message goes through");
+    check((await alice.next("long")) === "alice: " + "x".repeat(3000), "and comes back to its sender");
+    alice.sock.send("");
+    eve.sock.send("eve here");
+    check((await eve.next("own")) === "eve: eve here", "eve (room elsewhere) gets her own line, not the lobby's");
+
+    bob.sock.close(1000);
+    await within(bob.closed, "bob closes");
+    check((await alice.next("leave")) === "* bob left", "alice sees * bob left (the empty message was ignored)");
+
+    const bad = client(WebSocket, url);
+    await within(bad.opened, "bad name connects");
+    bad.sock.send("mal:lory");
+    check((await bad.next("error")).startsWith("error: "), "a name with ':' gets an error line");
+    const badClose = await within(bad.closed, "bad name closed");
+    check(badClose.code === 1008, `and close 1008 (${badClose.code} ${badClose.reason})`);
+
+    const bin1 = client(WebSocket, url);
+    await within(bin1.opened, "binary client connects");
+    bin1.sock.send(Buffer.from([1, 2, 3]));
+    check((await within(bin1.closed, "binary closed")).code === 1003, "a binary message gets close 1003");
+
+    const big = client(WebSocket, url);
+    await within(big.opened, "big client connects");
+    big.sock.send("big");
+    await big.next("hello");
+    big.sock.send("y".repeat(5000));
+    check((await within(big.closed, "big closed")).code === 1009, "a 5000-byte message gets close 1009");
+    check((await alice.next("join")) === "* big joined" && (await alice.next("left")) === "* big left",
+          "alice sees big join and leave");
+
+    await expectRefused(WebSocket, url, { origin: "http://evil.example" }, 403, "a foreign Origin");
+    await expectRefused(WebSocket, `ws://${base}/chat/no%20spaces`, {}, 400, "a bad room name");
+    const same = client(WebSocket, url, { origin: `http://${base}` });
+    await within(same.opened, "same origin");
+    check(true, "the page's own Origin is accepted");
+    same.sock.close();
+
+    // Shutdown: every chat connection gets 1001, the process exits 0.
+    const how = await stopChat(server);
+    const aliceClose = await within(alice.closed, "alice closed on shutdown");
+    check(aliceClose.code === 1001, `SIGTERM closes chat connections with 1001 (${aliceClose.code} ${aliceClose.reason})`);
+    check(how.code === 0, `chat exits 0 on SIGTERM (${how.code ?? how.signal})`);
+    eve.sock.terminate();
+  } finally {
+    await stopChat(server);
+  }
+
+  const small = await startChat(bin, 0, ["--no-deflate", "--max-connections", "1"]);
+  try {
+    const url = `ws://127.0.0.1:${small.port}/chat/lobby`;
+    const one = client(WebSocket, url);
+    await within(one.opened, "first connection");
+    check(one.extensions === "", "--no-deflate: no extension agreed");
+    one.sock.send("one");
+    await one.next("hello");
+    await expectRefused(WebSocket, url, {}, 503, "--max-connections 1: the second upgrade");
+    one.sock.close();
+  } finally {
+    await stopChat(small);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser.
+
+const logLines = (page) => page.evaluate(() => [...document.querySelectorAll("#log li")].map((li) => li.textContent));
+
+async function waitLine(page, who, text) {
+  try {
+    await page.waitForFunction((t) => [...document.querySelectorAll("#log li")].some((li) => li.textContent === t),
+                               text, { timeout: STEP_MS });
+  } catch (e) {
+    throw new Error(`${who} never showed ${JSON.stringify(text)}; its log: ${JSON.stringify(await logLines(page))}`);
+  }
+  log(`ok: ${who} shows ${JSON.stringify(text)}`);
+}
+
+async function waitConnected(page, who, ms = STEP_MS) {
+  try {
+    await page.waitForSelector('#status[data-state="connected"]', { timeout: ms });
+  } catch (e) {
+    const status = await page.textContent("#status");
+    throw new Error(`${who}: status never said connected (${status}); log: ${JSON.stringify(await logLines(page))}`);
+  }
+  log(`ok: ${who} connected: ${await page.textContent("#status")}`);
+}
+
+/// Resolves `offer` with what the page's first WebSocket handshake offers as
+/// Sec-WebSocket-Extensions (seen through the DevTools protocol, which shows request headers).
+async function watchOffer(page) {
+  const cdp = await page.context().newCDPSession(page);
+  const offer = new Promise((resolve) => cdp.on("Network.webSocketWillSendHandshakeRequest", (e) => {
+    const key = Object.keys(e.request.headers).find((k) => k.toLowerCase() === "sec-websocket-extensions");
+    resolve(key ? e.request.headers[key] : "");
+  }));
+  await cdp.send("Network.enable");
+  return { offer };
+}
+
+async function join(page, base, who, room, name, viaPath) {
+  await page.goto(viaPath ? `${base}/chat/${room}` : `${base}/`, { timeout: STEP_MS });
+  if (!viaPath) await page.fill("#room", room);
+  else check((await page.inputValue("#room")) === room, `${who}: /chat/${room} preselects the room`);
+  await page.fill("#name", name);
+  await page.press("#name", "Enter"); // submits the join form
+  await waitConnected(page, who);
+  const ext = await page.getAttribute("#ext", "data-extensions");
+  check(/^permessage-deflate\b/.test(ext) && ext.includes("server_no_context_takeover"),
+        `${who}: Chromium negotiated ${ext}`);
+  return ext;
+}
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+async function browserChecks(chromium, exe, bin, outDir) {
+  let server = await startChat(bin, 0);
+  const port = server.port;
+  const base = `http://127.0.0.1:${port}`;
+  const browser = await chromium.launch({ executablePath: exe, headless: true, args: CHROMIUM_FLAGS,
+                                          timeout: 60_000 });
+  try {
+    log(`chromium ${browser.version()} (${elapsed()})`);
+    const page = async () => {
+      const ctx = await browser.newContext({ viewport: { width: 820, height: 540 } });
+      const p = await ctx.newPage();
+      p.on("pageerror", (e) => log(`page error: ${e.message}`));
+      return p;
+    };
+    const alice = await page();
+    const bob = await page();
+    const carol = await page();
+
+    const { offer } = await watchOffer(alice);
+    const ext = await join(alice, base, "alice", "lobby", "alice", false);
+    const offered = await within(offer, "Chromium's handshake request");
+    check(/^permessage-deflate\b/.test(offered), `Chromium offered ${offered}`);
+    log(`negotiated (Chromium): ${ext}`);
+    await join(bob, base, "bob", "lobby", "bob", true);
+    await waitLine(bob, "bob", "hello bob");
+    await waitLine(alice, "alice", "* bob joined");
+    await join(carol, base, "carol", "other", "carol", false);
+
+    await say(alice, "hello from alice");
+    await waitLine(bob, "bob", "alice: hello from alice");
+    await waitLine(alice, "alice (the sender)", "alice: hello from alice");
+    // Carol: her own later line arrives (so anything queued before it would have too), alice's
+    // never does, also after a bounded wait.
+    await say(carol, "anyone here?");
+    await waitLine(carol, "carol", "carol: anyone here?");
+    await sleep(1000);
+    const carolLog = await logLines(carol);
+    check(!carolLog.some((l) => l.includes("hello from alice") || l.includes("bob joined")),
+          `carol (room other) saw nothing from lobby: ${JSON.stringify(carolLog)}`);
+
+    await say(bob, "salut alice, ça va ?"); // UTF-8 both ways (no emoji: Debian's chromium may lack the font)
+    await waitLine(alice, "alice", "bob: salut alice, ça va ?");
+    await say(alice, "carol is in another room, she cannot see this");
+    await waitLine(bob, "bob", "alice: carol is in another room, she cannot see this");
+    const shot = path.join(outDir, "chat.png");
+    await alice.screenshot({ path: shot });
+    log(`screenshot: ${shot}`);
+
+    // Restart the server on the same port: the pages see 1001, back off, reconnect, re-send
+    // their names.
+    const how = await stopChat(server);
+    check(how.code === 0, "chat exits 0 on SIGTERM with browsers connected");
+    await waitLine(alice, "alice", "connection lost (1001 server shutting down), reconnecting");
+    const restartedAt = Date.now();
+    server = await startChat(bin, port);
+    await waitConnected(alice, "alice after the restart", 30_000);
+    await waitConnected(bob, "bob after the restart", 30_000);
+    log(`pages reconnected ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after the restart`);
+    await say(bob, "back again");
+    await waitLine(alice, "alice", "bob: back again");
+    const shot2 = path.join(outDir, "chat-reconnected.png");
+    await alice.screenshot({ path: shot2 });
+    log(`screenshot: ${shot2}`);
+  } finally {
+    await browser.close();
+    await stopChat(server);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const [bin, outDir] = process.argv.slice(2);
+  if (!bin || !outDir) {
+    console.error("usage: node chat_browser_test.mjs PATH/TO/chat OUTPUT_DIR");
+    return 2;
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  try {
+    const modules = nodePackages(path.resolve(outDir));
+    const require = createRequire(path.join(modules, "noop.js"));
+    const WebSocket = require("ws");
+    const { chromium } = require("playwright-core");
+    const budget = setTimeout(() => {
+      console.error(`FAIL: not done within ${TEST_BUDGET_MS / 1000} s`);
+      process.exit(1);
+    }, TEST_BUDGET_MS);
+    log(`== protocol (node ws) (${elapsed()})`);
+    await protocolChecks(WebSocket, bin);
+    const exe = findChromium();
+    log(`== browser (${elapsed()})`);
+    await browserChecks(chromium, exe, bin, outDir);
+    clearTimeout(budget);
+    log(`PASS (${elapsed()})`);
+    return 0;
+  } catch (e) {
+    if (e instanceof Skip) {
+      log(`SKIPPED: ${e.message}`);
+      return SKIP;
+    }
+    console.error(`FAIL (${elapsed()}): ${e.stack || e}`);
+    return 1;
+  }
+}
+
+process.exit(await main());
