@@ -210,6 +210,7 @@ const std::set<std::string>& known_reasons() {
             out.insert(ws::check_upgrade("GET", 1, fields, {}).reason);
         }
         out.insert("malformed request");
+        out.insert("malformed Sec-WebSocket-Extensions");
         out.insert("malformed request line");
         out.insert("handshake request too large");
         return out;

@@ -560,3 +560,77 @@ TEST_CASE("an incompressible 16 MiB message fits the default limits when compres
     run_on<coronet::testing::epoll_backend>([&](core::loop& lp) { return incompressible_full_size(lp, got); });
     CHECK(got == (16u << 20));
 }
+
+namespace {
+
+// Empty messages between compressed ones, with context takeover both ways.
+core::task<void> empty_messages(core::loop& lp) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session_options so;
+    so.agreed_deflate = ws::deflate_params{};
+    so.deflate.min_size = 0;
+    ws::session client(std::move(a), ws::role::client, {}, so);
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    for (std::string_view m : {"hello hello hello", "", "hello again hello", "", ""}) {
+        REQUIRE(co_await server.send_text(m));
+        REQUIRE(co_await client.send_text(m));
+        auto c = co_await client.receive();
+        REQUIRE(c);
+        CHECK(c->data == m);
+        auto s = co_await server.receive();
+        REQUIRE(s);
+        CHECK(s->data == m);
+    }
+}
+
+// A compressed send cancelled before its bytes went out (context takeover): the peer never
+// saw that message, so the session must not send compressed messages any more.
+core::task<void> cancelled_compressed_send(core::loop& lp, std::error_code& later) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_write_buffer_limit(1024);
+    ws::session_options so;
+    so.agreed_deflate = ws::deflate_params{};
+    so.deflate.min_size = 0;
+    ws::session client(std::move(a), ws::role::client, {}, so);
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    std::string noise(64 * 1024, '\0');
+    std::uint64_t x = 88172645463325252ull;
+    for (auto& c : noise) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c = static_cast<char>('a' + x % 26);
+    }
+    // The client reads nothing: the send stalls on the write buffer limit and times out.
+    auto stalled = co_await core::with_timeout(50ms, server.send_text(noise));
+    REQUIRE_FALSE(stalled);
+    auto next = co_await server.send_text("abcdefghij abcdefghij");
+    REQUIRE_FALSE(next);
+    later = next.error();
+    (void)client;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("empty messages round-trip between compressed ones", B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    run_on<B>([](core::loop& lp) { return empty_messages(lp); });
+}
+
+TEST_CASE("a compressed send cut off under context takeover ends sending instead of desynchronising") {
+    std::error_code later;
+    run_on<coronet::testing::epoll_backend>([&](core::loop& lp) { return cancelled_compressed_send(lp, later); });
+    CHECK(later == ws::errc::closed);
+}
+
+TEST_CASE("an invalid zlib level or mem_level is refused when the session is made") {
+    core::loop lp;
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session_options so;
+    so.agreed_deflate = ws::deflate_params{};
+    so.deflate.level = 12;
+    CHECK_THROWS_AS(ws::session(std::move(a), ws::role::client, {}, so), std::invalid_argument);
+    so.deflate.level = 1;
+    so.deflate.mem_level = 0;
+    CHECK_THROWS_AS(ws::session(std::move(b), ws::role::server, {}, so), std::invalid_argument);
+}

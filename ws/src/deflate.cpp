@@ -126,7 +126,7 @@ constexpr std::size_t pool_cap = 16;
 struct z_pool {
     std::vector<pooled> free;
     bool deflating;
-    explicit z_pool(bool d) : deflating(d) {}
+    explicit z_pool(bool d) : deflating(d) { free.reserve(pool_cap); }
     ~z_pool() {
         for (auto& p : free) {
             if (deflating) deflateEnd(p.z);
@@ -418,6 +418,7 @@ core::result<void> inflater::feed(std::span<const std::byte> in, std::string& ou
 
 void inflater::finish_message() noexcept {
     ended_ = false;
+    fed_ = false;
     if (z_ == nullptr) return;
     if (no_context_takeover_) {
         inflateReset(z_);
@@ -433,7 +434,10 @@ core::result<void> inflater::inflate(std::span<const std::byte> in, bool last, s
     }
     const std::size_t start = out.size();
     auto r = feed(in, out, start, max_out);
-    if (r && last && !ended_) r = feed(tail, out, start, max_out);
+    if (!in.empty()) fed_ = true;
+    // An empty compressed message (no payload bytes at all) is empty: the tail alone would
+    // open a stored block that never ends.
+    if (r && last && !ended_ && fed_) r = feed(tail, out, start, max_out);
     if (!r) {
         // The stream is broken: start the next message from scratch.
         inflateReset(z_);

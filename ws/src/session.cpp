@@ -25,6 +25,12 @@ std::uint32_t next_mask_key() {
     return keys[--left];
 }
 
+// Releases the send lock however the holder leaves (a zlib failure throws).
+struct unlock_guard {
+    core::async_mutex& m;
+    ~unlock_guard() { m.unlock(); }
+};
+
 // Replaces the awaiting coroutine's stop token without suspending (the I/O it awaits next
 // inherits the new one).
 struct swap_stop_token {
@@ -69,6 +75,9 @@ session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetc
     (void)reader_.prime(prefetched);
     last_heard_ = last_message_ = core::clock::now();
     if (opts_.agreed_deflate) {
+        if (opts_.deflate.level < -1 || opts_.deflate.level > 9 || opts_.deflate.mem_level < 1 ||
+            opts_.deflate.mem_level > 9)
+            throw std::invalid_argument("ws::session: deflate level must be -1..9 and mem_level 1..9");
         const auto& p = *opts_.agreed_deflate;
         const bool server = r == role::server;
         // Ours: what this side compresses with; theirs: what the peer compresses with.
@@ -117,14 +126,16 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     auto locked = co_await send_lock_.lock();
     --queued_sends_;
     if (!locked) co_return locked.error();
+    unlock_guard unlock{send_lock_};
     if ((op == opcode::text || op == opcode::binary) && opts_.idle_timeout.count() > 0)
         last_message_ = core::clock::now();
     core::result<void> r;
     // permessage-deflate: under the lock, so that the compressor's context follows the order
     // in which messages reach the wire.
     bool rsv1 = false;
-    if (deflater_ && (op == opcode::text || op == opcode::binary) && payload.size() >= opts_.deflate.min_size &&
-        !close_sent_) {
+    // Empty messages are never compressed: a sync flush of nothing produces no bytes.
+    if (deflater_ && (op == opcode::text || op == opcode::binary) && !payload.empty() &&
+        payload.size() >= opts_.deflate.min_size && !close_sent_) {
         zout_.clear();
         deflater_->compress(payload, zout_);
         if (deflater_->keeps_context() || !opts_.deflate.skip_incompressible || zout_.size() < payload.size()) {
@@ -149,12 +160,19 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
         r = co_await stream_->write_all({tx_.data(), n + payload.size()});
     }
     if (zout_.capacity() > 64 * 1024) std::vector<std::byte>().swap(zout_);  // idle sessions stay small
+    if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
+        // The compressor's window moved past a message the peer never got: every later
+        // compressed message would inflate wrongly there. This session can send no more.
+        close_sent_ = true;
+        close_deadline_ = core::clock::now();
+        auto sd = co_await stream_->shutdown();
+        (void)sd;
+    }
     if (op == opcode::close && r) {
         close_sent_ = true;
         close_deadline_ = core::clock::now() + opts_.close_timeout;
         if (fill_stop_ != nullptr) fill_stop_->request_stop();  // re-wait with the deadline
     }
-    send_lock_.unlock();
     co_return r;
 }
 
@@ -164,6 +182,7 @@ core::task<core::result<void>> session::send_prepared(std::span<const core::cons
     auto locked = co_await send_lock_.lock();
     --queued_sends_;
     if (!locked) co_return locked.error();
+    unlock_guard unlock{send_lock_};
     core::result<void> r;
     if (close_sent_) {
         r = make_error_code(errc::closed);
@@ -171,7 +190,6 @@ core::task<core::result<void>> session::send_prepared(std::span<const core::cons
         if (opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
         r = co_await stream_->writev(frames);
     }
-    send_lock_.unlock();
     co_return r;
 }
 
@@ -216,6 +234,9 @@ core::task<core::result<void>> session::send_close(std::uint16_t code, std::stri
 
 // A protocol error: tell the peer why, then drop the connection (RFC 6455 §7.1.7).
 core::task<void> session::fail(std::error_code ec) {
+    // Called from inside the receive's wait for bytes (timeouts): our own close frame must not
+    // cut that wait's stop source, which the shutdown below runs under.
+    fill_stop_ = nullptr;
     if (!close_sent_) {
         auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(close_code_of(ec), {}));
         (void)sent;
@@ -342,6 +363,10 @@ core::task<core::result<message_chunk>> session::next_data() {
                 auto wake = [&local]() noexcept { local.request_stop(); };
                 core::stop_callback<decltype(wake)> on_away(going_away_, wake);
                 fill_stop_ = &local;
+                struct clear_on_exit {
+                    core::stop_source*& p;
+                    ~clear_on_exit() { p = nullptr; }
+                } clear_fill_stop{fill_stop_};
                 co_await swap_stop_token{local.token()};
                 if (opts_.ping_interval.count() <= 0 && opts_.idle_timeout.count() <= 0) {
                     // No timers: straight to the reader, one coroutine frame less per read.

@@ -130,13 +130,6 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
                                               [&](const std::string& o) { return iequal(o, origin); });
         if (!ok) return refuse(403, "origin not allowed");
     }
-    // Subprotocol: the server's first preference that the client offered (RFC 6455 §4.2.2).
-    for (const auto& mine : opts.subprotocols) {
-        if (any_has_token(headers, "sec-websocket-protocol", mine, true)) {
-            v.subprotocol = mine;
-            break;
-        }
-    }
     // Extensions: the list must parse (RFC 6455 §9.1) even when we support none of them.
     std::vector<std::string_view> ext_values;
     for (const auto& [k, val] : headers)
@@ -146,6 +139,13 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
         auto offers = parse_extensions(ext_values);
         if (!offers) return refuse(400, "malformed Sec-WebSocket-Extensions");
         agreed = negotiate_deflate(*offers, opts.deflate);
+    }
+    // Subprotocol: the server's first preference that the client offered (RFC 6455 §4.2.2).
+    for (const auto& mine : opts.subprotocols) {
+        if (any_has_token(headers, "sec-websocket-protocol", mine, true)) {
+            v.subprotocol = mine;
+            break;
+        }
     }
     v.status = 101;
     v.accept = accept_key(key);

@@ -159,6 +159,7 @@ private:
     int window_bits_;
     bool no_context_takeover_;
     bool ended_ = false;  ///< the data so far ended exactly with a BFINAL block
+    bool fed_ = false;    ///< this message had payload bytes
 };
 
 /// Compresses one whole message on its own (no context), for a frame shared by many receivers
