@@ -36,6 +36,18 @@ std::span<const std::byte> as_span(std::string_view s) {
     return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
+// Deterministic bytes that do not compress (xorshift64).
+std::string random_bytes(std::size_t n, std::uint64_t seed) {
+    std::string out(n, '\0');
+    for (auto& c : out) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        c = static_cast<char>(seed);
+    }
+    return out;
+}
+
 std::optional<std::vector<ws::extension>> parse(std::string_view one) {
     std::string_view v[] = {one};
     return ws::parse_extensions(v);
@@ -533,14 +545,7 @@ core::task<void> incompressible_full_size(core::loop& lp, std::size_t& got) {
     so.agreed_deflate = ws::deflate_params{};  // context takeover: sent compressed even if larger
     ws::session client(std::move(a), ws::role::client, {}, so);
     ws::session server(std::move(b), ws::role::server, {}, so);
-    std::string noise(16u << 20, '\0');
-    std::uint64_t x = 0x9e3779b97f4a7c15ull;
-    for (auto& c : noise) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>(x);
-    }
+    const std::string noise = random_bytes(16u << 20, 0x9e3779b97f4a7c15ull);
     core::task_scope scope;
     scope.spawn([](ws::session& c, const std::string& data) -> core::task<void> {
         auto sent = co_await c.send_binary(as_span(data));
@@ -593,14 +598,7 @@ core::task<void> cancelled_compressed_send(core::loop& lp, std::error_code& late
     so.deflate.min_size = 0;
     ws::session client(std::move(a), ws::role::client, {}, so);
     ws::session server(std::move(b), ws::role::server, {}, so);
-    std::string noise(64 * 1024, '\0');
-    std::uint64_t x = 88172645463325252ull;
-    for (auto& c : noise) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>('a' + x % 26);
-    }
+    const std::string noise = random_bytes(64 * 1024, 88172645463325252ull);
     // The client reads nothing: the send stalls on the write buffer limit and times out.
     auto stalled = co_await core::with_timeout(50ms, server.send_text(noise));
     REQUIRE_FALSE(stalled);
