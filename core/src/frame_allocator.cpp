@@ -9,8 +9,11 @@ namespace {
 constexpr std::size_t granule = 64;
 constexpr std::size_t max_pooled = 4096;
 constexpr std::size_t class_count = max_pooled / granule;
-// Bounds what an idle thread keeps after a burst: 256 frames per class.
-constexpr std::size_t max_free_per_class = 256;
+// Bounds what an idle thread keeps after a burst: 256 frames per class in any case, and beyond
+// that as many as fit in 8 MiB for all classes together, so that a burst as wide as a hub
+// broadcast to 10,000 connections (one write frame each) reuses its frames next time.
+constexpr std::size_t min_free_per_class = 256;
+constexpr std::size_t max_free_bytes = 8u << 20;
 
 struct free_block {
     free_block* next;
@@ -19,6 +22,7 @@ struct free_block {
 struct frame_pool {
     std::array<free_block*, class_count> heads{};
     std::array<std::size_t, class_count> counts{};
+    std::size_t free_bytes = 0;
 
     ~frame_pool() {
         for (std::size_t c = 0; c < class_count; ++c) {
@@ -44,6 +48,7 @@ void* allocate_frame(std::size_t size) {
     if (free_block* b = p.heads[c]) {
         p.heads[c] = b->next;
         --p.counts[c];
+        p.free_bytes -= (c + 1) * granule;
         return b;
     }
     return ::operator new((c + 1) * granule);
@@ -56,7 +61,8 @@ void deallocate_frame(void* p, std::size_t size) noexcept {
     }
     std::size_t c = class_of(size);
     frame_pool& fp = pool;
-    if (fp.counts[c] >= max_free_per_class) {
+    const std::size_t bytes = (c + 1) * granule;
+    if (fp.counts[c] >= min_free_per_class && fp.free_bytes + bytes > max_free_bytes) {
         ::operator delete(p, (c + 1) * granule);
         return;
     }
@@ -64,6 +70,7 @@ void deallocate_frame(void* p, std::size_t size) noexcept {
     b->next = fp.heads[c];
     fp.heads[c] = b;
     ++fp.counts[c];
+    fp.free_bytes += bytes;
 }
 
 }  // namespace coronet::core::detail

@@ -1,6 +1,9 @@
 #include <coronet/core/task.hpp>
 
 #include <coronet/core/frame_allocator.hpp>
+
+#include <algorithm>
+#include <vector>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/stop.hpp>
 
@@ -244,6 +247,22 @@ TEST_CASE("the frame allocator hands back the block it just recycled") {
     void* big = core::detail::allocate_frame(100'000);
     REQUIRE(big != nullptr);
     core::detail::deallocate_frame(big, 100'000);
+}
+
+TEST_CASE("the frame allocator keeps a burst of ten thousand frames for the next burst") {
+    // As wide as a hub broadcast to 10,000 connections (one write frame each): the second burst
+    // must come entirely from the pool (the limit is 8 MiB of free frames, not 256 per class).
+    constexpr std::size_t n = 10'000, size = 448;
+    std::vector<void*> first(n);
+    for (auto& p : first) p = core::detail::allocate_frame(size);
+    for (void* p : first) core::detail::deallocate_frame(p, size);
+    std::vector<void*> second(n);
+    for (auto& p : second) p = core::detail::allocate_frame(size);
+    std::sort(first.begin(), first.end());
+    std::vector<void*> again = second;
+    std::sort(again.begin(), again.end());
+    CHECK(again == first);
+    for (void* p : second) core::detail::deallocate_frame(p, size);
 }
 
 TEST_CASE("two tasks run one after the other reuse the same coroutine frame") {
