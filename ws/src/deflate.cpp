@@ -2,6 +2,8 @@
 #include <coronet/ws/deflate.hpp>
 #include <coronet/ws/error.hpp>
 
+#include "text.hpp"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -20,11 +22,7 @@ bool is_tchar(char c) noexcept {
     return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
 }
 
-bool iequal(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using detail::iequal;
 
 struct lexer {
     std::string_view s;

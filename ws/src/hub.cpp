@@ -32,9 +32,10 @@ public:
     }
 };
 
-core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload) {
+// One unmasked server frame, header and payload in one shared buffer; `rsv1`: compressed.
+core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, bool rsv1 = false) {
     std::byte header[14];
-    const std::size_t n = encode_header(header, op, true, payload.size());
+    const std::size_t n = encode_header(header, op, true, payload.size(), false, 0, rsv1);
     core::shared_buffer b = core::shared_buffer::make(n + payload.size());
     std::memcpy(b.mutable_data(), header, n);
     if (!payload.empty()) std::memcpy(b.mutable_data() + n, payload.data(), payload.size());
@@ -70,12 +71,7 @@ const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) 
         if (z.size() >= payload_size_ && policy.skip_incompressible) {
             variant_state_[i] = 2;
         } else {
-            std::byte h[14];
-            const std::size_t n = encode_header(h, type_, true, z.size(), false, 0, true);
-            core::shared_buffer b = core::shared_buffer::make(n + z.size());
-            std::memcpy(b.mutable_data(), h, n);
-            if (!z.empty()) std::memcpy(b.mutable_data() + n, z.data(), z.size());
-            compressed_[i] = std::move(b);
+            compressed_[i] = encode_frame(type_, z, true);
             variant_state_[i] = 1;
         }
     }

@@ -59,8 +59,10 @@ frame_limits wire_limits(const session_options& o) noexcept {
     return l;
 }
 
-std::span<const std::byte> bytes_of(std::string_view s) noexcept {
-    return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+// How much to read at once: the rest of a large frame in one read (up to 1 MiB), since a
+// 64 KiB message in 4 KiB reads costs a decode step and a resumption per read.
+std::size_t read_hint(const frame_decoder& d) noexcept {
+    return static_cast<std::size_t>(std::min<std::uint64_t>(d.frame_left(), 1u << 20));
 }
 
 }  // namespace
@@ -207,7 +209,7 @@ void session::clear_auto_response() noexcept {
 
 // Plain functions, not coroutines: the caller awaits send_frame's own frame directly.
 core::task<core::result<void>> session::send_text(std::string_view text) {
-    return send_frame(opcode::text, bytes_of(text));
+    return send_frame(opcode::text, core::as_bytes(text));
 }
 
 core::task<core::result<void>> session::send_binary(std::span<const std::byte> data) {
@@ -216,7 +218,7 @@ core::task<core::result<void>> session::send_binary(std::span<const std::byte> d
 
 core::task<core::result<void>> session::ping(std::string_view payload) {
     if (payload.size() > 125) co_return make_error_code(errc::protocol_error);
-    co_return co_await send_frame(opcode::ping, bytes_of(payload));
+    co_return co_await send_frame(opcode::ping, core::as_bytes(payload));
 }
 
 core::task<core::result<void>> session::send_close(std::uint16_t code, std::string_view reason) {
@@ -286,10 +288,7 @@ core::task<core::result<message_chunk>> session::receive_some() {
 // timeouts on the way (only while someone receives, which is when the session is alive).
 core::task<core::result<std::size_t>> session::fill_with_timers() {
     const auto& o = opts_;
-    // Room for the rest of a large frame in one read (a 64 KiB message in 4 KiB reads cost a
-    // decode step and a resumption per read).
-    const std::size_t expected =
-        static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20));
+    const std::size_t expected = read_hint(decoder_);
     if (o.ping_interval.count() <= 0 && o.idle_timeout.count() <= 0) co_return co_await reader_.fill(expected);
     for (;;) {
         const auto now = core::clock::now();
@@ -329,8 +328,7 @@ core::task<core::result<std::size_t>> session::fill_until_close_deadline() {
     const auto now = core::clock::now();
     core::result<std::size_t> got = make_error_code(core::errc::timed_out);
     if (now < close_deadline_)
-        got = co_await core::with_timeout(close_deadline_ - now, reader_.fill(static_cast<std::size_t>(
-                                                                     std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20))));
+        got = co_await core::with_timeout(close_deadline_ - now, reader_.fill(read_hint(decoder_)));
     if (got || got.error() != core::errc::timed_out) co_return got;
     if (close_code_ == 0) close_code_ = 1006;
     close_received_ = true;  // give up on the peer's close: the session is over
@@ -370,8 +368,7 @@ core::task<core::result<message_chunk>> session::next_data() {
                 co_await swap_stop_token{local.token()};
                 if (opts_.ping_interval.count() <= 0 && opts_.idle_timeout.count() <= 0) {
                     // No timers: straight to the reader, one coroutine frame less per read.
-                    got = co_await reader_.fill(static_cast<std::size_t>(
-                        std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20)));
+                    got = co_await reader_.fill(read_hint(decoder_));
                 } else {
                     got = co_await fill_with_timers();
                 }
@@ -432,7 +429,7 @@ core::task<core::result<message_chunk>> session::next_data() {
                 // Answered here; the application never sees it. A copy: the pair may change
                 // while the send waits.
                 std::string reply = auto_response_;
-                auto sent = co_await send_frame(opcode::text, bytes_of(reply));
+                auto sent = co_await send_frame(opcode::text, core::as_bytes(reply));
                 if (!sent && sent.error() != errc::closed && sent.error() != errc::queue_full)
                     co_return sent.error();
                 ++auto_responses_sent_;
@@ -453,7 +450,7 @@ core::task<core::result<message_chunk>> session::next_data() {
             if (observer_ != nullptr) observer_->on_ping(*this, payload);
             // Copy out: the pong's send may wait, and the payload lives in the read buffer.
             std::string copy(payload);
-            auto pong = co_await send_frame(opcode::pong, bytes_of(copy));
+            auto pong = co_await send_frame(opcode::pong, core::as_bytes(copy));
             if (!pong && pong.error() != errc::closed && pong.error() != errc::queue_full) co_return pong.error();
             continue;
         }

@@ -4,18 +4,15 @@
 #include <coronet/ws/handshake.hpp>
 #include <coronet/ws/upgrade.hpp>
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <cctype>
 
 namespace coronet::ws {
 namespace {
 
-bool iequal(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using detail::iequal;
 
 std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
