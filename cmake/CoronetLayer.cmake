@@ -157,6 +157,12 @@ function(coronet_add_layer layer)
     list(JOIN arg_PC_LIBS " " PC_LIBS)
     list(JOIN arg_PC_LIBS_PRIVATE " " PC_LIBS_PRIVATE)
     set(PC_LIBNAME coronet_${layer})
+    # A shared install outside the loader's default paths would otherwise need LD_LIBRARY_PATH:
+    # consumers linked through pkg-config get a RUNPATH to this install's libdir instead.
+    set(PC_RPATH "")
+    if(BUILD_SHARED_LIBS)
+        set(PC_RPATH " -Wl,-rpath,\${libdir}")
+    endif()
     configure_file("${CORONET_CMAKE_DIR}/coronet-layer.pc.in"
                    "${CMAKE_CURRENT_BINARY_DIR}/${PC_NAME}.pc" @ONLY)
     install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${PC_NAME}.pc" DESTINATION "${pc_dir}")

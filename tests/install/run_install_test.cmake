@@ -3,7 +3,8 @@
 #
 # Installs the build into a scratch prefix, then proves both consumer paths work against it:
 #   1. find_package(coronet) + coronet::http_ws (configure, build and run tests/install/)
-#   2. pkg-config --cflags --libs coronet-http_ws (compile, link and run tests/install/main.cpp)
+#   2. pkg-config --cflags --libs coronet-http_ws (compile, link and run tests/install/main.cpp,
+#      with no LD_LIBRARY_PATH: the .pc files carry the run path)
 foreach(var IN ITEMS BUILD_DIR CONSUMER_DIR WORK_DIR GENERATOR CXX STATIC)
     if(NOT DEFINED ${var})
         message(FATAL_ERROR "run_install_test.cmake: -D${var}=... is required")
@@ -29,7 +30,7 @@ run("${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${WORK_DIR}/consumer" -G "${GENE
     "-DCMAKE_CXX_COMPILER=${CXX}" "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Debug
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 run("${CMAKE_COMMAND}" --build "${WORK_DIR}/consumer")
-run("${WORK_DIR}/consumer/consumer")
+run("${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "${WORK_DIR}/consumer/consumer")
 
 message(STATUS "consumer via pkg-config coronet-http_ws")
 file(GLOB_RECURSE pc_files "${prefix}/coronet-core.pc")
@@ -53,5 +54,5 @@ endif()
 message(STATUS "pkg-config: ${flags}")
 separate_arguments(flags UNIX_COMMAND "${flags}")
 run("${CXX}" -std=c++20 "${CONSUMER_DIR}/main.cpp" -o "${WORK_DIR}/pkg_config_consumer" ${flags})
-get_filename_component(lib_dir "${pc_dir}" DIRECTORY)
-run("${CMAKE_COMMAND}" -E env "LD_LIBRARY_PATH=${lib_dir}" "${WORK_DIR}/pkg_config_consumer")
+# No LD_LIBRARY_PATH: a shared install's .pc files give the consumer a RUNPATH to the libdir.
+run("${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "${WORK_DIR}/pkg_config_consumer")
