@@ -42,6 +42,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # a test run leaves no __pycache__ in the source tree
 import ws_echo_interop as base  # noqa: E402  (node setup, certificates, process helpers)
 
 SKIP = 77
