@@ -1,8 +1,9 @@
 // Node's verdict on every request of a corpus file (see corpus.txt for the format): each request
 // is written raw, on its own connection, to a node http server on 127.0.0.1:0; the first final
-// (non-1xx) response decides. Prints one line per case: "<name>\t<accept|reject>\t<detail>".
-// A 2xx is accept; an error status, a connection closed without a response, or no answer within
-// the timeout is reject. Usage: node node_verdicts.js corpus.txt
+// (non-1xx) response decides. Prints "#node\t<node version>\t<llhttp version>", then one line per
+// case: "<name>\t<accept|reject>\t<detail>". A 2xx is accept; an error status, a connection
+// closed without a response, or no answer within the timeout is reject. Node only gives a second
+// opinion: the RFC verdict of each case is in corpus.txt. Usage: node node_verdicts.js corpus.txt
 'use strict';
 const fs = require('fs');
 const http = require('http');
@@ -30,9 +31,10 @@ function load(path) {
     const cases = [];
     for (const line of fs.readFileSync(path, 'latin1').split('\n')) {
         if (line === '' || line.startsWith('#')) continue;
-        const tab = line.indexOf('\t');
-        if (tab < 0) throw new Error(`no tab in corpus line: ${line}`);
-        cases.push({ name: line.slice(0, tab), bytes: Buffer.from(unescape(line.slice(tab + 1)), 'latin1') });
+        // <name> TAB <rfc verdict> TAB <section> TAB <bytes>; only the name and bytes matter here.
+        const fields = line.split('\t');
+        if (fields.length !== 4) throw new Error(`corpus line without 4 TAB-separated fields: ${line}`);
+        cases.push({ name: fields[0], bytes: Buffer.from(unescape(fields[3]), 'latin1') });
     }
     return cases;
 }
@@ -82,6 +84,7 @@ async function main() {
     };
     await Promise.all(Array.from({ length: PARALLEL }, worker));
     server.close();
+    process.stdout.write(`#node\t${process.versions.node}\t${process.versions.llhttp}\n`);
     for (let i = 0; i < cases.length; ++i)
         process.stdout.write(`${cases[i].name}\t${verdicts[i][0]}\t${verdicts[i][1]}\n`);
 }
