@@ -286,8 +286,10 @@ parse_status request_parser::parse_complete(std::string_view head) {
         if (has_cl) return fail(errc::content_length_with_transfer_encoding);
         if (head_.version_minor == 0) return fail(errc::bad_transfer_encoding);
         if (te == te_verdict::malformed) return fail(errc::bad_transfer_encoding);
-        // Any coding but chunked is one we do not implement (RFC 9110 §15.6.2), wherever it
-        // stands in the list; a body whose end we cannot find is never read.
+        // Without chunked as the final coding the body's end cannot be found: RFC 9112 §6.3
+        // makes that a 400. Any other coding before it is one we do not implement (RFC 9112
+        // §6.1: 501); a body whose end we cannot find is never read.
+        if (te == te_verdict::not_chunked_final) return fail(errc::bad_transfer_encoding);
         if (te != te_verdict::chunked) return fail(errc::unsupported_transfer_coding);
         head_.body = body_kind::chunked;
     } else if (has_cl) {
