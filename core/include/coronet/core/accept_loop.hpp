@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <string>
+#include <utility>
 
 namespace coronet::core {
 
@@ -41,9 +42,11 @@ inline bool accept_error_is_transient(const std::error_code& ec) noexcept {
 /// Running out of descriptors (EMFILE/ENFILE) or memory is survived: it is logged once per
 /// episode (warn), counted as `core.accept_errors`, and the loop pauses with exponential
 /// backoff instead of spinning, then recovers. Returns once stopped; the caller joins `scope`.
+/// It also returns when the listener fails (EINVAL, EBADF: logged once, error) or is closed
+/// (logged once, info); a stop through the token is not logged.
 template <class Handler>
 task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler,
-                       accept_loop_options opts = {}) {
+                       accept_loop_options opts) {
     auto backoff = opts.min_backoff;
     bool starving = false;
     for (;;) {
@@ -59,9 +62,14 @@ task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler,
             continue;
         }
         const std::error_code ec = s.error();
-        if (ec == errc::operation_canceled || ec == std::errc::bad_file_descriptor ||
-            ec == std::errc::invalid_argument || !l.is_open())
+        if (ec == errc::operation_canceled) co_return;
+        if (ec == std::errc::bad_file_descriptor || ec == std::errc::invalid_argument ||
+            !l.is_open()) {
+            // Nothing else knows why accepting stopped: say it once.
+            if (!l.is_open()) log(log_level::info, "accept: the listener was closed; stopped accepting");
+            else log(log_level::error, "accept: " + ec.message() + "; stopped accepting");
             co_return;
+        }
         count("core.accept_errors");
         if (detail::accept_error_is_transient(ec)) continue;
         if (!starving) {
@@ -73,6 +81,14 @@ task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler,
         if (!slept) co_return;
         backoff = backoff * 2 > opts.max_backoff ? opts.max_backoff : backoff * 2;
     }
+}
+
+/// `accept_loop` with the default `accept_loop_options`. An overload that builds the default
+/// itself rather than a default argument: g++ 12 destroys an aggregate default argument twice
+/// when the call is part of a `co_await` expression (docs/core.md, "Compiler pitfalls").
+template <class Handler>
+task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler) {
+    return accept_loop(l, scope, std::move(handler), accept_loop_options{});
 }
 
 }  // namespace coronet::core
