@@ -17,7 +17,8 @@ localhost/127.0.0.1 certificate made by the openssl CLI). Against them:
     fragments with pings between them, a pipelined burst, close 4001) over ws:// and wss://;
   - SIGTERM with a websockets session open: the session is closed with 1001 (going away) and
     the server exits 0.
-Compression is off (coronet::ws has no permessage-deflate yet).
+Compression is off: examples/http_ws_echo leaves permessage-deflate off (the bridge's default);
+ws_echo_interop.py covers compressed interop.
 
 The node setup (`ws` per package-lock.json, npm ci into $CORONET_INTEROP_NODE_DIR when
 tests/interop/node_modules is missing), the certificates and the process helpers are those of
