@@ -44,6 +44,15 @@ struct loop_options {
     /// per loop.
     unsigned uring_provided_buffers = 256;
     std::size_t uring_provided_buffer_size = 16 * 1024;
+    /// Giving memory back after a burst: when the loop is about to wait with nothing ready and
+    /// the C heap holds at least this many free bytes (glibc `mallinfo2().fordblks`), it calls
+    /// `malloc_trim(0)`, so a server that served 10,000 connections and is quiet again returns
+    /// their memory to the system instead of keeping it as free heap. Checked at most every
+    /// `heap_trim_interval`; 0 disables. No effect where the allocator is not glibc's (e.g. under
+    /// a sanitizer).
+    std::size_t heap_trim_threshold = 8 * 1024 * 1024;
+    /// The least time between two checks of the free heap (`heap_trim_threshold`).
+    std::chrono::milliseconds heap_trim_interval{1'000};
 };
 
 /// True if io_uring works here: the ring can be set up and supports every opcode coronet needs.
@@ -118,6 +127,7 @@ private:
     void fire_timers();
     std::optional<clock::duration> next_timeout() const;
     void drain_posted();
+    void trim_heap_if_idle();
     static void on_wake(detail::io_op* op) noexcept;
 
     backend_kind kind_;
@@ -138,6 +148,10 @@ private:
     std::uint64_t wake_buf_ = 0;
 
     std::unique_ptr<detail::dns_worker> dns_;
+
+    std::size_t heap_trim_threshold_;
+    clock::duration heap_trim_interval_;
+    clock::time_point next_heap_check_{};
 };
 
 /// Runs `t` on `lp` until it finishes and returns its value (or rethrows its exception). The
