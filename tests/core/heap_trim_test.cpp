@@ -21,8 +21,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Resident set size of this process, from /proc/self/statm (pages).
-std::size_t resident_bytes() {
+// Resident set size of this process, from /proc/self/statm (pages). [[maybe_unused]]: the
+// sanitizer builds compile the test body out.
+[[maybe_unused]] std::size_t resident_bytes() {
     std::FILE* f = std::fopen("/proc/self/statm", "r");
     REQUIRE(f != nullptr);
     unsigned long size = 0, resident = 0;
@@ -39,7 +40,7 @@ constexpr std::size_t burst_bytes = block_size * block_count;
 // Allocates and touches 64 MiB in heap-sized blocks, then frees them all while a block
 // allocated after them stays live, so free() cannot hand the memory back by shrinking the top
 // of the heap: what a burst of connections leaves behind.
-std::unique_ptr<char[]> leave_burst_of_free_heap() {
+[[maybe_unused]] std::unique_ptr<char[]> leave_burst_of_free_heap() {
     std::vector<std::unique_ptr<char[]>> blocks;
     blocks.reserve(block_count);
     for (std::size_t i = 0; i < block_count; ++i) {
@@ -52,7 +53,7 @@ std::unique_ptr<char[]> leave_burst_of_free_heap() {
     return pin;
 }
 
-core::task<void> idle_for(core::clock::duration d) {
+[[maybe_unused]] core::task<void> idle_for(core::clock::duration d) {
     (void)co_await core::sleep_for(d);
 }
 
