@@ -208,16 +208,16 @@ void loop::stop() noexcept {
 }
 
 void loop::post(std::function<void()> fn) {
-    bool wake = false;
-    {
-        std::lock_guard<std::mutex> lock(posted_->mu);
-        posted_->items.push_back(std::move(fn));
-        if (!posted_->wake_pending) wake = posted_->wake_pending = true;
-    }
-    if (wake) {
-        std::uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(wake_fd_.fd, &one, sizeof one);
-    }
+    std::lock_guard<std::mutex> lock(posted_->mu);
+    posted_->items.push_back(std::move(fn));
+    if (posted_->wake_pending) return;
+    posted_->wake_pending = true;
+    // The wake-up is written under the lock (once per drain, it never blocks): the drain that
+    // runs `fn` takes the lock after it, so once `fn` has run this call no longer touches the
+    // loop, which may then be destroyed. That order must also be visible to ThreadSanitizer:
+    // with io_uring the kernel reads the eventfd, so the read gives TSan no edge from this write.
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_.fd, &one, sizeof one);
 }
 
 void loop::on_wake(detail::io_op* op) noexcept {
