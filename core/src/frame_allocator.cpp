@@ -54,6 +54,21 @@ void* allocate_frame(std::size_t size) {
     return ::operator new((c + 1) * granule);
 }
 
+std::size_t free_frame_bytes() noexcept { return pool.free_bytes; }
+
+void release_free_frames(std::size_t keep_per_class) noexcept {
+    frame_pool& fp = pool;
+    for (std::size_t c = 0; c < class_count; ++c) {
+        while (fp.counts[c] > keep_per_class) {
+            free_block* b = fp.heads[c];
+            fp.heads[c] = b->next;
+            --fp.counts[c];
+            fp.free_bytes -= (c + 1) * granule;
+            ::operator delete(b, (c + 1) * granule);
+        }
+    }
+}
+
 void deallocate_frame(void* p, std::size_t size) noexcept {
     if (size == 0 || size > max_pooled) {
         ::operator delete(p, size);

@@ -1,4 +1,5 @@
 #include <coronet/core/loop.hpp>
+#include <coronet/core/frame_allocator.hpp>
 #include <coronet/core/timer.hpp>
 
 #include "backend/backend.hpp"
@@ -29,6 +30,8 @@ void op_canceller::fire(stop_callback_base* self) noexcept {
 
 namespace {
 thread_local loop* current_loop = nullptr;
+// Pooled frames a loop keeps per size class when it trims after a burst.
+constexpr std::size_t idle_frames_per_class = 32;
 
 backend_kind choose_backend(const loop_options& opts) {
     if (opts.backend) return *opts.backend;
@@ -272,14 +275,29 @@ void loop::fire_timers() {
 // the main heap is returned by free()); malloc_trim also releases free pages in the middle of
 // every arena. It is done only when nothing is ready, so a busy loop never pays for it, and at
 // most once per interval, so a steady load that keeps some free heap pays almost nothing.
-void loop::trim_heap_if_idle() {
+// A check skipped for the interval is owed: the wait is cut short at the next check's time, so
+// a loop that goes quiet right after a burst still trims once instead of sleeping on the free
+// heap. The burst's pooled coroutine frames are freed first, or they would pin pages.
+std::optional<clock::duration> loop::trim_heap_if_idle() {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    if (heap_trim_threshold_ == 0 || ready_head_ != nullptr) return;
+    if (heap_trim_threshold_ == 0 || ready_head_ != nullptr) return std::nullopt;
     const auto now = clock::now();
-    if (now < next_heap_check_) return;
+    if (now < next_heap_check_) return next_heap_check_ - now;
     next_heap_check_ = now + heap_trim_interval_;
-    if (::mallinfo2().fordblks >= heap_trim_threshold_) ::malloc_trim(0);
+    // Pooled frames are free memory too, though malloc counts them as in use.
+    if (::mallinfo2().fordblks + detail::free_frame_bytes() >= heap_trim_threshold_) {
+        detail::release_free_frames(idle_frames_per_class);
+        ::malloc_trim(0);
+    }
 #endif
+    return std::nullopt;
+}
+
+std::optional<clock::duration> loop::next_wait() {
+    auto wait = next_timeout();
+    const auto check = trim_heap_if_idle();
+    if (check && (!wait || *check < *wait)) wait = check;
+    return wait;
 }
 
 void loop::run() {
@@ -289,8 +307,7 @@ void loop::run() {
     while (!stop_) {
         run_ready();
         if (stop_) break;
-        trim_heap_if_idle();
-        backend_->wait(next_timeout());
+        backend_->wait(next_wait());
         fire_timers();
     }
     stop_ = false;

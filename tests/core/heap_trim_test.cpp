@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace core = coronet::core;
@@ -89,6 +90,30 @@ TEST_CASE_TEMPLATE("a loop that goes idle after a burst gives the freed heap bac
                                     << after_burst / 1024 << " KiB, after idling "
                                     << after_idle / 1024 << " KiB");
         CHECK(after_idle + burst_bytes / 2 <= after_burst);
+    }
+    SUBCASE("a loop that went quiet just after a check still trims when the next one is due") {
+        auto opts = coronet::testing::options<B>();
+        opts.heap_trim_interval = 300ms;
+        core::loop lp(opts);
+        core::run(lp, idle_for(1ms));  // a check now (nothing to trim); the next is due in 300 ms
+        auto pin = leave_burst_of_free_heap();
+        const std::size_t after_burst = resident_bytes();
+        REQUIRE(after_burst >= burst_bytes / 2);
+        // Nothing wakes the loop but the owed check until this post, well after it is due; the
+        // post reads RSS before the loop could check again on its own account.
+        std::size_t seen_by_post = 0;
+        std::thread poster([&] {
+            std::this_thread::sleep_for(1'000ms);
+            lp.post([&] {
+                seen_by_post = resident_bytes();
+                lp.stop();
+            });
+        });
+        lp.run();
+        poster.join();
+        MESSAGE("resident: after the burst " << after_burst / 1024 << " KiB, when the post ran "
+                                             << seen_by_post / 1024 << " KiB");
+        CHECK(seen_by_post + burst_bytes / 2 <= after_burst);
     }
 #endif
 }

@@ -127,7 +127,8 @@ private:
     void fire_timers();
     std::optional<clock::duration> next_timeout() const;
     void drain_posted();
-    void trim_heap_if_idle();
+    std::optional<clock::duration> trim_heap_if_idle();
+    std::optional<clock::duration> next_wait();
     static void on_wake(detail::io_op* op) noexcept;
 
     backend_kind kind_;
