@@ -1,7 +1,9 @@
 #include <coronet/core/buffered_reader.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string_view>
 
 namespace coronet::core {
@@ -29,39 +31,85 @@ void buffered_reader::consume(std::size_t n) noexcept {
 }
 
 std::vector<std::byte> buffered_reader::release_prefetched() {
-    std::vector<std::byte> out(buf_.begin() + static_cast<std::ptrdiff_t>(begin_),
-                               buf_.begin() + static_cast<std::ptrdiff_t>(end_));
+    std::vector<std::byte> out(buf_.data() + begin_, buf_.data() + end_);
     begin_ = end_ = 0;
     return out;
+}
+
+namespace {
+// The smallest buffer worth a read.
+constexpr std::size_t min_buffer = 4096;
+// A buffer up to this size is kept while the reader is empty (the steady state of a connection
+// that reads frames or requests of ordinary size); a larger one goes back to the allocator.
+constexpr std::size_t kept_when_empty = 2 * buffered_reader::growth_step;
+} // namespace
+
+void buffered_reader::compact() noexcept {
+    const std::size_t held = end_ - begin_;
+    if (begin_ > 0 && held > 0)
+        std::memmove(buf_.data(), buf_.data() + begin_, held);
+    begin_ = 0;
+    end_ = held;
+}
+
+// Only called from read calls, never from consume(): a protocol may keep using a view across
+// consume() until its next read.
+void buffered_reader::release_if_empty_and_large() noexcept {
+    if (end_ != begin_ || buf_.size() <= kept_when_empty)
+        return;
+    buf_.reset();
+    begin_ = end_ = 0;
+}
+
+// Grows the buffer toward `want` bytes in all, with no more free room than max(held,
+// growth_step): a length the peer announced is only a limit, memory follows the bytes that
+// arrived (doubling as they keep arriving, so a large body costs O(n) copying, not O(n^2)).
+void buffered_reader::grow_to(std::size_t want) {
+    const std::size_t held = end_ - begin_;
+    const std::size_t limit = std::min(max_, held + std::max(held, growth_step));
+    const std::size_t target = std::min(want, limit);
+    if (target <= buf_.size())
+        return;
+    compact();
+    buf_.resize(target);
+}
+
+void buffered_reader::storage::resize(std::size_t m) {
+    if (m == n)
+        return;
+    if (m == 0) {
+        reset();
+        return;
+    }
+    void* q = std::realloc(p, m);
+    if (q == nullptr)
+        throw std::bad_alloc();
+    p = static_cast<std::byte*>(q);
+    n = m;
 }
 
 // Makes room for at least one more byte, keeping `want` (a target size of the unconsumed data)
 // in mind when growing. Returns how many bytes can be read.
 result<std::size_t> buffered_reader::prepare_space(std::size_t want) {
+    release_if_empty_and_large();
     std::size_t held = end_ - begin_;
     if (held >= max_) return errc::limit_exceeded;
     if (end_ < buf_.size()) return buf_.size() - end_;
     if (begin_ > 0) {
-        std::memmove(buf_.data(), buf_.data() + begin_, held);
-        begin_ = 0;
-        end_ = held;
+        compact();
         return buf_.size() - end_;
     }
-    std::size_t cap = std::max<std::size_t>({buf_.size() * 2, want, 4096});
-    cap = std::min(cap, max_);
-    buf_.resize(cap);
+    grow_to(std::max({want, 2 * held, min_buffer}));
     return buf_.size() - end_;
 }
 
 task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
+    release_if_empty_and_large();
     const std::size_t held = end_ - begin_;
     if (expected > 1 && buf_.size() - end_ < expected) {
-        // Make the room in one step: compact, then grow to what the caller expects.
-        if (begin_ > 0 && held > 0) std::memmove(buf_.data(), buf_.data() + begin_, held);
-        begin_ = 0;
-        end_ = held;
-        std::size_t want = std::min(max_, held + expected);
-        if (buf_.size() < want) buf_.resize(want);
+        // Make the room in one step: compact, then grow toward what the caller expects.
+        compact();
+        grow_to(held + std::min(expected, max_ > held ? max_ - held : 0));
     }
     // The read itself, as in fill() (not awaited through it: one coroutine frame less).
     auto space = prepare_space(end_ - begin_ + 1);

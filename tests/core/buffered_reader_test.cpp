@@ -145,6 +145,69 @@ core::task<core::result<std::size_t>> fill_once(core::stream& s, std::string* bu
     co_return n;
 }
 
+struct growth_probe {
+    std::string data;
+    std::error_code error;
+    std::size_t capacity = 0; ///< the reader's buffer when the read ended
+};
+
+/// read_exactly(n) on a fresh reader bounded by `max_buffer`: how it ended and how much memory
+/// the reader's buffer held then.
+core::task<growth_probe> exact_read_growth(core::stream& s, std::size_t n, std::size_t max_buffer) {
+    growth_probe out;
+    core::buffered_reader rd(s, max_buffer);
+    auto r = co_await rd.read_exactly(n);
+    if (r)
+        out.data = std::string(core::as_string(*r));
+    else
+        out.error = r.error();
+    out.capacity = rd.capacity();
+    co_return out;
+}
+
+/// One fill(expected) on a fresh reader: the bytes read and the buffer's memory afterwards.
+core::task<growth_probe> hinted_fill_growth(core::stream& s, std::size_t expected) {
+    growth_probe out;
+    core::buffered_reader rd(s, 64u << 20);
+    auto n = co_await rd.fill(expected);
+    if (!n)
+        out.error = n.error();
+    out.data = std::string(core::as_string(rd.buffered()));
+    out.capacity = rd.capacity();
+    co_return out;
+}
+
+struct release_probe {
+    std::size_t after_big_read = 0;
+    std::size_t after_next_fill = 0;
+    std::string next;
+};
+
+/// A big exact read of what `peer` wrote, consumed; then `peer` writes "next" and the reader
+/// fills once more: the buffer's memory after each.
+core::task<release_probe> big_read_then_fill(core::stream& s, core::stream& peer, std::size_t big) {
+    release_probe out;
+    core::buffered_reader rd(s, 4u << 20);
+    auto r = co_await rd.read_exactly(big);
+    REQUIRE(r);
+    rd.consume(big);
+    out.after_big_read = rd.capacity();
+    auto w = co_await peer.write_all(core::as_bytes(std::string_view("next")));
+    REQUIRE(w);
+    auto n = co_await rd.fill();
+    REQUIRE(n);
+    out.next = std::string(core::as_string(rd.buffered()));
+    out.after_next_fill = rd.capacity();
+    co_return out;
+}
+
+std::string pattern(std::size_t n) {
+    std::string out(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+    return out;
+}
+
 }  // namespace
 
 TEST_SUITE("core.buffered_reader") {
@@ -293,6 +356,77 @@ TEST_CASE_TEMPLATE("fill appends one read to the buffer", B, CORONET_BACKENDS) {
     std::string buffered;
     CHECK(core::run(lp, fill_once(*b, &buffered)).value() == 2);
     CHECK(buffered == "ab");
+}
+
+TEST_CASE_TEMPLATE("read_exactly of an announced 8 MB that sends 5 KB holds memory for the 5 KB", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    SUBCASE("whole reads") {}
+    SUBCASE("reads of 1000 bytes") {
+        b->set_max_read(1000);
+    }
+    const std::size_t sent = 5 * 1024;
+    REQUIRE(core::run(lp, write_then_shutdown(*a, pattern(sent))).has_value());
+    growth_probe g = core::run(lp, exact_read_growth(*b, 8'000'000, 16u << 20));
+    CHECK(g.error == core::errc::end_of_stream);
+    CHECK(g.capacity >= sent);
+    CHECK(g.capacity <= sent + core::buffered_reader::growth_step);
+}
+
+TEST_CASE_TEMPLATE("a large exact read arrives intact with a buffer that grew geometrically", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    const std::size_t n = 8'000'000;
+    std::size_t max_reads = 64; // whole reads: one per doubling of the buffer
+    SUBCASE("whole reads") {}
+    SUBCASE("reads of 64 KiB") {
+        b->set_max_read(64 * 1024);
+        max_reads += n / (64 * 1024);
+    }
+    SUBCASE("reads of 1000 bytes") {
+        b->set_max_read(1000);
+        max_reads += n / 1000;
+    }
+    const std::string body = pattern(n);
+    REQUIRE(core::run(lp, write_string(*a, body)).has_value());
+    growth_probe g = core::run(lp, exact_read_growth(*b, n, 16u << 20));
+    CHECK(g.error == std::error_code());
+    CHECK(g.data == body);
+    // Doubling as bytes arrive: never more than twice what it holds (plus the first step).
+    CHECK(g.capacity <= 2 * n + core::buffered_reader::growth_step);
+    // Each read may fill all the free room: the growth bound must not turn into small reads.
+    CAPTURE(b->operations());
+    CHECK(b->operations() <= max_reads);
+}
+
+TEST_CASE_TEMPLATE("fill with a hint of 16 MiB makes no more than growth_step of room", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    REQUIRE(core::run(lp, write_string(*a, "frame bytes")).has_value());
+    growth_probe g = core::run(lp, hinted_fill_growth(*b, 16u << 20));
+    CHECK(g.error == std::error_code());
+    CHECK(g.data == "frame bytes");
+    CHECK(g.capacity <= core::buffered_reader::growth_step);
+}
+
+TEST_CASE_TEMPLATE(
+    "a buffer left large by a big read is released when the next read finds it empty", B,
+    CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    core::loop lp(coronet::testing::options<B>());
+    auto [a, b] = memory_stream_pair(lp);
+    const std::size_t big = 1u << 20;
+    REQUIRE(core::run(lp, write_string(*a, pattern(big))).has_value());
+    release_probe probe = core::run(lp, big_read_then_fill(*b, *a, big));
+    CHECK(probe.after_big_read >= big);
+    CHECK(probe.next == "next");
+    CHECK(probe.after_next_fill <= core::buffered_reader::growth_step);
 }
 
 }  // TEST_SUITE

@@ -6,8 +6,10 @@
 #include <coronet/core/task.hpp>
 
 #include <cstddef>
+#include <cstdlib>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace coronet::core {
@@ -17,8 +19,19 @@ namespace coronet::core {
 /// pass the connection on without losing a byte. The views it returns point into its buffer
 /// and stay valid until the next read call, `consume` or `release_prefetched`. Not
 /// thread-safe; one read call at a time. The stream must outlive the reader.
+///
+/// Memory follows the bytes received, never a length announced: whatever a caller asks for
+/// (`read_exactly(n)`, the hint of `fill(expected)`), the buffer grows to at most the bytes it
+/// holds plus `max(held, growth_step)` free bytes, so it doubles while bytes keep arriving and
+/// a peer that announces 8 MB and sends 5 KB costs about 5 KB + 64 KiB. A buffer left larger
+/// than 2 × growth_step by a big read is released when a later read call finds the reader
+/// empty (an idle keep-alive connection after an upload holds no big buffer).
 class CORONET_CORE_EXPORT buffered_reader {
 public:
+    /// The most free space (bytes not yet received) the reader allocates while it holds no more
+    /// than this many bytes; past that, growth is bounded by what it holds (doubling).
+    static constexpr std::size_t growth_step = 64 * 1024;
+
     /// `max_buffer` bounds how many unconsumed bytes the reader holds (default 1 MiB).
     explicit buffered_reader(stream& s, std::size_t max_buffer = 1024 * 1024);
 
@@ -28,12 +41,14 @@ public:
     /// stream ends first, and the stream's errors.
     task<result<std::span<const std::byte>>> read_until(std::string delim, std::size_t max);
     /// Reads until at least `n` bytes are buffered and returns exactly the first `n` (they stay
-    /// buffered until `consume`). `errc::limit_exceeded` when `n` exceeds `max_buffer`.
+    /// buffered until `consume`). `errc::limit_exceeded` when `n` exceeds `max_buffer`. `n` is
+    /// a limit, not an allocation size: the buffer grows with the bytes that arrive.
     task<result<std::span<const std::byte>>> read_exactly(std::size_t n);
     /// Reads once more from the stream, appending to the buffer; returns the bytes added.
     task<result<std::size_t>> fill();
-    /// As fill(), first making room for `expected` more bytes (capped by max_buffer), so a
-    /// protocol that knows a large frame is coming reads it in few calls.
+    /// As fill(), first making room for up to `expected` more bytes (capped by max_buffer and
+    /// by the growth rule above), so a protocol that knows a large frame is coming reads it in
+    /// few calls.
     task<result<std::size_t>> fill(std::size_t expected);
 
     /// The buffered, unconsumed bytes.
@@ -53,13 +68,42 @@ public:
     std::vector<std::byte> release_prefetched();
     /// The underlying stream.
     stream& underlying() noexcept { return *stream_; }
+    /// Bytes of memory the reader's buffer holds now (buffered or free), for tests and
+    /// monitoring.
+    std::size_t capacity() const noexcept { return buf_.size(); }
 
 private:
     result<std::size_t> prepare_space(std::size_t want);
+    void release_if_empty_and_large() noexcept;
+    void compact() noexcept;
+    void grow_to(std::size_t want);
+
+    // The buffer's memory comes from malloc: growing is a realloc (a large block moves by
+    // remapping its pages rather than copying them) and new room is not zero-filled.
+    struct storage {
+        std::byte* p = nullptr;
+        std::size_t n = 0;
+
+        storage() = default;
+        storage(storage&& o) noexcept : p(std::exchange(o.p, nullptr)), n(std::exchange(o.n, 0)) {}
+        storage& operator=(storage&& o) noexcept {
+            std::swap(p, o.p);
+            std::swap(n, o.n);
+            return *this;
+        }
+        ~storage() { std::free(p); }
+        std::byte* data() const noexcept { return p; }
+        std::size_t size() const noexcept { return n; }
+        void resize(std::size_t m); // keeps the first min(n, m) bytes; std::bad_alloc
+        void reset() noexcept {
+            std::free(std::exchange(p, nullptr));
+            n = 0;
+        }
+    };
 
     stream* stream_;
     std::size_t max_;
-    std::vector<std::byte> buf_;
+    storage buf_;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
 };
