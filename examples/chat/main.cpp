@@ -34,6 +34,7 @@
 #include <coronet/ws/hub.hpp>
 
 #include <common/server_cli.hpp>
+#include <common/stop_signal.hpp>
 
 #include "chat_page.hpp"
 
@@ -193,7 +194,7 @@ core::task<void> chat_session(ws::hub& hub, ws::session& s, http_ws::upgrade_req
 }
 
 core::task<void> shutdown_on_signal(core::signal_set& signals, ws::hub& hub) {
-    (void)co_await signals.wait();
+    co_await coronet::examples::wait_for_stop_signal(signals, "chat");
     // Every chat connection says goodbye with 1001 first (bounded by the hub's close_timeout);
     // returning then stops the http server, which drains what is left.
     co_await hub.close_all(1001, "server shutting down");
@@ -280,6 +281,7 @@ int main(int argc, char** argv) {
     }
     core::tls_context tls = coronet::examples::server_tls(o, "chat", {"http/1.1"});
     core::block_signals({SIGINT, SIGTERM});
+    coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, co));
 }

@@ -17,6 +17,7 @@
 #include <coronet/http/server.hpp>
 
 #include <common/server_cli.hpp>
+#include <common/stop_signal.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -51,7 +52,9 @@ core::task<http::reply> echo(http::request& req) {
     co_return r;
 }
 
-core::task<void> wait_signal(core::signal_set& signals) { (void)co_await signals.wait(); }
+core::task<void> wait_signal(core::signal_set& signals) {
+    co_await coronet::examples::wait_for_stop_signal(signals, "http_hello");
+}
 
 core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls) {
     auto listener = core::tcp_listener::bind(lp, ep);
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
     }
     core::tls_context tls = coronet::examples::server_tls(o, "http_hello", {"http/1.1"});
     core::block_signals({SIGINT, SIGTERM});
+    coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
 }

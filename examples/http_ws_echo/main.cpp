@@ -22,6 +22,7 @@
 #include <coronet/http_ws/upgrade_route.hpp>
 
 #include <common/server_cli.hpp>
+#include <common/stop_signal.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -92,7 +93,7 @@ std::unique_ptr<ws::session_handler_base> make_named_echo(http_ws::upgrade_reque
 }
 
 core::task<void> wait_signal(core::signal_set& signals) {
-    (void)co_await signals.wait();
+    co_await coronet::examples::wait_for_stop_signal(signals, "http_ws_echo");
 }
 
 core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls) {
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
     }
     core::tls_context tls = coronet::examples::server_tls(o, "http_ws_echo", {"http/1.1"});
     core::block_signals({SIGINT, SIGTERM});
+    coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
 }

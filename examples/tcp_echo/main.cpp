@@ -15,6 +15,7 @@
 #include <coronet/core/tls.hpp>
 
 #include <common/server_cli.hpp>
+#include <common/stop_signal.hpp>
 
 #include <csignal>
 #include <optional>
@@ -69,7 +70,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
     std::fflush(stdout);
 
-    (void)co_await signals.wait();
+    co_await coronet::examples::wait_for_stop_signal(signals, "tcp_echo");
     listener->close();
     scope.request_stop();
     co_await scope.join();
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
     }
     core::tls_context tls = coronet::examples::server_tls(o, "tcp_echo");
     core::block_signals({SIGINT, SIGTERM});
+    coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr));
 }

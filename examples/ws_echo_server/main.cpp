@@ -14,6 +14,7 @@
 #include <coronet/ws/server.hpp>
 
 #include <common/server_cli.hpp>
+#include <common/stop_signal.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -37,7 +38,9 @@ core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
     }
 }
 
-core::task<void> wait_signal(core::signal_set& signals) { (void)co_await signals.wait(); }
+core::task<void> wait_signal(core::signal_set& signals) {
+    co_await coronet::examples::wait_for_stop_signal(signals, "ws_echo_server");
+}
 
 core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
                       std::chrono::milliseconds ping_interval, bool deflate) {
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
     }
     core::tls_context tls = coronet::examples::server_tls(o, "ws_echo_server");
     core::block_signals({SIGINT, SIGTERM});
+    coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval, deflate));
 }

@@ -21,6 +21,7 @@
 #include <coronet/ws/server.hpp>
 
 #include <common/server_cli.hpp>
+#include <common/stop_signal.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -65,7 +66,7 @@ private:
 };
 
 core::task<void> shutdown_on_signal(core::signal_set& signals, ws::hub& hub) {
-    (void)co_await signals.wait();
+    co_await coronet::examples::wait_for_stop_signal(signals, "ws_rooms");
     co_await hub.close_all(1001, "server shutting down");
 }
 
@@ -147,6 +148,7 @@ int main(int argc, char** argv) {
     }
     core::tls_context tls = coronet::examples::server_tls(o, "ws_rooms");
     core::block_signals({SIGINT, SIGTERM});
+    coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
     return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ro));
 }

@@ -98,6 +98,10 @@ core::task<void> server::serve(core::tcp_listener& listener) {
         }));
         co_await acceptor.join();
     }
+    // The accept loop logged a listener failure itself; a stop request is said here.
+    if (outer.stop_requested())
+        core::log(core::log_level::info, "http server: stop requested; shutting down with " +
+                                             std::to_string(live_) + " connections open");
     // Graceful shutdown: no more accepts; idle connections close now, busy ones finish their
     // request (answered with Connection: close) or are cancelled when the grace period ends.
     draining_ = true;
@@ -112,13 +116,16 @@ core::task<void> server::serve(core::tcp_listener& listener) {
 
 core::task<void> server::serve_connection(core::stream_ptr stream) {
     live_guard g(live_);
+    // The first head is due header_timeout after the accept, TLS handshake included, so a
+    // client that connects and stays silent is gone long before the idle timeout.
+    const auto first_head_deadline = core::clock::now() + opts_.header_timeout;
     if (opts_.tls != nullptr) {
         auto t = core::tls_stream::server(*opts_.tls, std::move(stream));
         auto hs = co_await core::with_timeout(opts_.handshake_timeout, t->handshake());
         if (!hs) co_return;  // plain-text client, bad hello, timeout: this connection only
         stream = std::move(t);
     }
-    co_await run_http(*stream, stream);
+    co_await run_http(*stream, stream, first_head_deadline);
 }
 
 core::task<void> server::connection(core::tcp_stream s) {
@@ -133,7 +140,8 @@ core::task<void> server::connection(core::tcp_stream s) {
     co_await serve_connection(std::make_unique<core::tcp_stream>(std::move(s)));
 }
 
-core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
+core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
+                                  core::clock::time_point first_head_deadline) {
     const parser_limits& lim = opts_.limits;
     core::buffered_reader rd(s, reader_capacity(lim));
     request_parser parser(lim);
@@ -191,26 +199,31 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
     core::stop_callback<decltype(stop_idle)> on_drain(
         drain_signal_ != nullptr ? drain_signal_->token() : core::stop_token(), stop_idle);
 
+    bool first_request = true;
     for (;;) {
         parser.reset();
         parse_status st = rd.buffered().empty() ? parse_status::need_more
                                                 : parser.parse(core::as_string(rd.buffered()));
-        // The header timeout covers the whole head from its first byte, not each read (a client
-        // sending a byte now and then must not hold the connection forever).
-        bool head_started = false;
-        core::clock::time_point head_deadline{};
+        // The header timeout covers the whole head, not each read (a client sending a byte now
+        // and then must not hold the connection forever): the first head's from the accept, a
+        // later head's from its first byte (between requests the idle timeout applies).
+        bool head_started = first_request;
+        core::clock::time_point head_deadline = first_head_deadline;
+        first_request = false;
         while (st == parse_status::need_more) {
             // Nothing more to parse: answers to earlier pipelined requests go out first.
             if (auto f = co_await flush(); !f) co_return;
-            const bool idle = rd.buffered().empty();
+            const bool idle = rd.buffered().empty(); // no byte of this request yet
             if (idle && draining_) co_return;
             core::result<std::size_t> got = std::size_t{0};
             if (idle) {
-                // Waiting for the next request: the idle timeout, and shutdown closes us.
+                // Waiting for a request: the header deadline for the first one, the idle
+                // timeout for later ones; shutdown closes us.
                 core::stop_source idle_stop;
                 if (own.stop_requested()) co_return;
                 idle_wait = &idle_stop;
-                auto w = core::with_timeout(opts_.idle_timeout, rd.fill());
+                auto w = core::with_timeout(
+                    head_started ? time_left(head_deadline) : opts_.idle_timeout, rd.fill());
                 w.handle().promise().set_token(idle_stop.token());
                 got = co_await std::move(w);
                 idle_wait = nullptr;
@@ -222,8 +235,10 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner) {
                 got = co_await core::with_timeout(time_left(head_deadline), rd.fill());
             }
             if (!got) {
+                // A connection that sent nothing is closed without a 408: it may be a client's
+                // unused preconnection, which would read the 408 as its next request's answer.
                 if (got.error() == core::errc::timed_out && !idle) co_await answer_and_close(408);
-                co_return;  // EOF, reset, idle timeout, shutdown
+                co_return; // EOF, reset, idle or header timeout with no byte, shutdown
             }
             st = parser.parse(core::as_string(rd.buffered()));
         }

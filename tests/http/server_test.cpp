@@ -1,5 +1,6 @@
 #include <coronet/http/server.hpp>
 
+#include <coronet/core/log.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
 #include <coronet/core/stop.hpp>
@@ -15,6 +16,8 @@
 #include <testing/http_client_raw.hpp>
 
 #include <doctest/doctest.h>
+
+#include <sys/socket.h>
 
 #include <chrono>
 #include <ctime>
@@ -663,7 +666,9 @@ core::task<void> malformed_requests(core::loop& lp) {
             {"missing host", "GET / HTTP/1.1\r\n\r\n", 400},
             {"CL and TE", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-            {"TE gzip", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+            {"TE gzip", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+            {"TE gzip, chunked",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
             {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
             {"huge header", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2000, 'a') +
                                 "\r\n\r\n", 431},
@@ -793,9 +798,29 @@ core::task<void> idle_timeout_closes(core::loop& lp) {
         auto t0 = core::clock::now();
         co_await expect_closed(c, 3s);
         CHECK(ms_since(t0) >= 150);
-        // A connection that never sends anything is closed too, silently.
+    });
+}
+
+// Issue 13, item 4: a connection that never sends a byte gets the header timeout (from the
+// accept), not the idle timeout; the idle timeout is for the gaps between requests.
+core::task<void> silent_connection_gets_header_timeout(core::loop& lp) {
+    http::server_options o = test_options();
+    o.header_timeout = 200ms;
+    o.idle_timeout = 60s;
+    co_await with_server(lp, o, [](running_server& rs, probe&) -> core::task<void> {
         auto quiet = co_await rs.connect();
-        co_await expect_closed(quiet, 3s);
+        // Closed without a response (no 408 to a connection that asked nothing), long before
+        // the 60 s idle timeout: 10 s is only this wait's bound.
+        co_await expect_closed(quiet, 10s);
+        // Between requests of a keep-alive connection the idle timeout applies: it outlives
+        // several header timeouts and serves its next request.
+        auto c = co_await rs.connect();
+        CHECK((co_await exchange(c, get("/id/1"))).status == 200);
+        auto end = co_await c.wait_end(700ms);
+        CHECK_MESSAGE(end.how == core::errc::timed_out, "closed: " << end.how.message());
+        CHECK(end.extra.empty());
+        auto again = co_await exchange(c, get("/id/2"));
+        CHECK(again.body == "id 2");
     });
 }
 
@@ -1065,6 +1090,69 @@ core::task<void> https_plain_text_client(core::loop& lp) {
     });
 }
 
+// ---- why serving stopped (issue 13, item 9) ------------------------------------------------
+
+/// Keeps every log line (the loop's thread only).
+class capture_sink final : public core::log_sink {
+public:
+    void log(core::log_level level, std::string_view message) noexcept override {
+        try {
+            lines.emplace_back(level, std::string(message));
+        } catch (...) {
+        }
+    }
+    std::vector<std::pair<core::log_level, std::string>> lines;
+};
+
+/// Installs a sink for a scope.
+struct sink_installed {
+    explicit sink_installed(core::log_sink& s) noexcept { core::set_log_sink(&s); }
+    ~sink_installed() { core::set_log_sink(nullptr); }
+    sink_installed(const sink_installed&) = delete;
+    sink_installed& operator=(const sink_installed&) = delete;
+};
+
+core::task<void> stop_is_logged(core::loop& lp) {
+    capture_sink sink;
+    sink_installed on(sink);
+    probe p;
+    http::router routes = test_routes(p);
+    running_server rs(lp, routes, test_options(), co_await core::get_stop_token());
+    auto c = co_await rs.connect();
+    CHECK((co_await exchange(c, get("/id/1"))).status == 200);
+    rs.stop();
+    (void)co_await rs.join();
+    CHECK(rs.returned());
+    REQUIRE(sink.lines.size() == 1);
+    CHECK(sink.lines[0].first == core::log_level::info);
+    CHECK(sink.lines[0].second.find("stop requested") != std::string::npos);
+}
+
+core::task<void> serve_and_flag(http::server& srv, core::tcp_listener& l, bool& returned) {
+    co_await srv.serve(l);
+    returned = true;
+}
+
+core::task<void> listener_failure_is_logged(core::loop& lp) {
+    capture_sink sink;
+    sink_installed on(sink);
+    probe p;
+    http::router routes = test_routes(p);
+    core::tcp_listener l = listen_local(lp);
+    http::server srv(routes, test_options());
+    bool returned = false;
+    core::task_scope scope(co_await core::get_stop_token());
+    scope.spawn(serve_and_flag(srv, l, returned));
+    // A listening socket shut down for reading fails every accept with EINVAL.
+    REQUIRE(::shutdown(l.native_handle(), SHUT_RD) == 0);
+    co_await scope.join(); // serve() returns by itself: nobody asked it to stop
+    CHECK(returned);
+    REQUIRE(sink.lines.size() == 1);
+    CHECK(sink.lines[0].first == core::log_level::error);
+    CHECK(sink.lines[0].second.find(std::make_error_code(std::errc::invalid_argument).message()) !=
+          std::string::npos);
+}
+
 }  // namespace
 
 // ---- cases ---------------------------------------------------------------------------------
@@ -1115,6 +1203,12 @@ TEST_SUITE("http.server") {
                 body_timeout_counts_whole_body)
     SERVER_CASE("a body that stalls gets 408 and the connection closes", body_timeout_stalled)
     SERVER_CASE("an idle keep-alive connection is closed without a response", idle_timeout_closes)
+    SERVER_CASE("a connection that sends nothing is closed after the header timeout while a "
+                "keep-alive connection between requests gets the idle timeout",
+                silent_connection_gets_header_timeout)
+    SERVER_CASE("serve logs one line when it is asked to stop", stop_is_logged)
+    SERVER_CASE("serve logs the listener's error once when accepting fails and returns",
+                listener_failure_is_logged)
     SERVER_CASE("a connection over max_connections gets 503", connection_limit)
     SERVER_CASE("graceful shutdown lets a request finish with Connection: close and closes idle ones",
                 graceful_shutdown_finishes_requests)

@@ -470,6 +470,44 @@ core::task<void> rejected_upgrades(core::loop& lp) {
     });
 }
 
+// Issue 13, item 5: the bridge refuses an upgrade request with a body as the standalone server
+// does (ws::check_upgrade); http has read the body by its framing, so the connection goes on
+// serving HTTP and the body never reaches a session.
+core::task<void> upgrade_with_body(core::loop& lp) {
+    co_await with_server(lp, test_options(), [](running_server& rs, probe&) -> core::task<void> {
+        const std::string frame = masked_text_frame("smuggled", 0x0badf00d);
+        REQUIRE(frame.size() == 14);
+        const std::string with_length = upgrade_request("/echo", "Content-Length: 14\r\n") + frame;
+        const std::string chunked = upgrade_request("/echo", "Transfer-Encoding: chunked\r\n") +
+                                    "e\r\n" + frame + "\r\n0\r\n\r\n";
+        for (const std::string& request : {with_length, chunked}) {
+            CAPTURE(request);
+            auto c = co_await rs.connect();
+            raw_response r = co_await exchange(c, request);
+            CHECK(r.status == 400);
+            CHECK(r.body.find("body") != std::string::npos);
+            CHECK_FALSE(r.has_header("sec-websocket-accept"));
+            // The next bytes on the connection are an HTTP answer, not an echoed frame.
+            raw_response home = co_await exchange(c, get("/"));
+            CHECK(home.status == 200);
+            CHECK(home.body == "home");
+        }
+        // Content-Length: 0 announces no body: the upgrade goes on, the frame behind the head
+        // is the session's first.
+        auto c = co_await rs.connect();
+        raw_response r =
+            co_await exchange(c, upgrade_request("/echo", "Content-Length: 0\r\n") + frame);
+        REQUIRE(r.status == 101);
+        std::vector<std::byte> rest(c.buffered().size());
+        if (!rest.empty())
+            std::memcpy(rest.data(), c.buffered().data(), rest.size());
+        ws::session s(std::move(c.stream_ptr()), ws::role::client, std::move(rest));
+        ws::message m = co_await receive(s);
+        CHECK(m.data == "smuggled");
+        co_await close_normally(s);
+    });
+}
+
 core::task<void> plain_requests(core::loop& lp) {
     co_await with_server(lp, test_options(), [](running_server& rs, probe&) -> core::task<void> {
         auto c = co_await rs.connect();
@@ -652,6 +690,9 @@ TEST_SUITE("http_ws.upgrade_route") {
                  first_frame_with_request)
     HTTP_WS_CASE("rejected upgrades get 400 or 426 or 403 or 405 or 401 as ordinary responses",
                  rejected_upgrades)
+    HTTP_WS_CASE("an upgrade request with a Content-Length or chunked body gets 400 and its "
+                 "body never reaches a session while Content-Length 0 is accepted",
+                 upgrade_with_body)
     HTTP_WS_CASE("a plain GET is served by the route's HTTP handler or answered 426",
                  plain_requests)
     HTTP_WS_CASE("an HTTP request is served while a session runs on the same server",

@@ -1,12 +1,14 @@
 #include <coronet/ws/server.hpp>
 
 #include <coronet/core/error.hpp>
+#include <coronet/core/log.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
 #include <coronet/core/stop.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/core/tls.hpp>
 #include <coronet/core/when.hpp>
+#include <coronet/ws/frame.hpp>
 
 #include <testing/backends.hpp>
 #include <testing/certs.hpp>
@@ -15,14 +17,20 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace core = coronet::core;
 namespace ws = coronet::ws;
@@ -100,6 +108,13 @@ class running_server {
 public:
     running_server(core::loop& lp, ws::server_options o, core::stop_token parent)
         : listener_(listen_local(lp)), ep_(endpoint_of(listener_)), srv_(echo, o), scope_(parent) {
+        scope_.spawn(srv_.serve(listener_));
+    }
+    /// With another handler.
+    running_server(core::loop& lp, ws::server_options o, core::stop_token parent,
+                   ws::session_handler handler)
+        : listener_(listen_local(lp)), ep_(endpoint_of(listener_)), srv_(std::move(handler), o),
+          scope_(parent) {
         scope_.spawn(srv_.serve(listener_));
     }
 
@@ -439,6 +454,187 @@ core::task<void> deflate_end_to_end(core::loop& lp) {
     }
 }
 
+// ---- request smuggling through the upgrade (issue 13, item 5) ----------------------------
+
+/// A masked client text frame (RFC 6455 §5.3).
+std::string masked_text_frame(std::string_view text, std::uint32_t key) {
+    std::byte header[14];
+    std::size_t n = ws::encode_header(header, ws::opcode::text, true, text.size(), true, key);
+    std::string frame(reinterpret_cast<const char*>(header), n);
+    std::string payload(text);
+    ws::apply_mask(std::as_writable_bytes(std::span(payload)), key);
+    return frame + payload;
+}
+
+/// upgrade_request with `fields` added before the blank line.
+std::string upgrade_request_with(std::string_view fields) {
+    std::string r(upgrade_request.substr(0, upgrade_request.size() - 2));
+    return r + std::string(fields) + "\r\n";
+}
+
+core::task<void> upgrade_with_body(core::loop& lp) {
+    co_await with_server(lp, {}, [](running_server& rs) -> core::task<void> {
+        const std::string frame = masked_text_frame("smuggled", 0x0badf00d);
+        REQUIRE(frame.size() == 14);
+        const std::string with_length = upgrade_request_with("Content-Length: 14\r\n") + frame;
+        const std::string chunked = upgrade_request_with("Transfer-Encoding: chunked\r\n") +
+                                    "e\r\n" + frame + "\r\n0\r\n\r\n";
+        for (const std::string& request : {with_length, chunked}) {
+            CAPTURE(request);
+            auto c = co_await rs.connect();
+            (void)co_await c.send(request);
+            auto r = co_await c.read_response(false, generous);
+            REQUIRE_MESSAGE(r, r.error().message());
+            CHECK(r->status == 400);
+            CHECK(r->body.find("body") != std::string::npos);
+            CHECK_FALSE(r->has_header("sec-websocket-accept"));
+            // Refused and closed: the body was never read as a frame (nothing is echoed).
+            auto end = co_await c.wait_end(generous);
+            CHECK(end.closed());
+            CHECK(end.extra.empty());
+        }
+        // Content-Length: 0 announces no body: the handshake goes on and the bytes after the
+        // head are the first frame.
+        auto c = co_await rs.connect();
+        auto sent = co_await c.send(upgrade_request_with("Content-Length: 0\r\n") + frame);
+        REQUIRE(sent);
+        auto r = co_await c.read_response(false, generous);
+        REQUIRE_MESSAGE(r, r.error().message());
+        REQUIRE(r->status == 101);
+        std::vector<std::byte> rest(c.buffered().size());
+        if (!rest.empty())
+            std::memcpy(rest.data(), c.buffered().data(), rest.size());
+        ws::session s(std::move(c.stream_ptr()), ws::role::client, std::move(rest));
+        auto m = co_await core::with_timeout(generous, s.receive());
+        REQUIRE_MESSAGE(m, m.error().message());
+        CHECK(m->data == "smuggled");
+        CHECK(co_await s.close());
+    });
+}
+
+// ---- a peer that never reads (issue 13, item 7) ----------------------------------------------
+
+/// What the flooding handler saw.
+struct flood_report {
+    std::size_t size = 0;          ///< of each message
+    std::size_t sent = 0;          ///< messages written
+    std::error_code send_error;    ///< why sending stopped
+    std::error_code receive_error; ///< why the concurrent receive() ended
+    std::uint16_t close_code = 0;
+    bool open_after = true;
+};
+
+core::task<void> send_until_failure(ws::session& s, flood_report& rep) {
+    const std::string big(rep.size, 'x');
+    for (;;) {
+        auto r = co_await s.send_binary(std::as_bytes(std::span(big)));
+        if (!r) {
+            rep.send_error = r.error();
+            co_return;
+        }
+        ++rep.sent;
+    }
+}
+
+core::task<void> receive_until_end(ws::session& s, flood_report& rep) {
+    auto m = co_await s.receive();
+    rep.receive_error = m ? std::error_code() : m.error();
+}
+
+core::task<void> flood(ws::session& s, flood_report& rep) {
+    (void)co_await core::when_all(send_until_failure(s, rep), receive_until_end(s, rep));
+    rep.close_code = s.close_code();
+    rep.open_after = s.is_open();
+}
+
+core::task<void> never_reading_peer(core::loop& lp, std::size_t message_size) {
+    CAPTURE(message_size);
+    ws::server_options o;
+    o.session.write_timeout = 200ms;
+    flood_report rep;
+    rep.size = message_size;
+    const core::stop_token parent = co_await core::get_stop_token();
+    ws::session_handler handler = [&rep](ws::session& s, const ws::accepted_upgrade&) {
+        return flood(s, rep);
+    };
+    running_server rs(lp, o, parent, std::move(handler));
+    auto c = co_await rs.connect();
+    REQUIRE(co_await c.send(std::string(upgrade_request)));
+    auto r = co_await c.read_response(false, generous);
+    REQUIRE_MESSAGE(r, r.error().message());
+    REQUIRE(r->status == 101);
+    // The peer reads nothing more. The sends fill the socket buffers, one waits past the write
+    // timeout, and the session ends: far below "forever" (generous is only the test's bound).
+    const bool ended = co_await connections_become(rs.server(), 0, generous);
+    CHECK(ended);
+    CHECK(rep.send_error == core::errc::timed_out);
+    CHECK(rep.receive_error == core::errc::timed_out);
+    CHECK(rep.close_code == 1006);
+    CHECK_FALSE(rep.open_after);
+    co_await rs.stop();
+}
+
+core::task<void> never_reading_peers(core::loop& lp) {
+    // Large messages take the write path in pieces; small ones are first tried at once.
+    co_await never_reading_peer(lp, 1 << 20);
+    co_await never_reading_peer(lp, 512);
+}
+
+// ---- why serving stopped (issue 13, item 9) --------------------------------------------------
+
+/// Keeps every log line (the loop's thread only).
+class capture_sink final : public core::log_sink {
+public:
+    void log(core::log_level level, std::string_view message) noexcept override {
+        try {
+            lines.emplace_back(level, std::string(message));
+        } catch (...) {
+        }
+    }
+    std::vector<std::pair<core::log_level, std::string>> lines;
+};
+
+/// Installs a sink for a scope.
+struct sink_installed {
+    explicit sink_installed(core::log_sink& s) noexcept { core::set_log_sink(&s); }
+    ~sink_installed() { core::set_log_sink(nullptr); }
+    sink_installed(const sink_installed&) = delete;
+    sink_installed& operator=(const sink_installed&) = delete;
+};
+
+core::task<void> stop_is_logged(core::loop& lp) {
+    capture_sink sink;
+    sink_installed on(sink);
+    running_server rs(lp, {}, co_await core::get_stop_token());
+    co_await rs.stop();
+    REQUIRE(sink.lines.size() == 1);
+    CHECK(sink.lines[0].first == core::log_level::info);
+    CHECK(sink.lines[0].second.find("stop requested") != std::string::npos);
+}
+
+core::task<void> serve_and_flag(ws::server& srv, core::tcp_listener& l, bool& returned) {
+    co_await srv.serve(l);
+    returned = true;
+}
+
+core::task<void> listener_failure_is_logged(core::loop& lp) {
+    capture_sink sink;
+    sink_installed on(sink);
+    core::tcp_listener l = listen_local(lp);
+    ws::server srv(echo, {});
+    bool returned = false;
+    core::task_scope scope(co_await core::get_stop_token());
+    scope.spawn(serve_and_flag(srv, l, returned));
+    // A listening socket shut down for reading fails every accept with EINVAL.
+    REQUIRE(::shutdown(l.native_handle(), SHUT_RD) == 0);
+    co_await scope.join(); // serve() returns by itself: nobody asked it to stop
+    CHECK(returned);
+    REQUIRE(sink.lines.size() == 1);
+    CHECK(sink.lines[0].first == core::log_level::error);
+    CHECK(sink.lines[0].second.find(std::make_error_code(std::errc::invalid_argument).message()) !=
+          std::string::npos);
+}
+
 }  // namespace
 
 #define WS_SERVER_CASE(name, body)                                                                 \
@@ -467,4 +663,13 @@ TEST_SUITE("ws.server") {
                    bad_version)
     WS_SERVER_CASE("a connection over max_connections gets 503 and the admitted one goes on",
                    over_max_connections)
+    WS_SERVER_CASE("an upgrade request with a Content-Length or chunked body gets 400 and its "
+                   "body is never read as a frame while Content-Length 0 is accepted",
+                   upgrade_with_body)
+    WS_SERVER_CASE("a peer that never reads makes a send fail with timed_out after write_timeout "
+                   "and the session ends",
+                   never_reading_peers)
+    WS_SERVER_CASE("serve logs one line when it is asked to stop", stop_is_logged)
+    WS_SERVER_CASE("serve logs the listener's error once when accepting fails and returns",
+                   listener_failure_is_logged)
 }  // TEST_SUITE

@@ -333,6 +333,28 @@ TEST_SUITE("ws.upgrade") {
         check_refusal(check(rfc_fields(), {}, "GET", 0), 400);
     }
 
+    TEST_CASE("check_upgrade refuses an upgrade request that carries a body with 400") {
+        // Bytes after the head are frames: a body would be frames to one reader and content to
+        // another (issue 13, item 5).
+        SUBCASE("Content-Length above zero") {
+            check_refusal(check(plus(rfc_fields(), "Content-Length", "14")), 400);
+        }
+        SUBCASE("any Transfer-Encoding") {
+            check_refusal(check(plus(rfc_fields(), "Transfer-Encoding", "chunked")), 400);
+            check_refusal(check(plus(rfc_fields(), "transfer-encoding", "identity")), 400);
+        }
+        SUBCASE("a malformed or repeated Content-Length") {
+            check_refusal(check(plus(rfc_fields(), "Content-Length", "")), 400);
+            check_refusal(check(plus(rfc_fields(), "Content-Length", "0, 0")), 400);
+            check_refusal(
+                check(plus(plus(rfc_fields(), "Content-Length", "0"), "Content-Length", "0")), 400);
+        }
+        SUBCASE("Content-Length: 0 says there is none and is accepted") {
+            CHECK(check(plus(rfc_fields(), "Content-Length", "0")).status == 101);
+            CHECK(check(plus(rfc_fields(), "content-length", "00")).status == 101);
+        }
+    }
+
     TEST_CASE("check_upgrade refuses a missing or other Upgrade with 400") {
         SUBCASE("missing") {
             check_refusal(check(without(rfc_fields(), "Upgrade")), 400);

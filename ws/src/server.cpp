@@ -1,10 +1,12 @@
 #include <coronet/ws/server.hpp>
 
 #include <coronet/core/accept_loop.hpp>
+#include <coronet/core/log.hpp>
 #include <coronet/core/resolve.hpp>
 #include <coronet/core/timer.hpp>
 
 #include <charconv>
+#include <string>
 
 namespace coronet::ws {
 namespace {
@@ -106,6 +108,10 @@ core::task<void> server::serve(core::tcp_listener& listener) {
         }));
         co_await acceptor.join();
     }
+    // The accept loop logged a listener failure itself; a stop request is said here.
+    if (outer.stop_requested())
+        core::log(core::log_level::info, "ws server: stop requested; shutting down with " +
+                                             std::to_string(live_) + " connections open");
     // Graceful shutdown: no more accepts; open sessions are sent 1001 (close_on) and get
     // shutdown_grace to finish their closing handshake; then whatever is left is cancelled.
     drain.request_stop();

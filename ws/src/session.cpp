@@ -59,8 +59,19 @@ frame_limits wire_limits(const session_options& o) noexcept {
     return l;
 }
 
-// How much to read at once: the rest of a large frame in one read (up to 1 MiB), since a
-// 64 KiB message in 4 KiB reads costs a decode step and a resumption per read.
+// A bounded write goes out in pieces of this size at most, each with the whole write timeout:
+// a slow but steady reader (a big message over a slow link) is never cut off.
+constexpr std::size_t write_piece = 256 * 1024;
+
+core::task<core::result<void>> write_parts(core::stream& s,
+                                           std::span<const core::const_buffer> parts) {
+    co_return co_await s.writev(parts);
+}
+
+// How much to read at once: the rest of a large frame (up to 1 MiB), since a 64 KiB message in
+// 4 KiB reads costs a decode step and a resumption per read. Only a hint: the reader makes at
+// most buffered_reader::growth_step of room beyond what it holds, so a frame's announced length
+// never turns into memory before its bytes arrive.
 std::size_t read_hint(const frame_decoder& d) noexcept {
     return static_cast<std::size_t>(std::min<std::uint64_t>(d.frame_left(), 1u << 20));
 }
@@ -151,7 +162,7 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
         std::byte header[14];
         std::size_t n = encode_header(header, op, true, payload.size(), false, 0, rsv1);
         core::const_buffer parts[2] = {{header, n}, payload};
-        r = co_await stream_->writev(parts);
+        r = co_await write_bounded(parts);
     } else {
         // A client masks a copy: the caller's bytes stay untouched.
         const std::uint32_t key = next_mask_key();
@@ -159,9 +170,12 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
         std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key, rsv1);
         if (!payload.empty()) std::memcpy(tx_.data() + n, payload.data(), payload.size());
         apply_mask({tx_.data() + n, payload.size()}, key, 0);
-        r = co_await stream_->write_all({tx_.data(), n + payload.size()});
+        core::const_buffer whole{tx_.data(), n + payload.size()};
+        r = co_await write_bounded({&whole, 1});
     }
     if (zout_.capacity() > 64 * 1024) std::vector<std::byte>().swap(zout_);  // idle sessions stay small
+    if (!r && r.error() == core::errc::timed_out)
+        abandon(r.error());
     if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
         // The compressor's window moved past a message the peer never got: every later
         // compressed message would inflate wrongly there. This session can send no more.
@@ -190,9 +204,77 @@ core::task<core::result<void>> session::send_prepared(std::span<const core::cons
         r = make_error_code(errc::closed);
     } else {
         if (opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
-        r = co_await stream_->writev(frames);
+        r = co_await write_bounded(frames);
+        if (!r && r.error() == core::errc::timed_out)
+            abandon(r.error());
     }
     co_return r;
+}
+
+// Writes `parts` in order under the send lock; with a write timeout, in pieces of at most
+// write_piece bytes, each of which the peer must take within the timeout.
+core::task<core::result<void>> session::write_bounded(std::span<const core::const_buffer> parts) {
+    // Most frames are small and fit in the socket buffer: such a frame is gathered and sent at
+    // once, without an operation that suspends, and the deadline (a timer per send) is armed
+    // only for what has to wait.
+    std::byte small[1024];
+    core::const_buffer rest;
+    std::size_t total = 0;
+    for (const auto& p : parts)
+        total += p.size();
+    if (total <= sizeof small) {
+        std::size_t at = 0;
+        for (const auto& p : parts) {
+            if (!p.empty())
+                std::memcpy(small + at, p.data(), p.size());
+            at += p.size();
+        }
+        auto sent = stream_->try_write({small, total});
+        if (!sent)
+            co_return sent.error();
+        if (*sent == total)
+            co_return core::result<void>{};
+        rest = core::const_buffer(small + *sent, total - *sent);
+        parts = {&rest, 1};
+    }
+    if (opts_.write_timeout.count() <= 0)
+        co_return co_await stream_->writev(parts);
+    core::const_buffer piece[16];
+    std::size_t i = 0;
+    std::size_t off = 0;
+    while (i < parts.size()) {
+        std::size_t n = 0;
+        std::size_t bytes = 0;
+        while (i < parts.size() && n < std::size(piece) && bytes < write_piece) {
+            const std::size_t take = std::min(parts[i].size() - off, write_piece - bytes);
+            piece[n++] = parts[i].subspan(off, take);
+            bytes += take;
+            off += take;
+            if (off == parts[i].size()) {
+                ++i;
+                off = 0;
+            }
+        }
+        auto r =
+            co_await core::with_timeout(opts_.write_timeout, write_parts(*stream_, {piece, n}));
+        if (!r)
+            co_return r;
+    }
+    co_return core::result<void>{};
+}
+
+// A write ran out of time: the peer stopped reading. Part of a frame may be on the wire, so no
+// close frame can follow and the session is over. The stream is closed by whoever has no
+// operation pending on it: here when nobody receives, else by the receiver, woken for it.
+void session::abandon(std::error_code ec) noexcept {
+    abandoned_ = ec;
+    close_sent_ = true;
+    if (close_code_ == 0)
+        close_code_ = 1006;
+    if (!receiving_)
+        stream_->close();
+    else if (fill_stop_ != nullptr)
+        fill_stop_->request_stop();
 }
 
 void session::set_auto_response(std::string request, std::string response) {
@@ -265,8 +347,8 @@ core::task<core::result<message>> session::receive() {
                 receiving_ = false;
                 co_return msg;
             }
-            msg.data.reserve(chunk->data.size() +
-                             static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 16u << 20)));
+            // No reserve from the frame's announced length: the message grows (geometrically)
+            // with the bytes that arrive, so a peer announcing 16 MiB and sending 5 KB costs 5 KB.
         }
         msg.data.append(chunk->data);
         if (chunk->last) {
@@ -349,6 +431,10 @@ core::task<core::result<message_chunk>> session::next_data() {
         reader_.consume(step.consumed);
         switch (step.what) {
         case frame_decoder::kind::need_more: {
+            if (abandoned_) {
+                stream_->close(); // no read is pending (this is the reader), nor any write
+                co_return abandoned_;
+            }
             core::result<std::size_t> got = std::size_t{0};
             if (close_sent_) {
                 got = co_await fill_until_close_deadline();
@@ -497,7 +583,9 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
             if (!c) co_return c.error() == errc::closed ? core::result<void>{} : core::result<void>(c.error());
         }
     };
+    receiving_ = true; // a send timing out meanwhile leaves the stream to this reader
     auto r = co_await core::with_timeout(opts_.close_timeout, drain());
+    receiving_ = false;
     auto sd = co_await stream_->shutdown();
     (void)sd;
     co_return r;

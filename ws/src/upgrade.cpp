@@ -53,6 +53,22 @@ bool any_has_token(std::span<const field> headers, std::string_view name, std::s
     });
 }
 
+// A body on the upgrade request: any Transfer-Encoding, or a Content-Length that is not one
+// field of zeros. Bytes after the head are frames, so a body would be frames to one reader and
+// content to another (request smuggling through the upgrade).
+bool has_body(std::span<const field> headers) noexcept {
+    std::size_t lengths = 0;
+    for (const auto& [k, val] : headers) {
+        if (iequal(k, "transfer-encoding"))
+            return true;
+        if (!iequal(k, "content-length"))
+            continue;
+        if (++lengths > 1 || val.empty() || val.find_first_not_of('0') != std::string_view::npos)
+            return true;
+    }
+    return false;
+}
+
 // CR, LF and NUL would end or split a line of the message being built.
 bool breaks_line(std::string_view s) noexcept {
     return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
@@ -108,6 +124,9 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
     };
     if (method != "GET") return refuse(400, "a WebSocket handshake must be a GET");
     if (version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
+    // RFC 9110 §9.3.1: a GET's content has no defined meaning; here it would be read as frames.
+    if (has_body(headers))
+        return refuse(400, "a WebSocket handshake must not carry a body");
     std::size_t hosts = 0;
     (void)get(headers, "host", &hosts);
     if (hosts != 1) return refuse(400, "a WebSocket handshake needs one Host");  // RFC 6455 §4.2.1

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <coronet/core/loop.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
 #include <coronet/core/stream.hpp>
@@ -17,11 +18,16 @@ namespace coronet::http {
 /// Server settings. Every limit has a safe default.
 struct server_options {
     parser_limits limits;
-    /// From the first byte of a request to the end of its head (slowloris guard) -> 408.
+    /// To receive a whole request head (slowloris guard) -> 408 with `Connection: close`. For a
+    /// connection's first request it runs from the accept (TLS handshake included), so a
+    /// connection that sends nothing is closed after this long, without a response; for a
+    /// later request on a keep-alive connection it runs from the request's first byte.
     std::chrono::milliseconds header_timeout{10'000};
     /// To receive a whole request body -> 408.
     std::chrono::milliseconds body_timeout{30'000};
-    /// An idle keep-alive connection waiting for its next request is closed after this.
+    /// Between requests of a keep-alive connection: after a response, the next request's first
+    /// byte must come within this, or the connection is closed without a response. (Before
+    /// the first request `header_timeout` applies instead.)
     std::chrono::milliseconds idle_timeout{60'000};
     /// To write one response (a peer that stops reading is cut off).
     std::chrono::milliseconds write_timeout{30'000};
@@ -49,7 +55,8 @@ public:
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
-    /// Accepts on `listener` and serves until the caller's stop token fires, then shuts down
+    /// Accepts on `listener` and serves until the caller's stop token fires (logged once, info)
+    /// or the listener fails or is closed (logged once by `core::accept_loop`), then shuts down
     /// gracefully: stops accepting, closes idle connections, lets requests in progress finish
     /// within `shutdown_grace` (answering them with `Connection: close`), cancels the rest, and
     /// returns once every connection task (takeovers included) has ended.
@@ -65,7 +72,8 @@ public:
 
 private:
     core::task<void> connection(core::tcp_stream s);
-    core::task<void> run_http(core::stream& s, core::stream_ptr& owner);
+    core::task<void> run_http(core::stream& s, core::stream_ptr& owner,
+                              core::clock::time_point first_head_deadline);
 
     const router& routes_;
     server_options opts_;

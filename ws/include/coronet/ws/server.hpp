@@ -20,7 +20,9 @@ namespace coronet::ws {
 struct server_options {
     server_handshake_options handshake;
     session_options session;
-    std::chrono::milliseconds handshake_timeout{10'000};  ///< TLS + the upgrade request
+    /// From the accept: the TLS handshake and the upgrade request (a connection that sends
+    /// nothing is closed after this long).
+    std::chrono::milliseconds handshake_timeout{10'000};
     std::size_t max_connections = 10'000;                 ///< more are answered 503
     const core::tls_context* tls = nullptr;               ///< wss:// with this context
     /// On shutdown, how long sessions (sent 1001) may take to finish before they are cancelled.
@@ -34,7 +36,8 @@ using session_handler = std::function<core::task<void>(session&, const accepted_
 /// A WebSocket server on core alone: accepts TCP (or TLS) connections, reads and answers the
 /// opening handshake (permessage-deflate per `handshake.deflate`; refusals are answered and the
 /// connection closed gracefully), and runs `handler` for each session. Serves until the
-/// caller's stop token fires, then shuts down gracefully: stops accepting, sends every session
+/// caller's stop token fires (logged once, info) or the listener fails or is closed (logged
+/// once by `core::accept_loop`), then shuts down gracefully: stops accepting, sends every session
 /// close 1001 "going away" (`session::close_on`: a handler's receive() ends with errc::closed),
 /// waits up to `shutdown_grace`, then cancels what is left and joins it. Single-threaded.
 class CORONET_WS_EXPORT server {

@@ -32,9 +32,9 @@ struct message {
 
 /// What a send does when `max_queued_sends` senders already wait (a slow reader).
 enum class slow_reader_policy : std::uint8_t {
-    wait,   ///< wait like the others (back-pressure reaches the sender)
-    close,  ///< close the session with 1008 and fail the send with errc::queue_full
-    drop,   ///< drop this message: the send fails with errc::queue_full, the session goes on
+    wait,  ///< wait like the others (back-pressure reaches the sender; see write_timeout)
+    close, ///< close the session with 1008 and fail the send with errc::queue_full
+    drop,  ///< drop this message: the send fails with errc::queue_full, the session goes on
 };
 
 /// Session settings; every limit has a safe default.
@@ -54,6 +54,15 @@ struct session_options {
     /// Senders that may wait for the send lock before `slow_reader` applies.
     std::size_t max_queued_sends = 64;
     slow_reader_policy slow_reader = slow_reader_policy::wait;
+    /// Bounds each write to the peer, whatever `slow_reader` says: a message (or the frames of
+    /// one send_prepared call) goes out in pieces of at most 256 KiB, and the peer must take
+    /// each piece within this long (a slow but steady reader is never cut off; one that stops
+    /// reading is). When a piece is not taken in time, the send fails with
+    /// `core::errc::timed_out` and the session is over: part of a frame may be on the wire, so
+    /// no close frame can follow; the connection is closed (close_code 1006), a running
+    /// receive() fails with `core::errc::timed_out` and later sends with `errc::closed`. Zero
+    /// disables the bound. Default 30 s (as http::server_options::write_timeout).
+    std::chrono::milliseconds write_timeout{30'000};
     /// permessage-deflate as agreed in the opening handshake (nullopt: no compression).
     /// `ws::server`, `ws::connect` and the http_ws bridge set it from the handshake's result.
     std::optional<deflate_params> agreed_deflate;
@@ -177,6 +186,8 @@ public:
 
 private:
     core::task<core::result<void>> send_frame(opcode op, std::span<const std::byte> payload);
+    core::task<core::result<void>> write_bounded(std::span<const core::const_buffer> parts);
+    void abandon(std::error_code ec) noexcept;
     core::task<core::result<void>> send_close(std::uint16_t code, std::string_view reason);
     core::task<void> fail(std::error_code ec);
     /// One decoded data step (whole messages are assembled by the caller), or an error.
@@ -217,6 +228,7 @@ private:
     std::uint64_t auto_responses_sent_ = 0;
     std::uint16_t close_code_ = 0;
     std::string close_reason_;
+    std::error_code abandoned_; ///< a write timed out: the session is over
 };
 
 }  // namespace coronet::ws

@@ -47,7 +47,10 @@ struct upgrade_verdict {
     std::string response;
 };
 
-/// Checks an upgrade request: GET, HTTP/1.1, one Host, `Upgrade: websocket` and `Connection`
+/// Checks an upgrade request: GET, HTTP/1.1, no body (any `Transfer-Encoding`, or a
+/// `Content-Length` other than one field of zeros, is refused with 400: RFC 9110 §9.3.1 gives a
+/// GET's content no meaning, and bytes after the head are frames; `Content-Length: 0` is
+/// accepted), one Host, `Upgrade: websocket` and `Connection`
 /// with the `upgrade` token (case-insensitive, on any of their field lines),
 /// `Sec-WebSocket-Version: 13` (else 426), a key that decodes to 16 bytes, one Origin on the
 /// allow-list when there is one (else 403), a well-formed Sec-WebSocket-Extensions (else 400);
