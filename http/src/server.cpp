@@ -86,6 +86,12 @@ bool append_response(std::string& out, response& r, const request_head& req, boo
 
 server::server(const router& routes, server_options opts) : routes_(routes), opts_(opts) {}
 
+// What a client gets when the process is out of descriptors: refused at once, not left in the
+// backlog (core::accept_loop_options::refusal).
+constexpr std::string_view out_of_descriptors_response =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 26\r\nConnection: close\r\n\r\nout of descriptors: retry\n";
+
 core::task<void> server::serve(core::tcp_listener& listener) {
     core::stop_token outer = co_await core::get_stop_token();
     core::stop_source drain;
@@ -93,9 +99,11 @@ core::task<void> server::serve(core::tcp_listener& listener) {
     core::task_scope conns;  // not linked to `outer`: shutdown below decides when they stop
     {
         core::task_scope acceptor(outer);
-        acceptor.spawn(core::accept_loop(listener, conns, [this](core::tcp_stream s) {
-            return connection(std::move(s));
-        }));
+        core::accept_loop_options accept_opts;
+        accept_opts.refusal = out_of_descriptors_response;
+        acceptor.spawn(core::accept_loop(
+            listener, conns, [this](core::tcp_stream s) { return connection(std::move(s)); },
+            accept_opts));
         co_await acceptor.join();
     }
     // The accept loop logged a listener failure itself; a stop request is said here.

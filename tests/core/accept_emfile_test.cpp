@@ -202,17 +202,33 @@ void emfile_survival() {
     }
     CHECK(echoes(first_batch.front(), "early bird"));
 
-    log = read_until(log_r, 5000ms, [](const std::string& t) { return contains(t, "backing off"); }, log);
-    CHECK_MESSAGE(contains(log, "backing off"), "log so far: " << log);
+    log = read_until(log_r, 5000ms, [](const std::string& t) { return contains(t, "refusing new connections"); }, log);
+    CHECK_MESSAGE(contains(log, "refusing new connections"), "log so far: " << log);
 
-    // While starved the child must back off, not spin: sample its CPU time over a window in
-    // which a connection it could not accept waits for an echo that cannot come yet.
+    // The connections it had no descriptor for are refused at once (EOF or a reset), not left
+    // waiting in the backlog until a descriptor frees up.
+    auto refused_now = [](int fd, milliseconds within) {
+        ::pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(within.count())) != 1) return false;
+        char c = 0;
+        return ::recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+    };
+    CHECK(refused_now(first_batch.back(), 2000ms));
+    int refused = 0;
+    for (int fd : first_batch) refused += refused_now(fd, 0ms) ? 1 : 0;
+    INFO(refused << " of " << first_batch.size() << " connections refused");
+    CHECK(refused >= static_cast<int>(first_batch.size()) - static_cast<int>(child_fd_limit));
+
+    // While starved the child must not spin: sample its CPU time over a window in which one
+    // more client connects and is refused.
     auto cpu_before = child.cpu_time();
     REQUIRE(cpu_before.has_value());
     const auto wall_before = std::chrono::steady_clock::now();
-    REQUIRE(::send(first_batch.back(), "x", 1, MSG_NOSIGNAL) == 1);
-    ::pollfd p{first_batch.back(), POLLIN, 0};
-    CHECK(::poll(&p, 1, 500) == 0);  // not served while the child is out of descriptors
+    const int late = connect_to(port);
+    REQUIRE_MESSAGE(late >= 0, "connect: " << std::strerror(errno) << "; " << child_state());
+    CHECK(refused_now(late, 2000ms));
+    ::close(late);
+    ::poll(nullptr, 0, 500);  // the rest of the sampling window
     const auto wall = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - wall_before);
     auto cpu_after = child.cpu_time();
     REQUIRE(cpu_after.has_value());
@@ -247,10 +263,43 @@ void emfile_survival() {
 
 TEST_SUITE("core.accept_loop") {
 
-TEST_CASE_TEMPLATE("an accept_loop out of descriptors backs off without spinning and recovers", B,
+TEST_CASE_TEMPLATE("an accept_loop out of descriptors refuses new clients at once, without spinning, and recovers", B,
                    CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     emfile_survival<B>();
+}
+
+TEST_CASE("a refused client reads the refusal and then EOF") {
+    // A plain listening socket, blocking as on io_uring: refuse_one must not block on it.
+    int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(l >= 0);
+    ::sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(l, reinterpret_cast<::sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(l, 8) == 0);
+    ::socklen_t len = sizeof a;
+    REQUIRE(::getsockname(l, reinterpret_cast<::sockaddr*>(&a), &len) == 0);
+
+    core::detail::descriptor_reserve reserve;
+    CHECK_FALSE(reserve.refuse_one(l, "nobody is waiting"));  // returns at once, accepts nothing
+
+    const int c = connect_to(ntohs(a.sin_port));
+    REQUIRE(c >= 0);
+    REQUIRE(::send(c, "GET / HTTP/1.1\r\n\r\n", 18, MSG_NOSIGNAL) == 18);
+    const std::string refusal = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    ::pollfd p{l, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    CHECK(reserve.refuse_one(l, refusal));
+    const int flags = ::fcntl(l, F_GETFL);
+    CHECK((flags & O_NONBLOCK) == 0);  // the listener is left as it was
+
+    std::string got = read_until(c, 5000ms, [&](const std::string& t) { return t.size() >= refusal.size(); });
+    CHECK(got == refusal);
+    char more = 0;
+    CHECK(::recv(c, &more, 1, 0) == 0);  // then EOF
+    ::close(c);
+    ::close(l);
 }
 
 }  // TEST_SUITE
