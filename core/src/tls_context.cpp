@@ -65,6 +65,25 @@ std::vector<unsigned char> alpn_wire(const std::vector<std::string>& protos) {
     return w;
 }
 
+// OpenSSL 3.0 fills a certificate's cached extensions (key identifiers, purposes) the first time
+// a handshake looks at it, and not under a lock that covers every reader (openssl/openssl#25202):
+// a context shared by loops on several threads would race on its first handshakes. Filling the
+// caches here, while one thread builds the context, leaves nothing to write later. Certificates
+// a default verify path loads lazily (a hashed directory) are not covered.
+void fill_certificate_caches(SSL_CTX* ctx) noexcept {
+    if (X509* own = SSL_CTX_get0_certificate(ctx)) X509_check_purpose(own, -1, 0);
+    STACK_OF(X509)* chain = nullptr;
+    if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain != nullptr)
+        for (int i = 0; i < sk_X509_num(chain); ++i) X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    if (store == nullptr) return;
+    STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+        X509* x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+        if (x != nullptr) X509_check_purpose(x, -1, 0);
+    }
+}
+
 result<std::shared_ptr<tls_context::impl>> new_impl(bool server) {
     ERR_clear_error();
     SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -159,6 +178,7 @@ result<tls_context> tls_context::server(const tls_server_options& opts) {
     SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, impl->get());
     SSL_CTX_set_tlsext_servername_callback(ctx, &on_server_name);
     SSL_CTX_set_tlsext_servername_arg(ctx, impl->get());
+    fill_certificate_caches(ctx);
     tls_context c;
     c.impl_ = std::move(*impl);
     return c;
@@ -186,6 +206,7 @@ result<tls_context> tls_context::client(const tls_client_options& opts) {
     // Sessions are kept per connection (tls_stream::session), not in OpenSSL's cache.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, &detail::on_new_session);
+    fill_certificate_caches(ctx);
     tls_context c;
     c.impl_ = std::move(*impl);
     return c;

@@ -643,17 +643,10 @@ TEST_CASE_TEMPLATE("one tls_context pair serves handshakes on loops on several t
     coronet::testing::temp_dir dir;
     const core::tls_context server_ctx = shared_server_context();
     const core::tls_context client_ctx = shared_client_context(dir);
-    // One handshake first, on this thread: OpenSSL 3.0 fills the shared certificates' cached
-    // extensions (key identifiers...) on first use without proper locking, which TSan reports
-    // from inside libcrypto when the first handshakes run on several threads at once
-    // (openssl/openssl#25202). Contexts are documented as built at setup; this is that setup.
-    std::string warm_up_failed = "not run";
-    run_on<B>([&](core::loop& lp) -> core::task<void> {
-        auto l = core::tcp_listener::bind(lp, core::endpoint::loopback_v4(0));
-        REQUIRE_MESSAGE(l, l.error().message());
-        warm_up_failed = co_await tls_round_trip(*l, server_ctx, client_ctx, -1);
-    });
-    REQUIRE_MESSAGE(warm_up_failed.empty(), warm_up_failed);
+    // No handshake first: OpenSSL 3.0 fills a certificate's cached extensions on first use
+    // without a lock that covers every reader (openssl/openssl#25202), so the first handshakes
+    // on several threads at once raced inside libcrypto until tls_context filled the caches
+    // when it is built. This case is the regression test for that (under TSan).
     constexpr int n = 3;
     constexpr int per_loop = 4;
     std::vector<std::vector<std::string>> failures(n);
