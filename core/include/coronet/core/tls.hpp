@@ -69,7 +69,10 @@ private:
 /// Shared TLS configuration (an OpenSSL SSL_CTX): safe defaults (TLS 1.2 and 1.3 only, no
 /// renegotiation, no compression, `SSL_MODE_RELEASE_BUFFERS`). Copies share the context.
 /// Build it at setup; using it from several loops' threads at once is safe (OpenSSL's
-/// SSL_CTX is), changing it (set_sni_handler) while connections handshake is not.
+/// SSL_CTX is, and building it fills the certificates' cached extensions, which OpenSSL 3.0
+/// would otherwise write during the first handshakes), changing it (set_sni_handler) while
+/// connections handshake is not. CA certificates a default verify path loads lazily (a hashed
+/// directory) are filled on first use by OpenSSL itself.
 class CORONET_CORE_EXPORT tls_context {
 public:
     tls_context() noexcept = default;
