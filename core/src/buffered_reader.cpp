@@ -8,8 +8,8 @@
 
 namespace coronet::core {
 
-buffered_reader::buffered_reader(stream& s, std::size_t max_buffer)
-    : stream_(&s), max_(max_buffer) {}
+buffered_reader::buffered_reader(stream& s, std::size_t max_buffer, memory_budget* budget)
+    : stream_(&s), max_(max_buffer), charge_(budget, growth_step) {}
 
 result<void> buffered_reader::prime(std::span<const std::byte> bytes) {
     if (bytes.empty()) return {};
@@ -58,20 +58,26 @@ void buffered_reader::release_if_empty_and_large() noexcept {
     if (end_ != begin_ || buf_.size() <= kept_when_empty)
         return;
     buf_.reset();
+    charge_.reset();
     begin_ = end_ = 0;
 }
 
 // Grows the buffer toward `want` bytes in all, with no more free room than max(held,
 // growth_step): a length the peer announced is only a limit, memory follows the bytes that
 // arrived (doubling as they keep arriving, so a large body costs O(n) copying, not O(n^2)).
-void buffered_reader::grow_to(std::size_t want) {
+// False when the budget refuses the growth (the buffer is unchanged). A buffer filled by
+// prime() is charged here, at its next growth: the budget may lag, never leak.
+bool buffered_reader::grow_to(std::size_t want) {
     const std::size_t held = end_ - begin_;
     const std::size_t limit = std::min(max_, held + std::max(held, growth_step));
     const std::size_t target = std::min(want, limit);
     if (target <= buf_.size())
-        return;
+        return true;
+    if (!charge_.resize(target))
+        return false;
     compact();
     buf_.resize(target);
+    return true;
 }
 
 void buffered_reader::storage::resize(std::size_t m) {
@@ -99,7 +105,8 @@ result<std::size_t> buffered_reader::prepare_space(std::size_t want) {
         compact();
         return buf_.size() - end_;
     }
-    grow_to(std::max({want, 2 * held, min_buffer}));
+    if (!grow_to(std::max({want, 2 * held, min_buffer})))
+        return errc::over_budget;
     return buf_.size() - end_;
 }
 
@@ -107,9 +114,10 @@ task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
     release_if_empty_and_large();
     const std::size_t held = end_ - begin_;
     if (expected > 1 && buf_.size() - end_ < expected) {
-        // Make the room in one step: compact, then grow toward what the caller expects.
+        // Make the room in one step: compact, then grow toward what the caller expects. A
+        // refusal of the budget is prepare_space's to report, and only if there is no room.
         compact();
-        grow_to(held + std::min(expected, max_ > held ? max_ - held : 0));
+        (void)grow_to(held + std::min(expected, max_ > held ? max_ - held : 0));
     }
     // The read itself, as in fill() (not awaited through it: one coroutine frame less).
     auto space = prepare_space(end_ - begin_ + 1);

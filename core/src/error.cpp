@@ -18,6 +18,7 @@ public:
         case errc::not_open: return "not open";
         case errc::resolve_failed: return "host name resolution failed";
         case errc::invalid_address: return "invalid address";
+        case errc::over_budget: return "memory budget exhausted";
         }
         return "unknown coronet.core error";
     }

@@ -137,8 +137,11 @@ core::task<void> server::serve_connection(core::stream_ptr stream) {
 }
 
 core::task<void> server::connection(core::tcp_stream s) {
-    if (live_ >= opts_.max_connections) {
+    // Out of connections or out of memory budget: refused at once, before a byte is read.
+    const bool over_budget = opts_.memory_budget != nullptr && opts_.memory_budget->exhausted();
+    if (live_ >= opts_.max_connections || over_budget) {
         core::count("http.connections_refused");
+        if (over_budget) core::count("http.over_budget");
         std::string out;
         detail::append_error(out, 503);
         auto w = co_await core::with_timeout(1s, write_out(s, out));
@@ -151,7 +154,8 @@ core::task<void> server::connection(core::tcp_stream s) {
 core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                                   core::clock::time_point first_head_deadline) {
     const parser_limits& lim = opts_.limits;
-    core::buffered_reader rd(s, reader_capacity(lim));
+    core::buffered_reader rd(s, reader_capacity(lim), opts_.memory_budget);
+    core::memory_charge chunk_charge(opts_.memory_budget);  // chunk_body's bytes
     request_parser parser(lim);
     chunked_decoder chunks(lim);
     std::string out;
@@ -243,6 +247,11 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                 got = co_await core::with_timeout(time_left(head_deadline), rd.fill());
             }
             if (!got) {
+                if (got.error() == core::errc::over_budget) {
+                    core::count("http.over_budget");
+                    co_await answer_and_close(503);
+                    co_return;
+                }
                 // A connection that sent nothing is closed without a 408: it may be a client's
                 // unused preconnection, which would read the 408 as its next request's answer.
                 if (got.error() == core::errc::timed_out && !idle) co_await answer_and_close(408);
@@ -274,6 +283,11 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                     read_more = true;
                     auto r = co_await core::with_timeout(opts_.body_timeout, rd.read_exactly(need));
                     if (!r) {
+                        if (r.error() == core::errc::over_budget) {
+                            core::count("http.over_budget");
+                            co_await answer_and_close(503);
+                            co_return;
+                        }
                         if (r.error() == core::errc::timed_out) {
                             detail::append_error(out, 408);
                             (void)co_await flush();
@@ -292,6 +306,11 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                 for (;;) {
                     auto step = chunks.decode(core::as_string(rd.buffered()).substr(pos));
                     pos += step.consumed;
+                    if (!chunk_charge.resize(chunk_body.size() + step.data.size())) {
+                        core::count("http.over_budget");
+                        co_await answer_and_close(503);
+                        co_return;
+                    }
                     chunk_body.append(step.data);
                     if (step.ec) {
                         core::count("http.protocol_errors");
@@ -303,6 +322,11 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                     read_more = true;
                     auto r = co_await core::with_timeout(time_left(body_deadline), rd.fill());
                     if (!r) {
+                        if (r.error() == core::errc::over_budget) {
+                            core::count("http.over_budget");
+                            co_await answer_and_close(503);
+                            co_return;
+                        }
                         if (r.error() == core::errc::timed_out) {
                             detail::append_error(out, 408);
                             (void)co_await flush();
@@ -394,6 +418,11 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
             if (!chunked_stream && res.stream_length < 0) keep_alive = false;  // HTTP/1.0
         }
         rd.consume(consumed);
+        // The decoded body is not needed any more: a large one goes back (as the reader's
+        // buffer does), and its bytes leave the budget.
+        if (chunk_body.capacity() > 2 * core::buffered_reader::growth_step)
+            std::string().swap(chunk_body);
+        chunk_charge.reset();
         if (!keep_alive) {
             (void)co_await flush();
             (void)co_await s.shutdown();

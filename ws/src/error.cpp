@@ -19,6 +19,7 @@ public:
         case errc::queue_full: return "WebSocket send queue full";
         case errc::keepalive_timeout: return "no pong within the keepalive timeout";
         case errc::idle_timeout: return "WebSocket idle timeout";
+        case errc::over_budget: return "memory budget exhausted: try again later";
         }
         return "unknown coronet.ws error";
     }
@@ -40,6 +41,7 @@ std::uint16_t close_code_of(const std::error_code& ec) noexcept {
     case errc::message_too_big: return 1009;
     case errc::queue_full: return 1008;
     case errc::idle_timeout: return 1001;
+    case errc::over_budget: return 1013;
     default: return 1011;
     }
 }

@@ -136,7 +136,10 @@ core::task<void> server::serve(core::tcp_listener& listener) {
 
 core::task<void> server::connection(core::tcp_stream s) {
     live_guard g(live_);
-    if (live_ > opts_.max_connections) {
+    const core::memory_budget* budget = opts_.session.memory_budget;
+    const bool over_budget = budget != nullptr && budget->exhausted();
+    if (over_budget) core::count("ws.over_budget");
+    if (live_ > opts_.max_connections || over_budget) {
         // Refused before the upgrade (RFC 6455 §4.2.1 lets the server answer any HTTP status).
         auto w = co_await core::with_timeout(
             1s, write_text(s, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));

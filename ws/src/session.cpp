@@ -1,5 +1,6 @@
 #include <coronet/ws/session.hpp>
 
+#include <coronet/core/log.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/ws/utf8.hpp>
 
@@ -83,8 +84,10 @@ session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetc
     : stream_(std::move(stream)),
       role_(r),
       opts_(opts),
-      reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024),
-      decoder_(r, wire_limits(opts)) {
+      reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024,
+              opts.memory_budget),
+      decoder_(r, wire_limits(opts)),
+      zin_charge_(opts.memory_budget) {
     (void)reader_.prime(prefetched);
     last_heard_ = last_message_ = core::clock::now();
     if (opts_.agreed_deflate) {
@@ -330,15 +333,31 @@ core::task<void> session::fail(std::error_code ec) {
     (void)sd;
 }
 
+// The budget refused this session's bytes: shed it with 1013 (try again later).
+core::task<std::error_code> session::fail_over_budget() {
+    core::count("ws.over_budget");
+    const auto ec = make_error_code(errc::over_budget);
+    co_await fail(ec);
+    co_return ec;
+}
+
 core::task<core::result<message>> session::receive() {
     if (close_received_) co_return make_error_code(errc::closed);
     receiving_ = true;
     message msg;
+    // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
+    // given back when the message is handed over or dropped.
+    core::memory_charge charge(opts_.memory_budget);
     for (;;) {
         auto chunk = co_await next_data();
         if (!chunk) {
             receiving_ = false;
             co_return chunk.error();
+        }
+        if (!charge.resize(msg.data.size() + chunk->data.size())) {
+            auto ec = co_await fail_over_budget();
+            receiving_ = false;
+            co_return ec;
         }
         if (chunk->first) {
             msg.type = chunk->type;
@@ -424,6 +443,7 @@ core::task<core::result<message_chunk>> session::next_data() {
         // The last inflated message was handed over: an idle session keeps no big buffer.
         release_zin_ = false;
         if (zin_.capacity() > 4096) std::string().swap(zin_);
+        zin_charge_.reset();
     }
     for (;;) {
         auto step = decoder_.decode(reader_.mutable_buffered());
@@ -472,6 +492,7 @@ core::task<core::result<message_chunk>> session::next_data() {
                 }
             }
             if (!got) {
+                if (got.error() == core::errc::over_budget) co_return co_await fail_over_budget();
                 if (got.error() == core::errc::end_of_stream && close_code_ == 0) close_code_ = 1006;
                 co_return got.error();
             }
@@ -501,6 +522,12 @@ core::task<core::result<message_chunk>> session::next_data() {
                 if (!in) {
                     co_await fail(in.error());
                     co_return in.error();
+                }
+                // Charged after the fact (the inflater cannot ask first): a piece the budget
+                // refuses ends the session, and the piece is let go at once.
+                if (!zin_charge_.resize(zin_.size())) {
+                    std::string().swap(zin_);
+                    co_return co_await fail_over_budget();
                 }
                 inflated_size_ += zin_.size();
                 if (step.op == opcode::text && (!zutf8_.feed(zin_) || (step.message_end && !zutf8_.complete()))) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <coronet/core/export.hpp>
+#include <coronet/core/memory_budget.hpp>
 #include <coronet/core/result.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
@@ -26,6 +27,12 @@ namespace coronet::core {
 /// a peer that announces 8 MB and sends 5 KB costs about 5 KB + 64 KiB. A buffer left larger
 /// than 2 × growth_step by a big read is released when a later read call finds the reader
 /// empty (an idle keep-alive connection after an upload holds no big buffer).
+///
+/// With a `memory_budget`, the buffer's size beyond its first `growth_step` bytes is charged to
+/// it (`memory_charge`): growing past that costs one atomic operation per growth step, a read
+/// within it nothing. When the budget refuses a growth the read call fails with
+/// `errc::over_budget` (the bytes already buffered stay); shrinking and destruction give the
+/// bytes back.
 class CORONET_CORE_EXPORT buffered_reader {
 public:
     /// The most free space (bytes not yet received) the reader allocates while it holds no more
@@ -33,18 +40,23 @@ public:
     static constexpr std::size_t growth_step = 64 * 1024;
 
     /// `max_buffer` bounds how many unconsumed bytes the reader holds (default 1 MiB).
-    explicit buffered_reader(stream& s, std::size_t max_buffer = 1024 * 1024);
+    /// `budget` (may be null: nothing is charged) must outlive the reader.
+    explicit buffered_reader(stream& s, std::size_t max_buffer = 1024 * 1024,
+                             memory_budget* budget = nullptr);
 
     /// Reads until `delim` appears among the first `max` unconsumed bytes and returns those
     /// bytes up to and including the delimiter (they stay buffered until `consume`). Errors:
     /// `errc::limit_exceeded` when `max` bytes hold no delimiter, `errc::end_of_stream` when the
-    /// stream ends first, and the stream's errors.
+    /// stream ends first, `errc::over_budget` when the buffer may not grow, and the stream's
+    /// errors.
     task<result<std::span<const std::byte>>> read_until(std::string delim, std::size_t max);
     /// Reads until at least `n` bytes are buffered and returns exactly the first `n` (they stay
     /// buffered until `consume`). `errc::limit_exceeded` when `n` exceeds `max_buffer`. `n` is
     /// a limit, not an allocation size: the buffer grows with the bytes that arrive.
     task<result<std::span<const std::byte>>> read_exactly(std::size_t n);
     /// Reads once more from the stream, appending to the buffer; returns the bytes added.
+    /// Errors: `errc::limit_exceeded` when the buffer holds `max_buffer` bytes,
+    /// `errc::over_budget`, the stream's errors.
     task<result<std::size_t>> fill();
     /// As fill(), first making room for up to `expected` more bytes (capped by max_buffer and
     /// by the growth rule above), so a protocol that knows a large frame is coming reads it in
@@ -71,12 +83,14 @@ public:
     /// Bytes of memory the reader's buffer holds now (buffered or free), for tests and
     /// monitoring.
     std::size_t capacity() const noexcept { return buf_.size(); }
+    /// Bytes charged to the budget now (0 without one).
+    std::size_t charged() const noexcept { return charge_.charged(); }
 
 private:
     result<std::size_t> prepare_space(std::size_t want);
     void release_if_empty_and_large() noexcept;
     void compact() noexcept;
-    void grow_to(std::size_t want);
+    bool grow_to(std::size_t want);
 
     // The buffer's memory comes from malloc: growing is a realloc (a large block moves by
     // remapping its pages rather than copying them) and new room is not zero-filled.
@@ -104,6 +118,7 @@ private:
     stream* stream_;
     std::size_t max_;
     storage buf_;
+    memory_charge charge_;  ///< buf_'s size beyond growth_step, when there is a budget
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
 };

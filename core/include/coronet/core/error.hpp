@@ -25,6 +25,9 @@ enum class errc {
     resolve_failed,
     /// An address string could not be parsed.
     invalid_address,
+    /// A buffer could not grow: its `memory_budget` (the servers' total for buffered peer data)
+    /// is used up. Servers shed load on it (HTTP 503, WebSocket close 1013).
+    over_budget,
 };
 
 /// The error category of `core::errc`; its name is "coronet.core".

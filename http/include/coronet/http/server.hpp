@@ -1,6 +1,7 @@
 #pragma once
 
 #include <coronet/core/loop.hpp>
+#include <coronet/core/memory_budget.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
 #include <coronet/core/stream.hpp>
@@ -35,6 +36,14 @@ struct server_options {
     std::chrono::milliseconds handshake_timeout{10'000};
     /// Connections served at once; more are answered 503 and closed.
     std::size_t max_connections = 10'000;
+    /// The total budget for buffered request bytes, shared with every server and session that
+    /// names it (null: no budget). Each connection's read buffer beyond its first 64 KiB and a
+    /// chunked body being decoded beyond its first 64 KiB are charged to it. A request whose
+    /// bytes the budget refuses is answered 503 with `Connection: close`; while the budget is
+    /// exhausted, new connections are answered 503 and closed at once. Both are counted as
+    /// `http.over_budget` (refused connections also as `http.connections_refused`). Must
+    /// outlive the server.
+    core::memory_budget* memory_budget = &core::memory_budget::process();
     /// After the stop request, how long live requests may finish before they are cancelled.
     std::chrono::milliseconds shutdown_grace{5'000};
     /// Serve HTTPS with this context (ALPN "http/1.1" is the caller's to configure); the
@@ -47,7 +56,7 @@ struct server_options {
 /// streamed response bodies, `Expect: 100-continue`, HEAD, a cached `Date`, HTTP/1.0, header /
 /// body / idle / write timeouts, a connection limit, graceful shutdown and the
 /// connection-takeover interface. Malformed requests get their status (400, 413, 414, 431,
-/// 501, 505) with `Connection: close`. Single-threaded: one server per loop (run one per loop
+/// 501, 505) with `Connection: close`; past the memory budget, 503. Single-threaded: one server per loop (run one per loop
 /// with SO_REUSEPORT listeners to use more cores). The router must outlive the server.
 class CORONET_HTTP_EXPORT server {
 public:

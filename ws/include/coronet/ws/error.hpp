@@ -19,6 +19,7 @@ enum class errc {
     queue_full,             ///< a send met a full queue: dropped, or the session closed with 1008
     keepalive_timeout,      ///< no pong within pong_timeout after a keepalive ping (sent 1011)
     idle_timeout,           ///< no message either way within idle_timeout (sent 1001)
+    over_budget,            ///< the memory budget refused a message's bytes (sent 1013, try again later)
 };
 
 /// The category of ws::errc, named "coronet.ws".
@@ -26,7 +27,8 @@ CORONET_WS_EXPORT const std::error_category& ws_category() noexcept;
 
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), ws_category()}; }
 
-/// The close code to send for `ec` (1002, 1007, 1009; 1011 for anything else).
+/// The close code to send for `ec` (1001, 1002, 1007, 1008, 1009, 1013; 1011 for anything
+/// else).
 CORONET_WS_EXPORT std::uint16_t close_code_of(const std::error_code& ec) noexcept;
 
 /// True if `code` may appear in a close frame on the wire (RFC 6455 §7.4.1, IANA registry):

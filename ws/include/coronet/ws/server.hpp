@@ -23,7 +23,9 @@ struct server_options {
     /// From the accept: the TLS handshake and the upgrade request (a connection that sends
     /// nothing is closed after this long).
     std::chrono::milliseconds handshake_timeout{10'000};
-    std::size_t max_connections = 10'000;                 ///< more are answered 503
+    /// More are answered 503, and so is every new connection while
+    /// `session.memory_budget` is exhausted (counted as `ws.over_budget`).
+    std::size_t max_connections = 10'000;
     const core::tls_context* tls = nullptr;               ///< wss:// with this context
     /// On shutdown, how long sessions (sent 1001) may take to finish before they are cancelled.
     std::chrono::milliseconds shutdown_grace{5'000};

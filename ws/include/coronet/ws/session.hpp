@@ -3,6 +3,7 @@
 #include <coronet/core/async_mutex.hpp>
 #include <coronet/core/buffered_reader.hpp>
 #include <coronet/core/loop.hpp>
+#include <coronet/core/memory_budget.hpp>
 #include <coronet/core/result.hpp>
 #include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
@@ -70,6 +71,14 @@ struct session_options {
     /// skip_incompressible (the negotiation fields are the handshake's). `ws::server`,
     /// `ws::connect` and the bridge copy their handshake's deflate options here.
     deflate_options deflate;
+    /// The total budget for buffered message bytes, shared with every server and session that
+    /// names it (null: no budget). Charged beyond the first 64 KiB of each: the session's read
+    /// buffer, the message receive() assembles, an inflated piece. When the budget refuses, the
+    /// session closes with 1013 (try again later), receive() fails with `errc::over_budget`,
+    /// and `ws.over_budget` is counted. `ws::server` (and the http server in front of the
+    /// http_ws bridge) refuse new connections with 503 while it is exhausted. Must outlive the
+    /// session.
+    core::memory_budget* memory_budget = &core::memory_budget::process();
 };
 
 /// A piece of a message from the streaming receive mode.
@@ -120,7 +129,8 @@ public:
 
     /// The next whole message. Pings are answered with pongs and pongs are dropped on the way.
     /// Errors: `errc::closed` after a close handshake (see close_code/close_reason), a protocol
-    /// error (the session sent the matching close frame first), the stream's errors
+    /// error (the session sent the matching close frame first), `errc::over_budget` (sent
+    /// 1013; see session_options::memory_budget), the stream's errors
     /// (`core::errc::end_of_stream` when the peer left without a close frame: code 1006).
     core::task<core::result<message>> receive();
 
@@ -194,6 +204,7 @@ private:
     core::task<core::result<message_chunk>> next_data();
     core::task<core::result<std::size_t>> fill_with_timers();
     core::task<core::result<std::size_t>> fill_until_close_deadline();
+    core::task<std::error_code> fail_over_budget();
 
     core::stream_ptr stream_;
     role role_;
@@ -207,6 +218,7 @@ private:
     std::unique_ptr<inflater> inflater_;
     std::vector<std::byte> zout_;  ///< the compressed message being sent
     std::string zin_;              ///< the inflated piece being returned
+    core::memory_charge zin_charge_;  ///< zin_'s bytes beyond 64 KiB
     utf8_validator zutf8_;         ///< inflated text, across pieces
     std::uint64_t inflated_size_ = 0;
     bool release_zin_ = false;
