@@ -14,6 +14,7 @@
 #include <testing/certs.hpp>
 #include <testing/http_client_raw.hpp>
 #include <testing/run_bounded.hpp>
+#include <testing/log_capture.hpp>
 
 #include <doctest/doctest.h>
 
@@ -582,25 +583,8 @@ core::task<void> never_reading_peers(core::loop& lp) {
 
 // ---- why serving stopped (issue 13, item 9) --------------------------------------------------
 
-/// Keeps every log line (the loop's thread only).
-class capture_sink final : public core::log_sink {
-public:
-    void log(core::log_level level, std::string_view message) noexcept override {
-        try {
-            lines.emplace_back(level, std::string(message));
-        } catch (...) {
-        }
-    }
-    std::vector<std::pair<core::log_level, std::string>> lines;
-};
-
-/// Installs a sink for a scope.
-struct sink_installed {
-    explicit sink_installed(core::log_sink& s) noexcept { core::set_log_sink(&s); }
-    ~sink_installed() { core::set_log_sink(nullptr); }
-    sink_installed(const sink_installed&) = delete;
-    sink_installed& operator=(const sink_installed&) = delete;
-};
+using coronet::testing::capture_sink;
+using coronet::testing::sink_installed;
 
 core::task<void> stop_is_logged(core::loop& lp) {
     capture_sink sink;
