@@ -56,19 +56,7 @@ http::router echo_routes() {
     return r;
 }
 
-/// Yields to the loop until every end waits for bytes with nothing left to read: the other
-/// side has taken in everything that was sent (the readiness signal; the case's bound ends a
-/// hang).
-core::task<void> until_all_waiting(const std::vector<ct::memory_stream*>& ends) {
-    for (;;) {
-        bool all = true;
-        for (const auto* e : ends)
-            all = all && e->read_pending() && e->readable() == 0;
-        if (all)
-            co_return;
-        (void)co_await core::sleep_for(core::clock::duration::zero());
-    }
-}
+using coronet::testing::until_all_waiting;
 
 std::size_t grown_since(std::size_t before) {
     const std::size_t now = ct::heap_in_use();

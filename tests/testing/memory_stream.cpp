@@ -1,6 +1,7 @@
 #include <testing/memory_stream.hpp>
 
 #include <coronet/core/error.hpp>
+#include <coronet/core/timer.hpp>
 
 #include <algorithm>
 #include <cassert>
@@ -229,6 +230,16 @@ std::pair<std::unique_ptr<memory_stream>, std::unique_ptr<memory_stream>> memory
     auto a = std::make_unique<memory_stream>(lp, b_to_a, a_to_b);
     auto b = std::make_unique<memory_stream>(lp, a_to_b, b_to_a);
     return {std::move(a), std::move(b)};
+}
+
+core::task<void> until_all_waiting(const std::vector<memory_stream*>& ends) {
+    for (;;) {
+        bool all = true;
+        for (const auto* e : ends)
+            all = all && e->read_pending() && e->readable() == 0;
+        if (all) co_return;
+        (void)co_await core::sleep_for(core::clock::duration::zero());
+    }
 }
 
 }  // namespace coronet::testing

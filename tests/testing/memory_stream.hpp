@@ -6,6 +6,7 @@
 
 #include <coronet/core/loop.hpp>
 #include <coronet/core/stream.hpp>
+#include <coronet/core/task.hpp>
 
 #include <cstddef>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace coronet::testing {
 
@@ -111,5 +113,10 @@ private:
 /// `auto [client, server] = memory_stream_pair(lp);`.
 std::pair<std::unique_ptr<memory_stream>, std::unique_ptr<memory_stream>> memory_stream_pair(
     core::loop& lp);
+
+/// Yields to the loop until every one of `ends` waits for bytes with nothing left to read: what
+/// was written to them has been taken in (a readiness signal for "the other side read it all";
+/// the test case's own bound ends a hang).
+core::task<void> until_all_waiting(const std::vector<memory_stream*>& ends);
 
 }  // namespace coronet::testing

@@ -13,6 +13,7 @@
 #include <testing/http_client_raw.hpp>
 #include <testing/memory_stream.hpp>
 #include <testing/run_bounded.hpp>
+#include <testing/log_capture.hpp>
 
 #include <doctest/doctest.h>
 
@@ -37,16 +38,8 @@ namespace {
 constexpr std::size_t kib = 1024;
 
 /// Counts `ws.over_budget` while installed.
-class over_budget_counter final : public core::log_sink {
-public:
-    over_budget_counter() noexcept { core::set_log_sink(this); }
-    ~over_budget_counter() override { core::set_log_sink(nullptr); }
-    void log(core::log_level, std::string_view) noexcept override {}
-    void count(std::string_view name, std::int64_t delta) noexcept override {
-        if (name == "ws.over_budget")
-            n += delta;
-    }
-    std::atomic<std::int64_t> n{0};
+struct over_budget_counter final : coronet::testing::metric_counter {
+    over_budget_counter() : metric_counter("ws.over_budget") {}
 };
 
 // Issue 13: a 1 MiB message to a session whose budget is 256 KiB is refused, not assembled:

@@ -51,18 +51,7 @@ std::vector<std::byte> client_frame(ws::opcode op, bool fin, std::uint64_t annou
     return out;
 }
 
-/// Yields to the loop until every end waits for bytes with nothing left to read: the sessions
-/// have taken in everything that was sent (the readiness signal; the case's bound ends a hang).
-core::task<void> until_all_waiting(const std::vector<ct::memory_stream*>& ends) {
-    for (;;) {
-        bool all = true;
-        for (const auto* e : ends)
-            all = all && e->read_pending() && e->readable() == 0;
-        if (all)
-            co_return;
-        (void)co_await core::sleep_for(core::clock::duration::zero());
-    }
-}
+using coronet::testing::until_all_waiting;
 
 /// receive() (or receive_some() until an error, when `streaming`) until the session fails.
 core::task<void> receive_until_error(ws::session& s, bool streaming, std::error_code& ended) {
