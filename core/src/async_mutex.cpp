@@ -3,12 +3,15 @@
 namespace coronet::core {
 
 bool async_mutex::try_lock() noexcept {
-    if (locked_) return false;
+    if (locked_)
+        return false;
     locked_ = true;
     return true;
 }
 
-bool async_mutex::lock_awaitable::await_ready() noexcept { return m_->try_lock(); }
+bool async_mutex::lock_awaitable::await_ready() noexcept {
+    return m_->try_lock();
+}
 
 bool async_mutex::lock_awaitable::suspend(std::coroutine_handle<> h, stop_token tok) {
     resume_.waiter = h;
@@ -17,8 +20,10 @@ bool async_mutex::lock_awaitable::suspend(std::coroutine_handle<> h, stop_token 
         return false;
     }
     next_ = nullptr;
-    if (m_->tail_ != nullptr) m_->tail_->next_ = this;
-    else m_->head_ = this;
+    if (m_->tail_ != nullptr)
+        m_->tail_->next_ = this;
+    else
+        m_->head_ = this;
     m_->tail_ = this;
     canceller_.attach(tok.source());
     return true;
@@ -30,10 +35,14 @@ void async_mutex::lock_awaitable::on_stop(stop_callback_base* cb) noexcept {
     // Still queued (a waiter handed the lock is no longer in the list): leave without it.
     lock_awaitable* prev = nullptr;
     for (lock_awaitable* w = m->head_; w != nullptr; prev = w, w = w->next_) {
-        if (w != self) continue;
-        if (prev != nullptr) prev->next_ = w->next_;
-        else m->head_ = w->next_;
-        if (m->tail_ == w) m->tail_ = prev;
+        if (w != self)
+            continue;
+        if (prev != nullptr)
+            prev->next_ = w->next_;
+        else
+            m->head_ = w->next_;
+        if (m->tail_ == w)
+            m->tail_ = prev;
         self->canceled_ = true;
         loop::current()->complete_later(self->resume_);
         return;
@@ -42,7 +51,8 @@ void async_mutex::lock_awaitable::on_stop(stop_callback_base* cb) noexcept {
 
 result<void> async_mutex::lock_awaitable::await_resume() noexcept {
     canceller_.detach();
-    if (canceled_) return errc::operation_canceled;
+    if (canceled_)
+        return errc::operation_canceled;
     return {};
 }
 
@@ -53,10 +63,11 @@ void async_mutex::unlock() noexcept {
         return;
     }
     head_ = w->next_;
-    if (head_ == nullptr) tail_ = nullptr;
+    if (head_ == nullptr)
+        tail_ = nullptr;
     // The lock passes straight to the waiter (locked_ stays true); it resumes from the loop.
     w->canceller_.detach();
     loop::current()->complete_later(w->resume_);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

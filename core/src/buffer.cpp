@@ -13,12 +13,14 @@ shared_buffer shared_buffer::make(std::size_t size) {
 
 shared_buffer shared_buffer::copy_of(const_buffer bytes) {
     shared_buffer b = make(bytes.size());
-    if (!bytes.empty()) std::memcpy(b.mutable_data(), bytes.data(), bytes.size());
+    if (!bytes.empty())
+        std::memcpy(b.mutable_data(), bytes.data(), bytes.size());
     return b;
 }
 
 void shared_buffer::release() noexcept {
-    if (h_ == nullptr) return;
+    if (h_ == nullptr)
+        return;
     if (h_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::size_t n = sizeof(header) + h_->size;
         h_->~header();
@@ -27,4 +29,4 @@ void shared_buffer::release() noexcept {
     h_ = nullptr;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

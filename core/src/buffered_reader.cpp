@@ -12,13 +12,17 @@ buffered_reader::buffered_reader(stream& s, std::size_t max_buffer, memory_budge
     : stream_(&s), max_(max_buffer), charge_(budget, growth_step) {}
 
 result<void> buffered_reader::prime(std::span<const std::byte> bytes) {
-    if (bytes.empty()) return {};
-    if (end_ - begin_ + bytes.size() > max_) return errc::limit_exceeded;
+    if (bytes.empty())
+        return {};
+    if (end_ - begin_ + bytes.size() > max_)
+        return errc::limit_exceeded;
     if (buf_.size() - end_ < bytes.size()) {
-        if (begin_ > 0 && end_ > begin_) std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        if (begin_ > 0 && end_ > begin_)
+            std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
         end_ -= begin_;
         begin_ = 0;
-        if (buf_.size() - end_ < bytes.size()) buf_.resize(end_ + bytes.size());
+        if (buf_.size() - end_ < bytes.size())
+            buf_.resize(end_ + bytes.size());
     }
     std::memcpy(buf_.data() + end_, bytes.data(), bytes.size());
     end_ += bytes.size();
@@ -27,7 +31,8 @@ result<void> buffered_reader::prime(std::span<const std::byte> bytes) {
 
 void buffered_reader::consume(std::size_t n) noexcept {
     begin_ += std::min(n, end_ - begin_);
-    if (begin_ == end_) begin_ = end_ = 0;
+    if (begin_ == end_)
+        begin_ = end_ = 0;
 }
 
 std::vector<std::byte> buffered_reader::release_prefetched() {
@@ -99,8 +104,10 @@ void buffered_reader::storage::resize(std::size_t m) {
 result<std::size_t> buffered_reader::prepare_space(std::size_t want) {
     release_if_empty_and_large();
     std::size_t held = end_ - begin_;
-    if (held >= max_) return errc::limit_exceeded;
-    if (end_ < buf_.size()) return buf_.size() - end_;
+    if (held >= max_)
+        return errc::limit_exceeded;
+    if (end_ < buf_.size())
+        return buf_.size() - end_;
     if (begin_ > 0) {
         compact();
         return buf_.size() - end_;
@@ -121,52 +128,62 @@ task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
     }
     // The read itself, as in fill() (not awaited through it: one coroutine frame less).
     auto space = prepare_space(end_ - begin_ + 1);
-    if (!space) co_return space.error();
+    if (!space)
+        co_return space.error();
     auto n = co_await stream_->read_some(mutable_buffer(buf_.data() + end_, *space));
-    if (!n) co_return n.error();
+    if (!n)
+        co_return n.error();
     end_ += *n;
     co_return *n;
 }
 
 task<result<std::size_t>> buffered_reader::fill() {
     auto space = prepare_space(end_ - begin_ + 1);
-    if (!space) co_return space.error();
+    if (!space)
+        co_return space.error();
     auto n = co_await stream_->read_some(mutable_buffer(buf_.data() + end_, *space));
-    if (!n) co_return n.error();
+    if (!n)
+        co_return n.error();
     end_ += *n;
     co_return *n;
 }
 
 task<result<std::span<const std::byte>>> buffered_reader::read_until(std::string delim,
                                                                      std::size_t max) {
-    std::size_t scanned = 0;  // bytes of the unconsumed data already searched
+    std::size_t scanned = 0; // bytes of the unconsumed data already searched
     for (;;) {
         std::string_view hay(reinterpret_cast<const char*>(buf_.data() + begin_), end_ - begin_);
         std::size_t from = scanned >= delim.size() ? scanned - delim.size() + 1 : 0;
         std::size_t pos = hay.find(delim, from);
         if (pos != std::string_view::npos && pos + delim.size() <= max)
             co_return std::span<const std::byte>(buf_.data() + begin_, pos + delim.size());
-        if (hay.size() >= max) co_return errc::limit_exceeded;
+        if (hay.size() >= max)
+            co_return errc::limit_exceeded;
         scanned = hay.size();
         auto space = prepare_space(std::min(max, max_));
-        if (!space) co_return space.error();
+        if (!space)
+            co_return space.error();
         std::size_t room = std::min(*space, max - (end_ - begin_));
         auto n = co_await stream_->read_some(mutable_buffer(buf_.data() + end_, room));
-        if (!n) co_return n.error();
+        if (!n)
+            co_return n.error();
         end_ += *n;
     }
 }
 
 task<result<std::span<const std::byte>>> buffered_reader::read_exactly(std::size_t n) {
-    if (n > max_) co_return errc::limit_exceeded;
+    if (n > max_)
+        co_return errc::limit_exceeded;
     while (end_ - begin_ < n) {
         auto space = prepare_space(n);
-        if (!space) co_return space.error();
+        if (!space)
+            co_return space.error();
         auto r = co_await stream_->read_some(mutable_buffer(buf_.data() + end_, *space));
-        if (!r) co_return r.error();
+        if (!r)
+            co_return r.error();
         end_ += *r;
     }
     co_return std::span<const std::byte>(buf_.data() + begin_, n);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

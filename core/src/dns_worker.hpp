@@ -43,4 +43,4 @@ private:
     std::thread thread_;
 };
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

@@ -10,18 +10,23 @@
 
 namespace coronet::core {
 
-endpoint::endpoint() noexcept : addr_{}, len_(0) { addr_.ss_family = AF_UNSPEC; }
+endpoint::endpoint() noexcept : addr_{}, len_(0) {
+    addr_.ss_family = AF_UNSPEC;
+}
 
 endpoint::endpoint(const ::sockaddr* sa, ::socklen_t len) noexcept : addr_{}, len_(0) {
-    if (len > sizeof addr_) len = sizeof addr_;
+    if (len > sizeof addr_)
+        len = sizeof addr_;
     std::memcpy(&addr_, sa, len);
     len_ = len;
 }
 
 result<endpoint> endpoint::from_ip(std::string_view address, std::uint16_t port) {
     char buf[INET6_ADDRSTRLEN + 1];
-    if (address.size() >= sizeof buf) return errc::invalid_address;
-    if (!address.empty()) std::memcpy(buf, address.data(), address.size());
+    if (address.size() >= sizeof buf)
+        return errc::invalid_address;
+    if (!address.empty())
+        std::memcpy(buf, address.data(), address.size());
     buf[address.size()] = '\0';
     endpoint e;
     ::sockaddr_in v4{};
@@ -41,17 +46,21 @@ result<endpoint> endpoint::from_ip(std::string_view address, std::uint16_t port)
 
 result<endpoint> endpoint::from_unix_path(std::string_view path) {
     ::sockaddr_un un{};
-    if (path.empty() || path.size() >= sizeof un.sun_path) return errc::invalid_address;
+    if (path.empty() || path.size() >= sizeof un.sun_path)
+        return errc::invalid_address;
     un.sun_family = AF_UNIX;
     std::memcpy(un.sun_path, path.data(), path.size());
     ::socklen_t len = static_cast<::socklen_t>(offsetof(::sockaddr_un, sun_path) + path.size());
-    if (path[0] == '@') un.sun_path[0] = '\0';  // abstract namespace: no trailing NUL
-    else len += 1;
+    if (path[0] == '@')
+        un.sun_path[0] = '\0'; // abstract namespace: no trailing NUL
+    else
+        len += 1;
     return endpoint(reinterpret_cast<::sockaddr*>(&un), len);
 }
 
 result<endpoint> endpoint::parse(std::string_view text) {
-    if (text.substr(0, 5) == "unix:") return from_unix_path(text.substr(5));
+    if (text.substr(0, 5) == "unix:")
+        return from_unix_path(text.substr(5));
     std::string_view host;
     std::string_view port;
     if (!text.empty() && text.front() == '[') {
@@ -62,10 +71,12 @@ result<endpoint> endpoint::parse(std::string_view text) {
         port = text.substr(close + 2);
     } else {
         auto colon = text.rfind(':');
-        if (colon == std::string_view::npos) return errc::invalid_address;
+        if (colon == std::string_view::npos)
+            return errc::invalid_address;
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos) return errc::invalid_address;
+        if (host.find(':') != std::string_view::npos)
+            return errc::invalid_address;
     }
     unsigned p = 0;
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
@@ -83,7 +94,8 @@ endpoint endpoint::loopback_v4(std::uint16_t port) noexcept {
 }
 
 std::uint16_t endpoint::port() const noexcept {
-    if (family() == AF_INET) return ntohs(reinterpret_cast<const ::sockaddr_in*>(&addr_)->sin_port);
+    if (family() == AF_INET)
+        return ntohs(reinterpret_cast<const ::sockaddr_in*>(&addr_)->sin_port);
     if (family() == AF_INET6)
         return ntohs(reinterpret_cast<const ::sockaddr_in6*>(&addr_)->sin6_port);
     return 0;
@@ -92,7 +104,8 @@ std::uint16_t endpoint::port() const noexcept {
 std::string endpoint::host_string() const {
     char buf[INET6_ADDRSTRLEN] = {};
     if (family() == AF_INET) {
-        ::inet_ntop(AF_INET, &reinterpret_cast<const ::sockaddr_in*>(&addr_)->sin_addr, buf, sizeof buf);
+        ::inet_ntop(AF_INET, &reinterpret_cast<const ::sockaddr_in*>(&addr_)->sin_addr, buf,
+                    sizeof buf);
         return buf;
     }
     if (family() == AF_INET6) {
@@ -102,20 +115,26 @@ std::string endpoint::host_string() const {
     }
     if (family() == AF_UNIX) {
         const auto* un = reinterpret_cast<const ::sockaddr_un*>(&addr_);
-        std::size_t n = len_ > offsetof(::sockaddr_un, sun_path) ? len_ - offsetof(::sockaddr_un, sun_path) : 0;
+        std::size_t n =
+            len_ > offsetof(::sockaddr_un, sun_path) ? len_ - offsetof(::sockaddr_un, sun_path) : 0;
         std::string path(un->sun_path, n);
-        if (!path.empty() && path[0] == '\0') path[0] = '@';
-        while (!path.empty() && path.back() == '\0') path.pop_back();
+        if (!path.empty() && path[0] == '\0')
+            path[0] = '@';
+        while (!path.empty() && path.back() == '\0')
+            path.pop_back();
         return path;
     }
     return {};
 }
 
 std::string endpoint::to_string() const {
-    if (family() == AF_INET) return host_string() + ":" + std::to_string(port());
-    if (family() == AF_INET6) return "[" + host_string() + "]:" + std::to_string(port());
-    if (family() == AF_UNIX) return "unix:" + host_string();
+    if (family() == AF_INET)
+        return host_string() + ":" + std::to_string(port());
+    if (family() == AF_INET6)
+        return "[" + host_string() + "]:" + std::to_string(port());
+    if (family() == AF_UNIX)
+        return "unix:" + host_string();
     return {};
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

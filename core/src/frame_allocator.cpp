@@ -37,14 +37,17 @@ struct frame_pool {
 
 thread_local frame_pool pool;
 
-std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule - 1; }
+std::size_t class_of(std::size_t size) noexcept {
+    return (size + granule - 1) / granule - 1;
+}
 
-}  // namespace
+} // namespace
 
 void* allocate_frame(std::size_t size) {
-    if (size == 0 || size > max_pooled) return ::operator new(size);
+    if (size == 0 || size > max_pooled)
+        return ::operator new(size);
     std::size_t c = class_of(size);
-    frame_pool& p = pool;  // one thread-local lookup (a call in a -fPIC library), not four
+    frame_pool& p = pool; // one thread-local lookup (a call in a -fPIC library), not four
     if (free_block* b = p.heads[c]) {
         p.heads[c] = b->next;
         --p.counts[c];
@@ -54,7 +57,9 @@ void* allocate_frame(std::size_t size) {
     return ::operator new((c + 1) * granule);
 }
 
-std::size_t free_frame_bytes() noexcept { return pool.free_bytes; }
+std::size_t free_frame_bytes() noexcept {
+    return pool.free_bytes;
+}
 
 void release_free_frames(std::size_t keep_per_class) noexcept {
     frame_pool& fp = pool;
@@ -88,4 +93,4 @@ void deallocate_frame(void* p, std::size_t size) noexcept {
     fp.free_bytes += bytes;
 }
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

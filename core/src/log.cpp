@@ -9,12 +9,13 @@ namespace coronet::core {
 namespace {
 stderr_log_sink default_sink;
 std::atomic<log_sink*> installed{nullptr};
-}  // namespace
+} // namespace
 
 void log_sink::count(std::string_view, std::int64_t) noexcept {}
 
 void stderr_log_sink::log(log_level level, std::string_view message) noexcept {
-    if (level < min_) return;
+    if (level < min_)
+        return;
     static constexpr const char* names[] = {"debug", "info", "warn", "error"};
     char line[1024];
     const char* name = names[static_cast<int>(level)];
@@ -25,18 +26,21 @@ void stderr_log_sink::log(log_level level, std::string_view message) noexcept {
     line[pos++] = ':';
     line[pos++] = ' ';
     std::size_t m = message.size() < sizeof line - pos - 1 ? message.size() : sizeof line - pos - 1;
-    if (m > 0) std::memcpy(line + pos, message.data(), m);
+    if (m > 0)
+        std::memcpy(line + pos, message.data(), m);
     pos += m;
     line[pos++] = '\n';
     // One write per line so concurrent loggers do not interleave within a line.
     [[maybe_unused]] auto r = ::write(2, line, pos);
 }
 
-void set_log_sink(log_sink* sink) noexcept { installed.store(sink, std::memory_order_release); }
+void set_log_sink(log_sink* sink) noexcept {
+    installed.store(sink, std::memory_order_release);
+}
 
 log_sink& current_log_sink() noexcept {
     log_sink* s = installed.load(std::memory_order_acquire);
     return s != nullptr ? *s : default_sink;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -1,5 +1,5 @@
-#include <coronet/core/loop.hpp>
 #include <coronet/core/frame_allocator.hpp>
+#include <coronet/core/loop.hpp>
 #include <coronet/core/timer.hpp>
 
 #include "backend/backend.hpp"
@@ -26,7 +26,7 @@ void op_canceller::fire(stop_callback_base* self) noexcept {
     io_op* op = static_cast<op_canceller*>(self)->op;
     op->owner->cancel(*op);
 }
-}  // namespace detail
+} // namespace detail
 
 namespace {
 thread_local loop* current_loop = nullptr;
@@ -34,15 +34,18 @@ thread_local loop* current_loop = nullptr;
 constexpr std::size_t idle_frames_per_class = 32;
 
 backend_kind choose_backend(const loop_options& opts) {
-    if (opts.backend) return *opts.backend;
+    if (opts.backend)
+        return *opts.backend;
     if (const char* env = std::getenv("CORONET_BACKEND")) {
         std::string v(env);
-        if (v == "epoll") return backend_kind::epoll;
-        if (v == "uring" || v == "io_uring") return backend_kind::uring;
+        if (v == "epoll")
+            return backend_kind::epoll;
+        if (v == "uring" || v == "io_uring")
+            return backend_kind::uring;
     }
     return uring_available() ? backend_kind::uring : backend_kind::epoll;
 }
-}  // namespace
+} // namespace
 
 std::string_view to_string(backend_kind k) noexcept {
     return k == backend_kind::uring ? "uring" : "epoll";
@@ -70,7 +73,8 @@ struct loop::timer_heap {
         entry e = heap[i];
         while (i > 0) {
             std::size_t parent = (i - 1) / 2;
-            if (!(e.when < heap[parent].when)) break;
+            if (!(e.when < heap[parent].when))
+                break;
             place(i, heap[parent]);
             i = parent;
         }
@@ -81,9 +85,12 @@ struct loop::timer_heap {
         const std::size_t n = heap.size();
         for (;;) {
             std::size_t c = 2 * i + 1;
-            if (c >= n) break;
-            if (c + 1 < n && heap[c + 1].when < heap[c].when) ++c;
-            if (!(heap[c].when < e.when)) break;
+            if (c >= n)
+                break;
+            if (c + 1 < n && heap[c + 1].when < heap[c].when)
+                ++c;
+            if (!(heap[c].when < e.when))
+                break;
             place(i, heap[c]);
             i = c;
         }
@@ -98,7 +105,8 @@ struct loop::timer_heap {
         t->index = static_cast<std::size_t>(-1);
         entry last = heap.back();
         heap.pop_back();
-        if (last.node == t) return;
+        if (last.node == t)
+            return;
         place(i, last);
         sift_down(i);
         sift_up(last.node->index);
@@ -112,16 +120,17 @@ struct loop::posted_queue {
 };
 
 loop::loop(loop_options opts)
-    : kind_(choose_backend(opts)),
-      timers_(std::make_unique<timer_heap>()),
-      posted_(std::make_unique<posted_queue>()),
-      heap_trim_threshold_(opts.heap_trim_threshold),
+    : kind_(choose_backend(opts)), timers_(std::make_unique<timer_heap>()),
+      posted_(std::make_unique<posted_queue>()), heap_trim_threshold_(opts.heap_trim_threshold),
       heap_trim_interval_(opts.heap_trim_interval) {
-    if (kind_ == backend_kind::uring) backend_ = detail::make_uring_backend(*this, opts);
-    else backend_ = detail::make_epoll_backend(*this);
+    if (kind_ == backend_kind::uring)
+        backend_ = detail::make_uring_backend(*this, opts);
+    else
+        backend_ = detail::make_epoll_backend(*this);
 
     int efd = ::eventfd(0, EFD_CLOEXEC | (kind_ == backend_kind::epoll ? EFD_NONBLOCK : 0));
-    if (efd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+    if (efd < 0)
+        throw std::system_error(errno, std::system_category(), "eventfd");
     wake_fd_.fd = efd;
     wake_op_.code = detail::op_code::read;
     wake_op_.fds = &wake_fd_;
@@ -154,7 +163,8 @@ loop::~loop() {
     if (wake_op_.in_flight) {
         wake_op_.on_complete = [](detail::io_op*) noexcept {};
         cancel(wake_op_);
-        for (int i = 0; i < 100 && wake_op_.in_flight; ++i) backend_->wait(clock::duration::zero());
+        for (int i = 0; i < 100 && wake_op_.in_flight; ++i)
+            backend_->wait(clock::duration::zero());
         run_ready();
     }
     backend_->remove_fd(wake_fd_);
@@ -162,42 +172,60 @@ loop::~loop() {
     ::close(wake_fd_.fd);
 }
 
-loop* loop::current() noexcept { return current_loop; }
+loop* loop::current() noexcept {
+    return current_loop;
+}
 
 bool loop::start(detail::io_op& op) {
     op.owner = this;
     return backend_->start(op);
 }
 
-void loop::cancel(detail::io_op& op) noexcept { backend_->cancel(op); }
+void loop::cancel(detail::io_op& op) noexcept {
+    backend_->cancel(op);
+}
 
-void loop::add_fd(detail::fd_state& fds) { backend_->add_fd(fds); }
+void loop::add_fd(detail::fd_state& fds) {
+    backend_->add_fd(fds);
+}
 
-void loop::remove_fd(detail::fd_state& fds) noexcept { backend_->remove_fd(fds); }
+void loop::remove_fd(detail::fd_state& fds) noexcept {
+    backend_->remove_fd(fds);
+}
 
 void loop::complete_later(detail::io_op& op) noexcept {
     op.next = nullptr;
-    if (ready_tail_ != nullptr) ready_tail_->next = &op;
-    else ready_head_ = &op;
+    if (ready_tail_ != nullptr)
+        ready_tail_->next = &op;
+    else
+        ready_head_ = &op;
     ready_tail_ = &op;
 }
 
-void loop::add_timer(detail::timer_node& t) { timers_->push(&t); }
-
-void loop::remove_timer(detail::timer_node& t) noexcept {
-    if (t.queued()) timers_->erase(&t);
+void loop::add_timer(detail::timer_node& t) {
+    timers_->push(&t);
 }
 
-bool loop::has_provided_buffers() const noexcept { return backend_->has_provided_buffers(); }
+void loop::remove_timer(detail::timer_node& t) noexcept {
+    if (t.queued())
+        timers_->erase(&t);
+}
+
+bool loop::has_provided_buffers() const noexcept {
+    return backend_->has_provided_buffers();
+}
 
 std::span<std::byte> loop::provided_buffer(std::uint32_t cqe_flags, unsigned& id) const noexcept {
     return backend_->provided_buffer(cqe_flags, id);
 }
 
-void loop::recycle_provided_buffer(unsigned id) noexcept { backend_->recycle_provided_buffer(id); }
+void loop::recycle_provided_buffer(unsigned id) noexcept {
+    backend_->recycle_provided_buffer(id);
+}
 
 detail::dns_worker& loop::dns() {
-    if (!dns_) dns_ = std::make_unique<detail::dns_worker>(*this);
+    if (!dns_)
+        dns_ = std::make_unique<detail::dns_worker>(*this);
     return *dns_;
 }
 
@@ -213,7 +241,8 @@ void loop::stop() noexcept {
 void loop::post(std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(posted_->mu);
     posted_->items.push_back(std::move(fn));
-    if (posted_->wake_pending) return;
+    if (posted_->wake_pending)
+        return;
     posted_->wake_pending = true;
     // The wake-up is written under the lock (once per drain, it never blocks): the drain that
     // runs `fn` takes the lock after it, so once `fn` has run this call no longer touches the
@@ -239,7 +268,8 @@ void loop::drain_posted() {
         items.swap(posted_->items);
         posted_->wake_pending = false;
     }
-    for (auto& fn : items) fn();
+    for (auto& fn : items)
+        fn();
 }
 
 void loop::run_ready() noexcept {
@@ -255,14 +285,17 @@ void loop::run_ready() noexcept {
 }
 
 std::optional<clock::duration> loop::next_timeout() const {
-    if (ready_head_ != nullptr) return clock::duration::zero();
-    if (timers_->heap.empty()) return std::nullopt;
+    if (ready_head_ != nullptr)
+        return clock::duration::zero();
+    if (timers_->heap.empty())
+        return std::nullopt;
     auto d = timers_->heap.front().when - clock::now();
     return d < clock::duration::zero() ? clock::duration::zero() : d;
 }
 
 void loop::fire_timers() {
-    if (timers_->heap.empty()) return;
+    if (timers_->heap.empty())
+        return;
     const auto now = clock::now();
     while (!timers_->heap.empty() && timers_->heap.front().when <= now) {
         detail::timer_node* t = timers_->heap.front().node;
@@ -280,9 +313,11 @@ void loop::fire_timers() {
 // heap. The burst's pooled coroutine frames are freed first, or they would pin pages.
 std::optional<clock::duration> loop::trim_heap_if_idle() {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    if (heap_trim_threshold_ == 0 || ready_head_ != nullptr) return std::nullopt;
+    if (heap_trim_threshold_ == 0 || ready_head_ != nullptr)
+        return std::nullopt;
     const auto now = clock::now();
-    if (now < next_heap_check_) return next_heap_check_ - now;
+    if (now < next_heap_check_)
+        return next_heap_check_ - now;
     next_heap_check_ = now + heap_trim_interval_;
     // Pooled frames are free memory too, though malloc counts them as in use.
     if (::mallinfo2().fordblks + detail::free_frame_bytes() >= heap_trim_threshold_) {
@@ -296,7 +331,8 @@ std::optional<clock::duration> loop::trim_heap_if_idle() {
 std::optional<clock::duration> loop::next_wait() {
     auto wait = next_timeout();
     const auto check = trim_heap_if_idle();
-    if (check && (!wait || *check < *wait)) wait = check;
+    if (check && (!wait || *check < *wait))
+        wait = check;
     return wait;
 }
 
@@ -306,7 +342,8 @@ void loop::run() {
     running_ = true;
     while (!stop_) {
         run_ready();
-        if (stop_) break;
+        if (stop_)
+            break;
         backend_->wait(next_wait());
         fire_timers();
     }
@@ -315,4 +352,4 @@ void loop::run() {
     current_loop = prev;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

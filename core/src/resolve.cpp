@@ -43,7 +43,8 @@ void dns_worker::run() {
         {
             std::unique_lock<std::mutex> lock(mu_);
             cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (stopping_) return;
+            if (stopping_)
+                return;
             job = std::move(queue_.front());
             queue_.pop_front();
         }
@@ -66,7 +67,7 @@ namespace {
 struct resolve_awaitable {
     std::shared_ptr<dns_job> job;
     loop* lp;
-    io_op resume_op;  // carries a cancellation's deferred resumption
+    io_op resume_op; // carries a cancellation's deferred resumption
     bool canceled = false;
     bool done = false;
 
@@ -100,14 +101,17 @@ struct resolve_awaitable {
     }
     result<std::vector<endpoint>> await_resume() {
         cancel_cb.detach();
-        if (canceled) return errc::operation_canceled;
-        if (job->gai_error != 0) return errc::resolve_failed;
-        if (job->out.empty()) return errc::resolve_failed;
+        if (canceled)
+            return errc::operation_canceled;
+        if (job->gai_error != 0)
+            return errc::resolve_failed;
+        if (job->out.empty())
+            return errc::resolve_failed;
         return std::move(job->out);
     }
 };
-}  // namespace
-}  // namespace detail
+} // namespace
+} // namespace detail
 
 task<result<std::vector<endpoint>>> resolve(std::string host, std::uint16_t port, int family) {
     // Numeric addresses need no worker round trip.
@@ -121,4 +125,4 @@ task<result<std::vector<endpoint>>> resolve(std::string host, std::uint16_t port
     co_return co_await aw;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

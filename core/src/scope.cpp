@@ -7,8 +7,10 @@
 namespace coronet::core {
 namespace detail {
 namespace {
-scope_child run_child(task<void> t) { co_await std::move(t); }
-}  // namespace
+scope_child run_child(task<void> t) {
+    co_await std::move(t);
+}
+} // namespace
 
 std::coroutine_handle<> scope_child_promise::final_awaiter::await_suspend(
     std::coroutine_handle<scope_child_promise> h) noexcept {
@@ -17,13 +19,16 @@ std::coroutine_handle<> scope_child_promise::final_awaiter::await_suspend(
     return owner->child_done();
 }
 
-void scope_child_promise::unhandled_exception() noexcept { scope->report(std::current_exception()); }
-}  // namespace detail
+void scope_child_promise::unhandled_exception() noexcept {
+    scope->report(std::current_exception());
+}
+} // namespace detail
 
 task_scope::task_scope(stop_token parent) noexcept : stop_(parent) {}
 
 task_scope::~task_scope() {
-    if (live_ != 0) std::terminate();  // children would outlive the scope they point at
+    if (live_ != 0)
+        std::terminate(); // children would outlive the scope they point at
 }
 
 void task_scope::spawn(task<void> t) {
@@ -63,4 +68,4 @@ void task_scope::report(std::exception_ptr e) noexcept {
     log(log_level::error, what);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

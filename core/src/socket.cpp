@@ -15,19 +15,22 @@ namespace {
 // epoll needs non-blocking descriptors; io_uring arms its own poll and works with blocking ones.
 void fit_blocking_mode(loop& lp, int fd) noexcept {
     int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0) return;
+    if (fl < 0)
+        return;
     int want = lp.backend() == backend_kind::epoll ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    if (want != fl) ::fcntl(fd, F_SETFL, want);
+    if (want != fl)
+        ::fcntl(fd, F_SETFL, want);
 }
 
 bool is_tcp(int fd) noexcept {
     ::sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    if (::getsockname(fd, reinterpret_cast<::sockaddr*>(&ss), &len) != 0) return false;
+    if (::getsockname(fd, reinterpret_cast<::sockaddr*>(&ss), &len) != 0)
+        return false;
     return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
 }
 
-}  // namespace
+} // namespace
 
 // ---- tcp_stream --------------------------------------------------------------------------
 
@@ -39,7 +42,8 @@ tcp_stream::tcp_stream(loop& lp, int fd) noexcept : loop_(&lp) {
 tcp_stream::tcp_stream(tcp_stream&& o) noexcept
     : lent_id_(std::exchange(o.lent_id_, no_lent)), loop_(std::exchange(o.loop_, nullptr)) {
     // The epoll registration points at the old fd_state; drop it and re-register lazily.
-    if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+    if (loop_ != nullptr)
+        loop_->remove_fd(o.fds_);
     fds_.fd = std::exchange(o.fds_.fd, -1);
 }
 
@@ -48,58 +52,76 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
         close();
         loop_ = std::exchange(o.loop_, nullptr);
         lent_id_ = std::exchange(o.lent_id_, no_lent);
-        if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+        if (loop_ != nullptr)
+            loop_->remove_fd(o.fds_);
         fds_.fd = std::exchange(o.fds_.fd, -1);
     }
     return *this;
 }
 
-tcp_stream::~tcp_stream() { close(); }
+tcp_stream::~tcp_stream() {
+    close();
+}
 
 void tcp_stream::return_lent() noexcept {
-    if (lent_id_ == no_lent) return;
+    if (lent_id_ == no_lent)
+        return;
     loop_->recycle_provided_buffer(lent_id_);
     lent_id_ = no_lent;
 }
 
 void tcp_stream::release_receive_buffer() noexcept {
-    if (loop_ != nullptr) return_lent();
+    if (loop_ != nullptr)
+        return_lent();
     stream::release_receive_buffer();
 }
 
 result<std::size_t> tcp_stream::try_write(const_buffer buf) noexcept {
-    if (fds_.fd < 0) return errc::not_open;
-    if (broken()) return errc::stream_broken;
-    if (buf.empty()) return std::size_t{0};
+    if (fds_.fd < 0)
+        return errc::not_open;
+    if (broken())
+        return errc::stream_broken;
+    if (buf.empty())
+        return std::size_t{0};
     for (;;) {
         ssize_t n = ::send(fds_.fd, buf.data(), buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0) return static_cast<std::size_t>(n);
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
+        if (n >= 0)
+            return static_cast<std::size_t>(n);
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return std::size_t{0};
         return errno_code(errno);
     }
 }
 
 void tcp_stream::close() noexcept {
-    if (loop_ != nullptr) return_lent();
-    if (fds_.fd < 0) return;
-    if (loop_ != nullptr) loop_->remove_fd(fds_);
+    if (loop_ != nullptr)
+        return_lent();
+    if (fds_.fd < 0)
+        return;
+    if (loop_ != nullptr)
+        loop_->remove_fd(fds_);
     ::close(fds_.fd);
     fds_.fd = -1;
 }
 
 result<void> tcp_stream::set_nodelay(bool on) noexcept {
-    if (fds_.fd < 0) return errc::not_open;
-    if (!is_tcp(fds_.fd)) return {};
+    if (fds_.fd < 0)
+        return errc::not_open;
+    if (!is_tcp(fds_.fd))
+        return {};
     int v = on ? 1 : 0;
-    if (::setsockopt(fds_.fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0) return errno_code(errno);
+    if (::setsockopt(fds_.fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
+        return errno_code(errno);
     return {};
 }
 
 result<endpoint> tcp_stream::local_endpoint() const noexcept {
     endpoint e;
     socklen_t len = endpoint::capacity();
-    if (::getsockname(fds_.fd, e.data(), &len) != 0) return errno_code(errno);
+    if (::getsockname(fds_.fd, e.data(), &len) != 0)
+        return errno_code(errno);
     e.set_size(len);
     return e;
 }
@@ -107,7 +129,8 @@ result<endpoint> tcp_stream::local_endpoint() const noexcept {
 result<endpoint> tcp_stream::remote_endpoint() const noexcept {
     endpoint e;
     socklen_t len = endpoint::capacity();
-    if (::getpeername(fds_.fd, e.data(), &len) != 0) return errno_code(errno);
+    if (::getpeername(fds_.fd, e.data(), &len) != 0)
+        return errno_code(errno);
     e.set_size(len);
     return e;
 }
@@ -126,7 +149,8 @@ bool tcp_stream::start_read(stream_op& op) {
 }
 
 bool tcp_stream::start_receive(stream_op& op) {
-    if (fds_.fd < 0 || !loop_->has_provided_buffers()) return stream::start_receive(op);
+    if (fds_.fd < 0 || !loop_->has_provided_buffers())
+        return stream::start_receive(op);
     return_lent();
     op.code = detail::op_code::recv_provided;
     op.fds = &fds_;
@@ -141,7 +165,8 @@ void tcp_stream::on_receive_done(detail::io_op* io) noexcept {
     if (op.res == -ENOBUFS) {
         // Every provided buffer is lent out: receive through the stream's own buffer instead.
         op.on_complete = nullptr;
-        if (self.stream::start_receive(op)) op.finish();
+        if (self.stream::start_receive(op))
+            op.finish();
         return;
     }
     unsigned id = no_lent;
@@ -149,8 +174,10 @@ void tcp_stream::on_receive_done(detail::io_op* io) noexcept {
     if (!b.empty()) {
         op.buf = b.data();
         op.len = b.size();
-        if (op.res > 0) self.lent_id_ = id;
-        else self.loop_->recycle_provided_buffer(id);
+        if (op.res > 0)
+            self.lent_id_ = id;
+        else
+            self.loop_->recycle_provided_buffer(id);
     }
     op.finish();
 }
@@ -164,7 +191,8 @@ bool tcp_stream::start_write(stream_op& op) {
     op.fds = &fds_;
     op.flags = 0;
     op.on_complete = &on_write_step;
-    if (!write_more(op)) return false;
+    if (!write_more(op))
+        return false;
     op.on_complete = nullptr;
     return true;
 }
@@ -185,8 +213,10 @@ bool tcp_stream::write_more(stream_op& op) {
         } else {
             op.code = detail::op_code::sendmsg;
         }
-        if (!op.owner->start(op)) return false;
-        if (op.res < 0) return true;
+        if (!op.owner->start(op))
+            return false;
+        if (op.res < 0)
+            return true;
         if (op.advance_written(static_cast<std::size_t>(op.res))) {
             op.res = 0;
             return true;
@@ -196,12 +226,16 @@ bool tcp_stream::write_more(stream_op& op) {
 
 void tcp_stream::on_write_step(detail::io_op* io) noexcept {
     auto& op = static_cast<stream_op&>(*io);
-    if (op.res < 0) return op.finish();
-    if (op.advance_written(static_cast<std::size_t>(op.res))) return op.finish(0);
+    if (op.res < 0)
+        return op.finish();
+    if (op.advance_written(static_cast<std::size_t>(op.res)))
+        return op.finish(0);
     // A stop that came while this step was completing may have missed it (the cancel found
     // nothing in flight): honour it here rather than start the next window.
-    if (op.stop_requested()) return op.finish(-ECANCELED);
-    if (write_more(op)) op.finish();
+    if (op.stop_requested())
+        return op.finish(-ECANCELED);
+    if (write_more(op))
+        op.finish();
 }
 
 bool tcp_stream::start_shutdown(stream_op& op) {
@@ -210,12 +244,14 @@ bool tcp_stream::start_shutdown(stream_op& op) {
         return true;
     }
     op.res = ::shutdown(fds_.fd, SHUT_WR) == 0 ? 0 : -errno;
-    if (op.res == -ENOTCONN) op.res = 0;
+    if (op.res == -ENOTCONN)
+        op.res = 0;
     return true;
 }
 
 void tcp_stream::cancel(stream_op& op) noexcept {
-    if (loop_ != nullptr) loop_->cancel(op);
+    if (loop_ != nullptr)
+        loop_->cancel(op);
 }
 
 namespace {
@@ -229,7 +265,8 @@ struct connect_op : detail::io_op {
             res = -ECANCELED;
             return false;
         }
-        if (owner->start(*this)) return false;
+        if (owner->start(*this))
+            return false;
         canceller.attach(tok.source());
         return true;
     }
@@ -242,9 +279,11 @@ struct connect_op : detail::io_op {
 
 task<result<tcp_stream>> connect_impl(endpoint ep) {
     loop& lp = *loop::current();
-    int type = SOCK_STREAM | SOCK_CLOEXEC | (lp.backend() == backend_kind::epoll ? SOCK_NONBLOCK : 0);
+    int type =
+        SOCK_STREAM | SOCK_CLOEXEC | (lp.backend() == backend_kind::epoll ? SOCK_NONBLOCK : 0);
     int fd = ::socket(ep.family(), type, 0);
-    if (fd < 0) co_return errno_code(errno);
+    if (fd < 0)
+        co_return errno_code(errno);
     tcp_stream s(lp, fd);
     connect_op op;
     detail::fd_state fds;
@@ -256,20 +295,26 @@ task<result<tcp_stream>> connect_impl(endpoint ep) {
     op.addrlen = ep.size();
     int r = co_await op;
     lp.remove_fd(fds);
-    if (r == -ECANCELED) co_return errc::operation_canceled;
-    if (r < 0) co_return errno_code(-r);
-    if (ep.is_ip()) (void)s.set_nodelay(true);
+    if (r == -ECANCELED)
+        co_return errc::operation_canceled;
+    if (r < 0)
+        co_return errno_code(-r);
+    if (ep.is_ip())
+        (void)s.set_nodelay(true);
     co_return std::move(s);
 }
-}  // namespace
+} // namespace
 
-task<result<tcp_stream>> tcp_stream::connect(endpoint ep) { return connect_impl(std::move(ep)); }
+task<result<tcp_stream>> tcp_stream::connect(endpoint ep) {
+    return connect_impl(std::move(ep));
+}
 
 // ---- tcp_listener ------------------------------------------------------------------------
 
 tcp_listener::tcp_listener(tcp_listener&& o) noexcept
     : loop_(std::exchange(o.loop_, nullptr)), opts_(o.opts_) {
-    if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+    if (loop_ != nullptr)
+        loop_->remove_fd(o.fds_);
     fds_.fd = std::exchange(o.fds_.fd, -1);
 }
 
@@ -278,25 +323,32 @@ tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
         close();
         loop_ = std::exchange(o.loop_, nullptr);
         opts_ = o.opts_;
-        if (loop_ != nullptr) loop_->remove_fd(o.fds_);
+        if (loop_ != nullptr)
+            loop_->remove_fd(o.fds_);
         fds_.fd = std::exchange(o.fds_.fd, -1);
     }
     return *this;
 }
 
-tcp_listener::~tcp_listener() { close(); }
+tcp_listener::~tcp_listener() {
+    close();
+}
 
 void tcp_listener::close() noexcept {
-    if (fds_.fd < 0) return;
-    if (loop_ != nullptr) loop_->remove_fd(fds_);
+    if (fds_.fd < 0)
+        return;
+    if (loop_ != nullptr)
+        loop_->remove_fd(fds_);
     ::close(fds_.fd);
     fds_.fd = -1;
 }
 
 result<tcp_listener> tcp_listener::bind(loop& lp, const endpoint& ep, listen_options opts) {
-    int type = SOCK_STREAM | SOCK_CLOEXEC | (lp.backend() == backend_kind::epoll ? SOCK_NONBLOCK : 0);
+    int type =
+        SOCK_STREAM | SOCK_CLOEXEC | (lp.backend() == backend_kind::epoll ? SOCK_NONBLOCK : 0);
     int fd = ::socket(ep.family(), type, 0);
-    if (fd < 0) return errno_code(errno);
+    if (fd < 0)
+        return errno_code(errno);
     auto fail = [fd] {
         int e = errno;
         ::close(fd);
@@ -310,11 +362,14 @@ result<tcp_listener> tcp_listener::bind(loop& lp, const endpoint& ep, listen_opt
             return fail();
         if (ep.family() == AF_INET6) {
             int v6 = opts.v6_only ? 1 : 0;
-            if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) != 0) return fail();
+            if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) != 0)
+                return fail();
         }
     }
-    if (::bind(fd, ep.data(), ep.size()) != 0) return fail();
-    if (::listen(fd, opts.backlog) != 0) return fail();
+    if (::bind(fd, ep.data(), ep.size()) != 0)
+        return fail();
+    if (::listen(fd, opts.backlog) != 0)
+        return fail();
     tcp_listener l;
     l.loop_ = &lp;
     l.fds_.fd = fd;
@@ -325,7 +380,8 @@ result<tcp_listener> tcp_listener::bind(loop& lp, const endpoint& ep, listen_opt
 result<endpoint> tcp_listener::local_endpoint() const noexcept {
     endpoint e;
     socklen_t len = endpoint::capacity();
-    if (::getsockname(fds_.fd, e.data(), &len) != 0) return errno_code(errno);
+    if (::getsockname(fds_.fd, e.data(), &len) != 0)
+        return errno_code(errno);
     e.set_size(len);
     return e;
 }
@@ -345,18 +401,22 @@ bool accept_awaitable::begin(std::coroutine_handle<> h, stop_token tok) {
     code = detail::op_code::accept;
     fds = &listener_->fds_;
     addr = nullptr;
-    if (listener_->loop_->start(*this)) return false;
+    if (listener_->loop_->start(*this))
+        return false;
     canceller_.attach(tok.source());
     return true;
 }
 
 result<tcp_stream> accept_awaitable::await_resume() noexcept {
     canceller_.detach();
-    if (res == -ECANCELED) return errc::operation_canceled;
-    if (res < 0) return errno_code(-res);
+    if (res == -ECANCELED)
+        return errc::operation_canceled;
+    if (res < 0)
+        return errno_code(-res);
     tcp_stream s(*listener_->loop_, res);
-    if (listener_->opts_.nodelay) (void)s.set_nodelay(true);
+    if (listener_->opts_.nodelay)
+        (void)s.set_nodelay(true);
     return s;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -4,7 +4,8 @@ namespace coronet::core {
 
 bool stop_callback_base::attach(stop_source* src) noexcept {
     detach();
-    if (src == nullptr) return true;
+    if (src == nullptr)
+        return true;
     if (src->requested_) {
         fn_(this);
         return false;
@@ -12,18 +13,25 @@ bool stop_callback_base::attach(stop_source* src) noexcept {
     src_ = src;
     prev_ = src->tail_;
     next_ = nullptr;
-    if (src->tail_ != nullptr) src->tail_->next_ = this;
-    else src->head_ = this;
+    if (src->tail_ != nullptr)
+        src->tail_->next_ = this;
+    else
+        src->head_ = this;
     src->tail_ = this;
     return true;
 }
 
 void stop_callback_base::detach() noexcept {
-    if (src_ == nullptr) return;
-    if (prev_ != nullptr) prev_->next_ = next_;
-    else src_->head_ = next_;
-    if (next_ != nullptr) next_->prev_ = prev_;
-    else src_->tail_ = prev_;
+    if (src_ == nullptr)
+        return;
+    if (prev_ != nullptr)
+        prev_->next_ = next_;
+    else
+        src_->head_ = next_;
+    if (next_ != nullptr)
+        next_->prev_ = prev_;
+    else
+        src_->tail_ = prev_;
     src_ = nullptr;
     prev_ = next_ = nullptr;
 }
@@ -34,7 +42,8 @@ stop_source::stop_source(stop_token parent) noexcept {
 
 stop_source::~stop_source() {
     parent_link_.detach();
-    while (head_ != nullptr) head_->detach();
+    while (head_ != nullptr)
+        head_->detach();
 }
 
 void stop_source::on_parent_stop(stop_callback_base* cb) noexcept {
@@ -42,7 +51,8 @@ void stop_source::on_parent_stop(stop_callback_base* cb) noexcept {
 }
 
 bool stop_source::request_stop() noexcept {
-    if (requested_) return false;
+    if (requested_)
+        return false;
     requested_ = true;
     // Each callback is unlinked before it runs, so a callback may detach or destroy others.
     while (head_ != nullptr) {
@@ -53,4 +63,4 @@ bool stop_source::request_stop() noexcept {
     return true;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

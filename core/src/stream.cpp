@@ -20,12 +20,21 @@ bool stream_op::begin(std::coroutine_handle<> h, stop_token tok) {
     }
     bool done = false;
     switch (kind_) {
-    case kind::read: done = target_->start_read(*this); break;
-    case kind::write: done = target_->start_write(*this); break;
-    case kind::shutdown: done = target_->start_shutdown(*this); break;
-    case kind::receive: done = target_->start_receive(*this); break;
+    case kind::read:
+        done = target_->start_read(*this);
+        break;
+    case kind::write:
+        done = target_->start_write(*this);
+        break;
+    case kind::shutdown:
+        done = target_->start_shutdown(*this);
+        break;
+    case kind::receive:
+        done = target_->start_receive(*this);
+        break;
     }
-    if (done) return false;
+    if (done)
+        return false;
     // Registered after starting: a stop requested during start is seen by the check above or
     // by this attach, which cancels at once.
     canceller_.attach(tok.source());
@@ -39,9 +48,12 @@ void stream_op::on_stop(stop_callback_base* cb) noexcept {
 }
 
 std::error_code stream_op::outcome_error() const noexcept {
-    if (ec) return ec;
-    if (res >= 0) return {};
-    if (res == -ECANCELED) return make_error_code(errc::operation_canceled);
+    if (ec)
+        return ec;
+    if (res >= 0)
+        return {};
+    if (res == -ECANCELED)
+        return make_error_code(errc::operation_canceled);
     return errno_code(-res);
 }
 
@@ -51,7 +63,8 @@ std::size_t stream_op::prepare_write_window() noexcept {
     for (std::size_t i = index_; i < nbufs_ && n < max_iov; ++i) {
         const_buffer b = bufs_[i];
         std::size_t skip = i == index_ ? offset_ : 0;
-        if (b.size() == skip) continue;
+        if (b.size() == skip)
+            continue;
         iov_[n].iov_base = const_cast<std::byte*>(b.data() + skip);
         iov_[n].iov_len = b.size() - skip;
         total += iov_[n].iov_len;
@@ -84,8 +97,10 @@ read_awaitable::read_awaitable(stream& s, mutable_buffer b) noexcept : stream_op
 }
 
 result<std::size_t> read_awaitable::await_resume() noexcept {
-    if (auto e = settle()) return e;
-    if (res == 0 && len != 0) return errc::end_of_stream;
+    if (auto e = settle())
+        return e;
+    if (res == 0 && len != 0)
+        return errc::end_of_stream;
     return static_cast<std::size_t>(res);
 }
 
@@ -103,7 +118,8 @@ write_awaitable::write_awaitable(stream& s, std::span<const const_buffer> bufs) 
 
 result<void> write_awaitable::await_resume() noexcept {
     if (auto e = settle()) {
-        if (written_ > 0) target_->mark_broken();
+        if (written_ > 0)
+            target_->mark_broken();
         return e;
     }
     return {};
@@ -112,23 +128,28 @@ result<void> write_awaitable::await_resume() noexcept {
 shutdown_awaitable::shutdown_awaitable(stream& s) noexcept : stream_op(s, kind::shutdown) {}
 
 result<void> shutdown_awaitable::await_resume() noexcept {
-    if (auto e = settle()) return e;
+    if (auto e = settle())
+        return e;
     return {};
 }
 
 receive_awaitable::receive_awaitable(stream& s) noexcept : stream_op(s, kind::receive) {}
 
 result<std::span<const std::byte>> receive_awaitable::await_resume() noexcept {
-    if (auto e = settle()) return e;
-    if (res == 0) return errc::end_of_stream;
-    return std::span<const std::byte>(static_cast<const std::byte*>(buf), static_cast<std::size_t>(res));
+    if (auto e = settle())
+        return e;
+    if (res == 0)
+        return errc::end_of_stream;
+    return std::span<const std::byte>(static_cast<const std::byte*>(buf),
+                                      static_cast<std::size_t>(res));
 }
 
 bool stream::start_receive(stream_op& op) {
-    if (!lend_buf_) lend_buf_ = std::make_unique<std::byte[]>(lend_size);
+    if (!lend_buf_)
+        lend_buf_ = std::make_unique<std::byte[]>(lend_size);
     op.buf = lend_buf_.get();
     op.len = lend_size;
     return start_read(op);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -38,7 +38,8 @@ void sleep_awaitable::on_stop(stop_callback_base* cb) noexcept {
 
 result<void> sleep_awaitable::await_resume() noexcept {
     cancel_.detach();
-    if (canceled_) return errc::operation_canceled;
+    if (canceled_)
+        return errc::operation_canceled;
     return {};
 }
 
@@ -52,7 +53,9 @@ deadline_timer::deadline_timer(loop& lp, clock::time_point when, stop_source& sr
     loop_.add_timer(node_);
 }
 
-deadline_timer::~deadline_timer() { loop_.remove_timer(node_); }
+deadline_timer::~deadline_timer() {
+    loop_.remove_timer(node_);
+}
 
 void deadline_timer::on_fire(timer_node* t) noexcept {
     deadline_timer* self = static_cast<node*>(t)->self;
@@ -60,5 +63,5 @@ void deadline_timer::on_fire(timer_node* t) noexcept {
     self->src_.request_stop();
 }
 
-}  // namespace detail
-}  // namespace coronet::core
+} // namespace detail
+} // namespace coronet::core

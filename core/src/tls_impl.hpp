@@ -25,6 +25,6 @@ namespace detail {
 std::error_code last_tls_error() noexcept;
 /// SSL_CTX new-session callback (client): hands the session to its tls_stream.
 int on_new_session(SSL* ssl, SSL_SESSION* session);
-}  // namespace detail
+} // namespace detail
 
-}  // namespace coronet::core
+} // namespace coronet::core

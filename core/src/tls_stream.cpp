@@ -28,7 +28,8 @@ int stream_ex_index() {
 
 bool is_ip_literal(const std::string& host) {
     unsigned char buf[16];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 // Largest plaintext handed to one SSL_write: one TLS record.
@@ -41,11 +42,14 @@ constexpr std::size_t tx_size = max_record + 512;
 struct tls_job {
     struct promise_type : detail::promise_base {
         stream_op* op = nullptr;
-        bool* finished_inline = nullptr;  // set while launch() runs the job's first steps
-        tls_job get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+        bool* finished_inline = nullptr; // set while launch() runs the job's first steps
+        tls_job get_return_object() noexcept {
+            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
         struct final_awaiter {
             bool await_ready() const noexcept { return false; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+            std::coroutine_handle<>
+            await_suspend(std::coroutine_handle<promise_type> self) noexcept {
                 stream_op* o = self.promise().op;
                 bool* inline_flag = self.promise().finished_inline;
                 self.destroy();
@@ -70,12 +74,12 @@ struct tls_job {
     std::coroutine_handle<promise_type> h;
 };
 
-}  // namespace
+} // namespace
 
 struct tls_stream::state {
     SSL* ssl = nullptr;
-    BIO* rbio = nullptr;  // ciphertext from the peer, owned by ssl
-    BIO* wbio = nullptr;  // ciphertext to the peer, owned by ssl
+    BIO* rbio = nullptr; // ciphertext from the peer, owned by ssl
+    BIO* wbio = nullptr; // ciphertext to the peer, owned by ssl
     bool client = false;
     bool verify = true;
     loop* lp = nullptr;
@@ -92,7 +96,8 @@ struct tls_stream::state {
     stream_op* writing = nullptr;
 
     ~state() {
-        if (ssl == nullptr) return;
+        if (ssl == nullptr)
+            return;
         // SSL_free of an established connection that did not send close_notify marks its
         // session not resumable (ssl_clear_bad_session), which would spoil the session() handed
         // out already, though the connection was fine. Fatal TLS errors have invalidated the
@@ -114,7 +119,8 @@ struct tls_stream::state {
                 return {static_cast<int>(v), tls_verify_category()};
             }
         }
-        if (ERR_peek_last_error() != 0) return detail::last_tls_error();
+        if (ERR_peek_last_error() != 0)
+            return detail::last_tls_error();
         return make_error_code(errc::end_of_stream);
     }
 
@@ -134,13 +140,13 @@ struct tls_stream::state {
 namespace detail {
 int on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* st = static_cast<tls_stream::state*>(SSL_get_ex_data(ssl, stream_ex_index()));
-    if (st == nullptr) return 0;
-    st->latest = tls_session(std::shared_ptr<void>(session, [](void* p) {
-        SSL_SESSION_free(static_cast<SSL_SESSION*>(p));
-    }));
-    return 1;  // we keep the reference
+    if (st == nullptr)
+        return 0;
+    st->latest = tls_session(std::shared_ptr<void>(
+        session, [](void* p) { SSL_SESSION_free(static_cast<SSL_SESSION*>(p)); }));
+    return 1; // we keep the reference
 }
-}  // namespace detail
+} // namespace detail
 
 namespace {
 
@@ -172,15 +178,18 @@ task<result<void>> flush(tls_stream::state& st, stream& transport) {
             continue;
         }
         st.flushing = true;
-        if (!st.tx) st.tx = std::make_unique<std::byte[]>(tx_size);
+        if (!st.tx)
+            st.tx = std::make_unique<std::byte[]>(tx_size);
         int n = BIO_read(st.wbio, st.tx.get(), static_cast<int>(tx_size));
         if (n <= 0) {
             release_gate(st);
             break;
         }
-        auto r = co_await transport.write_all(const_buffer(st.tx.get(), static_cast<std::size_t>(n)));
+        auto r =
+            co_await transport.write_all(const_buffer(st.tx.get(), static_cast<std::size_t>(n)));
         release_gate(st);
-        if (!r) co_return r.error();
+        if (!r)
+            co_return r.error();
     }
     co_return result<void>{};
 }
@@ -190,7 +199,8 @@ task<result<void>> flush(tls_stream::state& st, stream& transport) {
 task<result<void>> pull(tls_stream::state& st, stream& transport) {
     auto got = co_await transport.receive();
     if (!got) {
-        if (got.error() != errc::end_of_stream) co_return got.error();
+        if (got.error() != errc::end_of_stream)
+            co_return got.error();
         BIO_set_mem_eof_return(st.rbio, 0);
         st.transport_eof = true;
         co_return result<void>{};
@@ -230,7 +240,8 @@ tls_job read_job(tls_stream::state& st, stream& transport, stream_op& op) {
         if (SSL_get_error(st.ssl, r) != SSL_ERROR_WANT_READ) {
             // An alert we owe the peer goes out before the error is reported.
             std::error_code e = st.error_of(r);
-            if (st.output_pending()) (void)co_await flush(st, transport);
+            if (st.output_pending())
+                (void)co_await flush(st, transport);
             op.ec = e;
             break;
         }
@@ -261,7 +272,7 @@ tls_job write_job(tls_stream::state& st, stream& transport, stream_op& op) {
         int r = SSL_write_ex(st.ssl, first.iov_base, chunk, &n);
         if (r != 1) {
             op.ec = SSL_get_error(st.ssl, r) == SSL_ERROR_WANT_READ
-                        ? make_error_code(std::errc::not_connected)  // handshake not done
+                        ? make_error_code(std::errc::not_connected) // handshake not done
                         : st.error_of(r);
             break;
         }
@@ -277,7 +288,7 @@ tls_job write_job(tls_stream::state& st, stream& transport, stream_op& op) {
 
 tls_job shutdown_job(tls_stream::state& st, stream& transport, stream_op& op) {
     ERR_clear_error();
-    SSL_shutdown(st.ssl);  // queues close_notify; we do not wait for the peer's
+    SSL_shutdown(st.ssl); // queues close_notify; we do not wait for the peer's
     if (auto f = co_await flush(st, transport); !f) {
         op.ec = f.error();
     } else if (auto s = co_await transport.shutdown(); !s) {
@@ -295,11 +306,12 @@ bool launch(tls_job job, stream_op& op, stop_source& src) {
     job.h.promise().finished_inline = &finished;
     job.h.promise().set_token(src.token());
     job.h.resume();
-    if (!finished) job.h.promise().finished_inline = nullptr;
+    if (!finished)
+        job.h.promise().finished_inline = nullptr;
     return finished;
 }
 
-}  // namespace
+} // namespace
 
 tls_stream::tls_stream(stream_ptr transport, std::unique_ptr<state> st)
     : transport_(std::move(transport)), st_(std::move(st)) {}
@@ -309,7 +321,8 @@ tls_stream::~tls_stream() = default;
 std::unique_ptr<tls_stream> tls_stream::server(const tls_context& ctx, stream_ptr transport) {
     auto st = std::make_unique<state>();
     st->ssl = SSL_new(ctx.get()->ctx);
-    if (st->ssl == nullptr) throw std::bad_alloc();
+    if (st->ssl == nullptr)
+        throw std::bad_alloc();
     st->rbio = BIO_new(BIO_s_mem());
     st->wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(st->ssl, st->rbio, st->wbio);
@@ -323,7 +336,8 @@ std::unique_ptr<tls_stream> tls_stream::client(const tls_context& ctx, stream_pt
                                                std::string host, tls_session resume) {
     auto st = std::make_unique<state>();
     st->ssl = SSL_new(ctx.get()->ctx);
-    if (st->ssl == nullptr) throw std::bad_alloc();
+    if (st->ssl == nullptr)
+        throw std::bad_alloc();
     st->rbio = BIO_new(BIO_s_mem());
     st->wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(st->ssl, st->rbio, st->wbio);
@@ -333,12 +347,16 @@ std::unique_ptr<tls_stream> tls_stream::client(const tls_context& ctx, stream_pt
     st->lp = loop::current();
     SSL_set_ex_data(st->ssl, stream_ex_index(), st.get());
     const bool ip = is_ip_literal(host);
-    if (!host.empty() && !ip) SSL_set_tlsext_host_name(st->ssl, host.c_str());
+    if (!host.empty() && !ip)
+        SSL_set_tlsext_host_name(st->ssl, host.c_str());
     if (st->verify && !host.empty()) {
-        if (ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(st->ssl), host.c_str());
-        else SSL_set1_host(st->ssl, host.c_str());
+        if (ip)
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(st->ssl), host.c_str());
+        else
+            SSL_set1_host(st->ssl, host.c_str());
     }
-    if (resume.valid()) SSL_set_session(st->ssl, static_cast<SSL_SESSION*>(resume.native_handle()));
+    if (resume.valid())
+        SSL_set_session(st->ssl, static_cast<SSL_SESSION*>(resume.native_handle()));
     return std::unique_ptr<tls_stream>(new tls_stream(std::move(transport), std::move(st)));
 }
 
@@ -347,14 +365,18 @@ task<result<void>> tls_stream::handshake() {
     for (;;) {
         ERR_clear_error();
         int r = SSL_do_handshake(st.ssl);
-        if (r == 1) co_return co_await flush(st, *transport_);
+        if (r == 1)
+            co_return co_await flush(st, *transport_);
         if (SSL_get_error(st.ssl, r) != SSL_ERROR_WANT_READ) {
             std::error_code e = st.error_of(r);
-            if (st.output_pending()) (void)co_await flush(st, *transport_);  // our alert
+            if (st.output_pending())
+                (void)co_await flush(st, *transport_); // our alert
             co_return e;
         }
-        if (auto f = co_await flush(st, *transport_); !f) co_return f.error();
-        if (auto p = co_await pull(st, *transport_); !p) co_return p.error();
+        if (auto f = co_await flush(st, *transport_); !f)
+            co_return f.error();
+        if (auto p = co_await pull(st, *transport_); !p)
+            co_return p.error();
     }
 }
 
@@ -385,7 +407,8 @@ bool tls_stream::start_read(stream_op& op) {
     st.read_stop.emplace();
     if (r == 1) {
         auto flush_only = [](state& s, stream& t, stream_op& o) -> tls_job {
-                    if (auto f = co_await flush(s, t); !f) o.ec = f.error();
+            if (auto f = co_await flush(s, t); !f)
+                o.ec = f.error();
             s.reading = nullptr;
         };
         return launch(flush_only(st, *transport_, op), op, *st.read_stop);
@@ -405,7 +428,7 @@ bool launch_writer(tls_stream::state& st, stream_op& op, tls_job job) {
     st.write_stop.emplace();
     return launch(std::move(job), op, *st.write_stop);
 }
-}  // namespace
+} // namespace
 
 bool tls_stream::start_write(stream_op& op) {
     if (st_->ssl == nullptr) {
@@ -425,15 +448,20 @@ bool tls_stream::start_shutdown(stream_op& op) {
 
 void tls_stream::cancel(stream_op& op) noexcept {
     state& st = *st_;
-    if (st.reading == &op && st.read_stop) st.read_stop->request_stop();
-    else if (st.writing == &op && st.write_stop) st.write_stop->request_stop();
+    if (st.reading == &op && st.read_stop)
+        st.read_stop->request_stop();
+    else if (st.writing == &op && st.write_stop)
+        st.write_stop->request_stop();
 }
 
 void tls_stream::close() noexcept {
-    if (transport_) transport_->close();
+    if (transport_)
+        transport_->close();
 }
 
-bool tls_stream::is_open() const noexcept { return transport_ && transport_->is_open(); }
+bool tls_stream::is_open() const noexcept {
+    return transport_ && transport_->is_open();
+}
 
 std::string tls_stream::alpn_protocol() const {
     const unsigned char* p = nullptr;
@@ -447,10 +475,16 @@ std::string tls_stream::server_name() const {
     return n != nullptr ? n : "";
 }
 
-std::string tls_stream::protocol_version() const { return SSL_get_version(st_->ssl); }
+std::string tls_stream::protocol_version() const {
+    return SSL_get_version(st_->ssl);
+}
 
-bool tls_stream::session_reused() const noexcept { return SSL_session_reused(st_->ssl) == 1; }
+bool tls_stream::session_reused() const noexcept {
+    return SSL_session_reused(st_->ssl) == 1;
+}
 
-tls_session tls_stream::session() const { return st_->latest; }
+tls_session tls_stream::session() const {
+    return st_->latest;
+}
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -59,19 +59,24 @@ inline server_cli parse_server_cli(int argc, char** argv, const char* name, unsi
             print_usage(stdout, name, default_port, tls_what);
             std::exit(0);
         }
-        if (i + 1 >= argc) fail();
+        if (i + 1 >= argc)
+            fail();
         const char* v = argv[++i];
         if (a == "--host") {
             o.host = v;
         } else if (a == "--port") {
             char* end = nullptr;
             unsigned long p = std::strtoul(v, &end, 10);
-            if (*end != '\0' || p > 65535) fail();
+            if (*end != '\0' || p > 65535)
+                fail();
             o.port = static_cast<unsigned>(p);
         } else if (a == "--backend") {
-            if (std::strcmp(v, "uring") == 0) o.backend = core::backend_kind::uring;
-            else if (std::strcmp(v, "epoll") == 0) o.backend = core::backend_kind::epoll;
-            else fail();
+            if (std::strcmp(v, "uring") == 0)
+                o.backend = core::backend_kind::uring;
+            else if (std::strcmp(v, "epoll") == 0)
+                o.backend = core::backend_kind::epoll;
+            else
+                fail();
         } else if (a == "--tls-cert") {
             o.tls_cert = v;
         } else if (a == "--tls-key") {
@@ -80,7 +85,8 @@ inline server_cli parse_server_cli(int argc, char** argv, const char* name, unsi
             fail();
         }
     }
-    if (o.tls_cert.empty() != o.tls_key.empty()) fail();
+    if (o.tls_cert.empty() != o.tls_key.empty())
+        fail();
     return o;
 }
 
@@ -88,7 +94,8 @@ inline server_cli parse_server_cli(int argc, char** argv, const char* name, unsi
 /// reason and exits 2 when the files cannot be used.
 inline core::tls_context server_tls(const server_cli& o, const char* name,
                                     std::vector<std::string> alpn = {}) {
-    if (o.tls_cert.empty()) return {};
+    if (o.tls_cert.empty())
+        return {};
     core::tls_server_options so;
     so.cert_file = o.tls_cert;
     so.key_file = o.tls_key;
@@ -101,4 +108,4 @@ inline core::tls_context server_tls(const server_cli& o, const char* name,
     return std::move(*ctx);
 }
 
-}  // namespace coronet::examples
+} // namespace coronet::examples

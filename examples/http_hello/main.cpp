@@ -31,23 +31,27 @@ namespace http = coronet::http;
 
 namespace {
 
-core::task<http::reply> hello(http::request&) { co_return http::response::text("Hello, World!"); }
+core::task<http::reply> hello(http::request&) {
+    co_return http::response::text("Hello, World!");
+}
 
 core::task<http::reply> json(http::request& req) {
     std::string name(req.param("name"));
     std::string escaped;
     for (char c : name) {
-        if (c == '"' || c == '\\') escaped += '\\';
-        if (static_cast<unsigned char>(c) >= 0x20) escaped += c;
+        if (c == '"' || c == '\\')
+            escaped += '\\';
+        if (static_cast<unsigned char>(c) >= 0x20)
+            escaped += c;
     }
     co_return http::response::json("{\"message\":\"Hello, " + escaped + "!\"}");
 }
 
 core::task<http::reply> echo(http::request& req) {
     http::response r(200);
-    r.set("Content-Type", std::string(req.header("content-type").empty()
-                                          ? "application/octet-stream"
-                                          : req.header("content-type")));
+    r.set("Content-Type",
+          std::string(req.header("content-type").empty() ? "application/octet-stream"
+                                                         : req.header("content-type")));
     r.body = std::string(req.body());
     co_return r;
 }
@@ -76,7 +80,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     co_return 0;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     auto o = coronet::examples::parse_server_cli(argc, argv, "http_hello", 8080,

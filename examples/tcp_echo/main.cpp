@@ -18,10 +18,10 @@
 #include <common/stop_signal.hpp>
 
 #include <csignal>
-#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace core = coronet::core;
@@ -32,9 +32,11 @@ core::task<void> echo(core::tcp_stream s) {
     std::byte buf[16 * 1024];
     for (;;) {
         auto n = co_await s.read_some(buf);
-        if (!n) co_return;  // end of stream, reset or cancelled: the connection is done
-        auto w = co_await s.write_all({buf, *n});  // bound first: see docs/core.md, g++ 12
-        if (!w) co_return;
+        if (!n)
+            co_return; // end of stream, reset or cancelled: the connection is done
+        auto w = co_await s.write_all({buf, *n}); // bound first: see docs/core.md, g++ 12
+        if (!w)
+            co_return;
     }
 }
 
@@ -44,15 +46,18 @@ constexpr auto handshake_timeout = std::chrono::seconds(10);
 core::task<void> echo_tls(core::tcp_stream s, const core::tls_context& ctx) {
     auto tls = core::tls_stream::server(ctx, std::make_unique<core::tcp_stream>(std::move(s)));
     auto hs = co_await core::with_timeout(handshake_timeout, tls->handshake());
-    if (!hs) co_return;  // plain-text client, bad hello, timeout: this connection only
+    if (!hs)
+        co_return; // plain-text client, bad hello, timeout: this connection only
     std::byte buf[16 * 1024];
     for (;;) {
         auto n = co_await tls->read_some(buf);
-        if (!n) break;
+        if (!n)
+            break;
         auto w = co_await tls->write_all({buf, *n});
-        if (!w) co_return;
+        if (!w)
+            co_return;
     }
-    (void)co_await tls->shutdown();  // close_notify after the peer's
+    (void)co_await tls->shutdown(); // close_notify after the peer's
 }
 
 core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls) {
@@ -77,7 +82,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     co_return 0;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     auto o = coronet::examples::parse_server_cli(argc, argv, "tcp_echo", 7007, "echo over TLS");

@@ -10,9 +10,9 @@
 // server closes, then exits 0: a handy peer for testing other servers.
 #include <coronet/core/async_mutex.hpp>
 #include <coronet/core/loop.hpp>
-#include <coronet/core/tls.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/timer.hpp>
+#include <coronet/core/tls.hpp>
 #include <coronet/core/when.hpp>
 #include <coronet/ws/server.hpp>
 
@@ -52,7 +52,7 @@ void usage(std::FILE* out) {
 
 // Lines from stdin, read on a thread and handed to the loop through post().
 struct stdin_lines {
-    std::deque<std::optional<std::string>> lines;  // nullopt: end of input
+    std::deque<std::optional<std::string>> lines; // nullopt: end of input
     core::stop_source* waiting = nullptr;
 };
 
@@ -69,7 +69,8 @@ core::task<void> print_messages(ws::session& s, bool echo, int& status) {
         if (echo) {
             auto sent = m->is_text() ? co_await s.send_text(m->data)
                                      : co_await s.send_binary(std::as_bytes(std::span(m->data)));
-            if (!sent) co_return;
+            if (!sent)
+                co_return;
             continue;
         }
         std::fwrite(m->data.data(), 1, m->data.size(), stdout);
@@ -99,7 +100,8 @@ core::task<int> run_client(core::loop& lp, options o) {
     }
     auto s = co_await ws::connect(o.url, co);
     if (!s) {
-        std::fprintf(stderr, "ws_client: cannot connect to %s: %s\n", o.url.c_str(), s.error().message().c_str());
+        std::fprintf(stderr, "ws_client: cannot connect to %s: %s\n", o.url.c_str(),
+                     s.error().message().c_str());
         co_return 1;
     }
     ws::session& sess = **s;
@@ -120,12 +122,14 @@ core::task<int> run_client(core::loop& lp, options o) {
         while (std::getline(std::cin, line)) {
             lp.post([&in, line] {
                 in.lines.emplace_back(line);
-                if (in.waiting != nullptr) in.waiting->request_stop();
+                if (in.waiting != nullptr)
+                    in.waiting->request_stop();
             });
         }
         lp.post([&in] {
             in.lines.emplace_back(std::nullopt);
-            if (in.waiting != nullptr) in.waiting->request_stop();
+            if (in.waiting != nullptr)
+                in.waiting->request_stop();
         });
     });
 
@@ -161,7 +165,7 @@ core::task<int> run_client(core::loop& lp, options o) {
     co_return status;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     options o;
@@ -182,9 +186,12 @@ int main(int argc, char** argv) {
             o.cafile = argv[++i];
         } else if (a == "--backend" && i + 1 < argc) {
             std::string v = argv[++i];
-            if (v == "uring") o.backend = core::backend_kind::uring;
-            else if (v == "epoll") o.backend = core::backend_kind::epoll;
-            else return usage(stderr), 2;
+            if (v == "uring")
+                o.backend = core::backend_kind::uring;
+            else if (v == "epoll")
+                o.backend = core::backend_kind::epoll;
+            else
+                return usage(stderr), 2;
         } else if (o.url.empty() && a.rfind("--", 0) != 0) {
             o.url = a;
         } else {

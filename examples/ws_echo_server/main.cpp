@@ -31,10 +31,12 @@ namespace {
 core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
     for (;;) {
         auto m = co_await s.receive();
-        if (!m) co_return;  // closed, protocol error (already answered with its code), gone
+        if (!m)
+            co_return; // closed, protocol error (already answered with its code), gone
         auto sent = m->is_text() ? co_await s.send_text(m->data)
                                  : co_await s.send_binary(std::as_bytes(std::span(m->data)));
-        if (!sent) co_return;
+        if (!sent)
+            co_return;
     }
 }
 
@@ -62,7 +64,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     co_return 0;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     // --ping-interval MS is this example's own flag; the rest are every example server's.

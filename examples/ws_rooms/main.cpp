@@ -45,7 +45,8 @@ struct rooms_options {
 
 /// "/lobby?x=1" -> "lobby".
 std::string_view room_of(std::string_view target) {
-    if (!target.empty() && target.front() == '/') target.remove_prefix(1);
+    if (!target.empty() && target.front() == '/')
+        target.remove_prefix(1);
     return target.substr(0, target.find('?'));
 }
 
@@ -105,7 +106,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     co_return 0;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     // This example's own flags; the rest are every example server's.
@@ -134,9 +135,10 @@ int main(int argc, char** argv) {
             continue;
         }
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
-            std::puts("extra: --max-connections N  refuse more (503 before the upgrade; default 10000)\n"
-                      "       --ping-interval MS   ping idle connections (default: none)\n"
-                      "       --no-deflate         refuse permessage-deflate (negotiated by default)");
+            std::puts(
+                "extra: --max-connections N  refuse more (503 before the upgrade; default 10000)\n"
+                "       --ping-interval MS   ping idle connections (default: none)\n"
+                "       --no-deflate         refuse permessage-deflate (negotiated by default)");
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),

@@ -12,14 +12,16 @@ namespace coronet::http {
 
 std::string_view client_response::header(std::string_view name) const noexcept {
     for (const auto& [k, v] : headers)
-        if (iequals(k, name)) return v;
+        if (iequals(k, name))
+            return v;
     return {};
 }
 
 core::result<url> url::parse(std::string_view text) {
     url u;
     auto sep = text.find("://");
-    if (sep == std::string_view::npos) return make_error_code(errc::bad_request);
+    if (sep == std::string_view::npos)
+        return make_error_code(errc::bad_request);
     std::string_view scheme = text.substr(0, sep);
     if (iequals(scheme, "http")) {
         u.scheme = "http";
@@ -31,7 +33,7 @@ core::result<url> url::parse(std::string_view text) {
         return make_error_code(errc::bad_request);
     }
     std::string_view rest = text.substr(sep + 3);
-    rest = rest.substr(0, rest.find('#'));  // a fragment is never sent (RFC 9110 §7.1)
+    rest = rest.substr(0, rest.find('#')); // a fragment is never sent (RFC 9110 §7.1)
     auto path_at = rest.find_first_of("/?");
     std::string_view authority = rest.substr(0, path_at);
     if (authority.empty() || authority.find('@') != std::string_view::npos)
@@ -40,17 +42,20 @@ core::result<url> url::parse(std::string_view text) {
     std::string_view port;
     if (authority.front() == '[') {
         auto close = authority.find(']');
-        if (close == std::string_view::npos) return make_error_code(errc::bad_request);
+        if (close == std::string_view::npos)
+            return make_error_code(errc::bad_request);
         host = authority.substr(1, close - 1);
         if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return make_error_code(errc::bad_request);
+            if (authority[close + 1] != ':')
+                return make_error_code(errc::bad_request);
             port = authority.substr(close + 2);
         }
     } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
         host = authority.substr(0, colon);
         port = authority.substr(colon + 1);
     }
-    if (host.empty()) return make_error_code(errc::bad_request);
+    if (host.empty())
+        return make_error_code(errc::bad_request);
     // RFC 3986 §3.2.2: an IP literal holds hex digits, ':' and '.' (then maybe a %25 zone, RFC
     // 6874); a reg-name unreserved, pct-encoded and sub-delims characters. Anything else (':' of
     // an unbracketed IPv6 address, spaces, CR/LF) is refused before it can reach a Host header.
@@ -64,9 +69,10 @@ core::result<url> url::parse(std::string_view text) {
         else if (zone)
             ok = alnum || std::string_view("-._~%").find(c) != std::string_view::npos;
         else
-            ok = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.' ||
-                 (zone = c == '%');
-        if (!ok) return make_error_code(errc::bad_request);
+            ok = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+                 c == '.' || (zone = c == '%');
+        if (!ok)
+            return make_error_code(errc::bad_request);
     }
     if (!port.empty()) {
         unsigned p = 0;
@@ -78,15 +84,14 @@ core::result<url> url::parse(std::string_view text) {
     u.host = std::string(host);
     if (path_at != std::string_view::npos) {
         u.target = std::string(rest.substr(path_at));
-        if (u.target.front() == '?') u.target.insert(0, "/");
+        if (u.target.front() == '?')
+            u.target.insert(0, "/");
     }
     return u;
 }
 
 client_connection::client_connection(core::stream_ptr stream, std::string host, client_options opts)
-    : stream_(std::move(stream)),
-      host_(std::move(host)),
-      opts_(opts),
+    : stream_(std::move(stream)), host_(std::move(host)), opts_(opts),
       reader_(*stream_, opts.limits.max_header_bytes + opts.limits.max_body_size + 64 * 1024) {}
 
 namespace {
@@ -105,15 +110,18 @@ std::error_code refusal(const client_request& req, std::string_view host) noexce
         return make_error_code(errc::bad_request);
     return {};
 }
-}  // namespace
+} // namespace
 
 core::task<core::result<client_response>> client_connection::send(client_request req) {
-    if (!reusable_) co_return make_error_code(core::errc::not_open);
+    if (!reusable_)
+        co_return make_error_code(core::errc::not_open);
     // Refused before anything is written: the connection stays usable.
     const std::error_code refused = refusal(req, host_);
-    if (refused) co_return refused;
+    if (refused)
+        co_return refused;
     auto r = co_await core::with_timeout(opts_.response_timeout, exchange(req));
-    if (!r) reusable_ = false;
+    if (!r)
+        reusable_ = false;
     co_return r;
 }
 
@@ -126,7 +134,8 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
     out += " HTTP/1.1\r\n";
     // The caller's own Host (a virtual host on a shared address) replaces ours.
     bool caller_host = false;
-    for (const auto& [k, v] : req.headers) caller_host = caller_host || iequals(k, "host");
+    for (const auto& [k, v] : req.headers)
+        caller_host = caller_host || iequals(k, "host");
     if (!caller_host) {
         out += "Host: ";
         out += host_;
@@ -146,7 +155,8 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
     out += "\r\n";
     out += req.body;
     auto w = co_await stream_->write_all(core::as_bytes(out));
-    if (!w) co_return w.error();
+    if (!w)
+        co_return w.error();
 
     response_parser p(opts_.limits);
     for (;;) {
@@ -157,14 +167,16 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
         while (st == parse_status::need_more) {
             auto got = co_await reader_.fill();
             if (!got) {
-                if (got.error() == core::errc::end_of_stream) co_return make_error_code(errc::unexpected_eof);
+                if (got.error() == core::errc::end_of_stream)
+                    co_return make_error_code(errc::unexpected_eof);
                 co_return got.error();
             }
             st = p.parse(core::as_string(reader_.buffered()));
         }
-        if (st == parse_status::error) co_return p.error();
+        if (st == parse_status::error)
+            co_return p.error();
         if (p.head().status >= 100 && p.head().status < 200 && p.head().status != 101) {
-            reader_.consume(p.head_size());  // 100 Continue and other interim responses
+            reader_.consume(p.head_size()); // 100 Continue and other interim responses
             continue;
         }
         break;
@@ -176,7 +188,8 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
         res.status = h.status;
         res.reason = std::string(h.reason);
         res.version_minor = h.version_minor;
-        for (const auto& f : h.headers.fields()) res.headers.emplace_back(f.name, f.value);
+        for (const auto& f : h.headers.fields())
+            res.headers.emplace_back(f.name, f.value);
         res.keep_alive = h.keep_alive;
     }
     const body_kind kind = p.head().body;
@@ -186,7 +199,8 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
     if (kind == body_kind::content_length) {
         auto b = co_await reader_.read_exactly(static_cast<std::size_t>(length));
         if (!b) {
-            if (b.error() == core::errc::end_of_stream) co_return make_error_code(errc::unexpected_eof);
+            if (b.error() == core::errc::end_of_stream)
+                co_return make_error_code(errc::unexpected_eof);
             co_return b.error();
         }
         res.body.assign(core::as_string(*b));
@@ -197,14 +211,18 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
             auto step = dec.decode(core::as_string(reader_.buffered()));
             res.body.append(step.data);
             reader_.consume(step.consumed);
-            if (step.ec) co_return step.ec;
-            if (step.done) break;
+            if (step.ec)
+                co_return step.ec;
+            if (step.done)
+                break;
             // decode() stops after each chunk's data: read more only once it makes no progress
             // on what is buffered (the rest of the body may already be here).
-            if (step.consumed > 0 && !reader_.buffered().empty()) continue;
+            if (step.consumed > 0 && !reader_.buffered().empty())
+                continue;
             auto got = co_await reader_.fill();
             if (!got) {
-                if (got.error() == core::errc::end_of_stream) co_return make_error_code(errc::unexpected_eof);
+                if (got.error() == core::errc::end_of_stream)
+                    co_return make_error_code(errc::unexpected_eof);
                 co_return got.error();
             }
         }
@@ -212,10 +230,12 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
         for (;;) {
             res.body.append(core::as_string(reader_.buffered()));
             reader_.consume(reader_.buffered().size());
-            if (res.body.size() > opts_.limits.max_body_size) co_return make_error_code(errc::body_too_large);
+            if (res.body.size() > opts_.limits.max_body_size)
+                co_return make_error_code(errc::body_too_large);
             auto got = co_await reader_.fill();
             if (!got) {
-                if (got.error() == core::errc::end_of_stream) break;
+                if (got.error() == core::errc::end_of_stream)
+                    break;
                 co_return got.error();
             }
         }
@@ -231,7 +251,8 @@ client::~client() = default;
 
 core::task<core::result<std::unique_ptr<client_connection>>> client::open(url u) {
     auto addrs = co_await core::resolve(u.host, u.port);
-    if (!addrs) co_return addrs.error();
+    if (!addrs)
+        co_return addrs.error();
     std::error_code last = make_error_code(core::errc::resolve_failed);
     for (const auto& ep : *addrs) {
         auto c = co_await core::tcp_stream::connect(ep);
@@ -245,19 +266,23 @@ core::task<core::result<std::unique_ptr<client_connection>>> client::open(url u)
             if (ctx == nullptr) {
                 if (!default_tls_.valid()) {
                     auto made = core::tls_context::client({});
-                    if (!made) co_return made.error();
+                    if (!made)
+                        co_return made.error();
                     default_tls_ = std::move(*made);
                 }
                 ctx = &default_tls_;
             }
             auto t = core::tls_stream::client(*ctx, std::move(s), u.host);
             auto hs = co_await t->handshake();
-            if (!hs) co_return hs.error();
+            if (!hs)
+                co_return hs.error();
             s = std::move(t);
         }
-        const bool default_port = (u.scheme == "http" && u.port == 80) || (u.scheme == "https" && u.port == 443);
+        const bool default_port =
+            (u.scheme == "http" && u.port == 80) || (u.scheme == "https" && u.port == 443);
         std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-        if (!default_port) host += ":" + std::to_string(u.port);
+        if (!default_port)
+            host += ":" + std::to_string(u.port);
         co_return std::make_unique<client_connection>(std::move(s), std::move(host), opts_);
     }
     co_return last;
@@ -265,7 +290,8 @@ core::task<core::result<std::unique_ptr<client_connection>>> client::open(url u)
 
 core::task<core::result<client_response>> client::fetch(std::string url_text, client_request req) {
     auto u = url::parse(url_text);
-    if (!u) co_return u.error();
+    if (!u)
+        co_return u.error();
     req.target = u->target;
     const std::string origin = u->scheme + "://" + u->host + ":" + std::to_string(u->port);
     const bool idempotent = req.method == "GET" || req.method == "HEAD";
@@ -279,7 +305,8 @@ core::task<core::result<client_response>> client::fetch(std::string url_text, cl
         reused = true;
     } else {
         auto opened = co_await core::with_timeout(opts_.connect_timeout, open(*u));
-        if (!opened) co_return opened.error();
+        if (!opened)
+            co_return opened.error();
         conn = std::move(*opened);
     }
     auto r = co_await conn->send(req);
@@ -288,15 +315,17 @@ core::task<core::result<client_response>> client::fetch(std::string url_text, cl
          r.error() == std::errc::broken_pipe)) {
         // The server closed the idle connection before our request reached it: once more.
         auto opened = co_await core::with_timeout(opts_.connect_timeout, open(*u));
-        if (!opened) co_return opened.error();
+        if (!opened)
+            co_return opened.error();
         conn = std::move(*opened);
         r = co_await conn->send(req);
     }
     if (r && conn->reusable()) {
         auto& p = idle_[origin];
-        if (p.size() < opts_.max_idle_per_origin) p.push_back(std::move(conn));
+        if (p.size() < opts_.max_idle_per_origin)
+            p.push_back(std::move(conn));
     }
     co_return r;
 }
 
-}  // namespace coronet::http
+} // namespace coronet::http

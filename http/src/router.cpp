@@ -7,21 +7,24 @@ namespace {
 
 std::vector<std::string_view> split_path(std::string_view p) {
     std::vector<std::string_view> out;
-    if (!p.empty() && p.front() == '/') p.remove_prefix(1);
+    if (!p.empty() && p.front() == '/')
+        p.remove_prefix(1);
     for (;;) {
         auto slash = p.find('/');
         out.push_back(p.substr(0, slash));
-        if (slash == std::string_view::npos) break;
+        if (slash == std::string_view::npos)
+            break;
         p.remove_prefix(slash + 1);
     }
     return out;
 }
 
-}  // namespace
+} // namespace
 
 std::string_view request::param(std::string_view name) const noexcept {
     for (const auto& [k, v] : params_)
-        if (k == name) return v;
+        if (k == name)
+            return v;
     return {};
 }
 
@@ -38,7 +41,8 @@ router& router::route(std::string method, std::string pattern, handler h) {
 bool router::matches(const entry& e, std::string_view path,
                      std::vector<std::pair<std::string_view, std::string_view>>& params) {
     params.clear();
-    if (path.empty() || path.front() != '/') return false;
+    if (path.empty() || path.front() != '/')
+        return false;
     std::string_view rest = path.substr(1);
     for (std::size_t i = 0; i < e.segments.size(); ++i) {
         std::string_view seg = e.segments[i];
@@ -50,14 +54,17 @@ bool router::matches(const entry& e, std::string_view path,
         std::string_view part = rest.substr(0, slash);
         const bool last_part = slash == std::string_view::npos;
         if (!seg.empty() && seg.front() == ':') {
-            if (part.empty()) return false;
+            if (part.empty())
+                return false;
             params.emplace_back(seg.substr(1), part);
         } else if (seg != part) {
             return false;
         }
         const bool last_seg = i + 1 == e.segments.size();
-        if (last_seg != last_part) return false;
-        if (!last_part) rest.remove_prefix(slash + 1);
+        if (last_seg != last_part)
+            return false;
+        if (!last_part)
+            rest.remove_prefix(slash + 1);
     }
     return true;
 }
@@ -68,7 +75,8 @@ router::match router::find(std::string_view method, std::string_view path) const
     const entry* get_fallback = nullptr;
     std::vector<std::string_view> allowed;
     for (const auto& e : routes_) {
-        if (!matches(*e, path, params)) continue;
+        if (!matches(*e, path, params))
+            continue;
         if (e->method == method) {
             m.target = &e->h;
             m.params = std::move(params);
@@ -85,16 +93,18 @@ router::match router::find(std::string_view method, std::string_view path) const
         m.target = &get_fallback->h;
         return m;
     }
-    if (allowed.empty()) return m;  // 404
+    if (allowed.empty())
+        return m; // 404
     if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end() &&
         std::find(allowed.begin(), allowed.end(), "HEAD") == allowed.end())
         allowed.push_back("HEAD");
     m.status = 405;
     for (auto a : allowed) {
-        if (!m.allow.empty()) m.allow += ", ";
+        if (!m.allow.empty())
+            m.allow += ", ";
         m.allow += a;
     }
     return m;
 }
 
-}  // namespace coronet::http
+} // namespace coronet::http

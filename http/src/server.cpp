@@ -45,14 +45,17 @@ core::clock::duration time_left(core::clock::time_point deadline) {
 // Sleeps through the grace period, then cancels whatever is still running.
 core::task<void> grace_timer(core::task_scope& conns, std::chrono::milliseconds grace) {
     auto slept = co_await core::sleep_for(grace);
-    if (slept) conns.request_stop();
+    if (slept)
+        conns.request_stop();
 }
 
 bool append_response(std::string& out, response& r, const request_head& req, bool keep_alive,
                      bool& streamed_chunked) {
     for (const auto& [name, value] : r.headers)
-        if (!detail::is_token(name) || !detail::safe_field(value)) return false;
-    if (!detail::safe_field(r.reason)) return false;
+        if (!detail::is_token(name) || !detail::safe_field(value))
+            return false;
+    if (!detail::safe_field(r.reason))
+        return false;
     detail::append_status_line(out, r.status, r.reason);
     for (const auto& [name, value] : r.headers) {
         out += name;
@@ -70,19 +73,23 @@ bool append_response(std::string& out, response& r, const request_head& req, boo
             }
         } else {
             out += "Content-Length: ";
-            detail::append_uint(out, r.stream_body ? static_cast<unsigned long long>(r.stream_length)
-                                                   : r.body.size());
+            detail::append_uint(out, r.stream_body
+                                         ? static_cast<unsigned long long>(r.stream_length)
+                                         : r.body.size());
             out += "\r\n";
         }
     }
-    if (!keep_alive) out += "Connection: close\r\n";
-    else if (req.version_minor == 0) out += "Connection: keep-alive\r\n";
+    if (!keep_alive)
+        out += "Connection: close\r\n";
+    else if (req.version_minor == 0)
+        out += "Connection: keep-alive\r\n";
     out += "\r\n";
-    if (!no_body && req.method != "HEAD" && !r.stream_body) out += r.body;
+    if (!no_body && req.method != "HEAD" && !r.stream_body)
+        out += r.body;
     return true;
 }
 
-}  // namespace
+} // namespace
 
 server::server(const router& routes, server_options opts) : routes_(routes), opts_(opts) {}
 
@@ -96,7 +103,7 @@ core::task<void> server::serve(core::tcp_listener& listener) {
     core::stop_token outer = co_await core::get_stop_token();
     core::stop_source drain;
     drain_signal_ = &drain;
-    core::task_scope conns;  // not linked to `outer`: shutdown below decides when they stop
+    core::task_scope conns; // not linked to `outer`: shutdown below decides when they stop
     {
         core::task_scope acceptor(outer);
         core::accept_loop_options accept_opts;
@@ -130,7 +137,8 @@ core::task<void> server::serve_connection(core::stream_ptr stream) {
     if (opts_.tls != nullptr) {
         auto t = core::tls_stream::server(*opts_.tls, std::move(stream));
         auto hs = co_await core::with_timeout(opts_.handshake_timeout, t->handshake());
-        if (!hs) co_return;  // plain-text client, bad hello, timeout: this connection only
+        if (!hs)
+            co_return; // plain-text client, bad hello, timeout: this connection only
         stream = std::move(t);
     }
     co_await run_http(*stream, stream, first_head_deadline);
@@ -141,7 +149,8 @@ core::task<void> server::connection(core::tcp_stream s) {
     const bool over_budget = opts_.memory_budget != nullptr && opts_.memory_budget->exhausted();
     if (live_ >= opts_.max_connections || over_budget) {
         core::count("http.connections_refused");
-        if (over_budget) core::count("http.over_budget");
+        if (over_budget)
+            core::count("http.over_budget");
         std::string out;
         detail::append_error(out, 503);
         auto w = co_await core::with_timeout(1s, write_out(s, out));
@@ -155,7 +164,7 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                                   core::clock::time_point first_head_deadline) {
     const parser_limits& lim = opts_.limits;
     core::buffered_reader rd(s, reader_capacity(lim), opts_.memory_budget);
-    core::memory_charge chunk_charge(opts_.memory_budget);  // chunk_body's bytes
+    core::memory_charge chunk_charge(opts_.memory_budget); // chunk_body's bytes
     request_parser parser(lim);
     chunked_decoder chunks(lim);
     std::string out;
@@ -165,7 +174,8 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
 
     // Sends what is gathered in `out`, with the write deadline.
     auto flush = [&]() -> core::task<core::result<void>> {
-        if (out.empty()) co_return core::result<void>{};
+        if (out.empty())
+            co_return core::result<void>{};
         // Most answers fit in the socket buffer: send them at once and arm the write deadline
         // only for what has to wait.
         auto sent = s.try_write(core::as_bytes(out));
@@ -187,16 +197,19 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
     auto answer_and_close = [&](int status) -> core::task<void> {
         detail::append_error(out, status);
         auto f = co_await flush();
-        if (!f) co_return;
+        if (!f)
+            co_return;
         auto sd = co_await s.shutdown();
-        if (!sd) co_return;
+        if (!sd)
+            co_return;
         const auto deadline = core::clock::now() + 2s;
         std::size_t dropped = 0;
         while (dropped < 256 * 1024) {
             dropped += rd.buffered().size();
             rd.consume(rd.buffered().size());
             auto r = co_await core::with_timeout(time_left(deadline), rd.fill());
-            if (!r) break;
+            if (!r)
+                break;
         }
     };
 
@@ -205,7 +218,8 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
     // registering on the server-wide sources touches every other connection's list nodes).
     core::stop_source* idle_wait = nullptr;
     auto stop_idle = [&idle_wait]() noexcept {
-        if (idle_wait != nullptr) idle_wait->request_stop();
+        if (idle_wait != nullptr)
+            idle_wait->request_stop();
     };
     core::stop_callback<decltype(stop_idle)> on_cancel(own, stop_idle);
     core::stop_callback<decltype(stop_idle)> on_drain(
@@ -224,15 +238,18 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
         first_request = false;
         while (st == parse_status::need_more) {
             // Nothing more to parse: answers to earlier pipelined requests go out first.
-            if (auto f = co_await flush(); !f) co_return;
+            if (auto f = co_await flush(); !f)
+                co_return;
             const bool idle = rd.buffered().empty(); // no byte of this request yet
-            if (idle && draining_) co_return;
+            if (idle && draining_)
+                co_return;
             core::result<std::size_t> got = std::size_t{0};
             if (idle) {
                 // Waiting for a request: the header deadline for the first one, the idle
                 // timeout for later ones; shutdown closes us.
                 core::stop_source idle_stop;
-                if (own.stop_requested()) co_return;
+                if (own.stop_requested())
+                    co_return;
                 idle_wait = &idle_stop;
                 auto w = core::with_timeout(
                     head_started ? time_left(head_deadline) : opts_.idle_timeout, rd.fill());
@@ -254,7 +271,8 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                 }
                 // A connection that sent nothing is closed without a 408: it may be a client's
                 // unused preconnection, which would read the 408 as its next request's answer.
-                if (got.error() == core::errc::timed_out && !idle) co_await answer_and_close(408);
+                if (got.error() == core::errc::timed_out && !idle)
+                    co_await answer_and_close(408);
                 co_return; // EOF, reset, idle or header timeout with no byte, shutdown
             }
             st = parser.parse(core::as_string(rd.buffered()));
@@ -274,11 +292,13 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
         if (kind != body_kind::none) {
             if (parser.head().expect_continue) {
                 out += "HTTP/1.1 100 Continue\r\n\r\n";
-                if (auto f = co_await flush(); !f) co_return;
+                if (auto f = co_await flush(); !f)
+                    co_return;
             }
             bool read_more = false;
             if (kind == body_kind::content_length) {
-                std::size_t need = head_size + static_cast<std::size_t>(parser.head().content_length);
+                std::size_t need =
+                    head_size + static_cast<std::size_t>(parser.head().content_length);
                 if (rd.buffered().size() < need) {
                     read_more = true;
                     auto r = co_await core::with_timeout(opts_.body_timeout, rd.read_exactly(need));
@@ -317,8 +337,10 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
                         co_await answer_and_close(status_of(step.ec));
                         co_return;
                     }
-                    if (step.done) break;
-                    if (pos < rd.buffered().size()) continue;
+                    if (step.done)
+                        break;
+                    if (pos < rd.buffered().size())
+                        continue;
                     read_more = true;
                     auto r = co_await core::with_timeout(time_left(body_deadline), rd.fill());
                     if (!r) {
@@ -353,13 +375,16 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
         response res;
         if (m.target == nullptr) {
             res = response::text(std::string(reason_phrase(m.status)) + "\n", m.status);
-            if (m.status == 405) res.set("Allow", m.allow);
+            if (m.status == 405)
+                res.set("Allow", m.allow);
         } else {
             req.set_params(std::move(m.params));
             try {
                 reply rep = co_await (*m.target)(req);
-                if (rep.is_takeover()) takeover = std::move(rep.takeover());
-                else res = std::move(rep.get_response());
+                if (rep.is_takeover())
+                    takeover = std::move(rep.takeover());
+                else
+                    res = std::move(rep.get_response());
             } catch (const std::exception& e) {
                 core::log(core::log_level::error, std::string("http handler threw: ") + e.what());
                 res = response::text("Internal Server Error\n", 500);
@@ -385,7 +410,8 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
             }
             // A 101 carries no Content-Length; other takeover heads say their body is empty.
             out += head_out;
-            if (auto f = co_await flush(); !f) co_return;
+            if (auto f = co_await flush(); !f)
+                co_return;
             rd.consume(consumed);
             takeover_context ctx{std::move(owner), rd.release_prefetched(),
                                  drain_signal_ != nullptr ? drain_signal_->token()
@@ -395,7 +421,8 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
         }
 
         // Shutdown may have begun while the handler ran: this response is the connection's last.
-        if (draining_) keep_alive = false;
+        if (draining_)
+            keep_alive = false;
         // An HTTP/1.0 client gets an unsized streamed body unframed: the close ends it, so the
         // head must say Connection: close rather than keep-alive.
         if (res.stream_body && res.stream_length < 0 && head.version_minor == 0 &&
@@ -408,14 +435,17 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
             detail::append_error(out, 500);
             keep_alive = false;
         } else if (res.stream_body && head.method != "HEAD") {
-            if (auto f = co_await flush(); !f) co_return;
+            if (auto f = co_await flush(); !f)
+                co_return;
             body_writer bw(s, chunked_stream);
             auto r = co_await res.stream_body(bw);
             if (!r || (res.stream_length >= 0 &&
                        bw.written() != static_cast<std::size_t>(res.stream_length)))
-                co_return;  // the body is broken: the connection cannot continue
-            if (chunked_stream) out += "0\r\n\r\n";
-            if (!chunked_stream && res.stream_length < 0) keep_alive = false;  // HTTP/1.0
+                co_return; // the body is broken: the connection cannot continue
+            if (chunked_stream)
+                out += "0\r\n\r\n";
+            if (!chunked_stream && res.stream_length < 0)
+                keep_alive = false; // HTTP/1.0
         }
         rd.consume(consumed);
         // The decoded body is not needed any more: a large one goes back (as the reader's
@@ -431,4 +461,4 @@ core::task<void> server::run_http(core::stream& s, core::stream_ptr& owner,
     }
 }
 
-}  // namespace coronet::http
+} // namespace coronet::http

@@ -18,4 +18,4 @@ void append_status_line(std::string& out, int status, std::string_view reason);
 /// A complete canned error response with Connection: close.
 void append_error(std::string& out, int status);
 
-}  // namespace coronet::http::detail
+} // namespace coronet::http::detail

@@ -94,36 +94,48 @@ std::atomic<std::uint64_t> g_frees{0};
 
 void* counted_alloc(std::size_t n) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
-    if (n == 0) n = 1;
+    if (n == 0)
+        n = 1;
     for (;;) {
-        if (void* p = std::malloc(n)) return p;
+        if (void* p = std::malloc(n))
+            return p;
         std::new_handler h = std::get_new_handler();
-        if (h == nullptr) throw std::bad_alloc();
+        if (h == nullptr)
+            throw std::bad_alloc();
         h();
     }
 }
 void* counted_alloc_aligned(std::size_t n, std::align_val_t al) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
     std::size_t a = static_cast<std::size_t>(al);
-    if (a < sizeof(void*)) a = sizeof(void*);
-    if (n == 0) n = 1;
+    if (a < sizeof(void*))
+        a = sizeof(void*);
+    if (n == 0)
+        n = 1;
     for (;;) {
         void* p = nullptr;
-        if (::posix_memalign(&p, a, n) == 0) return p;
+        if (::posix_memalign(&p, a, n) == 0)
+            return p;
         std::new_handler h = std::get_new_handler();
-        if (h == nullptr) throw std::bad_alloc();
+        if (h == nullptr)
+            throw std::bad_alloc();
         h();
     }
 }
 void counted_free(void* p) noexcept {
-    if (p == nullptr) return;
+    if (p == nullptr)
+        return;
     g_frees.fetch_add(1, std::memory_order_relaxed);
     std::free(p);
 }
-}  // namespace
+} // namespace
 
-void* operator new(std::size_t n) { return counted_alloc(n); }
-void* operator new[](std::size_t n) { return counted_alloc(n); }
+void* operator new(std::size_t n) {
+    return counted_alloc(n);
+}
+void* operator new[](std::size_t n) {
+    return counted_alloc(n);
+}
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     try {
         return counted_alloc(n);
@@ -138,8 +150,12 @@ void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
         return nullptr;
     }
 }
-void* operator new(std::size_t n, std::align_val_t al) { return counted_alloc_aligned(n, al); }
-void* operator new[](std::size_t n, std::align_val_t al) { return counted_alloc_aligned(n, al); }
+void* operator new(std::size_t n, std::align_val_t al) {
+    return counted_alloc_aligned(n, al);
+}
+void* operator new[](std::size_t n, std::align_val_t al) {
+    return counted_alloc_aligned(n, al);
+}
 void* operator new(std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
     try {
         return counted_alloc_aligned(n, al);
@@ -154,17 +170,39 @@ void* operator new[](std::size_t n, std::align_val_t al, const std::nothrow_t&) 
         return nullptr;
     }
 }
-void operator delete(void* p) noexcept { counted_free(p); }
-void operator delete[](void* p) noexcept { counted_free(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { counted_free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { counted_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { counted_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { counted_free(p); }
+void operator delete(void* p) noexcept {
+    counted_free(p);
+}
+void operator delete[](void* p) noexcept {
+    counted_free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    counted_free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    counted_free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    counted_free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    counted_free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    counted_free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    counted_free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    counted_free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    counted_free(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+    counted_free(p);
+}
 void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
     counted_free(p);
 }
@@ -182,8 +220,10 @@ void* ossl_realloc(void* p, std::size_t n, const char*, int) {
     g_ossl_allocs.fetch_add(1, std::memory_order_relaxed);
     return std::realloc(p, n);
 }
-void ossl_free(void* p, const char*, int) { std::free(p); }
-}  // namespace
+void ossl_free(void* p, const char*, int) {
+    std::free(p);
+}
+} // namespace
 
 namespace core = coronet::core;
 
@@ -243,41 +283,53 @@ struct options {
 };
 
 options parse(int argc, char** argv) {
-    if (argc < 2) usage(2);
+    if (argc < 2)
+        usage(2);
     options o;
     o.mode = argv[1];
-    if (o.mode == "--help" || o.mode == "-h") usage(0);
-    if (o.mode != "server" && o.mode != "client" && o.mode != "tls-client") usage(2);
+    if (o.mode == "--help" || o.mode == "-h")
+        usage(0);
+    if (o.mode != "server" && o.mode != "client" && o.mode != "tls-client")
+        usage(2);
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--help" || a == "-h") usage(0);
+        if (a == "--help" || a == "-h")
+            usage(0);
         if (a == "--resume") {
             o.resume = true;
             continue;
         }
-        if (i + 1 >= argc) usage(2);
+        if (i + 1 >= argc)
+            usage(2);
         const char* v = argv[++i];
         char* end = nullptr;
         if (a == "--host") {
             o.host = v;
         } else if (a == "--port") {
             unsigned long p = std::strtoul(v, &end, 10);
-            if (*end != '\0' || p > 65535) usage(2);
+            if (*end != '\0' || p > 65535)
+                usage(2);
             o.port = static_cast<unsigned>(p);
         } else if (a == "--backend") {
-            if (std::strcmp(v, "uring") == 0) o.backend = core::backend_kind::uring;
-            else if (std::strcmp(v, "epoll") == 0) o.backend = core::backend_kind::epoll;
-            else usage(2);
+            if (std::strcmp(v, "uring") == 0)
+                o.backend = core::backend_kind::uring;
+            else if (std::strcmp(v, "epoll") == 0)
+                o.backend = core::backend_kind::epoll;
+            else
+                usage(2);
         } else if (a == "--conns") {
             unsigned long n = std::strtoul(v, &end, 10);
-            if (*end != '\0' || n == 0 || n > 100000) usage(2);
+            if (*end != '\0' || n == 0 || n > 100000)
+                usage(2);
             o.conns = static_cast<unsigned>(n);
         } else if (a == "--warmup") {
             o.warmup = std::strtod(v, &end);
-            if (*end != '\0' || o.warmup < 0) usage(2);
+            if (*end != '\0' || o.warmup < 0)
+                usage(2);
         } else if (a == "--duration") {
             o.duration = std::strtod(v, &end);
-            if (*end != '\0' || o.duration <= 0) usage(2);
+            if (*end != '\0' || o.duration <= 0)
+                usage(2);
         } else if (a == "--tls-cert") {
             o.tls_cert = v;
         } else if (a == "--tls-key") {
@@ -285,31 +337,41 @@ options parse(int argc, char** argv) {
         } else if (a == "--ca") {
             o.ca = v;
         } else if (a == "--mode") {
-            if (std::strcmp(v, "handshake") == 0) o.handshake_mode = true;
-            else if (std::strcmp(v, "echo") != 0) usage(2);
+            if (std::strcmp(v, "handshake") == 0)
+                o.handshake_mode = true;
+            else if (std::strcmp(v, "echo") != 0)
+                usage(2);
         } else if (a == "--server-pid") {
             o.server_pid = std::strtol(v, &end, 10);
-            if (*end != '\0' || o.server_pid <= 0) usage(2);
+            if (*end != '\0' || o.server_pid <= 0)
+                usage(2);
         } else {
             usage(2);
         }
     }
-    if (o.tls_cert.empty() != o.tls_key.empty()) usage(2);
-    if (o.mode == "tls-client" && o.ca.empty()) usage(2);
+    if (o.tls_cert.empty() != o.tls_key.empty())
+        usage(2);
+    if (o.mode == "tls-client" && o.ca.empty())
+        usage(2);
     return o;
 }
 
 // ---- server -----------------------------------------------------------------------------
 
-std::uint64_t g_round_trips = 0;  // loop thread only
-std::uint64_t g_handshakes = 0;   // TLS handshakes completed
-std::uint64_t g_resumed = 0;      // of which resumed a session
+std::uint64_t g_round_trips = 0; // loop thread only
+std::uint64_t g_handshakes = 0;  // TLS handshakes completed
+std::uint64_t g_resumed = 0;     // of which resumed a session
 
 struct snapshot {
     std::uint64_t rt, cpu, allocs, frees, wall, hs, resumed, ossl;
     static snapshot take() {
-        return {g_round_trips, cpu_us(), g_allocs.load(std::memory_order_relaxed),
-                g_frees.load(std::memory_order_relaxed), wall_us(), g_handshakes, g_resumed,
+        return {g_round_trips,
+                cpu_us(),
+                g_allocs.load(std::memory_order_relaxed),
+                g_frees.load(std::memory_order_relaxed),
+                wall_us(),
+                g_handshakes,
+                g_resumed,
                 g_ossl_allocs.load(std::memory_order_relaxed)};
     }
 };
@@ -334,10 +396,12 @@ core::task<void> echo(core::tcp_stream s) {
         std::size_t have = 0;
         while (have < msg_size) {
             auto n = co_await s.read_some({buf + have, msg_size - have});
-            if (!n) co_return;  // end of stream, reset or cancelled
+            if (!n)
+                co_return; // end of stream, reset or cancelled
             have += *n;
         }
-        if (!co_await s.write_all({buf, msg_size})) co_return;
+        if (!co_await s.write_all({buf, msg_size}))
+            co_return;
         ++g_round_trips;
     }
 }
@@ -348,18 +412,22 @@ constexpr auto handshake_timeout = std::chrono::seconds(10);
 core::task<void> echo_tls(core::tcp_stream s, const core::tls_context& ctx) {
     auto tls = core::tls_stream::server(ctx, std::make_unique<core::tcp_stream>(std::move(s)));
     auto hs = co_await core::with_timeout(handshake_timeout, tls->handshake());
-    if (!hs) co_return;  // bad hello, timeout, peer gone: this connection only
+    if (!hs)
+        co_return; // bad hello, timeout, peer gone: this connection only
     ++g_handshakes;
-    if (tls->session_reused()) ++g_resumed;
+    if (tls->session_reused())
+        ++g_resumed;
     std::byte buf[msg_size];
     for (;;) {
         std::size_t have = 0;
         while (have < msg_size) {
             auto n = co_await tls->read_some({buf + have, msg_size - have});
-            if (!n) co_return;  // close_notify, reset, truncation or cancelled
+            if (!n)
+                co_return; // close_notify, reset, truncation or cancelled
             have += *n;
         }
-        if (!co_await tls->write_all({buf, msg_size})) co_return;
+        if (!co_await tls->write_all({buf, msg_size}))
+            co_return;
         ++g_round_trips;
     }
 }
@@ -384,13 +452,14 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     snapshot window_start = start;
     for (;;) {
         auto sig = co_await signals.wait();
-        if (!sig) break;
+        if (!sig)
+            break;
         if (*sig == SIGUSR1) {
             window_start = snapshot::take();
         } else if (*sig == SIGUSR2) {
             print_delta("window", window_start, snapshot::take());
         } else {
-            break;  // SIGINT / SIGTERM
+            break; // SIGINT / SIGTERM
         }
     }
     listener->close();
@@ -431,7 +500,7 @@ int run_server(const options& o) {
 
 struct conn {
     int fd = -1;
-    std::size_t have = 0;  // response bytes received so far
+    std::size_t have = 0; // response bytes received so far
 };
 
 int run_client(const options& o) {
@@ -448,7 +517,8 @@ int run_client(const options& o) {
         return 1;
     }
     unsigned char request[msg_size];
-    for (std::size_t i = 0; i < msg_size; ++i) request[i] = static_cast<unsigned char>('a' + i % 26);
+    for (std::size_t i = 0; i < msg_size; ++i)
+        request[i] = static_cast<unsigned char>('a' + i % 26);
 
     std::vector<conn> conns(o.conns);
     for (unsigned i = 0; i < o.conns; ++i) {
@@ -458,7 +528,8 @@ int run_client(const options& o) {
             return 1;
         }
         if (::connect(fd, reinterpret_cast<::sockaddr*>(&sa), sizeof sa) != 0) {
-            std::fprintf(stderr, "core_pingpong client: connect #%u: %s\n", i, std::strerror(errno));
+            std::fprintf(stderr, "core_pingpong client: connect #%u: %s\n", i,
+                         std::strerror(errno));
             return 1;
         }
         int one = 1;
@@ -482,16 +553,18 @@ int run_client(const options& o) {
             std::exit(1);
         }
     };
-    for (auto& c : conns) send_request(c);
+    for (auto& c : conns)
+        send_request(c);
 
     using clk = std::chrono::steady_clock;
     const auto t0 = clk::now();
-    const auto warm_end = t0 + std::chrono::duration_cast<clk::duration>(
-                                   std::chrono::duration<double>(o.warmup));
+    const auto warm_end =
+        t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.warmup));
     const auto measure_end = warm_end + std::chrono::duration_cast<clk::duration>(
                                             std::chrono::duration<double>(o.duration));
     bool measuring = o.warmup <= 0;
-    if (measuring && o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
+    if (measuring && o.server_pid > 0)
+        ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
     clk::time_point measure_start = t0;
     std::uint64_t measure_cpu = cpu_us();
     std::uint64_t rt = 0;
@@ -500,14 +573,16 @@ int run_client(const options& o) {
     for (;;) {
         int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             std::perror("epoll_wait");
             return 1;
         }
         for (int i = 0; i < n; ++i) {
             conn& c = conns[events[i].data.u32];
             ssize_t r = ::recv(c.fd, buf, msg_size - c.have, MSG_DONTWAIT);
-            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
             if (r <= 0) {
                 std::fprintf(stderr, "core_pingpong client: recv: %s\n",
                              r < 0 ? std::strerror(errno) : "server closed the connection");
@@ -518,7 +593,8 @@ int run_client(const options& o) {
                 return 1;
             }
             c.have += static_cast<std::size_t>(r);
-            if (c.have < msg_size) continue;
+            if (c.have < msg_size)
+                continue;
             c.have = 0;
             ++rt;
             send_request(c);
@@ -529,13 +605,14 @@ int run_client(const options& o) {
             rt = 0;
             measure_start = now;
             measure_cpu = cpu_us();
-            if (o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
+            if (o.server_pid > 0)
+                ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
         } else if (measuring && now >= measure_end) {
-            if (o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR2);
+            if (o.server_pid > 0)
+                ::kill(static_cast<pid_t>(o.server_pid), SIGUSR2);
             const double secs = std::chrono::duration<double>(now - measure_start).count();
-            std::printf("client conns=%u rt=%llu seconds=%.3f rt_per_s=%.0f cpu_us=%llu\n",
-                        o.conns, static_cast<unsigned long long>(rt), secs,
-                        static_cast<double>(rt) / secs,
+            std::printf("client conns=%u rt=%llu seconds=%.3f rt_per_s=%.0f cpu_us=%llu\n", o.conns,
+                        static_cast<unsigned long long>(rt), secs, static_cast<double>(rt) / secs,
                         static_cast<unsigned long long>(cpu_us() - measure_cpu));
             std::fflush(stdout);
             break;
@@ -543,8 +620,10 @@ int run_client(const options& o) {
     }
     // Keep the (now idle) connections open a moment so the server handles SIGUSR2 before it
     // sees 1000 connections close: their teardown must not land in the measurement window.
-    if (o.server_pid > 0) ::usleep(300'000);
-    for (auto& c : conns) ::close(c.fd);
+    if (o.server_pid > 0)
+        ::usleep(300'000);
+    for (auto& c : conns)
+        ::close(c.fd);
     ::close(ep);
     return 0;
 }
@@ -558,19 +637,22 @@ int run_client(const options& o) {
     std::exit(1);
 }
 
-thread_local SSL_SESSION* t_latest = nullptr;  // newest session (ticket) this thread received
+thread_local SSL_SESSION* t_latest = nullptr; // newest session (ticket) this thread received
 
 int keep_session(SSL*, SSL_SESSION* sess) {
-    if (t_latest != nullptr) SSL_SESSION_free(t_latest);
+    if (t_latest != nullptr)
+        SSL_SESSION_free(t_latest);
     t_latest = sess;
-    return 1;  // we keep the reference
+    return 1; // we keep the reference
 }
 
 SSL_CTX* client_ctx(const options& o) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == nullptr) ssl_die("SSL_CTX_new");
+    if (ctx == nullptr)
+        ssl_die("SSL_CTX_new");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_load_verify_locations(ctx, o.ca.c_str(), nullptr) != 1) ssl_die("--ca");
+    if (SSL_CTX_load_verify_locations(ctx, o.ca.c_str(), nullptr) != 1)
+        ssl_die("--ca");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     // One recv per burst of records instead of header + body reads.
     SSL_CTX_set_read_ahead(ctx, 1);
@@ -594,21 +676,27 @@ bool client_addr(const options& o, ::sockaddr_in& sa) {
 // the server's IP address.
 SSL* tls_connect(SSL_CTX* ctx, const options& o, const ::sockaddr_in& sa, bool resume) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) ssl_die("socket");
-    if (::connect(fd, reinterpret_cast<const ::sockaddr*>(&sa), sizeof sa) != 0) ssl_die("connect");
+    if (fd < 0)
+        ssl_die("socket");
+    if (::connect(fd, reinterpret_cast<const ::sockaddr*>(&sa), sizeof sa) != 0)
+        ssl_die("connect");
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     SSL* ssl = SSL_new(ctx);
-    if (ssl == nullptr) ssl_die("SSL_new");
+    if (ssl == nullptr)
+        ssl_die("SSL_new");
     SSL_set_fd(ssl, fd);
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), o.host.c_str());
-    if (resume && t_latest != nullptr) SSL_set_session(ssl, t_latest);
-    if (SSL_connect(ssl) != 1) ssl_die("handshake");
+    if (resume && t_latest != nullptr)
+        SSL_set_session(ssl, t_latest);
+    if (SSL_connect(ssl) != 1)
+        ssl_die("handshake");
     return ssl;
 }
 
 void fill_request(unsigned char* request) {
-    for (std::size_t i = 0; i < msg_size; ++i) request[i] = static_cast<unsigned char>('a' + i % 26);
+    for (std::size_t i = 0; i < msg_size; ++i)
+        request[i] = static_cast<unsigned char>('a' + i % 26);
 }
 
 struct hs_counters {
@@ -624,26 +712,32 @@ void handshake_thread(SSL_CTX* ctx, const options& o, const ::sockaddr_in& sa,
         SSL* ssl = tls_connect(ctx, o, sa, o.resume);
         const bool reused = SSL_session_reused(ssl) == 1;
         std::size_t n = 0;
-        if (SSL_write_ex(ssl, request, msg_size, &n) != 1) ssl_die("SSL_write");
+        if (SSL_write_ex(ssl, request, msg_size, &n) != 1)
+            ssl_die("SSL_write");
         std::size_t have = 0;
-        while (have < msg_size) {  // also takes in the server's NewSessionTicket messages
-            if (SSL_read_ex(ssl, buf + have, msg_size - have, &n) != 1) ssl_die("SSL_read");
+        while (have < msg_size) { // also takes in the server's NewSessionTicket messages
+            if (SSL_read_ex(ssl, buf + have, msg_size - have, &n) != 1)
+                ssl_die("SSL_read");
             have += n;
         }
-        if (std::memcmp(buf, request, msg_size) != 0) ssl_die("echo mismatch");
-        SSL_shutdown(ssl);  // sends close_notify; the server closes without answering
+        if (std::memcmp(buf, request, msg_size) != 0)
+            ssl_die("echo mismatch");
+        SSL_shutdown(ssl); // sends close_notify; the server closes without answering
         int fd = SSL_get_fd(ssl);
         SSL_free(ssl);
         ::close(fd);
         c.conns.fetch_add(1, std::memory_order_relaxed);
-        if (reused) c.resumed.fetch_add(1, std::memory_order_relaxed);
+        if (reused)
+            c.resumed.fetch_add(1, std::memory_order_relaxed);
     }
-    if (t_latest != nullptr) SSL_SESSION_free(t_latest);
+    if (t_latest != nullptr)
+        SSL_SESSION_free(t_latest);
     t_latest = nullptr;
 }
 
 void sleep_seconds(double s) {
-    if (s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(s));
+    if (s > 0)
+        std::this_thread::sleep_for(std::chrono::duration<double>(s));
 }
 
 int run_tls_handshakes(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
@@ -656,24 +750,29 @@ int run_tls_handshakes(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) 
     using clk = std::chrono::steady_clock;
     const std::uint64_t n0 = c.conns.load(), r0 = c.resumed.load(), cpu0 = cpu_us();
     const auto t0 = clk::now();
-    if (o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
+    if (o.server_pid > 0)
+        ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
     sleep_seconds(o.duration);
-    if (o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR2);
+    if (o.server_pid > 0)
+        ::kill(static_cast<pid_t>(o.server_pid), SIGUSR2);
     const std::uint64_t n1 = c.conns.load(), r1 = c.resumed.load(), cpu1 = cpu_us();
     const double secs = std::chrono::duration<double>(clk::now() - t0).count();
     stop = true;
-    for (auto& t : threads) t.join();
-    std::printf("client conns=%u rt=%llu seconds=%.3f rt_per_s=%.0f cpu_us=%llu hs=%llu resumed=%llu\n",
-                o.conns, static_cast<unsigned long long>(n1 - n0), secs,
-                static_cast<double>(n1 - n0) / secs, static_cast<unsigned long long>(cpu1 - cpu0),
-                static_cast<unsigned long long>(n1 - n0), static_cast<unsigned long long>(r1 - r0));
+    for (auto& t : threads)
+        t.join();
+    std::printf(
+        "client conns=%u rt=%llu seconds=%.3f rt_per_s=%.0f cpu_us=%llu hs=%llu resumed=%llu\n",
+        o.conns, static_cast<unsigned long long>(n1 - n0), secs,
+        static_cast<double>(n1 - n0) / secs, static_cast<unsigned long long>(cpu1 - cpu0),
+        static_cast<unsigned long long>(n1 - n0), static_cast<unsigned long long>(r1 - r0));
     std::fflush(stdout);
     return 0;
 }
 
 int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) ssl_die("epoll_create1");
+    if (ep < 0)
+        ssl_die("epoll_create1");
     unsigned char request[msg_size];
     fill_request(request);
     struct tls_conn {
@@ -688,23 +787,27 @@ int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
         ::epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u32 = i;
-        if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) ssl_die("epoll_ctl");
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+            ssl_die("epoll_ctl");
     }
     // A 64-byte record into an idle socket never blocks in lockstep.
     auto send_request = [&](tls_conn& c) {
         std::size_t n = 0;
-        if (SSL_write_ex(c.ssl, request, msg_size, &n) != 1) ssl_die("SSL_write");
+        if (SSL_write_ex(c.ssl, request, msg_size, &n) != 1)
+            ssl_die("SSL_write");
     };
-    for (auto& c : conns) send_request(c);
+    for (auto& c : conns)
+        send_request(c);
 
     using clk = std::chrono::steady_clock;
     const auto t0 = clk::now();
-    const auto warm_end = t0 + std::chrono::duration_cast<clk::duration>(
-                                   std::chrono::duration<double>(o.warmup));
+    const auto warm_end =
+        t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(o.warmup));
     const auto measure_end = warm_end + std::chrono::duration_cast<clk::duration>(
                                             std::chrono::duration<double>(o.duration));
     bool measuring = o.warmup <= 0;
-    if (measuring && o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
+    if (measuring && o.server_pid > 0)
+        ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
     clk::time_point measure_start = t0;
     std::uint64_t measure_cpu = cpu_us();
     std::uint64_t rt = 0;
@@ -713,7 +816,8 @@ int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
     for (;;) {
         int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             ssl_die("epoll_wait");
         }
         for (int i = 0; i < n; ++i) {
@@ -722,12 +826,15 @@ int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
                 std::size_t got = 0;
                 int r = SSL_read_ex(c.ssl, buf, msg_size - c.have, &got);
                 if (r != 1) {
-                    if (SSL_get_error(c.ssl, r) == SSL_ERROR_WANT_READ) break;
+                    if (SSL_get_error(c.ssl, r) == SSL_ERROR_WANT_READ)
+                        break;
                     ssl_die("SSL_read");
                 }
-                if (std::memcmp(buf, request + c.have, got) != 0) ssl_die("echo mismatch");
+                if (std::memcmp(buf, request + c.have, got) != 0)
+                    ssl_die("echo mismatch");
                 c.have += got;
-                if (c.have < msg_size) continue;
+                if (c.have < msg_size)
+                    continue;
                 c.have = 0;
                 ++rt;
                 send_request(c);
@@ -740,9 +847,11 @@ int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
             rt = 0;
             measure_start = now;
             measure_cpu = cpu_us();
-            if (o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
+            if (o.server_pid > 0)
+                ::kill(static_cast<pid_t>(o.server_pid), SIGUSR1);
         } else if (measuring && now >= measure_end) {
-            if (o.server_pid > 0) ::kill(static_cast<pid_t>(o.server_pid), SIGUSR2);
+            if (o.server_pid > 0)
+                ::kill(static_cast<pid_t>(o.server_pid), SIGUSR2);
             const double secs = std::chrono::duration<double>(now - measure_start).count();
             std::printf("client conns=%u rt=%llu seconds=%.3f rt_per_s=%.0f cpu_us=%llu hs=0 "
                         "resumed=0\n",
@@ -753,7 +862,8 @@ int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
             break;
         }
     }
-    if (o.server_pid > 0) ::usleep(300'000);
+    if (o.server_pid > 0)
+        ::usleep(300'000);
     for (auto& c : conns) {
         int fd = SSL_get_fd(c.ssl);
         SSL_free(c.ssl);
@@ -765,22 +875,27 @@ int run_tls_echo(const options& o, SSL_CTX* ctx, const ::sockaddr_in& sa) {
 
 int run_tls_client(const options& o) {
     ::sockaddr_in sa{};
-    if (!client_addr(o, sa)) return 2;
+    if (!client_addr(o, sa))
+        return 2;
     SSL_CTX* ctx = client_ctx(o);
     int rc = o.handshake_mode ? run_tls_handshakes(o, ctx, sa) : run_tls_echo(o, ctx, sa);
     SSL_CTX_free(ctx);
     return rc;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     // Before anything touches OpenSSL (libcoronet_core's TLS included).
-    const bool ossl_counted = CRYPTO_set_mem_functions(&ossl_malloc, &ossl_realloc, &ossl_free) == 1;
+    const bool ossl_counted =
+        CRYPTO_set_mem_functions(&ossl_malloc, &ossl_realloc, &ossl_free) == 1;
     options o = parse(argc, argv);
     raise_nofile_limit();
-    if (!ossl_counted) std::fputs("core_pingpong: OpenSSL allocations are not counted\n", stderr);
-    if (o.mode == "server") return run_server(o);
-    if (o.mode == "tls-client") return run_tls_client(o);
+    if (!ossl_counted)
+        std::fputs("core_pingpong: OpenSSL allocations are not counted\n", stderr);
+    if (o.mode == "server")
+        return run_server(o);
+    if (o.mode == "tls-client")
+        return run_tls_client(o);
     return run_client(o);
 }

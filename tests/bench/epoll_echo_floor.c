@@ -36,9 +36,9 @@
 
 struct conn {
     int fd;
-    size_t have;    /* request bytes received */
-    size_t sent;    /* response bytes sent (only nonzero while a send is parked on EPOLLOUT) */
-    int writing;    /* waiting for EPOLLOUT */
+    size_t have; /* request bytes received */
+    size_t sent; /* response bytes sent (only nonzero while a send is parked on EPOLLOUT) */
+    int writing; /* waiting for EPOLLOUT */
     unsigned char buf[MSG_SIZE];
 };
 
@@ -96,8 +96,10 @@ static int send_rest(int ep, struct conn* c) {
     while (c->sent < MSG_SIZE) {
         ssize_t w = send(c->fd, c->buf + c->sent, MSG_SIZE - c->sent, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN) return -1;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -1;
             if (!c->writing) {
                 c->writing = 1;
                 set_interest(ep, c, EPOLLOUT);
@@ -118,19 +120,24 @@ static int send_rest(int ep, struct conn* c) {
 
 static void on_conn(int ep, struct conn* c, uint32_t events) {
     if (c->writing) {
-        if (send_rest(ep, c) < 0) close_conn(ep, c);
+        if (send_rest(ep, c) < 0)
+            close_conn(ep, c);
         return;
     }
-    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP))) return;
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return;
     ssize_t r = recv(c->fd, c->buf + c->have, MSG_SIZE - c->have, 0);
-    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
     if (r <= 0) {
         close_conn(ep, c);
         return;
     }
     c->have += (size_t)r;
-    if (c->have < MSG_SIZE) return;
-    if (send_rest(ep, c) < 0) close_conn(ep, c);
+    if (c->have < MSG_SIZE)
+        return;
+    if (send_rest(ep, c) < 0)
+        close_conn(ep, c);
 }
 
 int main(int argc, char** argv) {
@@ -217,7 +224,8 @@ int main(int argc, char** argv) {
     for (;;) {
         int n = epoll_wait(ep, events, MAX_EVENTS, -1);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             perror("epoll_wait");
             return 1;
         }
@@ -226,7 +234,8 @@ int main(int argc, char** argv) {
             if (tag == TAG_LISTENER) {
                 for (;;) {
                     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                    if (fd < 0) break; /* EAGAIN; EMFILE etc. retried on the next event */
+                    if (fd < 0)
+                        break; /* EAGAIN; EMFILE etc. retried on the next event */
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct conn* c = calloc(1, sizeof *c);
                     if (c == NULL) {

@@ -148,18 +148,21 @@ static void on_conn(int ep, struct conn* c) {
     if (c->handshaking) {
         int r = SSL_do_handshake(c->ssl);
         if (r != 1) {
-            if (on_ssl_fail(ep, c, r) < 0) close_conn(ep, c);
+            if (on_ssl_fail(ep, c, r) < 0)
+                close_conn(ep, c);
             return;
         }
         c->handshaking = 0;
         ++handshakes;
-        if (SSL_session_reused(c->ssl)) ++resumed;
+        if (SSL_session_reused(c->ssl))
+            ++resumed;
     }
     if (c->want_out) { /* a response write is pending (never seen with 64-byte messages) */
         size_t n = 0;
         int r = SSL_write_ex(c->ssl, c->buf, MSG_SIZE, &n);
         if (r != 1) {
-            if (on_ssl_fail(ep, c, r) < 0) close_conn(ep, c);
+            if (on_ssl_fail(ep, c, r) < 0)
+                close_conn(ep, c);
             return;
         }
         c->want_out = 0;
@@ -171,20 +174,24 @@ static void on_conn(int ep, struct conn* c) {
         size_t n = 0;
         int r = SSL_read_ex(c->ssl, c->buf + c->have, MSG_SIZE - c->have, &n);
         if (r != 1) {
-            if (on_ssl_fail(ep, c, r) < 0) close_conn(ep, c);
+            if (on_ssl_fail(ep, c, r) < 0)
+                close_conn(ep, c);
             return;
         }
         c->have += n;
-        if (c->have < MSG_SIZE) continue;
+        if (c->have < MSG_SIZE)
+            continue;
         r = SSL_write_ex(c->ssl, c->buf, MSG_SIZE, &n);
         if (r != 1) {
-            if (on_ssl_fail(ep, c, r) < 0) close_conn(ep, c);
+            if (on_ssl_fail(ep, c, r) < 0)
+                close_conn(ep, c);
             return;
         }
         c->have = 0;
         ++round_trips;
         /* Lockstep: nothing more until the client saw the echo; the next epoll_wait decides. */
-        if (!SSL_has_pending(c->ssl)) return;
+        if (!SSL_has_pending(c->ssl))
+            return;
     }
 }
 
@@ -305,7 +312,8 @@ int main(int argc, char** argv) {
     for (;;) {
         int n = epoll_wait(ep, events, MAX_EVENTS, -1);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             perror("epoll_wait");
             return 1;
         }
@@ -314,7 +322,8 @@ int main(int argc, char** argv) {
             if (tag == TAG_LISTENER) {
                 for (;;) {
                     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                    if (fd < 0) break; /* EAGAIN; EMFILE etc. retried on the next event */
+                    if (fd < 0)
+                        break; /* EAGAIN; EMFILE etc. retried on the next event */
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct conn* c = calloc(1, sizeof *c);
                     SSL* ssl = c != NULL ? SSL_new(ctx) : NULL;

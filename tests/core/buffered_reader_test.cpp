@@ -31,7 +31,8 @@ core::task<core::result<void>> write_string(core::stream& s, std::string data) {
 
 core::task<core::result<void>> write_then_shutdown(core::stream& s, std::string data) {
     auto w = co_await s.write_all(core::as_bytes(data));
-    if (!w) co_return w;
+    if (!w)
+        co_return w;
     co_return co_await s.shutdown();
 }
 
@@ -41,9 +42,11 @@ core::task<core::result<void>> write_then_shutdown(core::stream& s, std::string 
 core::task<core::result<void>> write_split(core::stream& s, std::string data, std::size_t split) {
     std::string_view v(data);
     auto first = co_await s.write_all(core::as_bytes(v.substr(0, split)));
-    if (!first) co_return first;
+    if (!first)
+        co_return first;
     auto second = co_await s.write_all(core::as_bytes(v.substr(split)));
-    if (!second) co_return second;
+    if (!second)
+        co_return second;
     co_return co_await s.shutdown();
 }
 
@@ -76,7 +79,8 @@ core::task<core::result<std::string>> read_until_string(core::stream& s, std::st
                                                         std::size_t max, std::size_t max_buffer) {
     core::buffered_reader rd(s, max_buffer);
     auto r = co_await rd.read_until(delim, max);
-    if (!r) co_return r.error();
+    if (!r)
+        co_return r.error();
     co_return std::string(core::as_string(*r));
 }
 
@@ -84,7 +88,8 @@ core::task<core::result<std::string>> read_exactly_string(core::stream& s, std::
                                                           std::size_t max_buffer) {
     core::buffered_reader rd(s, max_buffer);
     auto r = co_await rd.read_exactly(n);
-    if (!r) co_return r.error();
+    if (!r)
+        co_return r.error();
     co_return std::string(core::as_string(*r));
 }
 
@@ -98,10 +103,12 @@ core::task<exact_reads> two_exact_reads(core::stream& s) {
     exact_reads out;
     core::buffered_reader rd(s);
     auto a = co_await rd.read_exactly(5);
-    if (a) out.first = std::string(core::as_string(*a));
+    if (a)
+        out.first = std::string(core::as_string(*a));
     rd.consume(5);
     auto b = co_await rd.read_exactly(6);
-    if (b) out.second = std::string(core::as_string(*b));
+    if (b)
+        out.second = std::string(core::as_string(*b));
     rd.consume(6);
     out.buffered_after_consume = rd.buffered().size();
     co_return out;
@@ -117,9 +124,11 @@ core::task<prefetched> head_then_release(core::stream& s, bool consume_head) {
     prefetched out;
     core::buffered_reader rd(s);
     auto head = co_await rd.read_until("\r\n\r\n", 8192);
-    if (!head) co_return out;
+    if (!head)
+        co_return out;
     out.head = std::string(core::as_string(*head));
-    if (consume_head) rd.consume(head->size());
+    if (consume_head)
+        rd.consume(head->size());
     std::vector<std::byte> rest = rd.release_prefetched();
     out.extra.assign(reinterpret_cast<const char*>(rest.data()), rest.size());
     out.buffered_after_release = rd.buffered().size();
@@ -131,7 +140,8 @@ core::task<std::vector<std::string>> read_lines(core::stream& s, std::size_t cou
     core::buffered_reader rd(s);
     for (std::size_t i = 0; i < count; ++i) {
         auto line = co_await rd.read_until("\n", 1024);
-        if (!line) break;
+        if (!line)
+            break;
         lines.emplace_back(core::as_string(*line));
         rd.consume(line->size());
     }
@@ -208,225 +218,233 @@ std::string pattern(std::size_t n) {
     return out;
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.buffered_reader") {
 
-TEST_CASE_TEMPLATE("a request split at every byte position reads to the same head and body", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    std::size_t max_read = memory_stream::unlimited;
-    SUBCASE("whole reads") {}
-    SUBCASE("reads of 3 bytes") { max_read = 3; }
-    SUBCASE("reads of 1 byte") { max_read = 1; }
-    for (std::size_t split = 0; split <= request_text.size(); ++split) {
-        CAPTURE(split);
-        auto [client, server] = memory_stream_pair(lp);
-        server->set_max_read(max_read);
-        // The reader starts first and waits, so the first write wakes it with the first part.
-        auto [req, wrote] = core::run(lp, core::when_all(read_head_and_body(*server),
-                                                         write_split(*client, std::string(request_text), split)));
+    TEST_CASE_TEMPLATE("a request split at every byte position reads to the same head and body", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        std::size_t max_read = memory_stream::unlimited;
+        SUBCASE("whole reads") {}
+        SUBCASE("reads of 3 bytes") {
+            max_read = 3;
+        }
+        SUBCASE("reads of 1 byte") {
+            max_read = 1;
+        }
+        for (std::size_t split = 0; split <= request_text.size(); ++split) {
+            CAPTURE(split);
+            auto [client, server] = memory_stream_pair(lp);
+            server->set_max_read(max_read);
+            // The reader starts first and waits, so the first write wakes it with the first part.
+            auto [req, wrote] = core::run(
+                lp, core::when_all(read_head_and_body(*server),
+                                   write_split(*client, std::string(request_text), split)));
+            CHECK(wrote.has_value());
+            CHECK(req.error == std::error_code());
+            CHECK(req.head == request_head);
+            CHECK(req.body == "BODY");
+        }
+    }
+
+    TEST_CASE_TEMPLATE("read_until reports limit_exceeded when max bytes hold no delimiter", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        SUBCASE("no delimiter at all") {
+            REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
+            CHECK(core::run(lp, read_until_string(*b, "\r\n", 50, 1 << 20)).error() ==
+                  core::errc::limit_exceeded);
+        }
+        SUBCASE("the delimiter ends one byte past max") {
+            REQUIRE(core::run(lp, write_string(*a, "abc\r\n")).has_value());
+            CHECK(core::run(lp, read_until_string(*b, "\r\n", 4, 1 << 20)).error() ==
+                  core::errc::limit_exceeded);
+        }
+        SUBCASE("the delimiter ends exactly at max") {
+            REQUIRE(core::run(lp, write_string(*a, "abc\r\nmore")).has_value());
+            CHECK(core::run(lp, read_until_string(*b, "\r\n", 5, 1 << 20)).value() == "abc\r\n");
+        }
+        SUBCASE("the reader's own buffer bound is smaller than max") {
+            REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
+            CHECK(core::run(lp, read_until_string(*b, "\r\n", 1000, 16)).error() ==
+                  core::errc::limit_exceeded);
+        }
+        SUBCASE("with reads of one byte") {
+            b->set_max_read(1);
+            REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
+            CHECK(core::run(lp, read_until_string(*b, "\r\n", 50, 1 << 20)).error() ==
+                  core::errc::limit_exceeded);
+        }
+    }
+
+    TEST_CASE_TEMPLATE("read_exactly returns exactly the requested bytes", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        SUBCASE("whole reads") {}
+        SUBCASE("reads of one byte") {
+            b->set_max_read(1);
+        }
+        REQUIRE(core::run(lp, write_string(*a, "hello world")).has_value());
+        exact_reads r = core::run(lp, two_exact_reads(*b));
+        CHECK(r.first == "hello");
+        CHECK(r.second == " world");
+        CHECK(r.buffered_after_consume == 0);
+    }
+
+    TEST_CASE_TEMPLATE("read_exactly waits for bytes written later", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        auto [got, wrote] = core::run(lp, core::when_all(read_exactly_string(*b, 10, 1 << 20),
+                                                         write_split(*a, "0123456789", 4)));
         CHECK(wrote.has_value());
-        CHECK(req.error == std::error_code());
-        CHECK(req.head == request_head);
-        CHECK(req.body == "BODY");
+        CHECK(got.value() == "0123456789");
     }
-}
 
-TEST_CASE_TEMPLATE("read_until reports limit_exceeded when max bytes hold no delimiter", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    SUBCASE("no delimiter at all") {
-        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
-        CHECK(core::run(lp, read_until_string(*b, "\r\n", 50, 1 << 20)).error() ==
-              core::errc::limit_exceeded);
+    TEST_CASE_TEMPLATE("read_exactly of more than the buffer bound reports limit_exceeded", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'x'))).has_value());
+        CHECK(core::run(lp, read_exactly_string(*b, 17, 16)).error() == core::errc::limit_exceeded);
+        CHECK(core::run(lp, read_exactly_string(*b, 16, 16)).value() == std::string(16, 'x'));
     }
-    SUBCASE("the delimiter ends one byte past max") {
-        REQUIRE(core::run(lp, write_string(*a, "abc\r\n")).has_value());
-        CHECK(core::run(lp, read_until_string(*b, "\r\n", 4, 1 << 20)).error() ==
-              core::errc::limit_exceeded);
+
+    TEST_CASE_TEMPLATE("the stream ending before the delimiter or count is end_of_stream", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        REQUIRE(core::run(lp, write_then_shutdown(*a, "abc")).has_value());
+        SUBCASE("read_until") {
+            CHECK(core::run(lp, read_until_string(*b, "\r\n", 100, 1 << 20)).error() ==
+                  core::errc::end_of_stream);
+        }
+        SUBCASE("read_exactly") {
+            CHECK(core::run(lp, read_exactly_string(*b, 10, 1 << 20)).error() ==
+                  core::errc::end_of_stream);
+        }
     }
-    SUBCASE("the delimiter ends exactly at max") {
-        REQUIRE(core::run(lp, write_string(*a, "abc\r\nmore")).has_value());
-        CHECK(core::run(lp, read_until_string(*b, "\r\n", 5, 1 << 20)).value() == "abc\r\n");
+
+    TEST_CASE_TEMPLATE("release_prefetched returns exactly the bytes after the consumed part", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        const std::string extra = "\x81\x05hello-extra-frame-bytes";
+        REQUIRE(core::run(lp, write_string(*a, std::string(request_head) + extra)).has_value());
+        SUBCASE("head consumed") {
+            prefetched p = core::run(lp, head_then_release(*b, true));
+            CHECK(p.head == request_head);
+            CHECK(p.extra == extra);
+            CHECK(p.buffered_after_release == 0);
+        }
+        SUBCASE("head not consumed") {
+            prefetched p = core::run(lp, head_then_release(*b, false));
+            CHECK(p.head == request_head);
+            CHECK(p.extra == std::string(request_head) + extra);
+            CHECK(p.buffered_after_release == 0);
+        }
     }
-    SUBCASE("the reader's own buffer bound is smaller than max") {
-        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
-        CHECK(core::run(lp, read_until_string(*b, "\r\n", 1000, 16)).error() ==
-              core::errc::limit_exceeded);
+
+    TEST_CASE_TEMPLATE("pipelined lines in one write are split by read_until without more reads", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        REQUIRE(core::run(lp, write_string(*a, "one\ntwo\nthree\n")).has_value());
+        auto lines = core::run(lp, read_lines(*b, 3));
+        CHECK(lines == std::vector<std::string>{"one\n", "two\n", "three\n"});
+        CHECK(b->operations() == 1);
     }
-    SUBCASE("with reads of one byte") {
-        b->set_max_read(1);
-        REQUIRE(core::run(lp, write_string(*a, std::string(100, 'a'))).has_value());
-        CHECK(core::run(lp, read_until_string(*b, "\r\n", 50, 1 << 20)).error() ==
-              core::errc::limit_exceeded);
+
+    TEST_CASE_TEMPLATE("fill appends one read to the buffer", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        b->set_max_read(2);
+        REQUIRE(core::run(lp, write_string(*a, "abc")).has_value());
+        std::string buffered;
+        CHECK(core::run(lp, fill_once(*b, &buffered)).value() == 2);
+        CHECK(buffered == "ab");
     }
-}
 
-TEST_CASE_TEMPLATE("read_exactly returns exactly the requested bytes", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    SUBCASE("whole reads") {}
-    SUBCASE("reads of one byte") { b->set_max_read(1); }
-    REQUIRE(core::run(lp, write_string(*a, "hello world")).has_value());
-    exact_reads r = core::run(lp, two_exact_reads(*b));
-    CHECK(r.first == "hello");
-    CHECK(r.second == " world");
-    CHECK(r.buffered_after_consume == 0);
-}
-
-TEST_CASE_TEMPLATE("read_exactly waits for bytes written later", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    auto [got, wrote] = core::run(
-        lp, core::when_all(read_exactly_string(*b, 10, 1 << 20), write_split(*a, "0123456789", 4)));
-    CHECK(wrote.has_value());
-    CHECK(got.value() == "0123456789");
-}
-
-TEST_CASE_TEMPLATE("read_exactly of more than the buffer bound reports limit_exceeded", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    REQUIRE(core::run(lp, write_string(*a, std::string(100, 'x'))).has_value());
-    CHECK(core::run(lp, read_exactly_string(*b, 17, 16)).error() == core::errc::limit_exceeded);
-    CHECK(core::run(lp, read_exactly_string(*b, 16, 16)).value() == std::string(16, 'x'));
-}
-
-TEST_CASE_TEMPLATE("the stream ending before the delimiter or count is end_of_stream", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    REQUIRE(core::run(lp, write_then_shutdown(*a, "abc")).has_value());
-    SUBCASE("read_until") {
-        CHECK(core::run(lp, read_until_string(*b, "\r\n", 100, 1 << 20)).error() ==
-              core::errc::end_of_stream);
+    TEST_CASE_TEMPLATE(
+        "read_exactly of an announced 8 MB that sends 5 KB holds memory for the 5 KB", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        SUBCASE("whole reads") {}
+        SUBCASE("reads of 1000 bytes") {
+            b->set_max_read(1000);
+        }
+        const std::size_t sent = 5 * 1024;
+        REQUIRE(core::run(lp, write_then_shutdown(*a, pattern(sent))).has_value());
+        growth_probe g = core::run(lp, exact_read_growth(*b, 8'000'000, 16u << 20));
+        CHECK(g.error == core::errc::end_of_stream);
+        CHECK(g.capacity >= sent);
+        CHECK(g.capacity <= sent + core::buffered_reader::growth_step);
     }
-    SUBCASE("read_exactly") {
-        CHECK(core::run(lp, read_exactly_string(*b, 10, 1 << 20)).error() ==
-              core::errc::end_of_stream);
+
+    TEST_CASE_TEMPLATE("a large exact read arrives intact with a buffer that grew geometrically", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        const std::size_t n = 8'000'000;
+        std::size_t max_reads = 64; // whole reads: one per doubling of the buffer
+        SUBCASE("whole reads") {}
+        SUBCASE("reads of 64 KiB") {
+            b->set_max_read(64 * 1024);
+            max_reads += n / (64 * 1024);
+        }
+        SUBCASE("reads of 1000 bytes") {
+            b->set_max_read(1000);
+            max_reads += n / 1000;
+        }
+        const std::string body = pattern(n);
+        REQUIRE(core::run(lp, write_string(*a, body)).has_value());
+        growth_probe g = core::run(lp, exact_read_growth(*b, n, 16u << 20));
+        CHECK(g.error == std::error_code());
+        CHECK(g.data == body);
+        // Doubling as bytes arrive: never more than twice what it holds (plus the first step).
+        CHECK(g.capacity <= 2 * n + core::buffered_reader::growth_step);
+        // Each read may fill all the free room: the growth bound must not turn into small reads.
+        CAPTURE(b->operations());
+        CHECK(b->operations() <= max_reads);
     }
-}
 
-TEST_CASE_TEMPLATE("release_prefetched returns exactly the bytes after the consumed part", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    const std::string extra = "\x81\x05hello-extra-frame-bytes";
-    REQUIRE(core::run(lp, write_string(*a, std::string(request_head) + extra)).has_value());
-    SUBCASE("head consumed") {
-        prefetched p = core::run(lp, head_then_release(*b, true));
-        CHECK(p.head == request_head);
-        CHECK(p.extra == extra);
-        CHECK(p.buffered_after_release == 0);
+    TEST_CASE_TEMPLATE("fill with a hint of 16 MiB makes no more than growth_step of room", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        REQUIRE(core::run(lp, write_string(*a, "frame bytes")).has_value());
+        growth_probe g = core::run(lp, hinted_fill_growth(*b, 16u << 20));
+        CHECK(g.error == std::error_code());
+        CHECK(g.data == "frame bytes");
+        CHECK(g.capacity <= core::buffered_reader::growth_step);
     }
-    SUBCASE("head not consumed") {
-        prefetched p = core::run(lp, head_then_release(*b, false));
-        CHECK(p.head == request_head);
-        CHECK(p.extra == std::string(request_head) + extra);
-        CHECK(p.buffered_after_release == 0);
+
+    TEST_CASE_TEMPLATE(
+        "a buffer left large by a big read is released when the next read finds it empty", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        auto [a, b] = memory_stream_pair(lp);
+        const std::size_t big = 1u << 20;
+        REQUIRE(core::run(lp, write_string(*a, pattern(big))).has_value());
+        release_probe probe = core::run(lp, big_read_then_fill(*b, *a, big));
+        CHECK(probe.after_big_read >= big);
+        CHECK(probe.next == "next");
+        CHECK(probe.after_next_fill <= core::buffered_reader::growth_step);
     }
-}
 
-TEST_CASE_TEMPLATE("pipelined lines in one write are split by read_until without more reads", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    REQUIRE(core::run(lp, write_string(*a, "one\ntwo\nthree\n")).has_value());
-    auto lines = core::run(lp, read_lines(*b, 3));
-    CHECK(lines == std::vector<std::string>{"one\n", "two\n", "three\n"});
-    CHECK(b->operations() == 1);
-}
-
-TEST_CASE_TEMPLATE("fill appends one read to the buffer", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    b->set_max_read(2);
-    REQUIRE(core::run(lp, write_string(*a, "abc")).has_value());
-    std::string buffered;
-    CHECK(core::run(lp, fill_once(*b, &buffered)).value() == 2);
-    CHECK(buffered == "ab");
-}
-
-TEST_CASE_TEMPLATE("read_exactly of an announced 8 MB that sends 5 KB holds memory for the 5 KB", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    SUBCASE("whole reads") {}
-    SUBCASE("reads of 1000 bytes") {
-        b->set_max_read(1000);
-    }
-    const std::size_t sent = 5 * 1024;
-    REQUIRE(core::run(lp, write_then_shutdown(*a, pattern(sent))).has_value());
-    growth_probe g = core::run(lp, exact_read_growth(*b, 8'000'000, 16u << 20));
-    CHECK(g.error == core::errc::end_of_stream);
-    CHECK(g.capacity >= sent);
-    CHECK(g.capacity <= sent + core::buffered_reader::growth_step);
-}
-
-TEST_CASE_TEMPLATE("a large exact read arrives intact with a buffer that grew geometrically", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    const std::size_t n = 8'000'000;
-    std::size_t max_reads = 64; // whole reads: one per doubling of the buffer
-    SUBCASE("whole reads") {}
-    SUBCASE("reads of 64 KiB") {
-        b->set_max_read(64 * 1024);
-        max_reads += n / (64 * 1024);
-    }
-    SUBCASE("reads of 1000 bytes") {
-        b->set_max_read(1000);
-        max_reads += n / 1000;
-    }
-    const std::string body = pattern(n);
-    REQUIRE(core::run(lp, write_string(*a, body)).has_value());
-    growth_probe g = core::run(lp, exact_read_growth(*b, n, 16u << 20));
-    CHECK(g.error == std::error_code());
-    CHECK(g.data == body);
-    // Doubling as bytes arrive: never more than twice what it holds (plus the first step).
-    CHECK(g.capacity <= 2 * n + core::buffered_reader::growth_step);
-    // Each read may fill all the free room: the growth bound must not turn into small reads.
-    CAPTURE(b->operations());
-    CHECK(b->operations() <= max_reads);
-}
-
-TEST_CASE_TEMPLATE("fill with a hint of 16 MiB makes no more than growth_step of room", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    REQUIRE(core::run(lp, write_string(*a, "frame bytes")).has_value());
-    growth_probe g = core::run(lp, hinted_fill_growth(*b, 16u << 20));
-    CHECK(g.error == std::error_code());
-    CHECK(g.data == "frame bytes");
-    CHECK(g.capacity <= core::buffered_reader::growth_step);
-}
-
-TEST_CASE_TEMPLATE(
-    "a buffer left large by a big read is released when the next read finds it empty", B,
-    CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    auto [a, b] = memory_stream_pair(lp);
-    const std::size_t big = 1u << 20;
-    REQUIRE(core::run(lp, write_string(*a, pattern(big))).has_value());
-    release_probe probe = core::run(lp, big_read_then_fill(*b, *a, big));
-    CHECK(probe.after_big_read >= big);
-    CHECK(probe.next == "next");
-    CHECK(probe.after_next_fill <= core::buffered_reader::growth_step);
-}
-
-}  // TEST_SUITE
+} // TEST_SUITE

@@ -34,8 +34,8 @@ namespace {
     return static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-constexpr std::size_t block_size = 16 * 1024;  // below glibc's mmap threshold: from the heap
-constexpr std::size_t block_count = 4096;      // 64 MiB
+constexpr std::size_t block_size = 16 * 1024; // below glibc's mmap threshold: from the heap
+constexpr std::size_t block_count = 4096;     // 64 MiB
 constexpr std::size_t burst_bytes = block_size * block_count;
 
 // Allocates and touches 64 MiB in heap-sized blocks, then frees them all while a block
@@ -58,7 +58,7 @@ constexpr std::size_t burst_bytes = block_size * block_count;
     (void)co_await core::sleep_for(d);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE_TEMPLATE("a loop that goes idle after a burst gives the freed heap back to the system", B,
                    CORONET_BACKENDS) {
@@ -76,7 +76,7 @@ TEST_CASE_TEMPLATE("a loop that goes idle after a burst gives the freed heap bac
         core::run(lp, idle_for(50ms));
         // Proves the setup: without the loop's trim, the burst is still resident.
         CHECK(resident_bytes() >= before + burst_bytes / 2);
-        ::malloc_trim(0);  // leave the next subcase a clean start
+        ::malloc_trim(0); // leave the next subcase a clean start
     }
     SUBCASE("with the default threshold an idle loop trims it") {
         core::loop lp(coronet::testing::options<B>());
@@ -95,7 +95,7 @@ TEST_CASE_TEMPLATE("a loop that goes idle after a burst gives the freed heap bac
         auto opts = coronet::testing::options<B>();
         opts.heap_trim_interval = 300ms;
         core::loop lp(opts);
-        core::run(lp, idle_for(1ms));  // a check now (nothing to trim); the next is due in 300 ms
+        core::run(lp, idle_for(1ms)); // a check now (nothing to trim); the next is due in 300 ms
         auto pin = leave_burst_of_free_heap();
         const std::size_t after_burst = resident_bytes();
         REQUIRE(after_burst >= burst_bytes / 2);

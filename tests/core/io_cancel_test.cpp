@@ -7,8 +7,8 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
-#include <testing/run_bounded.hpp>
 #include <testing/counted.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -25,9 +25,9 @@ namespace core = coronet::core;
 using coronet::testing::counted;
 using namespace std::chrono_literals;
 
-using coronet::testing::run_on;
-using coronet::testing::listen_local;
 using coronet::testing::endpoint_of;
+using coronet::testing::listen_local;
+using coronet::testing::run_on;
 
 namespace {
 
@@ -55,7 +55,8 @@ core::task<core::result<std::string>> read_exactly(core::stream& s, std::size_t 
     while (got < n) {
         auto r = co_await s.read_some(
             core::mutable_buffer(reinterpret_cast<std::byte*>(out.data()) + got, n - got));
-        if (!r) co_return r.error();
+        if (!r)
+            co_return r.error();
         got += *r;
     }
     co_return out;
@@ -105,7 +106,7 @@ core::task<void> cancel_pending_read(core::loop& lp) {
     {
         core::task_scope scope;
         scope.spawn(store_into(with_token(read_some(server, buf), src.token()), res));
-        REQUIRE(scope.size() == 1);  // the read is pending
+        REQUIRE(scope.size() == 1); // the read is pending
         CHECK_FALSE(res.has_value());
         CHECK(counted::alive() == 1);
         CHECK(src.request_stop());
@@ -113,7 +114,7 @@ core::task<void> cancel_pending_read(core::loop& lp) {
     }
     REQUIRE(res.has_value());
     CHECK(res->error() == core::errc::operation_canceled);
-    CHECK(counted::alive() == 0);  // the reading coroutine ran to its end and was destroyed
+    CHECK(counted::alive() == 0); // the reading coroutine ran to its end and was destroyed
 
     // The stream is still usable.
     REQUIRE(co_await client.write_all(core::as_bytes("after")));
@@ -326,7 +327,8 @@ core::task<std::size_t> drain_and_poke(core::tcp_stream& s,
         auto r = co_await core::with_timeout(20ms, read_some(s, buf));
         if (r) {
             total += *r;
-            if (!poked) send_now(s, "!");
+            if (!poked)
+                send_now(s, "!");
             poked = true;
         } else if (r.error() != core::errc::timed_out) {
             break;
@@ -388,7 +390,7 @@ core::task<void> stop_before_start(core::loop& lp) {
     co_await store_into(with_token(write_bytes(server, core::as_bytes("no")), src.token()), w);
     REQUIRE(w.has_value());
     CHECK(w->error() == core::errc::operation_canceled);
-    CHECK_FALSE(server.broken());  // nothing was written
+    CHECK_FALSE(server.broken()); // nothing was written
 
     std::optional<core::result<core::tcp_stream>> a;
     co_await store_into(with_token(accept_one(l), src.token()), a);
@@ -410,62 +412,65 @@ core::task<void> stop_before_start(core::loop& lp) {
     CHECK(*back == "ok");
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.io_cancel") {
 
-TEST_CASE_TEMPLATE("a pending read cancelled through its stop token completes with "
-                   "operation_canceled",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return cancel_pending_read(lp); });
-}
+    TEST_CASE_TEMPLATE("a pending read cancelled through its stop token completes with "
+                       "operation_canceled",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return cancel_pending_read(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a read cancelled as its data arrives returns the data or leaves it for the "
-                   "next read",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return cancel_racing_data(lp); });
-}
+    TEST_CASE_TEMPLATE("a read cancelled as its data arrives returns the data or leaves it for the "
+                       "next read",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return cancel_racing_data(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a read past its deadline times out and the stream stays readable", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return read_deadline(lp); });
-}
+    TEST_CASE_TEMPLATE("a read past its deadline times out and the stream stays readable", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return read_deadline(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a pending accept can be cancelled and the listener keeps accepting", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return cancel_pending_accept(lp); });
-}
+    TEST_CASE_TEMPLATE("a pending accept can be cancelled and the listener keeps accepting", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return cancel_pending_accept(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a connect to a full backlog can be cancelled or timed out", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return cancel_pending_connect(lp); }, 20s);
-}
+    TEST_CASE_TEMPLATE("a connect to a full backlog can be cancelled or timed out", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return cancel_pending_connect(lp); }, 20s);
+    }
 
-TEST_CASE_TEMPLATE("a write cancelled half-way marks the stream broken", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return write_cancelled_half_way(lp); });
-}
+    TEST_CASE_TEMPLATE("a write cancelled half-way marks the stream broken", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return write_cancelled_half_way(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a write cancelled while the peer drains stops writing", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return write_cancelled_while_peer_drains(lp, 20); }, 20s);
-}
+    TEST_CASE_TEMPLATE("a write cancelled while the peer drains stops writing", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return write_cancelled_while_peer_drains(lp, 20); }, 20s);
+    }
 
-TEST_CASE_TEMPLATE("a write cancelled by the reader of the same stream stops writing", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return write_cancelled_by_reader_of_same_stream(lp, 20); }, 20s);
-}
+    TEST_CASE_TEMPLATE("a write cancelled by the reader of the same stream stops writing", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return write_cancelled_by_reader_of_same_stream(lp, 20); },
+                  20s);
+    }
 
-TEST_CASE_TEMPLATE("an operation whose stop was requested before it started is cancelled at once",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return stop_before_start(lp); });
-}
+    TEST_CASE_TEMPLATE(
+        "an operation whose stop was requested before it started is cancelled at once", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return stop_before_start(lp); });
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE

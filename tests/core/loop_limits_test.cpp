@@ -14,8 +14,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <string>
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace core = coronet::core;
@@ -27,18 +27,22 @@ core::task<void> echo(core::tcp_stream s) {
     std::byte buf[256];
     for (;;) {
         auto n = co_await s.read_some(buf);
-        if (!n) co_return;
-        auto w = co_await s.write_all({buf, *n});  // bound first: see docs/core.md, g++ 12
-        if (!w) co_return;
+        if (!n)
+            co_return;
+        auto w = co_await s.write_all({buf, *n}); // bound first: see docs/core.md, g++ 12
+        if (!w)
+            co_return;
     }
 }
 
-core::task<core::result<void>> idle_then_active(core::loop& lp, std::size_t idle_count, bool& echoed) {
+core::task<core::result<void>> idle_then_active(core::loop& lp, std::size_t idle_count,
+                                                bool& echoed) {
     auto l = core::tcp_listener::bind(lp, core::endpoint::loopback_v4(0));
     REQUIRE(l);
     auto ep = *l->local_endpoint();
     core::task_scope scope;
-    scope.spawn(core::accept_loop(*l, scope, [](core::tcp_stream s) { return echo(std::move(s)); }));
+    scope.spawn(
+        core::accept_loop(*l, scope, [](core::tcp_stream s) { return echo(std::move(s)); }));
 
     // Each idle connection leaves a read pending on the server: one completion-queue slot each.
     std::vector<core::tcp_stream> idle;
@@ -53,11 +57,13 @@ core::task<core::result<void>> idle_then_active(core::loop& lp, std::size_t idle
     std::byte buf[4];
     std::size_t got = 0;
     while (got < 4) {
-        auto n = co_await core::with_timeout(5s, [](core::tcp_stream& s, std::byte* b, std::size_t len)
-                                                     -> core::task<core::result<std::size_t>> {
-            co_return co_await s.read_some({b, len});
-        }(*active, buf + got, 4 - got));
-        if (!n) break;
+        auto n = co_await core::with_timeout(5s,
+                                             [](core::tcp_stream& s, std::byte* b, std::size_t len)
+                                                 -> core::task<core::result<std::size_t>> {
+                                                 co_return co_await s.read_some({b, len});
+                                             }(*active, buf + got, 4 - got));
+        if (!n)
+            break;
         got += *n;
     }
     echoed = got == 4 && core::as_string({buf, 4}) == "ping";
@@ -75,33 +81,33 @@ void raise_fd_limit(rlim_t want) {
     }
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.loop") {
 
-// Regression: the io_uring backend once capped operations in flight at half of a 2048-entry
-// completion queue, so ~1020 idle connections (each with a read pending) starved accept and
-// every other connection in the backlog.
-TEST_CASE_TEMPLATE("a loop with 1100 idle connections still serves an active one", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    raise_fd_limit(4096);
-    core::loop lp(coronet::testing::options<B>());
-    bool echoed = false;
-    auto r = core::run(lp, idle_then_active(lp, 1100, echoed));
-    CHECK(r);
-    CHECK(echoed);
-}
+    // Regression: the io_uring backend once capped operations in flight at half of a 2048-entry
+    // completion queue, so ~1020 idle connections (each with a read pending) starved accept and
+    // every other connection in the backlog.
+    TEST_CASE_TEMPLATE("a loop with 1100 idle connections still serves an active one", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        raise_fd_limit(4096);
+        core::loop lp(coronet::testing::options<B>());
+        bool echoed = false;
+        auto r = core::run(lp, idle_then_active(lp, 1100, echoed));
+        CHECK(r);
+        CHECK(echoed);
+    }
 
-TEST_CASE("a backend forced through loop_options is the one that runs") {
-    core::loop_options o;
-    o.backend = core::backend_kind::epoll;
-    core::loop lp(o);
-    CHECK(lp.backend() == core::backend_kind::epoll);
-    CHECK(core::to_string(lp.backend()) == "epoll");
-}
+    TEST_CASE("a backend forced through loop_options is the one that runs") {
+        core::loop_options o;
+        o.backend = core::backend_kind::epoll;
+        core::loop lp(o);
+        CHECK(lp.backend() == core::backend_kind::epoll);
+        CHECK(core::to_string(lp.backend()) == "epoll");
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 namespace {
 
@@ -132,52 +138,59 @@ core::task<void> receive_on_many(core::loop& lp, std::size_t conns, bool& all_ri
         auto r = co_await servers[i].receive();
         REQUIRE(r);
         got[i] = std::string(core::as_string(*r));
-        if (got[i] != msg) all_right = false;
-        if (std::find(seen.begin(), seen.end(), r->data()) == seen.end()) seen.push_back(r->data());
+        if (got[i] != msg)
+            all_right = false;
+        if (std::find(seen.begin(), seen.end(), r->data()) == seen.end())
+            seen.push_back(r->data());
     }
     distinct_rx_buffers = seen.size();
     // Giving the buffers back lets receives use the ring again.
-    for (auto& s : servers) s.release_receive_buffer();
+    for (auto& s : servers)
+        s.release_receive_buffer();
     auto w = co_await clients[0].write_all(core::as_bytes("again"));
     REQUIRE(w);
     auto r = co_await servers[0].receive();
     REQUIRE(r);
-    if (core::as_string(*r) != "again") all_right = false;
+    if (core::as_string(*r) != "again")
+        all_right = false;
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.loop") {
 
-TEST_CASE_TEMPLATE("receive stays correct when the provided-buffer ring runs dry", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    auto o = coronet::testing::options<B>();
-    o.uring_provided_buffers = 2;  // rounded to a power of two: 2 buffers for 6 connections
-    o.uring_provided_buffer_size = 4096;
-    core::loop lp(o);
-    bool all_right = false;
-    std::size_t distinct = 0;
-    core::run(lp, receive_on_many(lp, 6, all_right, distinct));
-    CHECK(all_right);
-    // Each receive's view is a buffer of its own: lent from the ring or the stream's own.
-    CHECK(distinct == 6);
-    if (B::kind == core::backend_kind::uring) MESSAGE("provided buffers: " << lp.has_provided_buffers());
-}
+    TEST_CASE_TEMPLATE("receive stays correct when the provided-buffer ring runs dry", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        auto o = coronet::testing::options<B>();
+        o.uring_provided_buffers = 2; // rounded to a power of two: 2 buffers for 6 connections
+        o.uring_provided_buffer_size = 4096;
+        core::loop lp(o);
+        bool all_right = false;
+        std::size_t distinct = 0;
+        core::run(lp, receive_on_many(lp, 6, all_right, distinct));
+        CHECK(all_right);
+        // Each receive's view is a buffer of its own: lent from the ring or the stream's own.
+        CHECK(distinct == 6);
+        if (B::kind == core::backend_kind::uring)
+            MESSAGE("provided buffers: " << lp.has_provided_buffers());
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 namespace {
 
 struct sleeper_log {
-    std::vector<std::pair<core::clock::time_point, int>> woke;  // (deadline, id) in wake order
+    std::vector<std::pair<core::clock::time_point, int>> woke; // (deadline, id) in wake order
     int cancelled = 0;
 };
 
 core::task<void> sleeper(int id, core::clock::time_point deadline, sleeper_log& log) {
     auto r = co_await core::sleep_until(deadline);
-    if (r) log.woke.emplace_back(deadline, id);
-    else ++log.cancelled;
+    if (r)
+        log.woke.emplace_back(deadline, id);
+    else
+        ++log.cancelled;
 }
 
 core::task<void> many_timers(sleeper_log& log) {
@@ -188,27 +201,30 @@ core::task<void> many_timers(sleeper_log& log) {
     for (int i = 0; i < 300; ++i) {
         x = x * 1103515245u + 12345u;
         auto deadline = base + std::chrono::microseconds((x >> 8) % 40000);
-        if (i % 3 == 0) cancel_me.spawn(sleeper(i, deadline, log));
-        else keep.spawn(sleeper(i, deadline, log));
+        if (i % 3 == 0)
+            cancel_me.spawn(sleeper(i, deadline, log));
+        else
+            keep.spawn(sleeper(i, deadline, log));
     }
-    cancel_me.request_stop();  // removes a third of the nodes from the middle of the heap
+    cancel_me.request_stop(); // removes a third of the nodes from the middle of the heap
     co_await cancel_me.join();
     co_await keep.join();
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.loop") {
 
-TEST_CASE_TEMPLATE("timers fire in deadline order while others are removed from the heap", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    sleeper_log log;
-    core::run(lp, many_timers(log));
-    CHECK(log.cancelled == 100);
-    REQUIRE(log.woke.size() == 200);
-    for (std::size_t i = 1; i < log.woke.size(); ++i) CHECK(log.woke[i - 1].first <= log.woke[i].first);
-}
+    TEST_CASE_TEMPLATE("timers fire in deadline order while others are removed from the heap", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        sleeper_log log;
+        core::run(lp, many_timers(log));
+        CHECK(log.cancelled == 100);
+        REQUIRE(log.woke.size() == 200);
+        for (std::size_t i = 1; i < log.woke.size(); ++i)
+            CHECK(log.woke[i - 1].first <= log.woke[i].first);
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE

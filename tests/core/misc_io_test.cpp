@@ -37,7 +37,9 @@ namespace {
 
 // ---- post ------------------------------------------------------------------------------------
 
-core::task<core::result<void>> long_sleep() { co_return co_await core::sleep_for(5s); }
+core::task<core::result<void>> long_sleep() {
+    co_return co_await core::sleep_for(5s);
+}
 
 core::task<void> woken_by_post(core::loop& lp) {
     core::stop_source woken;
@@ -54,7 +56,7 @@ core::task<void> woken_by_post(core::loop& lp) {
     nap.handle().promise().set_token(woken.token());
     auto r = co_await std::move(nap);
     poster.join();
-    CHECK(r.error() == core::errc::operation_canceled);  // ended by the posted function
+    CHECK(r.error() == core::errc::operation_canceled); // ended by the posted function
     CHECK(ran_on == loop_thread);
 }
 
@@ -73,8 +75,10 @@ core::task<void> many_posts(core::loop& lp) {
             posters.emplace_back([&] {
                 for (int i = 0; i < per_thread; ++i) {
                     lp.post([&] {
-                        if (std::this_thread::get_id() != loop_thread) wrong_thread = true;
-                        if (++ran == threads * per_thread) all_done.request_stop();
+                        if (std::this_thread::get_id() != loop_thread)
+                            wrong_thread = true;
+                        if (++ran == threads * per_thread)
+                            all_done.request_stop();
                     });
                 }
             });
@@ -82,12 +86,14 @@ core::task<void> many_posts(core::loop& lp) {
         auto nap = long_sleep();
         nap.handle().promise().set_token(all_done.token());
         auto r = co_await std::move(nap);
-        for (auto& t : posters) t.join();
+        for (auto& t : posters)
+            t.join();
         INFO("round " << round);
         CHECK(r.error() == core::errc::operation_canceled);
         CHECK(ran == threads * per_thread);
         CHECK_FALSE(wrong_thread);
-        if (ran != threads * per_thread) break;
+        if (ran != threads * per_thread)
+            break;
     }
 }
 
@@ -125,7 +131,8 @@ core::task<void> resolve_invalid(core::loop&) {
     // which the deadline bounds.
     auto r = co_await core::with_timeout(5s, core::resolve("nonexistent.invalid", 80));
     REQUIRE_FALSE(r);
-    const bool expected = r.error() == core::errc::resolve_failed || r.error() == core::errc::timed_out;
+    const bool expected =
+        r.error() == core::errc::resolve_failed || r.error() == core::errc::timed_out;
     CHECK_MESSAGE(expected, r.error().message());
 }
 
@@ -163,7 +170,9 @@ struct sigusr1_blocked {
     }
 };
 
-core::task<core::result<int>> wait_signal(core::signal_set& s) { co_return co_await s.wait(); }
+core::task<core::result<int>> wait_signal(core::signal_set& s) {
+    co_return co_await s.wait();
+}
 
 core::task<void> signal_arrives(core::loop& lp) {
     core::signal_set sigs(lp, {SIGUSR1});
@@ -219,112 +228,115 @@ core::task<void> scope_reports_to_sink(core::loop&) {
     co_await scope.join();
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.loop") {
 
-TEST_CASE_TEMPLATE("post from another thread wakes the loop and runs on the loop thread", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return woken_by_post(lp); });
-}
-
-TEST_CASE_TEMPLATE("posts from several threads each run once on the loop thread", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return many_posts(lp); });
-}
-
-TEST_CASE_TEMPLATE("a loop reports the backend it was asked for", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    core::loop lp(coronet::testing::options<B>());
-    CHECK(lp.backend() == B::kind);
-    CHECK(core::to_string(lp.backend()) == (B::kind == core::backend_kind::epoll ? "epoll" : "uring"));
-    CHECK(core::loop::current() == &lp);
-    CHECK_FALSE(lp.running());
-}
-
-TEST_CASE_TEMPLATE("CORONET_BACKEND chooses the backend of a loop built without options", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    const std::string name(core::to_string(B::kind));
-    REQUIRE(::setenv("CORONET_BACKEND", name.c_str(), 1) == 0);
-    core::backend_kind chosen{};
-    {
-        core::loop lp;
-        chosen = lp.backend();
+    TEST_CASE_TEMPLATE("post from another thread wakes the loop and runs on the loop thread", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return woken_by_post(lp); });
     }
-    ::unsetenv("CORONET_BACKEND");
-    CHECK(chosen == B::kind);
-}
 
-TEST_CASE("without CORONET_BACKEND a loop prefers io_uring where it works") {
-    REQUIRE(std::getenv("CORONET_BACKEND") == nullptr);
-    core::loop lp;
-    CHECK(lp.backend() == (core::uring_available() ? core::backend_kind::uring : core::backend_kind::epoll));
-}
+    TEST_CASE_TEMPLATE("posts from several threads each run once on the loop thread", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return many_posts(lp); });
+    }
 
-}  // TEST_SUITE
+    TEST_CASE_TEMPLATE("a loop reports the backend it was asked for", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        CHECK(lp.backend() == B::kind);
+        CHECK(core::to_string(lp.backend()) ==
+              (B::kind == core::backend_kind::epoll ? "epoll" : "uring"));
+        CHECK(core::loop::current() == &lp);
+        CHECK_FALSE(lp.running());
+    }
+
+    TEST_CASE_TEMPLATE("CORONET_BACKEND chooses the backend of a loop built without options", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        const std::string name(core::to_string(B::kind));
+        REQUIRE(::setenv("CORONET_BACKEND", name.c_str(), 1) == 0);
+        core::backend_kind chosen{};
+        {
+            core::loop lp;
+            chosen = lp.backend();
+        }
+        ::unsetenv("CORONET_BACKEND");
+        CHECK(chosen == B::kind);
+    }
+
+    TEST_CASE("without CORONET_BACKEND a loop prefers io_uring where it works") {
+        REQUIRE(std::getenv("CORONET_BACKEND") == nullptr);
+        core::loop lp;
+        CHECK(lp.backend() ==
+              (core::uring_available() ? core::backend_kind::uring : core::backend_kind::epoll));
+    }
+
+} // TEST_SUITE
 
 TEST_SUITE("core.resolve") {
 
-TEST_CASE_TEMPLATE("resolving localhost gives loopback endpoints with the port", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return resolve_localhost(lp); });
-}
+    TEST_CASE_TEMPLATE("resolving localhost gives loopback endpoints with the port", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return resolve_localhost(lp); });
+    }
 
-TEST_CASE_TEMPLATE("resolving a .invalid name fails with resolve_failed", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return resolve_invalid(lp); });
-}
+    TEST_CASE_TEMPLATE("resolving a .invalid name fails with resolve_failed", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return resolve_invalid(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a resolve whose stop was requested is cancelled", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return resolve_cancelled(lp); });
-}
+    TEST_CASE_TEMPLATE("a resolve whose stop was requested is cancelled", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return resolve_cancelled(lp); });
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 TEST_SUITE("core.signal") {
 
-TEST_CASE_TEMPLATE("a blocked SIGUSR1 raised with kill is received by signal_set::wait", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    sigusr1_blocked guard;
-    run_on<B>([](core::loop& lp) { return signal_arrives(lp); });
-}
+    TEST_CASE_TEMPLATE("a blocked SIGUSR1 raised with kill is received by signal_set::wait", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        sigusr1_blocked guard;
+        run_on<B>([](core::loop& lp) { return signal_arrives(lp); });
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 TEST_SUITE("core.log") {
 
-TEST_CASE("an installed log sink receives messages and counters") {
-    capture_sink sink;
-    {
-        sink_installed installed(sink);
-        CHECK(&core::current_log_sink() == &sink);
-        core::log(core::log_level::warn, "a warning");
-        core::count("test.things", 3);
+    TEST_CASE("an installed log sink receives messages and counters") {
+        capture_sink sink;
+        {
+            sink_installed installed(sink);
+            CHECK(&core::current_log_sink() == &sink);
+            core::log(core::log_level::warn, "a warning");
+            core::count("test.things", 3);
+        }
+        CHECK(&core::current_log_sink() != &sink);
+        REQUIRE(sink.lines.size() == 1);
+        CHECK(sink.lines[0].first == core::log_level::warn);
+        CHECK(sink.lines[0].second == "a warning");
+        REQUIRE(sink.counters.size() == 1);
+        CHECK(sink.counters[0].first == "test.things");
+        CHECK(sink.counters[0].second == 3);
     }
-    CHECK(&core::current_log_sink() != &sink);
-    REQUIRE(sink.lines.size() == 1);
-    CHECK(sink.lines[0].first == core::log_level::warn);
-    CHECK(sink.lines[0].second == "a warning");
-    REQUIRE(sink.counters.size() == 1);
-    CHECK(sink.counters[0].first == "test.things");
-    CHECK(sink.counters[0].second == 3);
-}
 
-TEST_CASE_TEMPLATE("a task_scope child's exception reaches the log sink", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    capture_sink sink;
-    {
-        sink_installed installed(sink);
-        run_on<B>([](core::loop& lp) { return scope_reports_to_sink(lp); });
+    TEST_CASE_TEMPLATE("a task_scope child's exception reaches the log sink", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        capture_sink sink;
+        {
+            sink_installed installed(sink);
+            run_on<B>([](core::loop& lp) { return scope_reports_to_sink(lp); });
+        }
+        REQUIRE(sink.lines.size() == 1);
+        CHECK(sink.lines[0].first == core::log_level::error);
+        CHECK(sink.lines[0].second.find("boom") != std::string::npos);
     }
-    REQUIRE(sink.lines.size() == 1);
-    CHECK(sink.lines[0].first == core::log_level::error);
-    CHECK(sink.lines[0].second.find("boom") != std::string::npos);
-}
 
-}  // TEST_SUITE
+} // TEST_SUITE

@@ -28,14 +28,15 @@
 namespace core = coronet::core;
 using namespace std::chrono_literals;
 
-using coronet::testing::run_on;
 using coronet::testing::endpoint_of;
+using coronet::testing::run_on;
 
 namespace {
 
 // ---- helpers -------------------------------------------------------------------------------
 
-core::tcp_listener listen_on(core::loop& lp, const core::endpoint& ep, core::listen_options o = {}) {
+core::tcp_listener listen_on(core::loop& lp, const core::endpoint& ep,
+                             core::listen_options o = {}) {
     auto l = core::tcp_listener::bind(lp, ep, o);
     REQUIRE_MESSAGE(l, l.error().message());
     return std::move(*l);
@@ -67,8 +68,10 @@ core::task<core::result<std::string>> read_exactly(core::stream& s, std::size_t 
     std::string out(n, '\0');
     std::size_t got = 0;
     while (got < n) {
-        auto r = co_await s.read_some(core::mutable_buffer(reinterpret_cast<std::byte*>(out.data()) + got, n - got));
-        if (!r) co_return r.error();
+        auto r = co_await s.read_some(
+            core::mutable_buffer(reinterpret_cast<std::byte*>(out.data()) + got, n - got));
+        if (!r)
+            co_return r.error();
         got += *r;
     }
     co_return out;
@@ -79,9 +82,11 @@ core::task<core::result<std::string>> read_to_eof(core::stream& s) {
     std::string out;
     char buf[4096];
     for (;;) {
-        auto r = co_await s.read_some(core::mutable_buffer(reinterpret_cast<std::byte*>(buf), sizeof buf));
+        auto r = co_await s.read_some(
+            core::mutable_buffer(reinterpret_cast<std::byte*>(buf), sizeof buf));
         if (!r) {
-            if (r.error() == core::errc::end_of_stream) co_return out;
+            if (r.error() == core::errc::end_of_stream)
+                co_return out;
             co_return r.error();
         }
         out.append(buf, *r);
@@ -145,7 +150,7 @@ core::task<void> reset_by_peer(core::loop& lp) {
     auto [client, server] = co_await connect_pair(l);
     ::linger lg{1, 0};
     REQUIRE(::setsockopt(server.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
-    server.close();  // abortive close: RST
+    server.close(); // abortive close: RST
 
     std::byte b[64];
     auto r = co_await client.read_some(b);
@@ -159,7 +164,7 @@ core::task<void> refused(core::loop& lp) {
     {
         auto l = listen_local(lp);
         ep = endpoint_of(l);
-    }  // closed: nothing listens on the port now
+    } // closed: nothing listens on the port now
     auto c = co_await core::tcp_stream::connect(ep);
     REQUIRE_FALSE(c);
     CHECK(c.error() == core::errno_code(ECONNREFUSED));
@@ -171,9 +176,11 @@ core::task<void> slow_reader(core::stream& s, std::size_t total, std::size_t chu
     in_order = true;
     while (received < total) {
         auto r = co_await s.read_some(buf);
-        if (!r) break;
+        if (!r)
+            break;
         for (std::size_t i = 0; i < *r; ++i)
-            if (buf[i] != pattern(received + i)) in_order = false;
+            if (buf[i] != pattern(received + i))
+                in_order = false;
         received += *r;
     }
 }
@@ -182,7 +189,8 @@ core::task<core::result<void>> write_bytes(core::stream& s, core::const_buffer b
     co_return co_await s.write_all(b);
 }
 
-core::task<core::result<void>> write_buffers(core::stream& s, std::span<const core::const_buffer> b) {
+core::task<core::result<void>> write_buffers(core::stream& s,
+                                             std::span<const core::const_buffer> b) {
     co_return co_await s.writev(b);
 }
 
@@ -195,12 +203,13 @@ core::task<void> large_write(core::loop& lp) {
 
     constexpr std::size_t total = 32u << 20;
     std::vector<std::byte> data(total);
-    for (std::size_t i = 0; i < total; ++i) data[i] = pattern(i);
+    for (std::size_t i = 0; i < total; ++i)
+        data[i] = pattern(i);
 
     std::size_t received = 0;
     bool in_order = false;
-    auto [w, unused] = co_await core::when_all(write_bytes(client, data),
-                                               slow_reader(server, total, 1000, received, in_order));
+    auto [w, unused] = co_await core::when_all(
+        write_bytes(client, data), slow_reader(server, total, 1000, received, in_order));
     (void)unused;
     CHECK(w);
     CHECK(received == total);
@@ -226,7 +235,8 @@ core::task<void> many_buffers(core::loop& lp) {
         total += n;
     }
     std::vector<std::byte> data(total);
-    for (std::size_t i = 0; i < total; ++i) data[i] = pattern(i);
+    for (std::size_t i = 0; i < total; ++i)
+        data[i] = pattern(i);
     std::vector<core::const_buffer> bufs;
     std::size_t at = 0;
     for (std::size_t n : sizes) {
@@ -300,7 +310,7 @@ core::task<void> unix_round_trip(core::loop& lp) {
     CHECK(endpoint_of(l).family() == AF_UNIX);
     CHECK(endpoint_of(l).to_string() == ep->to_string());
     auto [client, server] = co_await connect_pair(l);
-    CHECK(client.set_nodelay(true));  // a no-op on Unix sockets, not an error
+    CHECK(client.set_nodelay(true)); // a no-op on Unix sockets, not an error
 
     REQUIRE(co_await client.write_all(core::as_bytes("over a unix socket")));
     REQUIRE(co_await client.shutdown());
@@ -326,8 +336,10 @@ struct barrier {
     struct awaiter {
         barrier& b;
         bool await_ready() noexcept {
-            if (++b.arrived < b.expected) return false;
-            for (auto h : b.waiters) b.lp.post([h] { h.resume(); });
+            if (++b.arrived < b.expected)
+                return false;
+            for (auto h : b.waiters)
+                b.lp.post([h] { h.resume(); });
             b.waiters.clear();
             return true;
         }
@@ -345,12 +357,16 @@ struct echo_stats {
 
 core::task<void> echo_handler(core::tcp_stream s, echo_stats& st) {
     ++st.live;
-    if (st.live > st.max_live) st.max_live = st.live;
+    if (st.live > st.max_live)
+        st.max_live = st.live;
     char buf[512];
     for (;;) {
-        auto r = co_await s.read_some(core::mutable_buffer(reinterpret_cast<std::byte*>(buf), sizeof buf));
-        if (!r) break;
-        if (!co_await s.write_all(core::const_buffer(reinterpret_cast<std::byte*>(buf), *r))) break;
+        auto r = co_await s.read_some(
+            core::mutable_buffer(reinterpret_cast<std::byte*>(buf), sizeof buf));
+        if (!r)
+            break;
+        if (!co_await s.write_all(core::const_buffer(reinterpret_cast<std::byte*>(buf), *r)))
+            break;
     }
     ++st.handled;
     --st.live;
@@ -374,12 +390,14 @@ core::task<void> echo_client(core::endpoint ep, std::size_t i, barrier& all_conn
     co_await all_connected.arrive();
     if (echoed && co_await c->shutdown()) {
         auto rest = co_await read_to_eof(*c);
-        if (rest && rest->empty()) ++ok;
+        if (rest && rest->empty())
+            ++ok;
     }
 }
 
 core::task<void> accept_server(core::tcp_listener& l, core::task_scope& scope, echo_stats& st) {
-    co_await core::accept_loop(l, scope, [&st](core::tcp_stream s) { return echo_handler(std::move(s), st); });
+    co_await core::accept_loop(
+        l, scope, [&st](core::tcp_stream s) { return echo_handler(std::move(s), st); });
 }
 
 core::task<void> thousand_connections(core::loop& lp, std::size_t n) {
@@ -392,21 +410,23 @@ core::task<void> thousand_connections(core::loop& lp, std::size_t n) {
         core::task_scope server;
         server.spawn(accept_server(l, server, st));
         core::task_scope clients;
-        for (std::size_t i = 0; i < n; ++i) clients.spawn(echo_client(ep, i, all_connected, ok));
+        for (std::size_t i = 0; i < n; ++i)
+            clients.spawn(echo_client(ep, i, all_connected, ok));
         co_await clients.join();
         server.request_stop();
         co_await server.join();
     }
     CHECK(ok == n);
     CHECK(st.handled == n);
-    CHECK(st.max_live == n);  // every connection was open at the same time
+    CHECK(st.max_live == n); // every connection was open at the same time
     CHECK(st.live == 0);
 }
 
 void ensure_descriptors(rlim_t wanted) {
     ::rlimit rl{};
     REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
-    if (rl.rlim_cur >= wanted) return;
+    if (rl.rlim_cur >= wanted)
+        return;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= wanted ? wanted : rl.rlim_max;
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &rl) == 0);
     REQUIRE_MESSAGE(rl.rlim_cur >= wanted, "RLIMIT_NOFILE hard limit too low");
@@ -450,14 +470,16 @@ core::task<void> moved_stream_reads(core::loop& lp) {
     auto first = co_await read_exactly(server, 3);
     REQUIRE(first);
     CHECK(*first == "one");
-    auto pending = co_await core::when_all(read_exactly(server, 4), write_bytes(client, core::as_bytes("park")));
+    auto pending = co_await core::when_all(read_exactly(server, 4),
+                                           write_bytes(client, core::as_bytes("park")));
     REQUIRE(std::get<0>(pending));
     CHECK(*std::get<0>(pending) == "park");
 
     core::tcp_stream moved(std::move(server));
     CHECK_FALSE(server.is_open());
     CHECK(moved.is_open());
-    auto [r1, w1] = co_await core::when_all(read_exactly(moved, 3), write_bytes(client, core::as_bytes("two")));
+    auto [r1, w1] =
+        co_await core::when_all(read_exactly(moved, 3), write_bytes(client, core::as_bytes("two")));
     REQUIRE(w1);
     REQUIRE(r1);
     CHECK(*r1 == "two");
@@ -465,7 +487,8 @@ core::task<void> moved_stream_reads(core::loop& lp) {
     core::tcp_stream assigned;
     assigned = std::move(moved);
     CHECK_FALSE(moved.is_open());
-    auto [r2, w2] = co_await core::when_all(read_exactly(assigned, 5), write_bytes(client, core::as_bytes("three")));
+    auto [r2, w2] = co_await core::when_all(read_exactly(assigned, 5),
+                                            write_bytes(client, core::as_bytes("three")));
     REQUIRE(w2);
     REQUIRE(r2);
     CHECK(*r2 == "three");
@@ -477,81 +500,82 @@ core::task<void> moved_stream_reads(core::loop& lp) {
     CHECK(*back == "back");
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.socket") {
 
-TEST_CASE_TEMPLATE("a connected pair exchanges bytes in both directions", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return round_trip(lp); });
-}
+    TEST_CASE_TEMPLATE("a connected pair exchanges bytes in both directions", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return round_trip(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a read after the peer closed reports end_of_stream", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return eof_after_peer_close(lp); });
-}
+    TEST_CASE_TEMPLATE("a read after the peer closed reports end_of_stream", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return eof_after_peer_close(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a read after the peer reset the connection reports ECONNRESET", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return reset_by_peer(lp); });
-}
+    TEST_CASE_TEMPLATE("a read after the peer reset the connection reports ECONNRESET", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return reset_by_peer(lp); });
+    }
 
-TEST_CASE_TEMPLATE("connecting to a port nobody listens on is refused", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return refused(lp); });
-}
+    TEST_CASE_TEMPLATE("connecting to a port nobody listens on is refused", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return refused(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a 32 MiB write_all arrives complete and in order at a slow reader", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return large_write(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("a 32 MiB write_all arrives complete and in order at a slow reader", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return large_write(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("writev of more buffers than one iovec window arrives in order", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return many_buffers(lp); });
-}
+    TEST_CASE_TEMPLATE("writev of more buffers than one iovec window arrives in order", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return many_buffers(lp); });
+    }
 
-TEST_CASE_TEMPLATE("shutdown gives the peer end of stream while the shut side can still read", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return half_close(lp); });
-}
+    TEST_CASE_TEMPLATE("shutdown gives the peer end of stream while the shut side can still read",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return half_close(lp); });
+    }
 
-TEST_CASE_TEMPLATE("streams work over the IPv6 loopback", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    bool skipped = false;
-    run_on<B>([&skipped](core::loop& lp) { return ipv6_round_trip(lp, skipped); });
-    if (skipped) MESSAGE("no IPv6 loopback ([::1]): skipped");
-}
+    TEST_CASE_TEMPLATE("streams work over the IPv6 loopback", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        bool skipped = false;
+        run_on<B>([&skipped](core::loop& lp) { return ipv6_round_trip(lp, skipped); });
+        if (skipped)
+            MESSAGE("no IPv6 loopback ([::1]): skipped");
+    }
 
-TEST_CASE_TEMPLATE("streams work over an abstract Unix-domain socket", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return unix_round_trip(lp); });
-}
+    TEST_CASE_TEMPLATE("streams work over an abstract Unix-domain socket", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return unix_round_trip(lp); });
+    }
 
-TEST_CASE_TEMPLATE("an accept_loop server echoes 1000 connections open at the same time", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    constexpr std::size_t n = 1000;
-    ensure_descriptors(2 * n + 64);
-    run_on<B>([](core::loop& lp) { return thousand_connections(lp, n); }, 30s);
-}
+    TEST_CASE_TEMPLATE("an accept_loop server echoes 1000 connections open at the same time", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        constexpr std::size_t n = 1000;
+        ensure_descriptors(2 * n + 64);
+        run_on<B>([](core::loop& lp) { return thousand_connections(lp, n); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("receive returns the bytes in a lent buffer", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return lent_receive(lp); });
-}
+    TEST_CASE_TEMPLATE("receive returns the bytes in a lent buffer", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return lent_receive(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a stream moved after it was registered keeps reading and writing", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return moved_stream_reads(lp); });
-}
+    TEST_CASE_TEMPLATE("a stream moved after it was registered keeps reading and writing", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return moved_stream_reads(lp); });
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 namespace {
 
@@ -576,12 +600,12 @@ core::task<void> try_write_until_full(core::loop& lp) {
     CHECK(saw_zero);
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.socket") {
-TEST_CASE_TEMPLATE("try_write sends what fits at once and reports 0 when the buffer is full", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return try_write_until_full(lp); });
-}
-}  // TEST_SUITE
+    TEST_CASE_TEMPLATE("try_write sends what fits at once and reports 0 when the buffer is full", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return try_write_until_full(lp); });
+    }
+} // TEST_SUITE

@@ -3,9 +3,9 @@
 #include <coronet/core/frame_allocator.hpp>
 
 #include <algorithm>
-#include <vector>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/stop.hpp>
+#include <vector>
 
 #include <testing/counted.hpp>
 
@@ -33,9 +33,13 @@ core::task<bool> awaits_and_checks_done(bool* ran) {
     co_return t.done();
 }
 
-core::task<int> forty_two() { co_return 42; }
+core::task<int> forty_two() {
+    co_return 42;
+}
 
-core::task<std::string> greeting(std::string name) { co_return "hello " + name; }
+core::task<std::string> greeting(std::string name) {
+    co_return "hello " + name;
+}
 
 core::task<int> throws_runtime_error() {
     throw std::runtime_error("boom");
@@ -47,9 +51,13 @@ core::task<void> void_throws() {
     co_return;
 }
 
-core::task<std::unique_ptr<int>> make_unique_int(int v) { co_return std::make_unique<int>(v); }
+core::task<std::unique_ptr<int>> make_unique_int(int v) {
+    co_return std::make_unique<int>(v);
+}
 
-core::task<int> add_one(int v) { co_return v + 1; }
+core::task<int> add_one(int v) {
+    co_return v + 1;
+}
 
 core::task<int> catches_child_exception() {
     try {
@@ -76,22 +84,30 @@ core::task<int> awaits_counted_arg(bool* alive_with_task, bool* dead_after_task)
     co_return 0;
 }
 
-core::task<int> child_returning(int i) { co_return i; }
+core::task<int> child_returning(int i) {
+    co_return i;
+}
 
 core::task<long long> million_sync_awaits() {
     long long sum = 0;
-    for (int i = 0; i < 1'000'000; ++i) sum += co_await child_returning(i);
+    for (int i = 0; i < 1'000'000; ++i)
+        sum += co_await child_returning(i);
     co_return sum;
 }
 
 core::task<int> nested(int depth) {
-    if (depth == 0) co_return 0;
+    if (depth == 0)
+        co_return 0;
     co_return 1 + co_await nested(depth - 1);
 }
 
-core::task<core::stop_token> token_of_child() { co_return co_await core::get_stop_token(); }
+core::task<core::stop_token> token_of_child() {
+    co_return co_await core::get_stop_token();
+}
 
-core::task<core::stop_token> token_of_grandchild() { co_return co_await token_of_child(); }
+core::task<core::stop_token> token_of_grandchild() {
+    co_return co_await token_of_child();
+}
 
 core::task<bool> child_sees_stop() {
     core::stop_token t = co_await core::get_stop_token();
@@ -114,167 +130,172 @@ core::task<int> record_frame(void** out) {
     co_return 0;
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("core.task") {
 
-TEST_CASE("a task does not run its body until it is awaited") {
-    core::loop lp;
-    bool ran = false;
-    core::task<void> t = set_flag(&ran);
-    CHECK(t.valid());
-    CHECK_FALSE(t.done());
-    CHECK_FALSE(ran);
-    core::run(lp, std::move(t));
-    CHECK(ran);
-}
-
-TEST_CASE("a task returns its value to the awaiter") {
-    core::loop lp;
-    CHECK(core::run(lp, forty_two()) == 42);
-    CHECK(core::run(lp, greeting("coronet")) == "hello coronet");
-}
-
-TEST_CASE("an awaited void task runs to completion and reports done") {
-    core::loop lp;
-    bool ran = false;
-    CHECK(core::run(lp, awaits_and_checks_done(&ran)));
-    CHECK(ran);
-}
-
-TEST_CASE("an exception thrown in a task is rethrown to the awaiter") {
-    core::loop lp;
-    CHECK_THROWS_WITH_AS(core::run(lp, throws_runtime_error()), "boom", std::runtime_error);
-    CHECK_THROWS_WITH_AS(core::run(lp, void_throws()), "void boom", std::logic_error);
-    CHECK(core::run(lp, catches_child_exception()) == 1);
-}
-
-TEST_CASE("a task can return a move-only value") {
-    core::loop lp;
-    std::unique_ptr<int> p = core::run(lp, make_unique_int(7));
-    REQUIRE(p != nullptr);
-    CHECK(*p == 7);
-}
-
-TEST_CASE("a task destroyed without being awaited destroys its arguments") {
-    counted::reset();
-    {
-        core::task<int> t = takes_counted(counted{});
-        CHECK(counted::alive() == 1);  // the copy in the frame
+    TEST_CASE("a task does not run its body until it is awaited") {
+        core::loop lp;
+        bool ran = false;
+        core::task<void> t = set_flag(&ran);
+        CHECK(t.valid());
         CHECK_FALSE(t.done());
+        CHECK_FALSE(ran);
+        core::run(lp, std::move(t));
+        CHECK(ran);
     }
-    CHECK(counted::alive() == 0);
-    CHECK(counted::constructed > 0);
-}
 
-TEST_CASE("an awaited task's frame is destroyed with the task object after it completes") {
-    core::loop lp;
-    counted::reset();
-    bool alive_with_task = false;
-    bool dead_after_task = false;
-    core::run(lp, awaits_counted_arg(&alive_with_task, &dead_after_task));
-    CHECK(alive_with_task);
-    CHECK(dead_after_task);
-    CHECK(counted::alive() == 0);
-}
-
-TEST_CASE("a moved-from task is empty and a move-assigned task destroys its old frame") {
-    counted::reset();
-    core::task<int> a = takes_counted(counted{});
-    core::task<int> b = std::move(a);
-    CHECK_FALSE(a.valid());  // NOLINT(bugprone-use-after-move): the moved-from state is the test
-    CHECK(b.valid());
-    CHECK(counted::alive() == 1);
-    b = add_one(1);
-    CHECK(counted::alive() == 0);
-    core::loop lp;
-    CHECK(core::run(lp, std::move(b)) == 2);
-}
-
-TEST_CASE("a million synchronously completing awaits of child tasks do not overflow the stack") {
-    core::loop lp;
-    constexpr long long n = 1'000'000;
-    CHECK(core::run(lp, million_sync_awaits()) == n * (n - 1) / 2);
-}
-
-TEST_CASE("nested awaits return through every level") {
-    core::loop lp;
-    CHECK(core::run(lp, nested(1000)) == 1000);
-}
-
-TEST_CASE("a child task inherits its parent's stop token") {
-    core::loop lp;
-    core::stop_source src;
-    SUBCASE("child") {
-        core::task<core::stop_token> t = token_of_child();
-        t.handle().promise().set_token(src.token());
-        core::stop_token got = core::run(lp, std::move(t));
-        CHECK(got.source() == &src);
+    TEST_CASE("a task returns its value to the awaiter") {
+        core::loop lp;
+        CHECK(core::run(lp, forty_two()) == 42);
+        CHECK(core::run(lp, greeting("coronet")) == "hello coronet");
     }
-    SUBCASE("grandchild") {
-        core::task<core::stop_token> t = token_of_grandchild();
-        t.handle().promise().set_token(src.token());
-        core::stop_token got = core::run(lp, std::move(t));
-        CHECK(got.source() == &src);
+
+    TEST_CASE("an awaited void task runs to completion and reports done") {
+        core::loop lp;
+        bool ran = false;
+        CHECK(core::run(lp, awaits_and_checks_done(&ran)));
+        CHECK(ran);
     }
-    SUBCASE("stop is visible") {
-        src.request_stop();
-        core::task<bool> t = child_sees_stop();
-        t.handle().promise().set_token(src.token());
-        CHECK(core::run(lp, std::move(t)));
+
+    TEST_CASE("an exception thrown in a task is rethrown to the awaiter") {
+        core::loop lp;
+        CHECK_THROWS_WITH_AS(core::run(lp, throws_runtime_error()), "boom", std::runtime_error);
+        CHECK_THROWS_WITH_AS(core::run(lp, void_throws()), "void boom", std::logic_error);
+        CHECK(core::run(lp, catches_child_exception()) == 1);
     }
-}
 
-TEST_CASE("a task without a given token sees a token that can never stop") {
-    core::loop lp;
-    core::stop_token got = core::run(lp, token_of_child());
-    CHECK_FALSE(got.stop_possible());
-    CHECK_FALSE(got.stop_requested());
-}
+    TEST_CASE("a task can return a move-only value") {
+        core::loop lp;
+        std::unique_ptr<int> p = core::run(lp, make_unique_int(7));
+        REQUIRE(p != nullptr);
+        CHECK(*p == 7);
+    }
 
-TEST_CASE("the frame allocator hands back the block it just recycled") {
-    void* p = core::detail::allocate_frame(200);
-    core::detail::deallocate_frame(p, 200);
-    void* q = core::detail::allocate_frame(200);
-    CHECK(q == p);
-    // Sizes of the same 64-byte class share the free list.
-    core::detail::deallocate_frame(q, 200);
-    void* r = core::detail::allocate_frame(250);
-    CHECK(r == p);
-    core::detail::deallocate_frame(r, 250);
+    TEST_CASE("a task destroyed without being awaited destroys its arguments") {
+        counted::reset();
+        {
+            core::task<int> t = takes_counted(counted{});
+            CHECK(counted::alive() == 1); // the copy in the frame
+            CHECK_FALSE(t.done());
+        }
+        CHECK(counted::alive() == 0);
+        CHECK(counted::constructed > 0);
+    }
 
-    // Frames too large for the pool still work.
-    void* big = core::detail::allocate_frame(100'000);
-    REQUIRE(big != nullptr);
-    core::detail::deallocate_frame(big, 100'000);
-}
+    TEST_CASE("an awaited task's frame is destroyed with the task object after it completes") {
+        core::loop lp;
+        counted::reset();
+        bool alive_with_task = false;
+        bool dead_after_task = false;
+        core::run(lp, awaits_counted_arg(&alive_with_task, &dead_after_task));
+        CHECK(alive_with_task);
+        CHECK(dead_after_task);
+        CHECK(counted::alive() == 0);
+    }
 
-TEST_CASE("the frame allocator keeps a burst of ten thousand frames for the next burst") {
-    // As wide as a hub broadcast to 10,000 connections (one write frame each): the second burst
-    // must come entirely from the pool (the limit is 8 MiB of free frames, not 256 per class).
-    constexpr std::size_t n = 10'000, size = 448;
-    // From an empty pool: frames other tests left in it would take part of the 8 MiB budget.
-    core::detail::release_free_frames(0);
-    std::vector<void*> first(n);
-    for (auto& p : first) p = core::detail::allocate_frame(size);
-    for (void* p : first) core::detail::deallocate_frame(p, size);
-    std::vector<void*> second(n);
-    for (auto& p : second) p = core::detail::allocate_frame(size);
-    std::sort(first.begin(), first.end());
-    std::vector<void*> again = second;
-    std::sort(again.begin(), again.end());
-    CHECK(again == first);
-    for (void* p : second) core::detail::deallocate_frame(p, size);
-}
+    TEST_CASE("a moved-from task is empty and a move-assigned task destroys its old frame") {
+        counted::reset();
+        core::task<int> a = takes_counted(counted{});
+        core::task<int> b = std::move(a);
+        CHECK_FALSE(a.valid()); // NOLINT(bugprone-use-after-move): the moved-from state is the test
+        CHECK(b.valid());
+        CHECK(counted::alive() == 1);
+        b = add_one(1);
+        CHECK(counted::alive() == 0);
+        core::loop lp;
+        CHECK(core::run(lp, std::move(b)) == 2);
+    }
 
-TEST_CASE("two tasks run one after the other reuse the same coroutine frame") {
-    core::loop lp;
-    void* first = nullptr;
-    void* second = nullptr;
-    core::run(lp, record_frame(&first));
-    core::run(lp, record_frame(&second));
-    REQUIRE(first != nullptr);
-    CHECK(second == first);
-}
+    TEST_CASE(
+        "a million synchronously completing awaits of child tasks do not overflow the stack") {
+        core::loop lp;
+        constexpr long long n = 1'000'000;
+        CHECK(core::run(lp, million_sync_awaits()) == n * (n - 1) / 2);
+    }
 
-}  // TEST_SUITE
+    TEST_CASE("nested awaits return through every level") {
+        core::loop lp;
+        CHECK(core::run(lp, nested(1000)) == 1000);
+    }
+
+    TEST_CASE("a child task inherits its parent's stop token") {
+        core::loop lp;
+        core::stop_source src;
+        SUBCASE("child") {
+            core::task<core::stop_token> t = token_of_child();
+            t.handle().promise().set_token(src.token());
+            core::stop_token got = core::run(lp, std::move(t));
+            CHECK(got.source() == &src);
+        }
+        SUBCASE("grandchild") {
+            core::task<core::stop_token> t = token_of_grandchild();
+            t.handle().promise().set_token(src.token());
+            core::stop_token got = core::run(lp, std::move(t));
+            CHECK(got.source() == &src);
+        }
+        SUBCASE("stop is visible") {
+            src.request_stop();
+            core::task<bool> t = child_sees_stop();
+            t.handle().promise().set_token(src.token());
+            CHECK(core::run(lp, std::move(t)));
+        }
+    }
+
+    TEST_CASE("a task without a given token sees a token that can never stop") {
+        core::loop lp;
+        core::stop_token got = core::run(lp, token_of_child());
+        CHECK_FALSE(got.stop_possible());
+        CHECK_FALSE(got.stop_requested());
+    }
+
+    TEST_CASE("the frame allocator hands back the block it just recycled") {
+        void* p = core::detail::allocate_frame(200);
+        core::detail::deallocate_frame(p, 200);
+        void* q = core::detail::allocate_frame(200);
+        CHECK(q == p);
+        // Sizes of the same 64-byte class share the free list.
+        core::detail::deallocate_frame(q, 200);
+        void* r = core::detail::allocate_frame(250);
+        CHECK(r == p);
+        core::detail::deallocate_frame(r, 250);
+
+        // Frames too large for the pool still work.
+        void* big = core::detail::allocate_frame(100'000);
+        REQUIRE(big != nullptr);
+        core::detail::deallocate_frame(big, 100'000);
+    }
+
+    TEST_CASE("the frame allocator keeps a burst of ten thousand frames for the next burst") {
+        // As wide as a hub broadcast to 10,000 connections (one write frame each): the second burst
+        // must come entirely from the pool (the limit is 8 MiB of free frames, not 256 per class).
+        constexpr std::size_t n = 10'000, size = 448;
+        // From an empty pool: frames other tests left in it would take part of the 8 MiB budget.
+        core::detail::release_free_frames(0);
+        std::vector<void*> first(n);
+        for (auto& p : first)
+            p = core::detail::allocate_frame(size);
+        for (void* p : first)
+            core::detail::deallocate_frame(p, size);
+        std::vector<void*> second(n);
+        for (auto& p : second)
+            p = core::detail::allocate_frame(size);
+        std::sort(first.begin(), first.end());
+        std::vector<void*> again = second;
+        std::sort(again.begin(), again.end());
+        CHECK(again == first);
+        for (void* p : second)
+            core::detail::deallocate_frame(p, size);
+    }
+
+    TEST_CASE("two tasks run one after the other reuse the same coroutine frame") {
+        core::loop lp;
+        void* first = nullptr;
+        void* second = nullptr;
+        core::run(lp, record_frame(&first));
+        core::run(lp, record_frame(&second));
+        REQUIRE(first != nullptr);
+        CHECK(second == first);
+    }
+
+} // TEST_SUITE

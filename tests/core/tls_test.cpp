@@ -7,9 +7,9 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
-#include <testing/run_bounded.hpp>
 #include <testing/certs.hpp>
 #include <testing/memory_stream.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 

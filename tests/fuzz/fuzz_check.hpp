@@ -15,14 +15,16 @@ namespace coronet::fuzz {
 
 /// True if `v` is empty or lies inside `buf` (zero-copy views must point into the input).
 inline bool inside(std::string_view v, std::string_view buf) noexcept {
-    if (v.empty()) return true;
+    if (v.empty())
+        return true;
     return v.data() >= buf.data() && v.data() + v.size() <= buf.data() + buf.size();
 }
 
-}  // namespace coronet::fuzz
+} // namespace coronet::fuzz
 
 /// Traps with the condition's text when `cond` is false; needs FUZZ_TARGET_NAME defined.
-#define FUZZ_CHECK(cond)                                                               \
-    do {                                                                               \
-        if (!(cond)) ::coronet::fuzz::check_failed(FUZZ_TARGET_NAME, #cond, __LINE__); \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ::coronet::fuzz::check_failed(FUZZ_TARGET_NAME, #cond, __LINE__);                      \
     } while (0)

@@ -6,10 +6,10 @@
 // default limits and with small limits taken from the first input bytes (not consumed, so
 // seed corpus files are plain chunked bodies).
 #define FUZZ_TARGET_NAME "http_chunked_fuzz"
-#include <fuzz/fuzz_check.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/parser.hpp>
 #include <fuzz/chunked_input.hpp>
+#include <fuzz/fuzz_check.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +27,7 @@ using coronet::fuzz::inside;
 
 struct outcome {
     std::string body;
-    std::size_t end = 0;  // input offset where decoding stopped
+    std::size_t end = 0; // input offset where decoding stopped
     bool done = false;
     int error = 0;
 
@@ -94,9 +94,8 @@ void compare(std::span<const std::uint8_t> input, const std::vector<std::size_t>
              const parser_limits& limits) {
     const std::string_view in = coronet::fuzz::as_chars(input);
     const outcome split = decode(in, ends, limits);
-    const outcome oneshot =
-        decode(in, in.empty() ? std::vector<std::size_t>{} : std::vector<std::size_t>{in.size()},
-               limits);
+    const outcome oneshot = decode(
+        in, in.empty() ? std::vector<std::size_t>{} : std::vector<std::size_t>{in.size()}, limits);
     if (!(split == oneshot)) {
         std::fprintf(stderr,
                      "http_chunked_fuzz: split and one-shot differ: split body %zu end %zu done %d "
@@ -108,7 +107,7 @@ void compare(std::span<const std::uint8_t> input, const std::vector<std::size_t>
     CHECK(split.body.size() <= input.size());
 }
 
-}  // namespace
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> input(data, size);

@@ -12,11 +12,11 @@
 // checked. Everything runs twice: default limits, and small limits derived from the input
 // (so limit checks fire at every possible split point).
 #define FUZZ_TARGET_NAME "http_request_fuzz"
-#include <fuzz/fuzz_check.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/parser.hpp>
 #include <fuzz/chunked_input.hpp>
+#include <fuzz/fuzz_check.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -39,7 +39,9 @@ bool allowed_status(int s) {
     return s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505;
 }
 
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
+bool is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 void check_error(const std::error_code& ec) {
     CHECK(static_cast<bool>(ec));
@@ -62,7 +64,8 @@ void check_head(const request_parser& p, std::string_view buf) {
     CHECK(detail::is_token(h.method));
     // path is a view of the target, except the documented "/" for an absolute-form target
     // with an empty path (a static literal, valid forever).
-    CHECK(inside(h.path, head) || (h.path == "/" && h.target.find("://") != std::string_view::npos));
+    CHECK(inside(h.path, head) ||
+          (h.path == "/" && h.target.find("://") != std::string_view::npos));
     CHECK(inside(h.query, head));
     CHECK(h.version_minor == 0 || h.version_minor == 1);
 
@@ -92,7 +95,7 @@ void check_head(const request_parser& p, std::string_view buf) {
         CHECK(has_te && !has_cl && h.version_minor == 1 && h.content_length == 0);
         break;
     case body_kind::until_close:
-        CHECK(false);  // never for a request
+        CHECK(false); // never for a request
         break;
     }
     if (h.expect_continue) {
@@ -122,7 +125,7 @@ std::string serve(std::string_view in, const std::vector<std::size_t>& ends,
     };
     receive();
 
-    std::size_t offset = 0;  // start of the current message
+    std::size_t offset = 0; // start of the current message
     request_parser parser(limits);
     for (int message = 0; message < max_messages; ++message) {
         parser.reset();
@@ -257,18 +260,19 @@ void compare(std::string_view in, const std::vector<std::size_t>& ends,
     const std::string split = serve(in, ends, limits);
     const std::vector<std::size_t> whole{in.size()};
     const std::string oneshot = serve(in, in.empty() ? std::vector<std::size_t>{} : whole, limits);
-    if (std::getenv("CORONET_FUZZ_PRINT") != nullptr) {  // debugging a reproducer
+    if (std::getenv("CORONET_FUZZ_PRINT") != nullptr) { // debugging a reproducer
         std::fprintf(stderr, "--- transcript:\n%s", split.c_str());
     }
     if (split != oneshot) {
-        std::fprintf(stderr, "http_request_fuzz: split and one-shot verdicts differ\n--- split:\n%s"
-                             "--- one-shot:\n%s---\n",
+        std::fprintf(stderr,
+                     "http_request_fuzz: split and one-shot verdicts differ\n--- split:\n%s"
+                     "--- one-shot:\n%s---\n",
                      split.c_str(), oneshot.c_str());
         __builtin_trap();
     }
 }
 
-}  // namespace
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> input(data, size);

@@ -11,11 +11,11 @@
 // read, with default limits and with small limits derived from the input; plus invariants of
 // every complete head and every error.
 #define FUZZ_TARGET_NAME "http_response_fuzz"
-#include <fuzz/fuzz_check.hpp>
 #include <coronet/http/error.hpp>
 #include <coronet/http/headers.hpp>
 #include <coronet/http/parser.hpp>
 #include <fuzz/chunked_input.hpp>
+#include <fuzz/fuzz_check.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -38,7 +38,9 @@ bool allowed_status(int s) {
     return s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505;
 }
 
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
+bool is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 void check_error(const std::error_code& ec) {
     CHECK(static_cast<bool>(ec));
@@ -253,24 +255,25 @@ parser_limits small_limits(std::uint64_t h) {
     return l;
 }
 
-void compare(std::string_view in, const std::vector<std::size_t>& ends,
-             const parser_limits& limits, bool head_request) {
+void compare(std::string_view in, const std::vector<std::size_t>& ends, const parser_limits& limits,
+             bool head_request) {
     const std::string split = receive_responses(in, ends, limits, head_request);
     const std::vector<std::size_t> whole{in.size()};
     const std::string oneshot = receive_responses(
         in, in.empty() ? std::vector<std::size_t>{} : whole, limits, head_request);
-    if (std::getenv("CORONET_FUZZ_PRINT") != nullptr) {  // debugging a reproducer
+    if (std::getenv("CORONET_FUZZ_PRINT") != nullptr) { // debugging a reproducer
         std::fprintf(stderr, "--- transcript:\n%s", split.c_str());
     }
     if (split != oneshot) {
-        std::fprintf(stderr, "http_response_fuzz: split and one-shot verdicts differ\n"
-                             "--- split:\n%s--- one-shot:\n%s---\n",
+        std::fprintf(stderr,
+                     "http_response_fuzz: split and one-shot verdicts differ\n"
+                     "--- split:\n%s--- one-shot:\n%s---\n",
                      split.c_str(), oneshot.c_str());
         __builtin_trap();
     }
 }
 
-}  // namespace
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> input(data, size);

@@ -1130,19 +1130,19 @@ TEST_SUITE("http.client") {
 } // TEST_SUITE
 
 TEST_SUITE("http.client") {
-TEST_CASE("a caller's Content-Length or Transfer-Encoding is refused before anything is sent") {
-    coronet::core::loop lp;
-    auto [a, b] = coronet::testing::memory_stream_pair(lp);
-    coronet::http::client_connection conn(std::move(a), "example.test");
-    for (const char* name : {"Content-Length", "transfer-encoding"}) {
-        coronet::http::client_request req;
-        req.method = "POST";
-        req.headers.emplace_back(name, "5");
-        req.body = "hello";
-        auto r = coronet::core::run(lp, conn.send(req));
-        REQUIRE_FALSE(r);
-        CHECK(r.error() == coronet::http::errc::bad_header);
+    TEST_CASE("a caller's Content-Length or Transfer-Encoding is refused before anything is sent") {
+        coronet::core::loop lp;
+        auto [a, b] = coronet::testing::memory_stream_pair(lp);
+        coronet::http::client_connection conn(std::move(a), "example.test");
+        for (const char* name : {"Content-Length", "transfer-encoding"}) {
+            coronet::http::client_request req;
+            req.method = "POST";
+            req.headers.emplace_back(name, "5");
+            req.body = "hello";
+            auto r = coronet::core::run(lp, conn.send(req));
+            REQUIRE_FALSE(r);
+            CHECK(r.error() == coronet::http::errc::bad_header);
+        }
+        CHECK(conn.reusable());
     }
-    CHECK(conn.reusable());
-}
-}  // TEST_SUITE
+} // TEST_SUITE

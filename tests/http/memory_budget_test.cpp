@@ -10,9 +10,9 @@
 
 #include <testing/backends.hpp>
 #include <testing/http_client_raw.hpp>
+#include <testing/log_capture.hpp>
 #include <testing/memory_stream.hpp>
 #include <testing/run_bounded.hpp>
-#include <testing/log_capture.hpp>
 
 #include <doctest/doctest.h>
 

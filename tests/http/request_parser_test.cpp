@@ -556,11 +556,11 @@ TEST_SUITE("http.request_parser") {
         CHECK(buf.size() <= 70);
     }
 
-// Found by the fuzz campaign: CONNECT must name host:port (RFC 9112 §3.2.3).
-TEST_CASE("a CONNECT with an origin-form target is refused with 400") {
-    request_parser p;
-    CHECK(p.parse("CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n") == parse_status::error);
-    CHECK(status_of(p.error()) == 400);
-}
+    // Found by the fuzz campaign: CONNECT must name host:port (RFC 9112 §3.2.3).
+    TEST_CASE("a CONNECT with an origin-form target is refused with 400") {
+        request_parser p;
+        CHECK(p.parse("CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n") == parse_status::error);
+        CHECK(status_of(p.error()) == 400);
+    }
 
 } // TEST_SUITE

@@ -11,10 +11,10 @@
 #include <coronet/http/router.hpp>
 
 #include <testing/backends.hpp>
-#include <testing/run_bounded.hpp>
 #include <testing/certs.hpp>
 #include <testing/http_client_raw.hpp>
 #include <testing/log_capture.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -54,13 +54,15 @@ struct event {
     core::stop_source* waiting = nullptr;
     void set() noexcept {
         fired = true;
-        if (waiting != nullptr) waiting->request_stop();
+        if (waiting != nullptr)
+            waiting->request_stop();
     }
 };
 
 /// True once `e` is set; false if `timeout` ran out first.
 core::task<bool> wait_for(event& e, core::clock::duration timeout) {
-    if (e.fired) co_return true;
+    if (e.fired)
+        co_return true;
     core::stop_source src(co_await core::get_stop_token());
     e.waiting = &src;
     auto t = sleep_task(timeout);
@@ -85,7 +87,7 @@ struct probe {
     std::vector<std::string> lines;
     bool takeover_cancelled = false;
     bool takeover_ended = false;
-    bool drained = false;  ///< drain_watcher saw takeover_context::draining fire
+    bool drained = false; ///< drain_watcher saw takeover_context::draining fire
 };
 
 /// A toy line protocol that takes the connection over after "101 Switching Protocols": each
@@ -114,7 +116,8 @@ public:
                 auto r = co_await s.read_some(
                     core::mutable_buffer(reinterpret_cast<std::byte*>(tmp), sizeof tmp));
                 if (!r) {
-                    if (r.error() == core::errc::operation_canceled) p_.takeover_cancelled = true;
+                    if (r.error() == core::errc::operation_canceled)
+                        p_.takeover_cancelled = true;
                     break;
                 }
                 buf.append(tmp, *r);
@@ -129,7 +132,8 @@ public:
                 break;
             }
             std::string answer = "echo: " + line + "\n";
-            if (!co_await s.write_all(core::as_bytes(answer))) break;
+            if (!co_await s.write_all(core::as_bytes(answer)))
+                break;
         }
         p_.takeover_ended = true;
     }
@@ -155,7 +159,8 @@ public:
         if (!slept && ctx.draining.stop_requested()) {
             p_.drained = true;
             auto w = co_await ctx.stream->write_all(core::as_bytes("going away\n"));
-            if (w) (void)co_await ctx.stream->shutdown();
+            if (w)
+                (void)co_await ctx.stream->shutdown();
         } else if (!slept) {
             p_.takeover_cancelled = true;
         }
@@ -189,7 +194,8 @@ http::router test_routes(probe& p) {
         res.stream_length = 15;
         res.stream_body = [](http::body_writer& w) -> core::task<core::result<void>> {
             for (std::string_view piece : {"hello", ", str", "eamed"})
-                if (auto wr = co_await w.write(piece); !wr) co_return wr;
+                if (auto wr = co_await w.write(piece); !wr)
+                    co_return wr;
             co_return core::result<void>{};
         };
         co_return res;
@@ -198,7 +204,8 @@ http::router test_routes(probe& p) {
         http::response res(200);
         res.stream_body = [](http::body_writer& w) -> core::task<core::result<void>> {
             for (std::string_view piece : {"one ", "two ", "three"})
-                if (auto wr = co_await w.write(piece); !wr) co_return wr;
+                if (auto wr = co_await w.write(piece); !wr)
+                    co_return wr;
             co_return core::result<void>{};
         };
         co_return res;
@@ -266,7 +273,8 @@ public:
 
     /// Requests the graceful shutdown (what a signal or when_any would do).
     void stop() noexcept {
-        if (!stop_requested_) stop_at_ = core::clock::now();
+        if (!stop_requested_)
+            stop_at_ = core::clock::now();
         stop_requested_ = true;
         scope_.request_stop();
     }
@@ -314,7 +322,8 @@ core::task<void> with_server(core::loop& lp, http::server_options o, F body) {
     }
     rs.stop();
     (void)co_await rs.join();
-    if (err) std::rethrow_exception(err);
+    if (err)
+        std::rethrow_exception(err);
     CHECK(rs.returned());
 }
 
@@ -346,8 +355,9 @@ std::string get(std::string_view path, std::string_view extra = "") {
 }
 
 std::string post(std::string_view path, std::string_view body, std::string_view extra = "") {
-    return "POST " + std::string(path) + " HTTP/1.1\r\nHost: test\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n" + std::string(extra) + "\r\n" + std::string(body);
+    return "POST " + std::string(path) +
+           " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+           std::string(extra) + "\r\n" + std::string(body);
 }
 
 /// Sends `bytes` in pieces of `piece` bytes, pausing between them so they travel apart.
@@ -453,12 +463,11 @@ core::task<void> pipelined_bad_header_keeps_earlier_response(core::loop& lp) {
 core::task<void> chunked_request_body(core::loop& lp) {
     co_await with_server(lp, test_options(), [](running_server& rs, probe&) -> core::task<void> {
         auto c = co_await rs.connect();
-        auto r = co_await exchange(c,
-                                   "POST /echo HTTP/1.1\r\nHost: t\r\nX-Tag: chunky\r\n"
-                                   "Transfer-Encoding: chunked\r\n\r\n"
-                                   "5;ext=1\r\nhello\r\n"
-                                   "7;a=b;c=\"quoted\"\r\n, world\r\n"
-                                   "0\r\nX-Trailer: t\r\nX-Other: u\r\n\r\n");
+        auto r = co_await exchange(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-Tag: chunky\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n"
+                                      "5;ext=1\r\nhello\r\n"
+                                      "7;a=b;c=\"quoted\"\r\n, world\r\n"
+                                      "0\r\nX-Trailer: t\r\nX-Other: u\r\n\r\n");
         CHECK(r.status == 200);
         CHECK(r.body == "hello, world");
         CHECK(r.header("x-tag") == "chunky");
@@ -484,7 +493,8 @@ core::task<void> body_in_small_writes(core::loop& lp) {
     co_await with_server(lp, test_options(), [](running_server& rs, probe&) -> core::task<void> {
         auto c = co_await rs.connect();
         std::string body;
-        for (int i = 0; i < 600; ++i) body += static_cast<char>('a' + (i * 7) % 26);
+        for (int i = 0; i < 600; ++i)
+            body += static_cast<char>('a' + (i * 7) % 26);
         co_await send_in_pieces(c, post("/echo", body, "X-Tag: pieces\r\n"), 13);
         auto a = co_await read_one(c);
         CHECK(a.status == 200);
@@ -554,7 +564,7 @@ core::task<void> streamed_to_http10(core::loop& lp) {
         auto r = co_await exchange(c, "GET /stream-chunked HTTP/1.0\r\n\r\n");
         CHECK(r.status == 200);
         CHECK_FALSE(r.chunked);
-        CHECK(r.body == "one two three");  // delimited by the close
+        CHECK(r.body == "one two three"); // delimited by the close
     });
 }
 
@@ -563,7 +573,8 @@ core::task<void> streamed_to_http10_keep_alive(core::loop& lp) {
         auto c = co_await rs.connect();
         // No chunked coding in HTTP/1.0 and no length: the close must delimit the body, so the
         // response cannot promise to keep the connection.
-        auto r = co_await exchange(c, "GET /stream-chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        auto r =
+            co_await exchange(c, "GET /stream-chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         CHECK(r.status == 200);
         CHECK_FALSE(r.header_has_token("connection", "keep-alive"));
         CHECK(r.header_has_token("connection", "close"));
@@ -576,12 +587,12 @@ core::task<void> streamed_to_http10_keep_alive(core::loop& lp) {
 core::task<void> expect_continue(core::loop& lp) {
     co_await with_server(lp, test_options(), [](running_server& rs, probe&) -> core::task<void> {
         auto c = co_await rs.connect();
-        auto interim = co_await exchange(c,
-                                         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n"
-                                         "Expect: 100-continue\r\n\r\n");
+        auto interim =
+            co_await exchange(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n"
+                                 "Expect: 100-continue\r\n\r\n");
         CHECK(interim.status == 100);
         CHECK(interim.body.empty());
-        CHECK(c.buffered().empty());  // nothing but the interim answer before the body
+        CHECK(c.buffered().empty()); // nothing but the interim answer before the body
         auto r = co_await exchange(c, "continued");
         CHECK(r.status == 200);
         CHECK(r.body == "continued");
@@ -613,10 +624,9 @@ core::task<void> date_header(core::loop& lp) {
         auto r = co_await exchange(c, get("/"));
         CHECK(r.header_count("date") == 1);
         std::string date = r.header("date");
-        static const std::regex imf(
-            R"(^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] )"
-            R"((Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} )"
-            R"([0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT$)");
+        static const std::regex imf(R"(^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] )"
+                                    R"((Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} )"
+                                    R"([0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT$)");
         CHECK_MESSAGE(std::regex_match(date, imf), date);
         std::tm tm{};
         const char* end = ::strptime(date.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -665,21 +675,27 @@ core::task<void> malformed_requests(core::loop& lp) {
             {"bad request line", "GET/ HTTP/1.1\r\nHost: t\r\n\r\n", 400},
             {"bad method token", "G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400},
             {"missing host", "GET / HTTP/1.1\r\n\r\n", 400},
-            {"CL and TE", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+            {"CL and TE",
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+             400},
             {"TE gzip", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
             {"TE gzip, chunked",
              "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
             {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
-            {"huge header", "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2000, 'a') +
-                                "\r\n\r\n", 431},
+            {"huge header",
+             "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n", 431},
             {"long URI", "GET /" + std::string(400, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
             {"body over limit", post("/echo", std::string(100, 'b')), 413},
-            {"chunked body over limit", "POST /echo HTTP/1.1\r\nHost: t\r\n"
-                                        "Transfer-Encoding: chunked\r\n\r\n"
-                                        "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n", 413},
-            {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: t\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400},
+            {"chunked body over limit",
+             "POST /echo HTTP/1.1\r\nHost: t\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n"
+             "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n",
+             413},
+            {"bad chunk size",
+             "POST /echo HTTP/1.1\r\nHost: t\r\n"
+             "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+             400},
         };
         for (auto& bc : cases) {
             auto c = co_await rs.connect();
@@ -729,9 +745,12 @@ core::task<void> header_timeout_slowloris(core::loop& lp) {
 core::task<void> dribble(raw_client& c, std::string_view bytes, core::clock::duration gap,
                          bool& stop) {
     for (char ch : bytes) {
-        if (stop) co_return;
-        if (!co_await c.send(std::string(1, ch))) co_return;
-        if (!co_await core::sleep_for(gap)) co_return;
+        if (stop)
+            co_return;
+        if (!co_await c.send(std::string(1, ch)))
+            co_return;
+        if (!co_await core::sleep_for(gap))
+            co_return;
     }
 }
 
@@ -750,7 +769,8 @@ core::task<void> header_timeout_counts_from_first_byte(core::loop& lp) {
         bool stop = false;
         core::result<raw_response> r = core::errc::not_open;
         auto t0 = core::clock::now();
-        (void)co_await core::when_all(dribble(slow, head, 40ms, stop), read_and_flag(slow, r, stop));
+        (void)co_await core::when_all(dribble(slow, head, 40ms, stop),
+                                      read_and_flag(slow, r, stop));
         REQUIRE_MESSAGE(r, r.error().message());
         CHECK(r->status == 408);
         CHECK_MESSAGE(ms_since(t0) < 1500, "408 after " << ms_since(t0) << " ms");
@@ -765,12 +785,14 @@ core::task<void> body_timeout_counts_whole_body(core::loop& lp) {
         REQUIRE(co_await slow.send("POST /echo HTTP/1.1\r\nHost: t\r\n"
                                    "Transfer-Encoding: chunked\r\n\r\n"));
         std::string body;
-        for (int i = 0; i < 60; ++i) body += "1\r\nx\r\n";
+        for (int i = 0; i < 60; ++i)
+            body += "1\r\nx\r\n";
         bool stop = false;
         core::result<raw_response> r = core::errc::not_open;
         auto t0 = core::clock::now();
         // Tiny chunks every 40 ms: each read is quick, the body takes far more than 300 ms.
-        (void)co_await core::when_all(dribble(slow, body, 40ms, stop), read_and_flag(slow, r, stop));
+        (void)co_await core::when_all(dribble(slow, body, 40ms, stop),
+                                      read_and_flag(slow, r, stop));
         REQUIRE_MESSAGE(r, r.error().message());
         CHECK(r->status == 408);
         CHECK_MESSAGE(ms_since(t0) < 1500, "408 after " << ms_since(t0) << " ms");
@@ -910,7 +932,7 @@ core::task<void> handler_exception(core::loop& lp) {
         auto r = co_await exchange(c, get("/throw"));
         CHECK(r.status == 500);
         CHECK(r.header_has_token("connection", "close"));
-        CHECK(r.body.find("handler failure") == std::string::npos);  // no internals leak
+        CHECK(r.body.find("handler failure") == std::string::npos); // no internals leak
         co_await expect_closed(c);
         auto o2 = co_await exchange(other, get("/id/2"));
         CHECK(o2.body == "id 2");
@@ -962,7 +984,7 @@ core::task<void> takeover_line_protocol(core::loop& lp) {
         CHECK(co_await read_line(c) == "echo: first line\n");
         REQUIRE(co_await wait_for(p.takeover_started, 3s));
         CHECK(p.prefetched == "first line\n");
-        CHECK(rs.server().connections() == 1);  // the takeover runs inside the server
+        CHECK(rs.server().connections() == 1); // the takeover runs inside the server
         REQUIRE(co_await c.send("second\nthird\n"));
         CHECK(co_await read_line(c) == "echo: second\n");
         CHECK(co_await read_line(c) == "echo: third\n");
@@ -1137,14 +1159,14 @@ core::task<void> listener_failure_is_logged(core::loop& lp) {
           std::string::npos);
 }
 
-}  // namespace
+} // namespace
 
 // ---- cases ---------------------------------------------------------------------------------
 
-#define SERVER_CASE(name, body)                                       \
-    TEST_CASE_TEMPLATE(name, B, CORONET_BACKENDS) {                   \
-        CORONET_REQUIRE_BACKEND(B);                                   \
-        run_on<B>([](core::loop& lp) { return body(lp); });           \
+#define SERVER_CASE(name, body)                                                                    \
+    TEST_CASE_TEMPLATE(name, B, CORONET_BACKENDS) {                                                \
+        CORONET_REQUIRE_BACKEND(B);                                                                \
+        run_on<B>([](core::loop& lp) { return body(lp); });                                        \
     }
 
 TEST_SUITE("http.server") {
@@ -1194,8 +1216,9 @@ TEST_SUITE("http.server") {
     SERVER_CASE("serve logs the listener's error once when accepting fails and returns",
                 listener_failure_is_logged)
     SERVER_CASE("a connection over max_connections gets 503", connection_limit)
-    SERVER_CASE("graceful shutdown lets a request finish with Connection: close and closes idle ones",
-                graceful_shutdown_finishes_requests)
+    SERVER_CASE(
+        "graceful shutdown lets a request finish with Connection: close and closes idle ones",
+        graceful_shutdown_finishes_requests)
     SERVER_CASE("graceful shutdown cancels a handler still running after the grace period",
                 graceful_shutdown_cancels_after_grace)
     SERVER_CASE("a handler exception gives 500 and the server keeps serving", handler_exception)

@@ -14,6 +14,6 @@ int main() {
                                   [](coronet::ws::session&, coronet::http_ws::upgrade_request&)
                                       -> coronet::core::task<void> { co_return; }));
     std::string_view offer[] = {"permessage-deflate; client_max_window_bits"};
-    auto parsed = coronet::ws::parse_extensions(offer);  // ws's zlib-backed layer is there
+    auto parsed = coronet::ws::parse_extensions(offer); // ws's zlib-backed layer is there
     return parsed && parsed->size() == 1 ? 0 : 1;
 }

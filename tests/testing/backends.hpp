@@ -30,7 +30,7 @@ core::loop_options options() {
     return o;
 }
 
-}  // namespace coronet::testing
+} // namespace coronet::testing
 
 TYPE_TO_STRING(coronet::testing::epoll_backend);
 TYPE_TO_STRING(coronet::testing::uring_backend);
@@ -40,10 +40,10 @@ TYPE_TO_STRING(coronet::testing::uring_backend);
 
 /// First statement of a backend-templated test: skips cleanly (with a message the test summary
 /// counts) when the backend is unavailable on this kernel.
-#define CORONET_REQUIRE_BACKEND(B)                                           \
-    do {                                                                     \
-        if (!coronet::testing::available<B>()) {                             \
-            MESSAGE("io_uring unavailable: skipped");                        \
-            return;                                                          \
-        }                                                                    \
+#define CORONET_REQUIRE_BACKEND(B)                                                                 \
+    do {                                                                                           \
+        if (!coronet::testing::available<B>()) {                                                   \
+            MESSAGE("io_uring unavailable: skipped");                                              \
+            return;                                                                                \
+        }                                                                                          \
     } while (false)

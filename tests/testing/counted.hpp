@@ -19,4 +19,4 @@ struct counted {
     ~counted() { ++destroyed; }
 };
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

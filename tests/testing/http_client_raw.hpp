@@ -22,13 +22,13 @@ namespace coronet::testing {
 
 /// One response as read off the wire.
 struct raw_response {
-    std::string version;  ///< "HTTP/1.1"
+    std::string version; ///< "HTTP/1.1"
     int status = 0;
     std::string reason;
-    std::vector<std::pair<std::string, std::string>> headers;  ///< in order, values trimmed
-    std::string body;      ///< decoded (chunk framing removed)
-    bool chunked = false;  ///< the body came with Transfer-Encoding: chunked
-    std::string raw_body;  ///< the body bytes as sent (with chunk framing)
+    std::vector<std::pair<std::string, std::string>> headers; ///< in order, values trimmed
+    std::string body;                                         ///< decoded (chunk framing removed)
+    bool chunked = false; ///< the body came with Transfer-Encoding: chunked
+    std::string raw_body; ///< the body bytes as sent (with chunk framing)
 
     /// The first header named `name` (case-insensitive), or empty.
     std::string header(std::string_view name) const;
@@ -41,8 +41,8 @@ struct raw_response {
 
 /// How a connection ended when a test waited for its end.
 struct raw_end {
-    std::string extra;    ///< bytes that arrived before the end (a closed connection: none)
-    std::error_code how;  ///< end_of_stream, a reset, or timed_out if it did not end in time
+    std::string extra;   ///< bytes that arrived before the end (a closed connection: none)
+    std::error_code how; ///< end_of_stream, a reset, or timed_out if it did not end in time
 
     /// The peer closed (FIN or RST) rather than the wait running out.
     bool closed() const noexcept;
@@ -62,8 +62,8 @@ public:
 
     /// Reads one response. `head_request`: the response has no body whatever its headers say.
     /// A body without Content-Length or chunked framing is read until the connection closes.
-    core::task<core::result<raw_response>> read_response(
-        bool head_request = false, std::chrono::milliseconds timeout = default_timeout);
+    core::task<core::result<raw_response>>
+    read_response(bool head_request = false, std::chrono::milliseconds timeout = default_timeout);
 
     /// Reads until the connection ends or `timeout` runs out (see raw_end).
     core::task<raw_end> wait_end(std::chrono::milliseconds timeout = default_timeout);
@@ -84,4 +84,4 @@ private:
     std::string buf_;
 };
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

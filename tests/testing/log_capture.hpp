@@ -35,7 +35,8 @@ public:
     metric_counter& operator=(const metric_counter&) = delete;
     void log(core::log_level, std::string_view) noexcept override {}
     void count(std::string_view name, std::int64_t delta) noexcept override {
-        if (name == name_) n += delta;
+        if (name == name_)
+            n += delta;
     }
     std::atomic<std::int64_t> n{0};
 
@@ -52,4 +53,4 @@ public:
     sink_installed& operator=(const sink_installed&) = delete;
 };
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

@@ -96,4 +96,4 @@ void on_loops(int n, const loop_body& body,
     }
 }
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

@@ -20,16 +20,16 @@ struct memory_pipe {
     std::deque<std::byte> data;
     std::size_t limit = memory_stream::unlimited;
     std::size_t max_read = memory_stream::unlimited;
-    core::stream_op* reader = nullptr;  ///< a read waiting for bytes or EOF
-    core::stream_op* writer = nullptr;  ///< a write waiting for room below `limit`
-    core::detail::io_op::complete_fn continue_write = nullptr;  ///< the writing end's next step
-    bool eof = false;                   ///< the writing end shut down or closed
-    bool reader_gone = false;           ///< the reading end closed
+    core::stream_op* reader = nullptr; ///< a read waiting for bytes or EOF
+    core::stream_op* writer = nullptr; ///< a write waiting for room below `limit`
+    core::detail::io_op::complete_fn continue_write = nullptr; ///< the writing end's next step
+    bool eof = false;         ///< the writing end shut down or closed
+    bool reader_gone = false; ///< the reading end closed
 
     std::size_t room() const noexcept { return limit > data.size() ? limit - data.size() : 0; }
 };
 
-}  // namespace detail
+} // namespace detail
 
 namespace {
 
@@ -43,7 +43,8 @@ void schedule_write_step(memory_pipe& p, core::stream_op& op, core::detail::io_o
 // Wakes a writer that waits for room (or for the news that nobody reads any more). The write
 // continues from the loop, never inside the reader's coroutine.
 void wake_writer(memory_pipe& p) noexcept {
-    if (p.writer == nullptr || (p.room() == 0 && !p.reader_gone)) return;
+    if (p.writer == nullptr || (p.room() == 0 && !p.reader_gone))
+        return;
     core::stream_op* w = std::exchange(p.writer, nullptr);
     schedule_write_step(p, *w, p.continue_write);
 }
@@ -60,14 +61,15 @@ std::size_t take(memory_pipe& p, core::stream_op& op) noexcept {
 
 // Completes a waiting read (from the loop) once there are bytes or EOF.
 void deliver(memory_pipe& p) noexcept {
-    if (p.reader == nullptr || (p.data.empty() && !p.eof)) return;
+    if (p.reader == nullptr || (p.data.empty() && !p.eof))
+        return;
     core::stream_op* r = std::exchange(p.reader, nullptr);
     r->res = static_cast<std::int32_t>(take(p, *r));
     r->on_complete = nullptr;
     p.lp->complete_later(*r);
 }
 
-}  // namespace
+} // namespace
 
 memory_stream::memory_stream(core::loop& lp, std::shared_ptr<detail::memory_pipe> in,
                              std::shared_ptr<detail::memory_pipe> out)
@@ -75,22 +77,33 @@ memory_stream::memory_stream(core::loop& lp, std::shared_ptr<detail::memory_pipe
     out_->continue_write = &on_write_step;
 }
 
-memory_stream::~memory_stream() { close(); }
+memory_stream::~memory_stream() {
+    close();
+}
 
-void memory_stream::set_max_read(std::size_t n) noexcept { in_->max_read = n == 0 ? 1 : n; }
+void memory_stream::set_max_read(std::size_t n) noexcept {
+    in_->max_read = n == 0 ? 1 : n;
+}
 
 void memory_stream::set_write_buffer_limit(std::size_t n) noexcept {
     out_->limit = n == 0 ? 1 : n;
 }
 
-bool memory_stream::read_pending() const noexcept { return in_->reader != nullptr; }
+bool memory_stream::read_pending() const noexcept {
+    return in_->reader != nullptr;
+}
 
-std::size_t memory_stream::readable() const noexcept { return in_->data.size(); }
+std::size_t memory_stream::readable() const noexcept {
+    return in_->data.size();
+}
 
-bool memory_stream::peer_shut_down() const noexcept { return in_->eof; }
+bool memory_stream::peer_shut_down() const noexcept {
+    return in_->eof;
+}
 
 void memory_stream::close() noexcept {
-    if (!open_) return;
+    if (!open_)
+        return;
     // The stream contract: no operation of this end may be pending when it closes.
     assert(in_->reader == nullptr && pending_write_ == nullptr);
     open_ = false;
@@ -102,13 +115,15 @@ void memory_stream::close() noexcept {
 }
 
 bool memory_stream::injected_failure(core::stream_op& op) noexcept {
-    if (operations_++ < fail_at_) return false;
+    if (operations_++ < fail_at_)
+        return false;
     op.ec = fail_ec_;
     return true;
 }
 
 bool memory_stream::start_read(core::stream_op& op) {
-    if (injected_failure(op)) return true;
+    if (injected_failure(op))
+        return true;
     if (!open_) {
         op.ec = core::errc::not_open;
         return true;
@@ -130,7 +145,8 @@ bool memory_stream::start_read(core::stream_op& op) {
 }
 
 bool memory_stream::start_write(core::stream_op& op) {
-    if (injected_failure(op)) return true;
+    if (injected_failure(op))
+        return true;
     if (!open_) {
         op.ec = core::errc::not_open;
         return true;
@@ -139,7 +155,7 @@ bool memory_stream::start_write(core::stream_op& op) {
         op.res = -EPIPE;
         return true;
     }
-    op.buf = this;  // unused by writes: lets the loop-driven steps find this end
+    op.buf = this; // unused by writes: lets the loop-driven steps find this end
     pending_write_ = &op;
     write_cancel_requested_ = false;
     if (write_step(op)) {
@@ -177,8 +193,10 @@ bool memory_stream::write_step(core::stream_op& op) {
         op.res = static_cast<std::int32_t>(op.bytes_written());
         return true;
     }
-    if (out_->room() == 0) out_->writer = &op;
-    else schedule_write_step(*out_, op, &on_write_step);
+    if (out_->room() == 0)
+        out_->writer = &op;
+    else
+        schedule_write_step(*out_, op, &on_write_step);
     return false;
 }
 
@@ -192,7 +210,8 @@ void memory_stream::on_write_step(core::detail::io_op* raw) noexcept {
 }
 
 bool memory_stream::start_shutdown(core::stream_op& op) {
-    if (injected_failure(op)) return true;
+    if (injected_failure(op))
+        return true;
     if (!open_) {
         op.ec = core::errc::not_open;
         return true;
@@ -214,7 +233,8 @@ void memory_stream::cancel(core::stream_op& op) noexcept {
         loop_->complete_later(op);
         return;
     }
-    if (pending_write_ != &op) return;  // already completed or queued with its outcome
+    if (pending_write_ != &op)
+        return; // already completed or queued with its outcome
     write_cancel_requested_ = true;
     if (out_->writer == &op) {
         out_->writer = nullptr;
@@ -223,8 +243,8 @@ void memory_stream::cancel(core::stream_op& op) noexcept {
     // Otherwise a step is queued already and will see the request.
 }
 
-std::pair<std::unique_ptr<memory_stream>, std::unique_ptr<memory_stream>> memory_stream_pair(
-    core::loop& lp) {
+std::pair<std::unique_ptr<memory_stream>, std::unique_ptr<memory_stream>>
+memory_stream_pair(core::loop& lp) {
     auto a_to_b = std::make_shared<detail::memory_pipe>(lp);
     auto b_to_a = std::make_shared<detail::memory_pipe>(lp);
     auto a = std::make_unique<memory_stream>(lp, b_to_a, a_to_b);
@@ -237,9 +257,10 @@ core::task<void> until_all_waiting(const std::vector<memory_stream*>& ends) {
         bool all = true;
         for (const auto* e : ends)
             all = all && e->read_pending() && e->readable() == 0;
-        if (all) co_return;
+        if (all)
+            co_return;
         (void)co_await core::sleep_for(core::clock::duration::zero());
     }
 }
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

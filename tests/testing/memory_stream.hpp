@@ -96,8 +96,8 @@ private:
     static void on_write_step(core::detail::io_op* op) noexcept;
 
     core::loop* loop_;
-    std::shared_ptr<detail::memory_pipe> in_;   ///< bytes the peer writes, this end reads
-    std::shared_ptr<detail::memory_pipe> out_;  ///< bytes this end writes, the peer reads
+    std::shared_ptr<detail::memory_pipe> in_;  ///< bytes the peer writes, this end reads
+    std::shared_ptr<detail::memory_pipe> out_; ///< bytes this end writes, the peer reads
     std::size_t max_write_ = unlimited;
     std::size_t operations_ = 0;
     std::size_t fail_at_ = unlimited;
@@ -111,12 +111,12 @@ private:
 /// Two connected in-memory stream ends on `lp` (which must outlive them): what the first
 /// writes the second reads and the other way round. Use with structured bindings:
 /// `auto [client, server] = memory_stream_pair(lp);`.
-std::pair<std::unique_ptr<memory_stream>, std::unique_ptr<memory_stream>> memory_stream_pair(
-    core::loop& lp);
+std::pair<std::unique_ptr<memory_stream>, std::unique_ptr<memory_stream>>
+memory_stream_pair(core::loop& lp);
 
 /// Yields to the loop until every one of `ends` waits for bytes with nothing left to read: what
 /// was written to them has been taken in (a readiness signal for "the other side read it all";
 /// the test case's own bound ends a hang).
 core::task<void> until_all_waiting(const std::vector<memory_stream*>& ends);
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

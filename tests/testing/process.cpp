@@ -34,7 +34,7 @@ int pidfd_open(pid_t pid) noexcept {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
-}  // namespace
+} // namespace
 
 child_process::child_process(child_process&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)), status_(o.status_) {}
@@ -48,10 +48,13 @@ child_process& child_process::operator=(child_process&& o) noexcept {
     return *this;
 }
 
-child_process::~child_process() { kill_and_reap(); }
+child_process::~child_process() {
+    kill_and_reap();
+}
 
 void child_process::kill_and_reap() noexcept {
-    if (pid_ <= 0) return;
+    if (pid_ <= 0)
+        return;
     ::kill(pid_, SIGKILL);
     int st = 0;
     while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
@@ -61,7 +64,8 @@ void child_process::kill_and_reap() noexcept {
 
 child_process child_process::run_forked(const std::function<int()>& body) {
     pid_t pid = ::fork();
-    if (pid < 0) throw std::system_error(errno, std::system_category(), "fork");
+    if (pid < 0)
+        throw std::system_error(errno, std::system_category(), "fork");
     if (pid == 0) {
         reset_signals_in_child();
         int code = 127;
@@ -78,7 +82,8 @@ child_process child_process::run_forked(const std::function<int()>& body) {
 child_process child_process::spawn(const std::vector<std::string>& argv) {
     std::vector<char*> args;
     args.reserve(argv.size() + 1);
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
 
     posix_spawnattr_t attr;
@@ -96,12 +101,14 @@ child_process child_process::spawn(const std::vector<std::string>& argv) {
     pid_t pid = -1;
     int e = ::posix_spawnp(&pid, args[0], nullptr, &attr, args.data(), environ);
     posix_spawnattr_destroy(&attr);
-    if (e != 0) throw std::system_error(e, std::system_category(), "posix_spawnp");
+    if (e != 0)
+        throw std::system_error(e, std::system_category(), "posix_spawnp");
     return child_process(pid);
 }
 
 bool child_process::running() {
-    if (pid_ <= 0) return false;
+    if (pid_ <= 0)
+        return false;
     int st = 0;
     pid_t r = ::waitpid(pid_, &st, WNOHANG);
     if (r == pid_) {
@@ -112,23 +119,28 @@ bool child_process::running() {
     return r == 0;
 }
 
-bool child_process::signal(int sig) noexcept { return pid_ > 0 && ::kill(pid_, sig) == 0; }
+bool child_process::signal(int sig) noexcept {
+    return pid_ > 0 && ::kill(pid_, sig) == 0;
+}
 
 std::optional<int> child_process::wait_exit(milliseconds timeout) {
-    if (pid_ <= 0) return status_;
+    if (pid_ <= 0)
+        return status_;
     const auto deadline = steady_clock::now() + timeout;
     int pfd = pidfd_open(pid_);
     for (;;) {
         int st = 0;
         pid_t r = ::waitpid(pid_, &st, WNOHANG);
         if (r == pid_) {
-            if (pfd >= 0) ::close(pfd);
+            if (pfd >= 0)
+                ::close(pfd);
             status_ = st;
             pid_ = -1;
             return st;
         }
         auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
-        if (left.count() <= 0) break;
+        if (left.count() <= 0)
+            break;
         if (pfd >= 0) {
             ::pollfd p{pfd, POLLIN, 0};
             ::poll(&p, 1, static_cast<int>(left.count()));
@@ -137,29 +149,37 @@ std::optional<int> child_process::wait_exit(milliseconds timeout) {
             ::poll(nullptr, 0, left.count() < 10 ? static_cast<int>(left.count()) : 10);
         }
     }
-    if (pfd >= 0) ::close(pfd);
+    if (pfd >= 0)
+        ::close(pfd);
     return std::nullopt;
 }
 
 std::optional<milliseconds> child_process::cpu_time() const {
-    if (pid_ <= 0) return std::nullopt;
+    if (pid_ <= 0)
+        return std::nullopt;
     std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
     std::string line;
-    if (!std::getline(in, line)) return std::nullopt;
+    if (!std::getline(in, line))
+        return std::nullopt;
     // The command name (field 2) is in parentheses and may contain spaces: skip past it.
     auto close = line.rfind(')');
-    if (close == std::string::npos) return std::nullopt;
+    if (close == std::string::npos)
+        return std::nullopt;
     std::istringstream rest(line.substr(close + 2));
     std::string field;
     // Fields 3..13, then utime (14) and stime (15).
     for (int i = 3; i <= 13; ++i)
-        if (!(rest >> field)) return std::nullopt;
+        if (!(rest >> field))
+            return std::nullopt;
     unsigned long long utime = 0;
     unsigned long long stime = 0;
-    if (!(rest >> utime >> stime)) return std::nullopt;
+    if (!(rest >> utime >> stime))
+        return std::nullopt;
     const long hz = ::sysconf(_SC_CLK_TCK);
-    if (hz <= 0) return std::nullopt;
-    return milliseconds(static_cast<long long>((utime + stime) * 1000 / static_cast<unsigned long long>(hz)));
+    if (hz <= 0)
+        return std::nullopt;
+    return milliseconds(
+        static_cast<long long>((utime + stime) * 1000 / static_cast<unsigned long long>(hz)));
 }
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

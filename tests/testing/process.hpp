@@ -55,4 +55,4 @@ private:
     std::optional<int> status_;
 };
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

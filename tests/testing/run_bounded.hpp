@@ -20,13 +20,14 @@ namespace coronet::testing {
 namespace detail {
 inline core::task<void> expire_after(core::clock::duration d, bool& expired) {
     auto slept = co_await core::sleep_for(d);
-    if (slept) expired = true;
+    if (slept)
+        expired = true;
 }
 
 inline core::task<void> bounded(core::task<void> body, core::clock::duration d, bool& expired) {
     (void)co_await core::when_any(std::move(body), detail::expire_after(d, expired));
 }
-}  // namespace detail
+} // namespace detail
 
 /// Runs `make_body(loop)` (returning task<void>) on a new loop of backend B. The body is
 /// cancelled, and the case fails, if it has not finished after `limit`.
@@ -53,4 +54,4 @@ inline core::endpoint endpoint_of(const core::tcp_listener& l) {
     return *e;
 }
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

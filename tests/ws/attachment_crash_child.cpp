@@ -34,7 +34,8 @@ namespace {
 constexpr std::size_t default_max_body = 300 * 1024;
 
 void tell(int fd, std::string_view what) {
-    if (::write(fd, what.data(), what.size()) != static_cast<ssize_t>(what.size())) std::_Exit(3);
+    if (::write(fd, what.data(), what.size()) != static_cast<ssize_t>(what.size()))
+        std::_Exit(3);
 }
 
 core::task<int> put_round_zero(ws::attachment_store& store, std::uint64_t first,
@@ -75,7 +76,7 @@ core::task<int> put_new_value(ws::attachment_store& store) {
     co_return r ? 0 : 1;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     if (argc < 5) {
@@ -91,15 +92,18 @@ int main(int argc, char** argv) {
     core::loop lp;
     if (mode == "put") {
         auto store = ws::make_directory_store(dir);
-        if (core::run(lp, put_round_zero(*store, 1, n)) != 0) return 1;
+        if (core::run(lp, put_round_zero(*store, 1, n)) != 0)
+            return 1;
         tell(fd, "ready\n");
-        for (;;) ::pause();
+        for (;;)
+            ::pause();
     }
     if (mode == "overwrite") {
         const std::size_t max_body =
             argc > 5 ? std::strtoull(argv[5], nullptr, 10) : default_max_body;
         auto store = ws::make_directory_store(dir);
-        if (core::run(lp, put_round_zero(*store, 1, n)) != 0) return 1;
+        if (core::run(lp, put_round_zero(*store, 1, n)) != 0)
+            return 1;
         tell(fd, "ready\n");
         return core::run(lp, overwrite_forever(*store, fd, n, max_body));
     }
@@ -107,11 +111,13 @@ int main(int argc, char** argv) {
         const auto stage = static_cast<ws::write_stage>(n);
         {
             auto store = ws::make_directory_store(dir);
-            if (core::run(lp, put_round_zero(*store, 7, 7)) != 0) return 1;
+            if (core::run(lp, put_round_zero(*store, 7, 7)) != 0)
+                return 1;
         }
         ws::directory_store_options opts;
         opts.fault_hook = [stage](ws::write_stage s, std::uint64_t) {
-            if (s == stage) ::_exit(42);
+            if (s == stage)
+                ::_exit(42);
             return std::error_code{};
         };
         auto store = ws::make_directory_store(dir, std::move(opts));

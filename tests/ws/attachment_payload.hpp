@@ -23,12 +23,14 @@ inline std::uint64_t fnv1a(const std::byte* p, std::size_t n) noexcept {
 }
 
 inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+    for (int i = 0; i < 8; ++i)
+        out.push_back(static_cast<std::byte>(v >> (8 * i)));
 }
 
 inline std::uint64_t get_u64(const std::byte* p) noexcept {
     std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<std::uint64_t>(p[i]);
+    for (int i = 7; i >= 0; --i)
+        v = (v << 8) | static_cast<std::uint64_t>(p[i]);
     return v;
 }
 
@@ -53,12 +55,14 @@ inline std::vector<std::byte> make_payload(std::uint64_t id, std::uint64_t round
 /// The round of a well-formed value of `id`, or nothing if it is not one.
 inline std::optional<std::uint64_t> check_payload(std::uint64_t id,
                                                   const std::vector<std::byte>& v) {
-    if (v.size() < payload_overhead) return std::nullopt;
+    if (v.size() < payload_overhead)
+        return std::nullopt;
     const std::size_t body_end = v.size() - 8;
     if (get_u64(v.data()) != id || get_u64(v.data() + body_end) != fnv1a(v.data(), body_end))
         return std::nullopt;
     const std::uint64_t round = get_u64(v.data() + 8);
-    if (v != make_payload(id, round, v.size() - payload_overhead)) return std::nullopt;
+    if (v != make_payload(id, round, v.size() - payload_overhead))
+        return std::nullopt;
     return round;
 }
 
@@ -68,4 +72,4 @@ inline std::size_t payload_body_size(std::uint64_t id, std::uint64_t round, std:
     return static_cast<std::size_t>((id * 7919 + round * 104729) % max);
 }
 
-}  // namespace coronet::testing
+} // namespace coronet::testing

@@ -28,7 +28,8 @@ namespace {
 
 std::vector<std::byte> bytes(std::initializer_list<int> v) {
     std::vector<std::byte> out;
-    for (int b : v) out.push_back(static_cast<std::byte>(b));
+    for (int b : v)
+        out.push_back(static_cast<std::byte>(b));
     return out;
 }
 
@@ -53,7 +54,8 @@ std::optional<std::vector<ws::extension>> parse(std::string_view one) {
     return ws::parse_extensions(v);
 }
 
-std::optional<ws::deflate_agreement> negotiate(std::string_view offer, const ws::deflate_options& o) {
+std::optional<ws::deflate_agreement> negotiate(std::string_view offer,
+                                               const ws::deflate_options& o) {
     auto list = parse(offer);
     REQUIRE(list);
     return ws::negotiate_deflate(*list, o);
@@ -65,17 +67,18 @@ ws::deflate_options on() {
     return o;
 }
 
-core::result<std::optional<ws::deflate_params>> answer(std::string_view a, const ws::deflate_options& offered) {
+core::result<std::optional<ws::deflate_params>> answer(std::string_view a,
+                                                       const ws::deflate_options& offered) {
     std::string_view v[] = {a};
     return ws::accept_deflate_answer(v, offered);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("extension offers parse with several offers and parameters with and without values") {
-    std::string_view lines[] = {"permessage-deflate; client_max_window_bits; server_max_window_bits=10 ,, x-foo",
-                                "permessage-deflate ;server_max_window_bits=\"12\"",
-                                ""};
+    std::string_view lines[] = {
+        "permessage-deflate; client_max_window_bits; server_max_window_bits=10 ,, x-foo",
+        "permessage-deflate ;server_max_window_bits=\"12\"", ""};
     auto l = ws::parse_extensions(lines);
     REQUIRE(l);
     REQUIRE(l->size() == 3);
@@ -85,22 +88,24 @@ TEST_CASE("extension offers parse with several offers and parameters with and wi
     CHECK_FALSE((*l)[0].params[0].value);
     CHECK((*l)[0].params[1].value == "10");
     CHECK((*l)[1].name == "x-foo");
-    CHECK((*l)[2].params[0].value == "12");  // quoted, unquoted
+    CHECK((*l)[2].params[0].value == "12"); // quoted, unquoted
 }
 
 TEST_CASE("malformed extension lists are rejected") {
-    for (std::string_view bad : {"permessage-deflate;", "permessage-deflate; a=", "permessage-deflate; =1",
-                                 "permessage-deflate; a=\"1", "permessage-deflate; a=\"\"", "a b",
-                                 "permessage-deflate; a=\"x y\"", "per@message", "a; b=1 c", "\"quoted\""}) {
+    for (std::string_view bad :
+         {"permessage-deflate;", "permessage-deflate; a=", "permessage-deflate; =1",
+          "permessage-deflate; a=\"1", "permessage-deflate; a=\"\"", "a b",
+          "permessage-deflate; a=\"x y\"", "per@message", "a; b=1 c", "\"quoted\""}) {
         CAPTURE(bad);
         CHECK_FALSE(parse(bad));
     }
 }
 
 TEST_CASE("the server takes the first acceptable offer and answers with the agreed parameters") {
-    auto a = negotiate("permessage-deflate; foo, permessage-deflate; server_max_window_bits=16, "
-                       "permessage-deflate; client_max_window_bits; server_max_window_bits=10, permessage-deflate",
-                       on());
+    auto a = negotiate(
+        "permessage-deflate; foo, permessage-deflate; server_max_window_bits=16, "
+        "permessage-deflate; client_max_window_bits; server_max_window_bits=10, permessage-deflate",
+        on());
     REQUIRE(a);
     CHECK(a->params.server_max_window_bits == 10);
     CHECK(a->params.client_max_window_bits == 15);
@@ -115,23 +120,30 @@ TEST_CASE("the server takes the first acceptable offer and answers with the agre
 
 TEST_CASE("offers with unknown repeated or invalid parameters are declined") {
     for (std::string_view bad :
-         {"permessage-deflate; unknown", "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-          "permessage-deflate; server_no_context_takeover=1", "permessage-deflate; server_max_window_bits",
-          "permessage-deflate; server_max_window_bits=7", "permessage-deflate; server_max_window_bits=08",
-          "permessage-deflate; client_max_window_bits=16", "permessage-deflate; client_max_window_bits=1x",
-          "permessage-deflate; client_max_window_bits; client_max_window_bits", "x-webkit-deflate-frame"}) {
+         {"permessage-deflate; unknown",
+          "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+          "permessage-deflate; server_no_context_takeover=1",
+          "permessage-deflate; server_max_window_bits",
+          "permessage-deflate; server_max_window_bits=7",
+          "permessage-deflate; server_max_window_bits=08",
+          "permessage-deflate; client_max_window_bits=16",
+          "permessage-deflate; client_max_window_bits=1x",
+          "permessage-deflate; client_max_window_bits; client_max_window_bits",
+          "x-webkit-deflate-frame"}) {
         CAPTURE(bad);
         CHECK_FALSE(negotiate(bad, on()));
     }
-    CHECK_FALSE(negotiate("permessage-deflate", ws::deflate_options{}));  // disabled
+    CHECK_FALSE(negotiate("permessage-deflate", ws::deflate_options{})); // disabled
 }
 
 TEST_CASE("the server honours and adds context takeover and window parameters") {
-    auto a = negotiate("permessage-deflate; server_no_context_takeover; client_no_context_takeover", on());
+    auto a = negotiate("permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                       on());
     REQUIRE(a);
     CHECK(a->params.server_no_context_takeover);
     CHECK(a->params.client_no_context_takeover);
-    CHECK(a->response == "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+    CHECK(a->response ==
+          "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
 
     // The hub's setting: server_no_context_takeover even if not asked (RFC 7692 §7.1.1.1).
     auto hub = on();
@@ -143,8 +155,8 @@ TEST_CASE("the server honours and adds context takeover and window parameters") 
     CHECK(a->params.server_no_context_takeover);
     CHECK(a->params.server_max_window_bits == 12);
     CHECK(a->params.client_max_window_bits == 11);
-    CHECK(a->response ==
-          "permessage-deflate; server_no_context_takeover; server_max_window_bits=12; client_max_window_bits=11");
+    CHECK(a->response == "permessage-deflate; server_no_context_takeover; "
+                         "server_max_window_bits=12; client_max_window_bits=11");
 
     // Without client_max_window_bits in the offer the client's window cannot be limited.
     a = negotiate("permessage-deflate", hub);
@@ -180,49 +192,55 @@ TEST_CASE("the client offer and the checks on the server's answer") {
     REQUIRE(r);
     REQUIRE(*r);
     CHECK(**r == ws::deflate_params{});
-    r = answer("permessage-deflate; server_no_context_takeover; client_max_window_bits=10; server_max_window_bits=9",
+    r = answer("permessage-deflate; server_no_context_takeover; client_max_window_bits=10; "
+               "server_max_window_bits=9",
                plain);
     REQUIRE(r);
     REQUIRE(*r);
     CHECK((*r)->server_no_context_takeover);
     CHECK((*r)->client_max_window_bits == 10);
     CHECK((*r)->server_max_window_bits == 9);
-    r = answer("", plain);  // no answer: no compression
+    r = answer("", plain); // no answer: no compression
     REQUIRE(r);
     CHECK_FALSE(*r);
 
-    for (std::string_view bad : {"permessage-deflate, permessage-deflate", "x-other", "permessage-deflate; foo",
-                                 "permessage-deflate; client_max_window_bits",  // needs a value
-                                 "permessage-deflate; server_max_window_bits=16", "permessage-deflate;"}) {
+    for (std::string_view bad :
+         {"permessage-deflate, permessage-deflate", "x-other", "permessage-deflate; foo",
+          "permessage-deflate; client_max_window_bits", // needs a value
+          "permessage-deflate; server_max_window_bits=16", "permessage-deflate;"}) {
         CAPTURE(bad);
         CHECK_FALSE(answer(bad, plain));
     }
-    CHECK_FALSE(answer("permessage-deflate", ws::deflate_options{}));  // not offered at all
+    CHECK_FALSE(answer("permessage-deflate", ws::deflate_options{})); // not offered at all
     // Offered constraints must come back.
-    CHECK_FALSE(answer("permessage-deflate; server_max_window_bits=10", o));  // no server_no_context_takeover
-    CHECK_FALSE(answer("permessage-deflate; server_no_context_takeover", o));  // no server_max_window_bits
-    CHECK_FALSE(answer("permessage-deflate; server_no_context_takeover; server_max_window_bits=11", o));  // > 10
+    CHECK_FALSE(answer("permessage-deflate; server_max_window_bits=10",
+                       o)); // no server_no_context_takeover
+    CHECK_FALSE(
+        answer("permessage-deflate; server_no_context_takeover", o)); // no server_max_window_bits
+    CHECK_FALSE(answer("permessage-deflate; server_no_context_takeover; server_max_window_bits=11",
+                       o)); // > 10
     CHECK_FALSE(answer("permessage-deflate; server_no_context_takeover; server_max_window_bits=10; "
                        "client_max_window_bits=13",
-                       o));  // > 12
+                       o)); // > 12
     r = answer("permessage-deflate; server_no_context_takeover; server_max_window_bits=10", o);
     REQUIRE(r);
     REQUIRE(*r);
-    CHECK((*r)->client_no_context_takeover);  // we offered to reset: we do
+    CHECK((*r)->client_no_context_takeover); // we offered to reset: we do
     CHECK((*r)->client_max_window_bits == 12);
 }
 
 TEST_CASE("check_upgrade answers a deflate offer and refuses a malformed extension list") {
-    std::vector<ws::field> h = {{"Host", "x"},
-                                {"Upgrade", "websocket"},
-                                {"Connection", "Upgrade"},
-                                {"Sec-WebSocket-Version", "13"},
-                                {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
-                                {"Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"}};
+    std::vector<ws::field> h = {
+        {"Host", "x"},
+        {"Upgrade", "websocket"},
+        {"Connection", "Upgrade"},
+        {"Sec-WebSocket-Version", "13"},
+        {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+        {"Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"}};
     ws::server_handshake_options so;
     auto v = ws::check_upgrade("GET", 1, h, so);
     CHECK(v.status == 101);
-    CHECK_FALSE(v.deflate);  // not enabled
+    CHECK_FALSE(v.deflate); // not enabled
     CHECK(v.response.find("Sec-WebSocket-Extensions") == std::string::npos);
     so.deflate.enabled = true;
     v = ws::check_upgrade("GET", 1, h, so);
@@ -246,10 +264,11 @@ TEST_CASE("the RFC 7692 examples inflate and the compressor reproduces them") {
     // §7.2.3.1 a message compressed in one block; §7.2.3.3 an uncompressed block; §7.2.3.4 a
     // block with BFINAL set; §7.2.3.5 two blocks.
     CHECK(inflate_all(bytes({0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00})) == "Hello");
-    CHECK(inflate_all(bytes({0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00})) == "Hello");
-    CHECK(inflate_all(bytes({0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00})) == "Hello");
-    CHECK(inflate_all(bytes({0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00})) ==
+    CHECK(inflate_all(bytes({0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00})) ==
           "Hello");
+    CHECK(inflate_all(bytes({0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00})) == "Hello");
+    CHECK(inflate_all(bytes({0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07,
+                             0x00})) == "Hello");
 
     // §7.2.3.2: with context takeover the second "Hello" refers back to the first.
     ws::deflater keep(15, false);
@@ -284,14 +303,15 @@ TEST_CASE("the inflater fails on bad data and on output past its cap then starts
     r = inf.inflate(big, true, out, 5000);
     REQUIRE_FALSE(r);
     CHECK(r.error() == ws::errc::message_too_big);
-    CHECK(out.size() == 5000);  // stopped at the cap
+    CHECK(out.size() == 5000); // stopped at the cap
     out.clear();
     REQUIRE(inf.inflate(bytes({0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}), true, out, 100));
     CHECK(out == "Hello");
 }
 
 TEST_CASE("context takeover makes repeated messages smaller at every window size") {
-    const std::string msg = R"({"type":"quote","symbol":"ACME","bid":101.25,"ask":101.5,"venue":"X"})";
+    const std::string msg =
+        R"({"type":"quote","symbol":"ACME","bid":101.25,"ask":101.5,"venue":"X"})";
     for (int bits : {9, 12, 15}) {
         CAPTURE(bits);
         ws::deflater keep(bits, false), reset(bits, true);
@@ -328,7 +348,7 @@ core::task<void> round_trip(core::loop& lp, ws::deflate_params p, int n, int& re
     ws::session client(std::move(a), ws::role::client, {}, so);
     core::task_scope scope;
     scope.spawn([](ws::session& s) -> core::task<void> {
-        for (;;) {  // echoes until the client's close
+        for (;;) { // echoes until the client's close
             auto m = co_await s.receive();
             if (!m) {
                 CHECK(m.error() == ws::errc::closed);
@@ -340,32 +360,37 @@ core::task<void> round_trip(core::loop& lp, ws::deflate_params p, int n, int& re
         }
     }(server));
     for (int i = 0; i < n; ++i) {
-        std::string body = "message " + std::to_string(i % 7) + ": " + std::string(static_cast<std::size_t>(i * 37 % 900), 'z') +
+        std::string body = "message " + std::to_string(i % 7) + ": " +
+                           std::string(static_cast<std::size_t>(i * 37 % 900), 'z') +
                            R"({"user":"someone","text":"the same words again and again"})";
-        if (i % 5 == 4) body = std::string(70000 + i, static_cast<char>('a' + i % 26));  // over 64 KiB
+        if (i % 5 == 4)
+            body = std::string(70000 + i, static_cast<char>('a' + i % 26)); // over 64 KiB
         const bool text = i % 3 != 2;
-        auto sent = text ? co_await client.send_text(body) : co_await client.send_binary(as_span(body));
+        auto sent =
+            text ? co_await client.send_text(body) : co_await client.send_binary(as_span(body));
         REQUIRE(sent);
         auto back = co_await client.receive();
         REQUIRE(back);
         CHECK(back->is_text() == text);
         CHECK(back->data == body);
-        if (back->data == body) ++received;
+        if (back->data == body)
+            ++received;
     }
     auto c = co_await client.close();
     CHECK(c);
     co_await scope.join();
 }
 
-}  // namespace
+} // namespace
 
-TEST_CASE_TEMPLATE("compressed sessions round-trip under every context takeover and window setting", B,
-                   CORONET_BACKENDS) {
+TEST_CASE_TEMPLATE("compressed sessions round-trip under every context takeover and window setting",
+                   B, CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     // Both directions' windows vary together, and once crossed (server 9 / client 15).
     for (bool snct : {false, true})
         for (bool cnct : {false, true})
-            for (auto [sbits, cbits] : {std::pair{9, 9}, std::pair{12, 12}, std::pair{15, 15}, std::pair{9, 15}}) {
+            for (auto [sbits, cbits] :
+                 {std::pair{9, 9}, std::pair{12, 12}, std::pair{15, 15}, std::pair{9, 15}}) {
                 ws::deflate_params p;
                 p.server_no_context_takeover = snct;
                 p.client_no_context_takeover = cnct;
@@ -390,10 +415,10 @@ core::task<void> rfc_frames(core::loop& lp) {
     ws::session_options so;
     so.agreed_deflate = ws::deflate_params{};
     ws::session client(std::move(a), ws::role::client, {}, so);
-    auto frames = bytes({0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00,   // one frame
-                         0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00,  // two
-                         0x89, 0x00,                                              // a ping
-                         0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00});  // and again
+    auto frames = bytes({0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, // one frame
+                         0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00, // two
+                         0x89, 0x00,                                                       // a ping
+                         0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}); // and again
     REQUIRE(co_await b->write_all(frames));
     for (int i = 0; i < 3; ++i) {
         auto m = co_await client.receive();
@@ -411,8 +436,9 @@ core::task<void> bad_inflated(core::loop& lp, std::vector<std::byte> payload, st
     ws::session client(std::move(a), ws::role::client, {}, so);
     ws::session server(std::move(b), ws::role::server, {}, so);
     // The client sends the raw frame: masked with key 0, RSV1 + FIN + text.
-    std::vector<std::byte> f = {std::byte{0xc1}, static_cast<std::byte>(0x80 | payload.size()), std::byte{0},
-                                std::byte{0}, std::byte{0}, std::byte{0}};
+    std::vector<std::byte> f = {std::byte{0xc1}, static_cast<std::byte>(0x80 | payload.size()),
+                                std::byte{0},    std::byte{0},
+                                std::byte{0},    std::byte{0}};
     f.insert(f.end(), payload.begin(), payload.end());
     REQUIRE(co_await client.stream().write_all(f));
     auto r = co_await server.receive();
@@ -423,7 +449,7 @@ core::task<void> bad_inflated(core::loop& lp, std::vector<std::byte> payload, st
     seen = client.close_code();
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE_TEMPLATE("RFC 7692 frames reach a session whole and fragmented with a ping between", B,
                    CORONET_BACKENDS) {
@@ -431,7 +457,8 @@ TEST_CASE_TEMPLATE("RFC 7692 frames reach a session whole and fragmented with a 
     run_on<B>([](core::loop& lp) { return rfc_frames(lp); });
 }
 
-TEST_CASE_TEMPLATE("inflated text that is not UTF-8 and broken deflate data close with 1007", B, CORONET_BACKENDS) {
+TEST_CASE_TEMPLATE("inflated text that is not UTF-8 and broken deflate data close with 1007", B,
+                   CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     std::vector<std::byte> bad_text;
     ws::compress_message(as_span("ok \xc3\x28 not"), bad_text, 15);
@@ -439,7 +466,9 @@ TEST_CASE_TEMPLATE("inflated text that is not UTF-8 and broken deflate data clos
     run_on<B>([&](core::loop& lp) { return bad_inflated(lp, bad_text, seen); });
     CHECK(seen == 1007);
     seen = 0;
-    run_on<B>([&](core::loop& lp) { return bad_inflated(lp, bytes({0xff, 0xff, 0xff, 0x00}), seen); });
+    run_on<B>([&](core::loop& lp) {
+        return bad_inflated(lp, bytes({0xff, 0xff, 0xff, 0x00}), seen);
+    });
     CHECK(seen == 1007);
 }
 
@@ -450,7 +479,8 @@ long peak_rss_kib() {
     std::ifstream f("/proc/self/status");
     std::string line;
     while (std::getline(f, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::stol(line.substr(6));
     return -1;
 }
 
@@ -484,22 +514,23 @@ std::vector<std::byte> make_bomb(std::size_t inflated) {
         } while (z.avail_out == 0);
     }
     deflateEnd(&z);
-    out.resize(out.size() - 4);  // the 00 00 ff ff tail
+    out.resize(out.size() - 4); // the 00 00 ff ff tail
     return out;
 }
 
-core::task<void> bomb(core::loop& lp, const std::vector<std::byte>& payload, std::error_code& server_error,
-                      std::uint16_t& seen) {
+core::task<void> bomb(core::loop& lp, const std::vector<std::byte>& payload,
+                      std::error_code& server_error, std::uint16_t& seen) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     ws::session_options so;
     so.agreed_deflate = ws::deflate_params{};
     ws::session client(std::move(a), ws::role::client, {}, so);
     ws::session_options sso = so;
-    sso.limits.max_message_size = 4 << 20;  // the cap on the inflated size
+    sso.limits.max_message_size = 4 << 20; // the cap on the inflated size
     ws::session server(std::move(b), ws::role::server, {}, sso);
     // One masked binary frame with RSV1 (key 0), 64-bit length.
     std::vector<std::byte> f = {std::byte{0xc2}, std::byte{0xff}};
-    for (int i = 7; i >= 0; --i) f.push_back(static_cast<std::byte>((payload.size() >> (8 * i)) & 0xff));
+    for (int i = 7; i >= 0; --i)
+        f.push_back(static_cast<std::byte>((payload.size() >> (8 * i)) & 0xff));
     f.insert(f.end(), 4, std::byte{0});
     f.insert(f.end(), payload.begin(), payload.end());
     core::task_scope scope;
@@ -515,23 +546,25 @@ core::task<void> bomb(core::loop& lp, const std::vector<std::byte>& payload, std
     co_await scope.join();
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("a decompression bomb closes with 1009 without the inflated size in memory") {
-    const std::size_t inflated = std::size_t{200} << 20;  // 200 MiB of zeros
+    const std::size_t inflated = std::size_t{200} << 20; // 200 MiB of zeros
     const auto payload = make_bomb(inflated);
     CHECK(payload.size() < 256 * 1024);
     const bool can_measure = reset_peak_rss();
     const long before = peak_rss_kib();
     std::error_code ec;
     std::uint16_t seen = 0;
-    run_on<coronet::testing::epoll_backend>([&](core::loop& lp) { return bomb(lp, payload, ec, seen); });
+    run_on<coronet::testing::epoll_backend>(
+        [&](core::loop& lp) { return bomb(lp, payload, ec, seen); });
     CHECK(ec == ws::errc::message_too_big);
     CHECK(seen == 1009);
     if (can_measure && before > 0) {
         const long grown_kib = peak_rss_kib() - before;
-        MESSAGE("peak RSS grew by " << grown_kib << " KiB for a " << (inflated >> 20) << " MiB bomb");
-        CHECK(grown_kib < 64 * 1024);  // far below the 200 MiB it inflates to
+        MESSAGE("peak RSS grew by " << grown_kib << " KiB for a " << (inflated >> 20)
+                                    << " MiB bomb");
+        CHECK(grown_kib < 64 * 1024); // far below the 200 MiB it inflates to
     }
 }
 
@@ -542,7 +575,7 @@ namespace {
 core::task<void> incompressible_full_size(core::loop& lp, std::size_t& got) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     ws::session_options so;
-    so.agreed_deflate = ws::deflate_params{};  // context takeover: sent compressed even if larger
+    so.agreed_deflate = ws::deflate_params{}; // context takeover: sent compressed even if larger
     ws::session client(std::move(a), ws::role::client, {}, so);
     ws::session server(std::move(b), ws::role::server, {}, so);
     const std::string noise = random_bytes(16u << 20, 0x9e3779b97f4a7c15ull);
@@ -558,11 +591,12 @@ core::task<void> incompressible_full_size(core::loop& lp, std::size_t& got) {
     co_await scope.join();
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("an incompressible 16 MiB message fits the default limits when compressed") {
     std::size_t got = 0;
-    run_on<coronet::testing::epoll_backend>([&](core::loop& lp) { return incompressible_full_size(lp, got); });
+    run_on<coronet::testing::epoll_backend>(
+        [&](core::loop& lp) { return incompressible_full_size(lp, got); });
     CHECK(got == (16u << 20));
 }
 
@@ -608,16 +642,18 @@ core::task<void> cancelled_compressed_send(core::loop& lp, std::error_code& late
     (void)client;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE_TEMPLATE("empty messages round-trip between compressed ones", B, CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     run_on<B>([](core::loop& lp) { return empty_messages(lp); });
 }
 
-TEST_CASE("a compressed send cut off under context takeover ends sending instead of desynchronising") {
+TEST_CASE(
+    "a compressed send cut off under context takeover ends sending instead of desynchronising") {
     std::error_code later;
-    run_on<coronet::testing::epoll_backend>([&](core::loop& lp) { return cancelled_compressed_send(lp, later); });
+    run_on<coronet::testing::epoll_backend>(
+        [&](core::loop& lp) { return cancelled_compressed_send(lp, later); });
     CHECK(later == ws::errc::closed);
 }
 

@@ -38,7 +38,8 @@ namespace {
 void raise_fd_limit(rlim_t want) {
     ::rlimit rl{};
     REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
-    if (rl.rlim_cur >= want) return;
+    if (rl.rlim_cur >= want)
+        return;
     rl.rlim_cur = std::min(want, rl.rlim_max);
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &rl) == 0);
     REQUIRE_MESSAGE(rl.rlim_cur >= want, "the hard descriptor limit is too low for this test");
@@ -49,7 +50,8 @@ void raise_fd_limit(rlim_t want) {
 struct notifier {
     std::coroutine_handle<> waiting;
     void notify() {
-        if (auto h = std::exchange(waiting, {})) core::loop::current()->post([h] { h.resume(); });
+        if (auto h = std::exchange(waiting, {}))
+            core::loop::current()->post([h] { h.resume(); });
     }
     struct awaiter {
         notifier* n;
@@ -83,7 +85,8 @@ struct room_handler : ws::hub_handler {
         ++opened;
         c.set_meta("path", c.target());
         CHECK(c.join(std::string_view(c.target()).substr(1)));
-        if (!auto_request.empty()) c.set_auto_response(auto_request, auto_response);
+        if (!auto_request.empty())
+            c.set_auto_response(auto_request, auto_response);
         CHECK(c.try_send(ws::prepared_message::text("id:" + std::to_string(c.id()))));
         note->notify();
     }
@@ -94,7 +97,8 @@ struct room_handler : ws::hub_handler {
             CHECK(sent);
         } else {
             const ws::prepared_message pm(m.type, std::as_bytes(std::span(m.data)));
-            for (std::string_view room : c.rooms()) hub->broadcast_room_except(room, pm, c.id());
+            for (std::string_view room : c.rooms())
+                hub->broadcast_room_except(room, pm, c.id());
         }
         note->notify();
     }
@@ -116,16 +120,14 @@ class hub_server {
 public:
     hub_server(core::loop& lp, ws::hub_options o, ws::hub_handler* h, ws::hub::connection_body body,
                core::stop_token parent, ws::server_options so)
-        : hub_(std::move(o)),
-          listener_(listen_local(lp)),
-          ep_(endpoint_of(listener_)),
-          body_(std::move(body)),
-          srv_(
-              [this, h](ws::session& s, const ws::accepted_upgrade& up) {
-                  if (h != nullptr) return hub_.serve(s, up.target, *h);
-                  return hub_.serve(s, up.target, body_);
-              },
-              std::move(so)),
+        : hub_(std::move(o)), listener_(listen_local(lp)), ep_(endpoint_of(listener_)),
+          body_(std::move(body)), srv_(
+                                      [this, h](ws::session& s, const ws::accepted_upgrade& up) {
+                                          if (h != nullptr)
+                                              return hub_.serve(s, up.target, *h);
+                                          return hub_.serve(s, up.target, body_);
+                                      },
+                                      std::move(so)),
           scope_(parent) {
         scope_.spawn(srv_.serve(listener_));
     }
@@ -174,11 +176,14 @@ core::task<std::uint64_t> read_id(ws::session& c) {
 core::task<void> drain(ws::session& c) {
     for (;;) {
         auto m = co_await c.receive();
-        if (!m) co_return;
+        if (!m)
+            co_return;
     }
 }
 
-int sequence_of(const std::string& data) { return std::stoi(data.substr(0, data.find(':'))); }
+int sequence_of(const std::string& data) {
+    return std::stoi(data.substr(0, data.find(':')));
+}
 
 // ---- 1,000 connections in four rooms ------------------------------------------------------
 
@@ -204,7 +209,8 @@ core::task<void> rooms_and_broadcast(core::loop& lp) {
     const std::set<std::uint64_t> distinct(ids.begin(), ids.end());
     CHECK(distinct.size() == n);
     CHECK_FALSE(distinct.contains(0));
-    for (int r = 0; r < 4; ++r) CHECK(hub.room_size("r" + std::to_string(r)) == n / 4);
+    for (int r = 0; r < 4; ++r)
+        CHECK(hub.room_size("r" + std::to_string(r)) == n / 4);
     CHECK(hub.room_size("nowhere") == 0);
     CHECK(hub.is_member("r1", ids[1]));
     CHECK_FALSE(hub.is_member("r0", ids[1]));
@@ -219,7 +225,8 @@ core::task<void> rooms_and_broadcast(core::loop& lp) {
     std::vector<std::vector<std::string>> expected(n);
     auto expect = [&](const std::string& text, const std::function<bool(int)>& to) {
         for (int i = 0; i < n; ++i)
-            if (to(i)) expected[i].push_back(text);
+            if (to(i))
+                expected[i].push_back(text);
     };
 
     for (int k = 0; k < 3; ++k) {
@@ -242,7 +249,8 @@ core::task<void> rooms_and_broadcast(core::loop& lp) {
     // A member's message reaches the rest of its room through the handler.
     auto sent = co_await clients[3]->send_text("from3");
     REQUIRE(sent);
-    while (h.messages < 1) co_await note.wait();
+    while (h.messages < 1)
+        co_await note.wait();
     expect("from3", [](int i) { return i % 4 == 3 && i != 3; });
 
     // Everything after this marker is known: whatever precedes it must be exactly the expected
@@ -255,7 +263,8 @@ core::task<void> rooms_and_broadcast(core::loop& lp) {
             auto m = co_await clients[i]->receive();
             REQUIRE(m);
             got.push_back(m->data);
-            if (m->data == "end") break;
+            if (m->data == "end")
+                break;
         }
         CHECK_MESSAGE(got == expected[i], "client " << i);
     }
@@ -263,15 +272,17 @@ core::task<void> rooms_and_broadcast(core::loop& lp) {
     // Leaving is implicit on close.
     auto closed = co_await clients[0]->close();
     CHECK(closed);
-    while (h.closed < 1) co_await note.wait();
+    while (h.closed < 1)
+        co_await note.wait();
     CHECK(h.closes[ids[0]].code == 1000);
     CHECK(hub.find(ids[0]) == nullptr);
     CHECK(hub.size() == n - 1);
     CHECK(hub.room_size("r0") == n / 4 - 1);
     CHECK_FALSE(hub.is_member("r0", ids[0]));
 
-    clients.clear();  // the rest vanish without a close frame
-    while (h.closed < n) co_await note.wait();
+    clients.clear(); // the rest vanish without a close frame
+    while (h.closed < n)
+        co_await note.wait();
     CHECK(hub.size() == 0);
     CHECK(hub.room_names().empty());
     CHECK(h.closes[ids[5]].code == 1006);
@@ -289,7 +300,7 @@ core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy) {
     o.on_full = policy;
     o.close_timeout = 20s;
     ws::server_options so;
-    so.session.close_timeout = 20s;  // the slow one starts reading only after the policy acted
+    so.session.close_timeout = 20s; // the slow one starts reading only after the policy acted
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(lp, o, &h, {}, tok, so);
     ws::hub& hub = srv.hub();
@@ -313,7 +324,8 @@ core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy) {
         const auto pm = ws::prepared_message::text(std::to_string(sent) + ":" + pad);
         hub.broadcast_room("r", pm);
         ++sent;
-        if (ws::hub_connection* c = hub.find(slow_id)) CHECK(c->queued_bytes() <= o.max_queued_bytes);
+        if (ws::hub_connection* c = hub.find(slow_id))
+            CHECK(c->queued_bytes() <= o.max_queued_bytes);
         for (ws::session* f : fasts) {
             auto m = co_await f->receive();
             REQUIRE(m);
@@ -321,7 +333,8 @@ core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy) {
         }
         effect = policy == ws::backpressure_policy::close ? hub.stats().closed_slow > 0
                                                           : hub.stats().dropped > 0;
-        if (effect) ++after_effect;
+        if (effect)
+            ++after_effect;
     }
     REQUIRE(effect);
     CHECK(hub.stats().closed_slow == (policy == ws::backpressure_policy::close ? 1u : 0u));
@@ -340,7 +353,8 @@ core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy) {
         }
         CHECK(slow->close_code() == 1008);
         CHECK(next < sent);
-        while (h.closed < 1) co_await note.wait();
+        while (h.closed < 1)
+            co_await note.wait();
         CHECK(h.closes[slow_id].code == 1008);
     } else {
         ws::hub_connection* c = hub.find(slow_id);
@@ -365,7 +379,8 @@ core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy) {
     fast1.reset();
     fast2.reset();
     slow.reset();
-    while (hub.size() > 0) co_await note.wait();
+    while (hub.size() > 0)
+        co_await note.wait();
     co_await srv.stop();
 }
 
@@ -410,7 +425,8 @@ core::task<void> auto_response(core::loop& lp) {
     CHECK(handled->data == "echo:ping");
     CHECK(h.messages == 2);
     client.reset();
-    while (h.closed < 1) co_await note.wait();
+    while (h.closed < 1)
+        co_await note.wait();
     co_await srv.stop();
 }
 
@@ -435,29 +451,32 @@ core::task<void> heartbeat(core::loop& lp) {
     auto silent = co_await connect_client(srv.url("/hb"));
     const std::uint64_t silent_id = co_await read_id(*silent);
     core::task_scope readers(tok);
-    readers.spawn(drain(*answers));  // answers pings; `silent` never reads
+    readers.spawn(drain(*answers)); // answers pings; `silent` never reads
 
     fake += 9s;
     hub.sweep();
     CHECK(hub.stats().pings_sent == 0);
-    fake += 1s;  // interval
+    fake += 1s; // interval
     hub.sweep();
     CHECK(hub.stats().pings_sent == 2);
-    while (h.pongs < 1) co_await note.wait();
+    while (h.pongs < 1)
+        co_await note.wait();
 
-    fake += 5s;  // interval + timeout: the silent one is dropped, the other answered
+    fake += 5s; // interval + timeout: the silent one is dropped, the other answered
     hub.sweep();
     CHECK(hub.stats().timed_out == 1);
-    while (h.closed < 1) co_await note.wait();
+    while (h.closed < 1)
+        co_await note.wait();
     CHECK(h.closes[silent_id].code == 1006);
     CHECK(h.closes[silent_id].reason == "pong timeout");
     CHECK(hub.find(silent_id) == nullptr);
     REQUIRE(hub.find(answers_id) != nullptr);
 
-    fake += 5s;  // ten seconds after its pong: pinged again
+    fake += 5s; // ten seconds after its pong: pinged again
     hub.sweep();
     CHECK(hub.stats().pings_sent == 3);
-    while (h.pongs < 2) co_await note.wait();
+    while (h.pongs < 2)
+        co_await note.wait();
     fake += 5s;
     hub.sweep();
     CHECK(hub.stats().timed_out == 1);
@@ -467,7 +486,8 @@ core::task<void> heartbeat(core::loop& lp) {
     auto closed = co_await answers->close();
     CHECK(closed);
     co_await readers.join();
-    while (h.closed < 2) co_await note.wait();
+    while (h.closed < 2)
+        co_await note.wait();
     CHECK(h.closes[answers_id].code == 1000);
     silent.reset();
     co_await srv.stop();
@@ -529,7 +549,7 @@ core::task<void> max_connections(core::loop& lp) {
     c->set_meta("user", "grace");
     REQUIRE(c->meta("user") != nullptr);
     CHECK(*c->meta("user") == "grace");
-    CHECK(c->metadata().size() == 2);  // and "path"
+    CHECK(c->metadata().size() == 2); // and "path"
     CHECK(c->erase_meta("user"));
     CHECK_FALSE(c->erase_meta("user"));
     CHECK(c->meta("user") == nullptr);
@@ -546,18 +566,20 @@ core::task<void> max_connections(core::loop& lp) {
     visited = 0;
     hub.for_each_member("m", [&](ws::hub_connection& member) {
         ++visited;
-        member.leave("m");  // allowed while iterating a room
+        member.leave("m"); // allowed while iterating a room
     });
     CHECK(visited == 2);
     CHECK(hub.room_size("m") == 0);
 
     auto closed = co_await a->close();
     CHECK(closed);
-    while (hub.size() > 1) co_await note.wait();
+    while (hub.size() > 1)
+        co_await note.wait();
     CHECK(hub.can_accept());
     refused.reset();
     b.reset();
-    while (hub.size() > 0) co_await note.wait();
+    while (hub.size() > 0)
+        co_await note.wait();
     co_await srv.stop();
 }
 
@@ -573,7 +595,8 @@ struct body_state {
 core::task<void> echo_body(ws::hub_connection& c, body_state* st) {
     for (;;) {
         auto m = co_await c.receive();
-        if (!m) break;
+        if (!m)
+            break;
         ++st->messages;
         if (m->data == "close me") {
             c.close(4000, "bye");
@@ -607,7 +630,8 @@ core::task<void> coroutine_style(core::loop& lp) {
     CHECK(end.error() == ws::errc::closed);
     CHECK(client->close_code() == 4000);
     CHECK(client->close_reason() == "bye");
-    while (st.ended < 1) co_await st.note.wait();
+    while (st.ended < 1)
+        co_await st.note.wait();
     CHECK(st.messages == 2);
     co_await srv.stop();
 }
@@ -631,7 +655,7 @@ core::task<void> unicast_body(ws::hub_connection& c, unicast_state* st) {
     }
     st->done = true;
     st->note.notify();
-    auto m = co_await c.receive();  // until the client closes
+    auto m = co_await c.receive(); // until the client closes
     CHECK_FALSE(m);
 }
 
@@ -651,7 +675,8 @@ core::task<void> unicast_waits(core::loop& lp) {
         REQUIRE(m);
         CHECK(sequence_of(m->data) == i);
     }
-    while (!st.done) co_await st.note.wait();
+    while (!st.done)
+        co_await st.note.wait();
     CHECK(st.sent == 256);
     CHECK(st.max_queued <= o.max_queued_bytes);
     CHECK(srv.hub().stats().dropped == 0);
@@ -667,15 +692,16 @@ core::task<void> throwing_body(ws::hub_connection& c, body_state* st) {
     auto m = co_await c.receive();
     ++st->ended;
     st->note.notify();
-    if (m) throw std::runtime_error("handler failure (expected by the test)");
+    if (m)
+        throw std::runtime_error("handler failure (expected by the test)");
 }
 
 core::task<void> handler_throws(core::loop& lp) {
     body_state st;
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(
-        lp, ws::hub_options{}, nullptr, [&st](ws::hub_connection& c) { return throwing_body(c, &st); },
-        tok, ws::server_options{});
+        lp, ws::hub_options{}, nullptr,
+        [&st](ws::hub_connection& c) { return throwing_body(c, &st); }, tok, ws::server_options{});
     auto client = co_await connect_client(srv.url("/t"));
     auto sent = co_await client->send_text("boom");
     REQUIRE(sent);
@@ -704,7 +730,8 @@ core::task<void> attachment_body(ws::hub_connection& c, body_state* st) {
     ws::hub& hub = c.owner();
     for (;;) {
         auto m = co_await c.receive();
-        if (!m) break;
+        if (!m)
+            break;
         std::string reply;
         if (m->data.starts_with("adopt ")) {
             auto r = co_await hub.adopt(c, std::stoull(m->data.substr(6)));
@@ -740,8 +767,8 @@ core::task<void> attachments(core::loop& lp) {
     o.keep_attachment_after_abnormal_close = true;
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(
-        lp, o, nullptr, [&st](ws::hub_connection& c) { return attachment_body(c, &st); },
-        tok, ws::server_options{});
+        lp, o, nullptr, [&st](ws::hub_connection& c) { return attachment_body(c, &st); }, tok,
+        ws::server_options{});
     ws::hub& hub = srv.hub();
 
     // What a crashed process left.
@@ -773,14 +800,15 @@ core::task<void> attachments(core::loop& lp) {
     CHECK(reply == "ok");
     left = co_await hub.leftover_attachments();
     REQUIRE(left);
-    CHECK(left->empty());  // both attachments belong to live connections
+    CHECK(left->empty()); // both attachments belong to live connections
 
     // A clean close removes the attachment; a connection that vanished keeps it for adoption.
     auto closed = co_await first->close();
     CHECK(closed);
     second.reset();
-    while (st.ended < 2) co_await st.note.wait();
-    co_await hub.close_all(1001, "test over");  // returns once every connection has ended
+    while (st.ended < 2)
+        co_await st.note.wait();
+    co_await hub.close_all(1001, "test over"); // returns once every connection has ended
     CHECK(hub.size() == 0);
     auto all = co_await hub.store().list();
     REQUIRE(all);
@@ -788,182 +816,195 @@ core::task<void> attachments(core::loop& lp) {
     co_await srv.stop();
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("ws.hub") {
 
-namespace {
+    namespace {
 
-// ---- permessage-deflate: a broadcast compressed once per window size ------------------------
+    // ---- permessage-deflate: a broadcast compressed once per window size ------------------------
 
-core::task<void> compressed_broadcast(core::loop& lp) {
-    notifier note;
-    room_handler h;
-    h.note = &note;
-    ws::server_options so;
-    so.handshake.deflate.enabled = true;
-    so.handshake.deflate.server_no_context_takeover = true;
-    hub_server srv(lp, ws::hub_options{}, &h, {}, co_await core::get_stop_token(), so);
-    h.hub = &srv.hub();
-    // Receivers asking for windows 9, 12, 15 and 15, one without deflate.
-    std::vector<std::unique_ptr<ws::session>> clients;
-    for (int bits : {9, 12, 15, 15, 0}) {
-        ws::connect_options o;
-        o.handshake.deflate.enabled = bits != 0;
-        if (bits != 0) o.handshake.deflate.server_max_window_bits = static_cast<std::uint8_t>(bits);
-        auto c = co_await ws::connect(srv.url("/z"), o);
-        REQUIRE(c);
-        CHECK((*c)->compression().has_value() == (bits != 0));
-        if (bits != 0) {
-            CHECK((*c)->compression()->server_no_context_takeover);
-            CHECK((*c)->compression()->server_max_window_bits == bits);
+    core::task<void> compressed_broadcast(core::loop& lp) {
+        notifier note;
+        room_handler h;
+        h.note = &note;
+        ws::server_options so;
+        so.handshake.deflate.enabled = true;
+        so.handshake.deflate.server_no_context_takeover = true;
+        hub_server srv(lp, ws::hub_options{}, &h, {}, co_await core::get_stop_token(), so);
+        h.hub = &srv.hub();
+        // Receivers asking for windows 9, 12, 15 and 15, one without deflate.
+        std::vector<std::unique_ptr<ws::session>> clients;
+        for (int bits : {9, 12, 15, 15, 0}) {
+            ws::connect_options o;
+            o.handshake.deflate.enabled = bits != 0;
+            if (bits != 0)
+                o.handshake.deflate.server_max_window_bits = static_cast<std::uint8_t>(bits);
+            auto c = co_await ws::connect(srv.url("/z"), o);
+            REQUIRE(c);
+            CHECK((*c)->compression().has_value() == (bits != 0));
+            if (bits != 0) {
+                CHECK((*c)->compression()->server_no_context_takeover);
+                CHECK((*c)->compression()->server_max_window_bits == bits);
+            }
+            (void)co_await read_id(**c);
+            clients.push_back(std::move(*c));
         }
-        (void)co_await read_id(**c);
-        clients.push_back(std::move(*c));
+        std::string body;
+        for (int i = 0; i < 100; ++i)
+            body += R"({"seq":)" + std::to_string(i) + R"(,"text":"the same words again"})";
+        const auto pm = ws::prepared_message::text(body);
+        CHECK(srv.hub().broadcast_room("z", pm) == clients.size());
+        CHECK(pm.compressed_variants() == 3); // one per distinct window, not per receiver
+        for (auto& c : clients) {
+            auto m = co_await c->receive();
+            REQUIRE(m);
+            CHECK(m->data == body);
+        }
+        // A short message stays uncompressed (under min_size) and still arrives.
+        const auto small = ws::prepared_message::text("hi");
+        CHECK(srv.hub().broadcast_room("z", small) == clients.size());
+        CHECK(small.compressed_variants() == 0);
+        for (auto& c : clients) {
+            auto m = co_await c->receive();
+            REQUIRE(m);
+            CHECK(m->data == "hi");
+        }
+        for (auto& c : clients)
+            CHECK(co_await c->close());
+        co_await srv.stop();
     }
-    std::string body;
-    for (int i = 0; i < 100; ++i) body += R"({"seq":)" + std::to_string(i) + R"(,"text":"the same words again"})";
-    const auto pm = ws::prepared_message::text(body);
-    CHECK(srv.hub().broadcast_room("z", pm) == clients.size());
-    CHECK(pm.compressed_variants() == 3);  // one per distinct window, not per receiver
-    for (auto& c : clients) {
-        auto m = co_await c->receive();
-        REQUIRE(m);
-        CHECK(m->data == body);
+
+    } // namespace
+
+    TEST_CASE_TEMPLATE(
+        "a compressed broadcast is built once per window size and inflates everywhere", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return compressed_broadcast(lp); });
     }
-    // A short message stays uncompressed (under min_size) and still arrives.
-    const auto small = ws::prepared_message::text("hi");
-    CHECK(srv.hub().broadcast_room("z", small) == clients.size());
-    CHECK(small.compressed_variants() == 0);
-    for (auto& c : clients) {
-        auto m = co_await c->receive();
-        REQUIRE(m);
-        CHECK(m->data == "hi");
+
+    TEST_CASE("a frame ring keeps frames in order while it wraps and grows") {
+        ws::detail::frame_ring ring;
+        CHECK(ring.empty());
+        std::size_t next_in = 1;
+        std::size_t next_out = 1;
+        for (int round = 0; round < 5; ++round) {
+            for (int i = 0; i < 7; ++i)
+                ring.push_back(core::shared_buffer::make(next_in++));
+            for (int i = 0; i < 4; ++i)
+                CHECK(ring.pop_front() == next_out++);
+        }
+        CHECK(ring.size() == next_in - next_out);
+        CHECK(ring[0].size() == next_out);
+        CHECK(ring.pop_back() == next_in - 1);
+        while (!ring.empty())
+            CHECK(ring.pop_front() == next_out++);
     }
-    for (auto& c : clients) CHECK(co_await c->close());
-    co_await srv.stop();
-}
 
-}  // namespace
-
-TEST_CASE_TEMPLATE("a compressed broadcast is built once per window size and inflates everywhere", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return compressed_broadcast(lp); });
-}
-
-TEST_CASE("a frame ring keeps frames in order while it wraps and grows") {
-    ws::detail::frame_ring ring;
-    CHECK(ring.empty());
-    std::size_t next_in = 1;
-    std::size_t next_out = 1;
-    for (int round = 0; round < 5; ++round) {
-        for (int i = 0; i < 7; ++i) ring.push_back(core::shared_buffer::make(next_in++));
-        for (int i = 0; i < 4; ++i) CHECK(ring.pop_front() == next_out++);
+    TEST_CASE("a prepared message is one unmasked frame with its header") {
+        const auto small = ws::prepared_message::text("hi");
+        REQUIRE(small.frame().size() == 4);
+        const auto* p = reinterpret_cast<const unsigned char*>(small.frame().data());
+        CHECK(p[0] == 0x81);
+        CHECK(p[1] == 0x02);
+        CHECK(p[2] == 'h');
+        std::vector<std::byte> big(200, std::byte{7});
+        const auto bin = ws::prepared_message::binary(big);
+        CHECK(bin.type() == ws::opcode::binary);
+        CHECK(bin.payload_size() == 200);
+        REQUIRE(bin.frame().size() == 204);
+        const auto* q = reinterpret_cast<const unsigned char*>(bin.frame().data());
+        CHECK(q[0] == 0x82);
+        CHECK(q[1] == 126);
+        CHECK(((q[2] << 8) | q[3]) == 200);
+        const auto empty = ws::prepared_message::text("");
+        CHECK(empty.frame().size() == 2);
+        const auto copy = small;
+        CHECK(copy.frame().data() == small.frame().data());
     }
-    CHECK(ring.size() == next_in - next_out);
-    CHECK(ring[0].size() == next_out);
-    CHECK(ring.pop_back() == next_in - 1);
-    while (!ring.empty()) CHECK(ring.pop_front() == next_out++);
-}
 
-TEST_CASE("a prepared message is one unmasked frame with its header") {
-    const auto small = ws::prepared_message::text("hi");
-    REQUIRE(small.frame().size() == 4);
-    const auto* p = reinterpret_cast<const unsigned char*>(small.frame().data());
-    CHECK(p[0] == 0x81);
-    CHECK(p[1] == 0x02);
-    CHECK(p[2] == 'h');
-    std::vector<std::byte> big(200, std::byte{7});
-    const auto bin = ws::prepared_message::binary(big);
-    CHECK(bin.type() == ws::opcode::binary);
-    CHECK(bin.payload_size() == 200);
-    REQUIRE(bin.frame().size() == 204);
-    const auto* q = reinterpret_cast<const unsigned char*>(bin.frame().data());
-    CHECK(q[0] == 0x82);
-    CHECK(q[1] == 126);
-    CHECK(((q[2] << 8) | q[3]) == 200);
-    const auto empty = ws::prepared_message::text("");
-    CHECK(empty.frame().size() == 2);
-    const auto copy = small;
-    CHECK(copy.frame().data() == small.frame().data());
-}
+    TEST_CASE("an empty hub has no rooms and accepts connections") {
+        ws::hub hub;
+        CHECK(hub.can_accept());
+        CHECK(hub.size() == 0);
+        CHECK(hub.find(1) == nullptr);
+        CHECK(hub.room_size("x") == 0);
+        CHECK(hub.broadcast(ws::prepared_message::text("nobody")) == 0);
+        CHECK(hub.stats().broadcasts == 1);
+        hub.sweep();
+        CHECK(std::string(ws::hub_category().name()) == "coronet.ws.hub");
+        std::error_code ec = ws::hub_errc::full;
+        CHECK(ec.category() == ws::hub_category());
+    }
 
-TEST_CASE("an empty hub has no rooms and accepts connections") {
-    ws::hub hub;
-    CHECK(hub.can_accept());
-    CHECK(hub.size() == 0);
-    CHECK(hub.find(1) == nullptr);
-    CHECK(hub.room_size("x") == 0);
-    CHECK(hub.broadcast(ws::prepared_message::text("nobody")) == 0);
-    CHECK(hub.stats().broadcasts == 1);
-    hub.sweep();
-    CHECK(std::string(ws::hub_category().name()) == "coronet.ws.hub");
-    std::error_code ec = ws::hub_errc::full;
-    CHECK(ec.category() == ws::hub_category());
-}
+    TEST_CASE_TEMPLATE("a thousand connections in four rooms get every broadcast once and in order",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return rooms_and_broadcast(lp); }, 50s);
+    }
 
-TEST_CASE_TEMPLATE("a thousand connections in four rooms get every broadcast once and in order", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return rooms_and_broadcast(lp); }, 50s);
-}
+    TEST_CASE_TEMPLATE("a slow reader is closed with 1008 while the other members get everything",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return slow_reader(lp, ws::backpressure_policy::close); },
+                  50s);
+    }
 
-TEST_CASE_TEMPLATE("a slow reader is closed with 1008 while the other members get everything", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return slow_reader(lp, ws::backpressure_policy::close); }, 50s);
-}
+    TEST_CASE_TEMPLATE(
+        "a slow reader loses only the dropped messages while the others get everything", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return slow_reader(lp, ws::backpressure_policy::drop); },
+                  50s);
+    }
 
-TEST_CASE_TEMPLATE("a slow reader loses only the dropped messages while the others get everything",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return slow_reader(lp, ws::backpressure_policy::drop); }, 50s);
-}
+    TEST_CASE_TEMPLATE("an auto-response is answered without calling the handler", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return auto_response(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("an auto-response is answered without calling the handler", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return auto_response(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("a peer that stops answering pings is dropped after interval plus timeout",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return heartbeat(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("a peer that stops answering pings is dropped after interval plus timeout", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return heartbeat(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("stopping the server closes hub connections with 1001", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return server_stop(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("stopping the server closes hub connections with 1001", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return server_stop(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("a connection over max_connections is closed with 1013", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return max_connections(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("a connection over max_connections is closed with 1013", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return max_connections(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("a coroutine-style connection echoes and closes from the server", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return coroutine_style(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("a coroutine-style connection echoes and closes from the server", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return coroutine_style(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("a unicast send waits for room instead of overfilling the queue", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return unicast_waits(lp); }, 40s);
+    }
 
-TEST_CASE_TEMPLATE("a unicast send waits for room instead of overfilling the queue", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return unicast_waits(lp); }, 40s);
-}
+    TEST_CASE_TEMPLATE("a handler that throws drops its connection and the hub stays consistent", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return handler_throws(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("a handler that throws drops its connection and the hub stays consistent", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return handler_throws(lp); }, 30s);
-}
+    TEST_CASE_TEMPLATE("a leftover attachment is adopted once and removed on a clean close", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return attachments(lp); }, 30s);
+    }
 
-TEST_CASE_TEMPLATE("a leftover attachment is adopted once and removed on a clean close", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return attachments(lp); }, 30s);
-}
-
-}  // TEST_SUITE
+} // TEST_SUITE

@@ -13,8 +13,8 @@
 #include <testing/backends.hpp>
 #include <testing/certs.hpp>
 #include <testing/http_client_raw.hpp>
-#include <testing/run_bounded.hpp>
 #include <testing/log_capture.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -61,8 +61,8 @@ constexpr std::string_view upgrade_request = "GET /chat HTTP/1.1\r\n"
 
 /// The first 105 bytes of a ClientHello whose record header announces 512.
 std::string half_client_hello() {
-    std::string h = {0x16, 0x03, 0x01, 0x02,       0x00,         // handshake record, 512 bytes
-                     0x01, 0x00, 0x01, char(0xfc), 0x03, 0x03};  // ClientHello, 508, TLS 1.2
+    std::string h = {0x16, 0x03, 0x01, 0x02,       0x00,        // handshake record, 512 bytes
+                     0x01, 0x00, 0x01, char(0xfc), 0x03, 0x03}; // ClientHello, 508, TLS 1.2
     for (int i = 0; i < 94; ++i)
         h.push_back(static_cast<char>(i * 7));
     return h;
@@ -96,10 +96,12 @@ const core::tls_context& client_tls() {
 core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
     for (;;) {
         auto m = co_await s.receive();
-        if (!m) co_return;
+        if (!m)
+            co_return;
         auto sent = m->is_text() ? co_await s.send_text(m->data)
                                  : co_await s.send_binary(std::as_bytes(std::span(m->data)));
-        if (!sent) co_return;
+        if (!sent)
+            co_return;
     }
 }
 
@@ -156,7 +158,8 @@ core::task<void> with_server(core::loop& lp, ws::server_options o, F body) {
         err = std::current_exception();
     }
     co_await rs.stop();
-    if (err) std::rethrow_exception(err);
+    if (err)
+        std::rethrow_exception(err);
     CHECK(rs.server().connections() == 0);
 }
 
@@ -166,9 +169,11 @@ core::task<bool> connections_become(const ws::server& srv, std::size_t n,
                                     core::clock::duration limit) {
     const auto deadline = core::clock::now() + limit;
     while (srv.connections() != n) {
-        if (core::clock::now() >= deadline) co_return false;
+        if (core::clock::now() >= deadline)
+            co_return false;
         auto slept = co_await core::sleep_for(5ms);
-        if (!slept) co_return false;
+        if (!slept)
+            co_return false;
     }
     co_return true;
 }
@@ -290,7 +295,7 @@ core::task<void> stalled_tls_clients(core::loop& lp) {
 
 core::task<void> slow_but_in_time(core::loop& lp) {
     ws::server_options o;
-    o.handshake_timeout = 60s;  // never reached here
+    o.handshake_timeout = 60s; // never reached here
     co_await with_server(lp, o, [](running_server& rs) -> core::task<void> {
         auto c = co_await rs.connect();
         const std::size_t split = 50;
@@ -398,7 +403,7 @@ core::task<void> shutdown_says_going_away(core::loop& lp) {
     ws::server_options o;
     o.shutdown_grace = 30s;
     running_server rs(lp, o, co_await core::get_stop_token());
-    ws::connect_options co;  // named: g++ 12 destroys a braced temporary coroutine argument twice
+    ws::connect_options co; // named: g++ 12 destroys a braced temporary coroutine argument twice
     auto c = co_await ws::connect(rs.url(false), co);
     REQUIRE(c);
     ws::session& client = **c;
@@ -408,7 +413,7 @@ core::task<void> shutdown_says_going_away(core::loop& lp) {
     core::task_scope reader;
     std::uint16_t seen = 0;
     reader.spawn([](ws::session& cl, std::uint16_t& code) -> core::task<void> {
-        auto m = co_await cl.receive();  // answers the server's close
+        auto m = co_await cl.receive(); // answers the server's close
         CHECK_FALSE(m);
         code = cl.close_code();
     }(client, seen));
@@ -440,7 +445,8 @@ core::task<void> deflate_end_to_end(core::loop& lp) {
             REQUIRE(c);
             const auto& agreed = (*c)->compression();
             CHECK(agreed.has_value() == (server_on && client_on));
-            if (agreed) CHECK(agreed->client_max_window_bits == 10);
+            if (agreed)
+                CHECK(agreed->client_max_window_bits == 10);
             const std::string big(100000, 'q');
             for (int i = 0; i < 20; ++i) {
                 const std::string msg = i % 2 == 0 ? big : "small message " + std::to_string(i);
@@ -619,7 +625,7 @@ core::task<void> listener_failure_is_logged(core::loop& lp) {
           std::string::npos);
 }
 
-}  // namespace
+} // namespace
 
 #define WS_SERVER_CASE(name, body)                                                                 \
     TEST_CASE_TEMPLATE(name, B, CORONET_BACKENDS) {                                                \
@@ -628,9 +634,11 @@ core::task<void> listener_failure_is_logged(core::loop& lp) {
     }
 
 TEST_SUITE("ws.server") {
-    WS_SERVER_CASE("graceful shutdown sends live sessions 1001 going away", shutdown_says_going_away)
-    WS_SERVER_CASE("permessage-deflate is negotiated by ws::server and ws::connect only when both enable it",
-                   deflate_end_to_end)
+    WS_SERVER_CASE("graceful shutdown sends live sessions 1001 going away",
+                   shutdown_says_going_away)
+    WS_SERVER_CASE(
+        "permessage-deflate is negotiated by ws::server and ws::connect only when both enable it",
+        deflate_end_to_end)
     WS_SERVER_CASE("clients that stall before or inside the upgrade request are dropped after "
                    "handshake_timeout while a good client echoes",
                    stalled_plain_clients)
@@ -643,8 +651,7 @@ TEST_SUITE("ws.server") {
                    slow_but_in_time)
     WS_SERVER_CASE("a request over max_request_bytes gets 431 and the connection closes",
                    oversized_request)
-    WS_SERVER_CASE("a request with Sec-WebSocket-Version 8 gets 426 naming version 13",
-                   bad_version)
+    WS_SERVER_CASE("a request with Sec-WebSocket-Version 8 gets 426 naming version 13", bad_version)
     WS_SERVER_CASE("a connection over max_connections gets 503 and the admitted one goes on",
                    over_max_connections)
     WS_SERVER_CASE("an upgrade request with a Content-Length or chunked body gets 400 and its "
@@ -656,4 +663,4 @@ TEST_SUITE("ws.server") {
     WS_SERVER_CASE("serve logs one line when it is asked to stop", stop_is_logged)
     WS_SERVER_CASE("serve logs the listener's error once when accepting fails and returns",
                    listener_failure_is_logged)
-}  // TEST_SUITE
+} // TEST_SUITE

@@ -27,10 +27,12 @@ namespace {
 core::task<void> echo_server(ws::session& s, int& echoed) {
     for (;;) {
         auto m = co_await s.receive();
-        if (!m) co_return;
+        if (!m)
+            co_return;
         auto sent = m->is_text() ? co_await s.send_text(m->data)
                                  : co_await s.send_binary(std::as_bytes(std::span(m->data)));
-        if (!sent) co_return;
+        if (!sent)
+            co_return;
         ++echoed;
     }
 }
@@ -73,7 +75,8 @@ core::task<void> echo_round_trip(core::loop& lp) {
         CHECK(back->data == text);
     }
     std::vector<std::byte> bin(1000);
-    for (std::size_t i = 0; i < bin.size(); ++i) bin[i] = static_cast<std::byte>(i * 7);
+    for (std::size_t i = 0; i < bin.size(); ++i)
+        bin[i] = static_cast<std::byte>(i * 7);
     auto sent = co_await p.client->send_binary(bin);
     REQUIRE(sent);
     auto back = co_await p.client->receive();
@@ -103,7 +106,8 @@ core::task<void> echo_round_trip(core::loop& lp) {
 
 core::task<void> prefetched_bytes_first(core::loop& lp) {
     // The bytes a takeover read past the handshake: a masked "Hello" (RFC 6455 §5.7).
-    const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    const unsigned char hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                   0x7f, 0x9f, 0x4d, 0x51, 0x58};
     std::vector<std::byte> pre(reinterpret_cast<const std::byte*>(hello),
                                reinterpret_cast<const std::byte*>(hello) + sizeof hello);
     auto l = listen_local(lp);
@@ -144,39 +148,44 @@ core::task<void> peer_vanishes(core::loop& lp) {
     CHECK(server.close_code() == 1006);
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("ws.session") {
 
-TEST_CASE_TEMPLATE("a client and a server session echo text and binary messages and close cleanly",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return echo_round_trip(lp); });
-}
+    TEST_CASE_TEMPLATE(
+        "a client and a server session echo text and binary messages and close cleanly", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return echo_round_trip(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a session reads the prefetched bytes before the stream", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return prefetched_bytes_first(lp); });
-}
+    TEST_CASE_TEMPLATE("a session reads the prefetched bytes before the stream", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return prefetched_bytes_first(lp); });
+    }
 
-TEST_CASE_TEMPLATE("an unmasked client frame closes the session with 1002", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return protocol_error_closes_with_code(lp); });
-}
+    TEST_CASE_TEMPLATE("an unmasked client frame closes the session with 1002", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return protocol_error_closes_with_code(lp); });
+    }
 
-TEST_CASE_TEMPLATE("a peer that leaves without a close frame gives 1006 and end of stream", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return peer_vanishes(lp); });
-}
+    TEST_CASE_TEMPLATE("a peer that leaves without a close frame gives 1006 and end of stream", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return peer_vanishes(lp); });
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 namespace {
 
 using namespace std::chrono_literals;
 
-core::task<core::result<ws::message>> receive_once(ws::session& s) { co_return co_await s.receive(); }
+core::task<core::result<ws::message>> receive_once(ws::session& s) {
+    co_return co_await s.receive();
+}
 
 // Keepalive: a peer that never reads (so never pongs) is dropped after the pong timeout; one
 // that reads answers the pings and stays.
@@ -226,7 +235,8 @@ core::task<void> streaming(core::loop& lp) {
     core::stream& raw = *a;
     ws::session server(std::move(b), ws::role::server);
     // A masked text message in two fragments ("Hel" + "lo", key 0 for readability).
-    const unsigned char frames[] = {0x01, 0x83, 0, 0, 0, 0, 'H', 'e', 'l', 0x80, 0x82, 0, 0, 0, 0, 'l', 'o'};
+    const unsigned char frames[] = {0x01, 0x83, 0, 0, 0, 0, 'H', 'e', 'l',
+                                    0x80, 0x82, 0, 0, 0, 0, 'l', 'o'};
     auto w = co_await raw.write_all({reinterpret_cast<const std::byte*>(frames), sizeof frames});
     REQUIRE(w);
     std::string got;
@@ -235,9 +245,11 @@ core::task<void> streaming(core::loop& lp) {
         auto c = co_await server.receive_some();
         REQUIRE(c);
         CHECK(c->type == ws::opcode::text);
-        if (c->first) first_seen = true;
+        if (c->first)
+            first_seen = true;
         got.append(c->data);
-        if (c->last) break;
+        if (c->last)
+            break;
     }
     CHECK(first_seen);
     CHECK(got == "Hello");
@@ -246,7 +258,7 @@ core::task<void> streaming(core::loop& lp) {
 
 core::task<void> slow_reader(core::loop& lp, ws::slow_reader_policy policy, int& failed_sends) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
-    b->set_write_buffer_limit(64);  // the server's writes stall once 64 bytes wait unread
+    b->set_write_buffer_limit(64); // the server's writes stall once 64 bytes wait unread
     ws::session_options so;
     so.max_queued_sends = 2;
     so.slow_reader = policy;
@@ -256,9 +268,10 @@ core::task<void> slow_reader(core::loop& lp, ws::slow_reader_policy policy, int&
     for (int i = 0; i < 8; ++i)
         scope.spawn([](ws::session& s, int& failed) -> core::task<void> {
             auto r = co_await s.send_text(std::string(100, 'x'));
-            if (!r && r.error() == ws::errc::queue_full) ++failed;
+            if (!r && r.error() == ws::errc::queue_full)
+                ++failed;
         }(server, failed_sends));
-    scope.request_stop();  // the stalled ones give up; the policy already decided for the rest
+    scope.request_stop(); // the stalled ones give up; the policy already decided for the rest
     co_await scope.join();
     a->close();
 }
@@ -271,7 +284,9 @@ struct recording_handler : ws::session_handler_base {
         auto r = co_await s.send_text(m.data);
         (void)r;
     }
-    void on_ping(ws::session&, std::string_view p) override { events.push_back("ping:" + std::string(p)); }
+    void on_ping(ws::session&, std::string_view p) override {
+        events.push_back("ping:" + std::string(p));
+    }
     void on_close(ws::session&, std::uint16_t code, std::string_view reason) override {
         events.push_back("close:" + std::to_string(code) + ":" + std::string(reason));
     }
@@ -294,63 +309,72 @@ core::task<void> event_style(core::loop& lp, recording_handler& h) {
     co_await scope.join();
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("ws.session") {
 
-TEST_CASE_TEMPLATE("a peer that never answers keepalive pings is dropped after the pong timeout", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    std::error_code r;
-    run_on<B>([&r](core::loop& lp) { return keepalive(lp, false, r); });
-    CHECK(r == ws::errc::keepalive_timeout);
-}
+    TEST_CASE_TEMPLATE(
+        "a peer that never answers keepalive pings is dropped after the pong timeout", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        std::error_code r;
+        run_on<B>([&r](core::loop& lp) { return keepalive(lp, false, r); });
+        CHECK(r == ws::errc::keepalive_timeout);
+    }
 
-TEST_CASE_TEMPLATE("a peer that receives answers keepalive pings and stays connected", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    std::error_code r;
-    run_on<B>([&r](core::loop& lp) { return keepalive(lp, true, r); });
-    CHECK(r == core::errc::timed_out);  // the test's own deadline, not the keepalive
-}
+    TEST_CASE_TEMPLATE("a peer that receives answers keepalive pings and stays connected", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        std::error_code r;
+        run_on<B>([&r](core::loop& lp) { return keepalive(lp, true, r); });
+        CHECK(r == core::errc::timed_out); // the test's own deadline, not the keepalive
+    }
 
-TEST_CASE_TEMPLATE("a session with no messages for idle_timeout closes with 1001", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    std::error_code r;
-    std::uint16_t seen = 0;
-    run_on<B>([&](core::loop& lp) { return idle(lp, r, seen); });
-    CHECK(r == ws::errc::idle_timeout);
-    CHECK(seen == 1001);
-}
+    TEST_CASE_TEMPLATE("a session with no messages for idle_timeout closes with 1001", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        std::error_code r;
+        std::uint16_t seen = 0;
+        run_on<B>([&](core::loop& lp) { return idle(lp, r, seen); });
+        CHECK(r == ws::errc::idle_timeout);
+        CHECK(seen == 1001);
+    }
 
-TEST_CASE_TEMPLATE("receive_some hands over a fragmented message piece by piece", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    run_on<B>([](core::loop& lp) { return streaming(lp); });
-}
+    TEST_CASE_TEMPLATE("receive_some hands over a fragmented message piece by piece", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return streaming(lp); });
+    }
 
-TEST_CASE_TEMPLATE("the drop policy fails sends beyond the queue while the reader is slow", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    int failed = 0;
-    run_on<B>([&failed](core::loop& lp) { return slow_reader(lp, ws::slow_reader_policy::drop, failed); });
-    CHECK(failed > 0);
-}
+    TEST_CASE_TEMPLATE("the drop policy fails sends beyond the queue while the reader is slow", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        int failed = 0;
+        run_on<B>([&failed](core::loop& lp) {
+            return slow_reader(lp, ws::slow_reader_policy::drop, failed);
+        });
+        CHECK(failed > 0);
+    }
 
-TEST_CASE_TEMPLATE("the wait policy lets every sender wait", B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    int failed = 0;
-    run_on<B>([&failed](core::loop& lp) { return slow_reader(lp, ws::slow_reader_policy::wait, failed); });
-    CHECK(failed == 0);
-}
+    TEST_CASE_TEMPLATE("the wait policy lets every sender wait", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        int failed = 0;
+        run_on<B>([&failed](core::loop& lp) {
+            return slow_reader(lp, ws::slow_reader_policy::wait, failed);
+        });
+        CHECK(failed == 0);
+    }
 
-TEST_CASE_TEMPLATE("an event-style handler sees open and ping and message and close in order", B,
-                   CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    recording_handler h;
-    run_on<B>([&h](core::loop& lp) { return event_style(lp, h); });
-    CHECK(h.events == std::vector<std::string>{"open", "ping:hi", "message:one", "close:1000:done"});
-}
+    TEST_CASE_TEMPLATE("an event-style handler sees open and ping and message and close in order",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        recording_handler h;
+        run_on<B>([&h](core::loop& lp) { return event_style(lp, h); });
+        CHECK(h.events ==
+              std::vector<std::string>{"open", "ping:hi", "message:one", "close:1000:done"});
+    }
 
-}  // TEST_SUITE
+} // TEST_SUITE
 
 // ---------------------------------------------------------------------------------------------
 // Hooks for the hub and the http_ws bridge: prepared frames, auto-responses, going away.
@@ -368,8 +392,8 @@ core::task<void> prepared_frames(core::loop& lp) {
     std::byte h1[14], h2[14];
     const std::size_t n1 = ws::encode_header(h1, ws::opcode::text, true, one.size());
     const std::size_t n2 = ws::encode_header(h2, ws::opcode::binary, true, two.size());
-    core::const_buffer frames[] = {{h1, n1}, std::as_bytes(std::span(one)), {h2, n2},
-                                   std::as_bytes(std::span(two))};
+    core::const_buffer frames[] = {
+        {h1, n1}, std::as_bytes(std::span(one)), {h2, n2}, std::as_bytes(std::span(two))};
     auto sent = co_await server.send_prepared(frames);
     REQUIRE(sent);
     auto m1 = co_await client.receive();
@@ -391,8 +415,9 @@ core::task<void> auto_response(core::loop& lp, int& handler_calls) {
     ws::session server(std::move(b), ws::role::server);
     ws::session client(std::move(a), ws::role::client);
     server.set_auto_response("ping", "pong");
-    for (int i = 0; i < 3; ++i) REQUIRE(co_await client.send_text("ping"));
-    REQUIRE(co_await client.send_text("pingx"));  // not the exact payload: the handler gets it
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(co_await client.send_text("ping"));
+    REQUIRE(co_await client.send_text("pingx")); // not the exact payload: the handler gets it
     REQUIRE(co_await client.send_binary(std::as_bytes(std::span(std::string_view("ping")))));
     for (int i = 0; i < 2; ++i) {
         auto m = co_await server.receive();
@@ -418,7 +443,8 @@ core::task<void> auto_response(core::loop& lp, int& handler_calls) {
 
 // close_on: the going-away signal makes a waiting receive() send 1001; a peer that does not
 // answer is given up on after close_timeout.
-core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer, std::uint16_t& server_code) {
+core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer,
+                            std::uint16_t& server_code) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     ws::session_options so;
     so.close_timeout = 100ms;
@@ -453,7 +479,7 @@ core::task<void> going_away_with_reader(core::loop& lp, std::uint16_t& seen_by_p
     server.close_on(shutting_down.token());
     core::task_scope scope;
     scope.spawn([](ws::session& cl, std::uint16_t& seen) -> core::task<void> {
-        auto m = co_await cl.receive();  // answers the 1001 with its own close
+        auto m = co_await cl.receive(); // answers the 1001 with its own close
         CHECK_FALSE(m);
         seen = cl.close_code();
     }(client, seen_by_peer));
@@ -489,21 +515,24 @@ core::task<void> close_with_silent_peer(core::loop& lp, std::error_code& result)
     (void)client;
 }
 
-}  // namespace
+} // namespace
 
-TEST_CASE_TEMPLATE("send_prepared writes frames encoded once and is refused to clients", B, CORONET_BACKENDS) {
+TEST_CASE_TEMPLATE("send_prepared writes frames encoded once and is refused to clients", B,
+                   CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     run_on<B>([](core::loop& lp) { return prepared_frames(lp); });
 }
 
-TEST_CASE_TEMPLATE("an auto-response answers its request without waking the receiver", B, CORONET_BACKENDS) {
+TEST_CASE_TEMPLATE("an auto-response answers its request without waking the receiver", B,
+                   CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     int calls = 0;
     run_on<B>([&](core::loop& lp) { return auto_response(lp, calls); });
     CHECK(calls == 2);
 }
 
-TEST_CASE_TEMPLATE("close_on sends 1001 and ends receive after the peer answers", B, CORONET_BACKENDS) {
+TEST_CASE_TEMPLATE("close_on sends 1001 and ends receive after the peer answers", B,
+                   CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     std::uint16_t peer = 0, server = 0;
     run_on<B>([&](core::loop& lp) { return going_away_with_reader(lp, peer, server); });
@@ -519,8 +548,9 @@ TEST_CASE_TEMPLATE("close_on gives up on a silent peer after close_timeout", B, 
     CHECK(server == 1006);
 }
 
-TEST_CASE_TEMPLATE("a receive waiting while close runs ends after close_timeout when the peer is silent", B,
-                   CORONET_BACKENDS) {
+TEST_CASE_TEMPLATE(
+    "a receive waiting while close runs ends after close_timeout when the peer is silent", B,
+    CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     std::error_code ec;
     run_on<B>([&](core::loop& lp) { return close_with_silent_peer(lp, ec); });

@@ -267,139 +267,139 @@ void check_store(const store_outcome& out, const std::string& dir, std::uint64_t
     CHECK(tmp_files(dir) == 0);
 }
 
-}  // namespace
+} // namespace
 
 TEST_SUITE("ws.threads") {
 
-TEST_CASE_TEMPLATE("copies of one prepared message broadcast by hubs on several loops share "
-                   "one frame until the last queue drops it",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    constexpr int n = 3;
-    constexpr int clients = 6;
-    constexpr int rounds = 20;
-    std::vector<loop_side> sides(n);
-    std::vector<core::loop*> loop_of(n, nullptr);
-    std::vector<ws::prepared_message> messages; // made by the broadcaster thread
-    messages.reserve(rounds);
-    int frame_copies_ok = 0;
-    std::latch ready(n);
-    // The docs' cross-loop broadcast (docs/ws_hub.md "Threads"): the message is encoded once on
-    // this thread, and each loop gets a copy through post() for its own hub.
-    std::thread broadcaster([&] {
-        ready.wait();
-        if (std::find(loop_of.begin(), loop_of.end(), nullptr) != loop_of.end())
-            return;
+    TEST_CASE_TEMPLATE("copies of one prepared message broadcast by hubs on several loops share "
+                       "one frame until the last queue drops it",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        constexpr int n = 3;
+        constexpr int clients = 6;
+        constexpr int rounds = 20;
+        std::vector<loop_side> sides(n);
+        std::vector<core::loop*> loop_of(n, nullptr);
+        std::vector<ws::prepared_message> messages; // made by the broadcaster thread
+        messages.reserve(rounds);
+        int frame_copies_ok = 0;
+        std::latch ready(n);
+        // The docs' cross-loop broadcast (docs/ws_hub.md "Threads"): the message is encoded once on
+        // this thread, and each loop gets a copy through post() for its own hub.
+        std::thread broadcaster([&] {
+            ready.wait();
+            if (std::find(loop_of.begin(), loop_of.end(), nullptr) != loop_of.end())
+                return;
+            for (int r = 0; r < rounds; ++r) {
+                messages.push_back(ws::prepared_message::text(round_text(r)));
+                const ws::prepared_message& pm = messages.back();
+                for (int i = 0; i < n; ++i) {
+                    loop_side* side = &sides[static_cast<std::size_t>(i)];
+                    loop_of[static_cast<std::size_t>(i)]->post([side, copy = pm] {
+                        side->delivered += side->hub->broadcast_room("all", copy);
+                        ++side->broadcasts;
+                    });
+                    // Meanwhile this thread takes and drops references too.
+                    std::vector<core::shared_buffer> extra(4, pm.frame());
+                    if (extra.back().size() == pm.frame().size())
+                        ++frame_copies_ok;
+                }
+            }
+        });
+        on_loops<B>(
+            n,
+            [&](int me, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
+                loop_of[static_cast<std::size_t>(me)] = &lp;
+                return hub_loop(lp, sides[static_cast<std::size_t>(me)], clients, rounds, ready);
+            },
+            40s);
+        broadcaster.join();
+        REQUIRE(messages.size() == rounds);
+        CHECK(frame_copies_ok == rounds * n);
         for (int r = 0; r < rounds; ++r) {
-            messages.push_back(ws::prepared_message::text(round_text(r)));
-            const ws::prepared_message& pm = messages.back();
-            for (int i = 0; i < n; ++i) {
-                loop_side* side = &sides[static_cast<std::size_t>(i)];
-                loop_of[static_cast<std::size_t>(i)]->post([side, copy = pm] {
-                    side->delivered += side->hub->broadcast_room("all", copy);
-                    ++side->broadcasts;
-                });
-                // Meanwhile this thread takes and drops references too.
-                std::vector<core::shared_buffer> extra(4, pm.frame());
-                if (extra.back().size() == pm.frame().size())
-                    ++frame_copies_ok;
+            INFO("round " << r);
+            // Every queue that held the frame, on every loop, has let it go.
+            CHECK(messages[static_cast<std::size_t>(r)].frame().use_count() == 1);
+        }
+        std::vector<std::string> want;
+        for (int r = 0; r < rounds; ++r)
+            want.push_back(round_text(r));
+        for (int i = 0; i < n; ++i) {
+            INFO("loop " << i);
+            const loop_side& side = sides[static_cast<std::size_t>(i)];
+            CHECK(side.broadcasts == rounds);
+            CHECK(side.delivered == static_cast<std::size_t>(rounds * clients));
+            for (const auto& got : side.got) {
+                auto sorted = got;
+                std::sort(sorted.begin(), sorted.end());
+                auto expected = want;
+                std::sort(expected.begin(), expected.end());
+                CHECK(sorted == expected);
             }
         }
-    });
-    on_loops<B>(
-        n,
-        [&](int me, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
-            loop_of[static_cast<std::size_t>(me)] = &lp;
-            return hub_loop(lp, sides[static_cast<std::size_t>(me)], clients, rounds, ready);
-        },
-        40s);
-    broadcaster.join();
-    REQUIRE(messages.size() == rounds);
-    CHECK(frame_copies_ok == rounds * n);
-    for (int r = 0; r < rounds; ++r) {
-        INFO("round " << r);
-        // Every queue that held the frame, on every loop, has let it go.
-        CHECK(messages[static_cast<std::size_t>(r)].frame().use_count() == 1);
     }
-    std::vector<std::string> want;
-    for (int r = 0; r < rounds; ++r)
-        want.push_back(round_text(r));
-    for (int i = 0; i < n; ++i) {
-        INFO("loop " << i);
-        const loop_side& side = sides[static_cast<std::size_t>(i)];
-        CHECK(side.broadcasts == rounds);
-        CHECK(side.delivered == static_cast<std::size_t>(rounds * clients));
-        for (const auto& got : side.got) {
-            auto sorted = got;
-            std::sort(sorted.begin(), sorted.end());
-            auto expected = want;
-            std::sort(expected.begin(), expected.end());
-            CHECK(sorted == expected);
+
+    TEST_CASE_TEMPLATE(
+        "a directory attachment store takes many concurrent calls and leaves every file whole", B,
+        CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        scratch_dir dir;
+        const std::string path = dir.path("store");
+        int hook_calls = 0; // written on the worker thread, read here after the store is gone
+        std::thread::id hook_thread;
+        bool hook_on_one_thread = true;
+        ws::directory_store_options opts;
+        opts.fault_hook = [&](ws::write_stage, std::uint64_t) {
+            if (hook_calls++ == 0)
+                hook_thread = std::this_thread::get_id();
+            else if (hook_thread != std::this_thread::get_id())
+                hook_on_one_thread = false;
+            return std::error_code{};
+        };
+        constexpr int ids = 48;
+        store_outcome out;
+        {
+            auto store = ws::make_directory_store(path, std::move(opts));
+            run_on<B>([&](core::loop&) { return concurrent_calls(*store, 0, ids, out); }, 60s);
+        }
+        check_store(out, path, 0, ids);
+        // Five stages per put: ids fresh puts, 8 overwrites, 8 puts of removed ids.
+        CHECK(hook_calls == 5 * (ids + 8 + 8));
+        CHECK(hook_on_one_thread);
+        CHECK(hook_thread != std::this_thread::get_id());
+    }
+
+    TEST_CASE_TEMPLATE("directory attachment stores on loops on several threads write at once and "
+                       "a new store finds every file",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        constexpr int n = 3;
+        constexpr int ids = 24;
+        scratch_dir dir;
+        std::vector<store_outcome> out(n);
+        on_loops<B>(
+            n,
+            [&](int me, core::loop&, const std::vector<core::loop*>&) -> core::task<void> {
+                // Made, used and destroyed on this loop's thread; ids overlap between the stores.
+                auto store = ws::make_directory_store(dir.path("store" + std::to_string(me)));
+                co_await concurrent_calls(*store, 0, ids, out[static_cast<std::size_t>(me)]);
+            },
+            60s);
+        for (int i = 0; i < n; ++i) {
+            INFO("store " << i);
+            const std::string path = dir.path("store" + std::to_string(i));
+            check_store(out[static_cast<std::size_t>(i)], path, 0, ids);
+            // A store opened afterwards (as after a restart) lists the same ids.
+            auto again = ws::make_directory_store(path);
+            std::optional<std::vector<std::uint64_t>> listed;
+            run_on<B>([&](core::loop&) -> core::task<void> {
+                auto l = co_await again->list();
+                if (l)
+                    listed = std::move(*l);
+            });
+            REQUIRE(listed.has_value());
+            CHECK(*listed == expected_ids(0, ids));
         }
     }
-}
 
-TEST_CASE_TEMPLATE(
-    "a directory attachment store takes many concurrent calls and leaves every file whole", B,
-    CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    scratch_dir dir;
-    const std::string path = dir.path("store");
-    int hook_calls = 0; // written on the worker thread, read here after the store is gone
-    std::thread::id hook_thread;
-    bool hook_on_one_thread = true;
-    ws::directory_store_options opts;
-    opts.fault_hook = [&](ws::write_stage, std::uint64_t) {
-        if (hook_calls++ == 0)
-            hook_thread = std::this_thread::get_id();
-        else if (hook_thread != std::this_thread::get_id())
-            hook_on_one_thread = false;
-        return std::error_code{};
-    };
-    constexpr int ids = 48;
-    store_outcome out;
-    {
-        auto store = ws::make_directory_store(path, std::move(opts));
-        run_on<B>([&](core::loop&) { return concurrent_calls(*store, 0, ids, out); }, 60s);
-    }
-    check_store(out, path, 0, ids);
-    // Five stages per put: ids fresh puts, 8 overwrites, 8 puts of removed ids.
-    CHECK(hook_calls == 5 * (ids + 8 + 8));
-    CHECK(hook_on_one_thread);
-    CHECK(hook_thread != std::this_thread::get_id());
-}
-
-TEST_CASE_TEMPLATE("directory attachment stores on loops on several threads write at once and "
-                   "a new store finds every file",
-                   B, CORONET_BACKENDS) {
-    CORONET_REQUIRE_BACKEND(B);
-    constexpr int n = 3;
-    constexpr int ids = 24;
-    scratch_dir dir;
-    std::vector<store_outcome> out(n);
-    on_loops<B>(
-        n,
-        [&](int me, core::loop&, const std::vector<core::loop*>&) -> core::task<void> {
-            // Made, used and destroyed on this loop's thread; ids overlap between the stores.
-            auto store = ws::make_directory_store(dir.path("store" + std::to_string(me)));
-            co_await concurrent_calls(*store, 0, ids, out[static_cast<std::size_t>(me)]);
-        },
-        60s);
-    for (int i = 0; i < n; ++i) {
-        INFO("store " << i);
-        const std::string path = dir.path("store" + std::to_string(i));
-        check_store(out[static_cast<std::size_t>(i)], path, 0, ids);
-        // A store opened afterwards (as after a restart) lists the same ids.
-        auto again = ws::make_directory_store(path);
-        std::optional<std::vector<std::uint64_t>> listed;
-        run_on<B>([&](core::loop&) -> core::task<void> {
-            auto l = co_await again->list();
-            if (l)
-                listed = std::move(*l);
-        });
-        REQUIRE(listed.has_value());
-        CHECK(*listed == expected_ids(0, ids));
-    }
-}
-
-}  // TEST_SUITE
+} // TEST_SUITE

@@ -30,7 +30,9 @@
 namespace coronet::ws {
 namespace {
 
-std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+std::error_code last_error() noexcept {
+    return {errno, std::system_category()};
+}
 
 class unique_fd {
 public:
@@ -43,7 +45,8 @@ public:
     int get() const noexcept { return fd_; }
     int release() noexcept { return std::exchange(fd_, -1); }
     void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
+        if (fd_ >= 0)
+            ::close(fd_);
         fd_ = -1;
     }
 
@@ -73,7 +76,8 @@ public:
     file_worker(const file_worker&) = delete;
     file_worker& operator=(const file_worker&) = delete;
     ~file_worker() {
-        if (!thread_.joinable()) return;
+        if (!thread_.joinable())
+            return;
         {
             std::lock_guard<std::mutex> lock(mu_);
             stopping_ = true;
@@ -83,7 +87,8 @@ public:
     }
 
     void submit(job& j) {
-        if (!thread_.joinable()) start();
+        if (!thread_.joinable())
+            start();
         {
             std::lock_guard<std::mutex> lock(mu_);
             queue_.push_back(&j);
@@ -112,7 +117,8 @@ private:
             {
                 std::unique_lock<std::mutex> lock(mu_);
                 cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (stopping_) return;
+                if (stopping_)
+                    return;
                 j = queue_.front();
                 queue_.pop_front();
             }
@@ -142,7 +148,8 @@ public:
 
     bool await_ready() {
         lp = core::loop::current();
-        if (lp != nullptr) return false;
+        if (lp != nullptr)
+            return false;
         execute();
         return true;
     }
@@ -151,7 +158,8 @@ public:
         worker_.submit(*this);
     }
     value_type await_resume() {
-        if (error_) std::rethrow_exception(error_);
+        if (error_)
+            std::rethrow_exception(error_);
         return std::move(*out_);
     }
 
@@ -178,19 +186,26 @@ constexpr std::string_view tmp_suffix = ".tmp";
 std::string file_name(std::uint64_t id) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string s(id_digits, '0');
-    for (std::size_t i = id_digits; i-- > 0; id >>= 4) s[i] = hex[id & 0xf];
+    for (std::size_t i = id_digits; i-- > 0; id >>= 4)
+        s[i] = hex[id & 0xf];
     return s;
 }
 
-bool is_lower_hex(char c) noexcept { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_lower_hex(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
 
 /// The id an attachment file is named after: exactly 16 lowercase hex digits, nothing else.
 std::optional<std::uint64_t> parse_file_name(std::string_view name) noexcept {
-    if (name.size() != id_digits) return std::nullopt;
+    if (name.size() != id_digits)
+        return std::nullopt;
     std::uint64_t id = 0;
     for (char c : name) {
-        if (!is_lower_hex(c)) return std::nullopt;
+        if (!is_lower_hex(c))
+            return std::nullopt;
         id = (id << 4) | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
     }
     return id;
@@ -200,11 +215,13 @@ std::optional<std::uint64_t> parse_file_name(std::string_view name) noexcept {
 bool is_tmp_name(std::string_view name) noexcept {
     if (name.size() <= id_digits + 1 + tmp_suffix.size() || !name.ends_with(tmp_suffix))
         return false;
-    if (!parse_file_name(name.substr(0, id_digits)) || name[id_digits] != '.') return false;
+    if (!parse_file_name(name.substr(0, id_digits)) || name[id_digits] != '.')
+        return false;
     std::string_view serial = name.substr(id_digits + 1);
     serial.remove_suffix(tmp_suffix.size());
     const auto dash = serial.find('-');
-    if (dash == std::string_view::npos || dash == 0 || dash + 1 == serial.size()) return false;
+    if (dash == std::string_view::npos || dash == 0 || dash + 1 == serial.size())
+        return false;
     const auto pid = serial.substr(0, dash);
     const auto n = serial.substr(dash + 1);
     return std::all_of(pid.begin(), pid.end(), is_digit) &&
@@ -215,7 +232,8 @@ std::error_code write_all(int fd, std::span<const std::byte> data) noexcept {
     while (!data.empty()) {
         const ssize_t n = ::write(fd, data.data(), data.size());
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return last_error();
         }
         data = data.subspan(static_cast<std::size_t>(n));
@@ -234,7 +252,8 @@ public:
 
     core::task<core::result<std::optional<std::vector<std::byte>>>> get(std::uint64_t id) override {
         std::optional<std::vector<std::byte>> out;
-        if (auto it = items_.find(id); it != items_.end()) out = it->second;
+        if (auto it = items_.find(id); it != items_.end())
+            out = it->second;
         co_return out;
     }
 
@@ -246,7 +265,8 @@ public:
     core::task<core::result<std::vector<std::uint64_t>>> list() override {
         std::vector<std::uint64_t> ids;
         ids.reserve(items_.size());
-        for (const auto& [id, data] : items_) ids.push_back(id);
+        for (const auto& [id, data] : items_)
+            ids.push_back(id);
         std::sort(ids.begin(), ids.end());
         co_return ids;
     }
@@ -314,7 +334,8 @@ private:
                                 std::to_string(++tmp_serial_) + std::string(tmp_suffix);
         unique_fd fd(::openat(dir_fd_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                               static_cast<mode_t>(opts_.file_mode)));
-        if (!fd) return last_error();
+        if (!fd)
+            return last_error();
         // A failed step leaves nothing behind; an exception from the hook stands for a crash
         // and deliberately leaves the temporary file for `list` to clean.
         auto fail = [&](std::error_code ec) {
@@ -323,22 +344,32 @@ private:
             return ec;
         };
         std::error_code ec = fault(write_stage::tmp_created, id);
-        if (ec) return fail(ec);
+        if (ec)
+            return fail(ec);
         const std::size_t half = data.size() / 2;
-        if ((ec = write_all(fd.get(), data.first(half)))) return fail(ec);
-        if ((ec = fault(write_stage::half_written, id))) return fail(ec);
-        if ((ec = write_all(fd.get(), data.subspan(half)))) return fail(ec);
-        if ((ec = fault(write_stage::written, id))) return fail(ec);
+        if ((ec = write_all(fd.get(), data.first(half))))
+            return fail(ec);
+        if ((ec = fault(write_stage::half_written, id)))
+            return fail(ec);
+        if ((ec = write_all(fd.get(), data.subspan(half))))
+            return fail(ec);
+        if ((ec = fault(write_stage::written, id)))
+            return fail(ec);
         // Without this fsync the rename could reach the disk before the data, and a crash
         // would expose an empty or partial file under the final name.
-        if (::fsync(fd.get()) != 0) return fail(last_error());
-        if (::close(fd.release()) != 0) return fail(last_error());
-        if ((ec = fault(write_stage::synced, id))) return fail(ec);
+        if (::fsync(fd.get()) != 0)
+            return fail(last_error());
+        if (::close(fd.release()) != 0)
+            return fail(last_error());
+        if ((ec = fault(write_stage::synced, id)))
+            return fail(ec);
         if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0)
             return fail(last_error());
-        if ((ec = fault(write_stage::renamed, id))) return ec;
+        if ((ec = fault(write_stage::renamed, id)))
+            return ec;
         // The rename itself is only durable once the directory is.
-        if (::fsync(dir_fd_.get()) != 0) return last_error();
+        if (::fsync(dir_fd_.get()) != 0)
+            return last_error();
         return {};
     }
 
@@ -346,12 +377,15 @@ private:
         const std::string name = file_name(id);
         unique_fd fd(::openat(dir_fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!fd) {
-            if (errno == ENOENT) return std::optional<std::vector<std::byte>>{};
+            if (errno == ENOENT)
+                return std::optional<std::vector<std::byte>>{};
             return last_error();
         }
         struct stat st {};
-        if (::fstat(fd.get(), &st) != 0) return last_error();
-        if (!S_ISREG(st.st_mode)) return std::error_code(EINVAL, std::system_category());
+        if (::fstat(fd.get(), &st) != 0)
+            return last_error();
+        if (!S_ISREG(st.st_mode))
+            return std::error_code(EINVAL, std::system_category());
         // Attachment files are never written in place (only replaced by rename), so the size
         // read here is the size of this file for as long as it stays open.
         std::vector<std::byte> out(static_cast<std::size_t>(st.st_size));
@@ -359,10 +393,12 @@ private:
         while (got < out.size()) {
             const ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
             if (n < 0) {
-                if (errno == EINTR) continue;
+                if (errno == EINTR)
+                    continue;
                 return last_error();
             }
-            if (n == 0) break;
+            if (n == 0)
+                break;
             got += static_cast<std::size_t>(n);
         }
         out.resize(got);
@@ -372,18 +408,21 @@ private:
     core::result<void> remove_file(std::uint64_t id) const {
         const std::string name = file_name(id);
         if (::unlinkat(dir_fd_.get(), name.c_str(), 0) != 0) {
-            if (errno == ENOENT) return {};
+            if (errno == ENOENT)
+                return {};
             return last_error();
         }
         // Otherwise a crash could bring a removed attachment back for adoption.
-        if (::fsync(dir_fd_.get()) != 0) return last_error();
+        if (::fsync(dir_fd_.get()) != 0)
+            return last_error();
         return {};
     }
 
     core::result<std::vector<std::uint64_t>> list_files() const {
         // A fresh open file description: a dup of dir_fd_ would share (and move) its offset.
         const int fd = ::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) return last_error();
+        if (fd < 0)
+            return last_error();
         DIR* d = ::fdopendir(fd);
         if (d == nullptr) {
             auto ec = last_error();
@@ -397,47 +436,56 @@ private:
             errno = 0;
             const dirent* e = ::readdir(d);
             if (e == nullptr) {
-                if (errno != 0) ec = last_error();
+                if (errno != 0)
+                    ec = last_error();
                 break;
             }
             const std::string_view name(e->d_name);
             if (auto id = parse_file_name(name)) {
-                if (is_regular(fd, *e)) ids.push_back(*id);
+                if (is_regular(fd, *e))
+                    ids.push_back(*id);
             } else if (is_tmp_name(name)) {
                 stale.emplace_back(name);
             }
         }
         ::closedir(d);
-        if (ec) return ec;
+        if (ec)
+            return ec;
         // The flock keeps other processes out and this store's puts run on this same thread,
         // so every temporary file seen here is a leftover of a crash: no put is writing it.
         bool removed = false;
-        for (const auto& name : stale) removed |= ::unlinkat(dir_fd_.get(), name.c_str(), 0) == 0;
-        if (removed) (void)::fsync(dir_fd_.get());
+        for (const auto& name : stale)
+            removed |= ::unlinkat(dir_fd_.get(), name.c_str(), 0) == 0;
+        if (removed)
+            (void)::fsync(dir_fd_.get());
         std::sort(ids.begin(), ids.end());
         return ids;
     }
 
     static bool is_regular(int dir_fd, const dirent& e) noexcept {
-        if (e.d_type == DT_REG) return true;
-        if (e.d_type != DT_UNKNOWN) return false;
+        if (e.d_type == DT_REG)
+            return true;
+        if (e.d_type != DT_UNKNOWN)
+            return false;
         struct stat st {};
         return ::fstatat(dir_fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
     }
 
     directory_store_options opts_;
-    unique_fd dir_fd_;  // also holds the flock
+    unique_fd dir_fd_; // also holds the flock
     std::uint64_t tmp_serial_ = 0;
-    file_worker worker_;  // declared last: joined before the descriptor closes
+    file_worker worker_; // declared last: joined before the descriptor closes
 };
 
-}  // namespace
+} // namespace
 
-std::unique_ptr<attachment_store> make_memory_store() { return std::make_unique<memory_store>(); }
+std::unique_ptr<attachment_store> make_memory_store() {
+    return std::make_unique<memory_store>();
+}
 
 std::unique_ptr<attachment_store> make_directory_store(std::string dir,
                                                        directory_store_options opts) {
     return std::make_unique<directory_store>(std::move(dir), std::move(opts));
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

@@ -18,7 +18,8 @@ namespace {
 // Sec-WebSocket-Extensions grammar (RFC 6455 §9.1, RFC 9110 §5.6)
 
 bool is_tchar(char c) noexcept {
-    if (std::isalnum(static_cast<unsigned char>(c)) != 0) return true;
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0)
+        return true;
     return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
 }
 
@@ -28,45 +29,56 @@ struct lexer {
     std::string_view s;
     std::size_t i = 0;
     void ows() noexcept {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t'))
+            ++i;
     }
     bool at(char c) const noexcept { return i < s.size() && s[i] == c; }
     bool done() const noexcept { return i >= s.size(); }
     std::optional<std::string> token() {
         const std::size_t b = i;
-        while (i < s.size() && is_tchar(s[i])) ++i;
-        if (i == b) return std::nullopt;
+        while (i < s.size() && is_tchar(s[i]))
+            ++i;
+        if (i == b)
+            return std::nullopt;
         return std::string(s.substr(b, i - b));
     }
     // quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE; §9.1 wants a token inside.
     std::optional<std::string> quoted() {
-        if (!at('"')) return std::nullopt;
+        if (!at('"'))
+            return std::nullopt;
         ++i;
         std::string out;
         for (;;) {
-            if (i >= s.size()) return std::nullopt;
+            if (i >= s.size())
+                return std::nullopt;
             char c = s[i++];
-            if (c == '"') break;
+            if (c == '"')
+                break;
             if (c == '\\') {
-                if (i >= s.size()) return std::nullopt;
+                if (i >= s.size())
+                    return std::nullopt;
                 c = s[i++];
             }
             out += c;
         }
-        if (out.empty() || !std::all_of(out.begin(), out.end(), is_tchar)) return std::nullopt;
+        if (out.empty() || !std::all_of(out.begin(), out.end(), is_tchar))
+            return std::nullopt;
         return out;
     }
 };
 
 // "8".."15" with no sign, no leading zero.
 std::optional<std::uint8_t> window_bits(const std::optional<std::string>& v) noexcept {
-    if (!v || v->empty() || v->size() > 2 || (*v)[0] == '0') return std::nullopt;
+    if (!v || v->empty() || v->size() > 2 || (*v)[0] == '0')
+        return std::nullopt;
     int n = 0;
     for (char c : *v) {
-        if (c < '0' || c > '9') return std::nullopt;
+        if (c < '0' || c > '9')
+            return std::nullopt;
         n = n * 10 + (c - '0');
     }
-    if (n < 8 || n > 15) return std::nullopt;
+    if (n < 8 || n > 15)
+        return std::nullopt;
     return static_cast<std::uint8_t>(n);
 }
 
@@ -76,7 +88,7 @@ struct deflate_offer_params {
     bool server_no_context_takeover = false;
     bool client_no_context_takeover = false;
     std::optional<std::uint8_t> server_max_window_bits;
-    bool client_max_window_bits = false;  ///< present (with or without a value)
+    bool client_max_window_bits = false; ///< present (with or without a value)
     std::optional<std::uint8_t> client_max_window_bits_value;
 };
 
@@ -85,22 +97,28 @@ std::optional<deflate_offer_params> check_params(const extension& e) {
     bool seen[4] = {};
     for (const auto& prm : e.params) {
         if (prm.name == "server_no_context_takeover") {
-            if (seen[0] || prm.value) return std::nullopt;
+            if (seen[0] || prm.value)
+                return std::nullopt;
             seen[0] = p.server_no_context_takeover = true;
         } else if (prm.name == "client_no_context_takeover") {
-            if (seen[1] || prm.value) return std::nullopt;
+            if (seen[1] || prm.value)
+                return std::nullopt;
             seen[1] = p.client_no_context_takeover = true;
         } else if (prm.name == "server_max_window_bits") {
-            if (seen[2]) return std::nullopt;
+            if (seen[2])
+                return std::nullopt;
             seen[2] = true;
             p.server_max_window_bits = window_bits(prm.value);
-            if (!p.server_max_window_bits) return std::nullopt;
+            if (!p.server_max_window_bits)
+                return std::nullopt;
         } else if (prm.name == "client_max_window_bits") {
-            if (seen[3]) return std::nullopt;
+            if (seen[3])
+                return std::nullopt;
             seen[3] = p.client_max_window_bits = true;
             if (prm.value) {
                 p.client_max_window_bits_value = window_bits(prm.value);
-                if (!p.client_max_window_bits_value) return std::nullopt;
+                if (!p.client_max_window_bits_value)
+                    return std::nullopt;
             }
         } else {
             return std::nullopt;
@@ -109,7 +127,9 @@ std::optional<deflate_offer_params> check_params(const extension& e) {
     return p;
 }
 
-std::uint8_t clamp_bits(std::uint8_t b) noexcept { return std::clamp<std::uint8_t>(b, 8, 15); }
+std::uint8_t clamp_bits(std::uint8_t b) noexcept {
+    return std::clamp<std::uint8_t>(b, 8, 15);
+}
 
 // ------------------------------------------------------------------------------------------
 // zlib state pools: a connection whose side keeps no context borrows a z_stream per message.
@@ -127,14 +147,17 @@ struct z_pool {
     explicit z_pool(bool d) : deflating(d) { free.reserve(pool_cap); }
     ~z_pool() {
         for (auto& p : free) {
-            if (deflating) deflateEnd(p.z);
-            else inflateEnd(p.z);
+            if (deflating)
+                deflateEnd(p.z);
+            else
+                inflateEnd(p.z);
             delete p.z;
         }
     }
     z_stream* take(int key) noexcept {
         for (std::size_t i = 0; i < free.size(); ++i) {
-            if (free[i].key != key) continue;
+            if (free[i].key != key)
+                continue;
             z_stream* z = free[i].z;
             free[i] = free.back();
             free.pop_back();
@@ -147,8 +170,10 @@ struct z_pool {
             free.push_back({z, key});
             return;
         }
-        if (deflating) deflateEnd(z);
-        else inflateEnd(z);
+        if (deflating)
+            deflateEnd(z);
+        else
+            inflateEnd(z);
         delete z;
     }
 };
@@ -162,7 +187,9 @@ z_pool& inflate_pool() {
     return p;
 }
 
-int deflate_key(int bits, int level, int mem) noexcept { return ((level + 1) * 16 + mem) * 16 + bits; }
+int deflate_key(int bits, int level, int mem) noexcept {
+    return ((level + 1) * 16 + mem) * 16 + bits;
+}
 
 z_stream* new_deflate(int bits, int level, int mem) {
     auto* z = new z_stream{};
@@ -197,32 +224,38 @@ void run_deflate(z_stream* z, std::span<const std::byte> in, std::vector<std::by
         z->avail_out = static_cast<uInt>(room);
         int rc = deflate(z, Z_SYNC_FLUSH);
         out.resize(out.size() - z->avail_out);
-        if (rc != Z_OK && rc != Z_BUF_ERROR) throw std::bad_alloc();
-        if (z->avail_out != 0 && z->avail_in == 0) break;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            throw std::bad_alloc();
+        if (z->avail_out != 0 && z->avail_in == 0)
+            break;
         room = 4096 + in.size() / 4;
     }
     // A sync flush ends with an empty stored block, 00 00 ff ff, which the wire omits.
-    if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, tail, 4) == 0) out.resize(out.size() - 4);
+    if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, tail, 4) == 0)
+        out.resize(out.size() - 4);
 }
 
-}  // namespace
+} // namespace
 
 // ------------------------------------------------------------------------------------------
 // Negotiation
 
-std::optional<std::vector<extension>> parse_extensions(std::span<const std::string_view> field_values) {
+std::optional<std::vector<extension>>
+parse_extensions(std::span<const std::string_view> field_values) {
     std::vector<extension> out;
     for (std::string_view v : field_values) {
         lexer lx{v};
         for (;;) {
             lx.ows();
-            if (lx.done()) break;
-            if (lx.at(',')) {  // an empty list element
+            if (lx.done())
+                break;
+            if (lx.at(',')) { // an empty list element
                 ++lx.i;
                 continue;
             }
             auto name = lx.token();
-            if (!name) return std::nullopt;
+            if (!name)
+                return std::nullopt;
             extension e;
             e.name = std::move(*name);
             lx.ows();
@@ -230,7 +263,8 @@ std::optional<std::vector<extension>> parse_extensions(std::span<const std::stri
                 ++lx.i;
                 lx.ows();
                 auto pname = lx.token();
-                if (!pname) return std::nullopt;
+                if (!pname)
+                    return std::nullopt;
                 extension_param p;
                 p.name = std::move(*pname);
                 lx.ows();
@@ -238,47 +272,62 @@ std::optional<std::vector<extension>> parse_extensions(std::span<const std::stri
                     ++lx.i;
                     lx.ows();
                     p.value = lx.at('"') ? lx.quoted() : lx.token();
-                    if (!p.value) return std::nullopt;
+                    if (!p.value)
+                        return std::nullopt;
                     lx.ows();
                 }
                 e.params.push_back(std::move(p));
             }
             out.push_back(std::move(e));
-            if (lx.done()) break;
-            if (!lx.at(',')) return std::nullopt;
+            if (lx.done())
+                break;
+            if (!lx.at(','))
+                return std::nullopt;
             ++lx.i;
         }
     }
     return out;
 }
 
-std::optional<deflate_agreement> negotiate_deflate(std::span<const extension> offers, const deflate_options& opts) {
-    if (!opts.enabled) return std::nullopt;
+std::optional<deflate_agreement> negotiate_deflate(std::span<const extension> offers,
+                                                   const deflate_options& opts) {
+    if (!opts.enabled)
+        return std::nullopt;
     for (const auto& e : offers) {
-        if (!iequal(e.name, "permessage-deflate")) continue;
+        if (!iequal(e.name, "permessage-deflate"))
+            continue;
         auto offer = check_params(e);
-        if (!offer) continue;  // declined; maybe a later offer fits
+        if (!offer)
+            continue; // declined; maybe a later offer fits
         deflate_agreement a;
         auto& p = a.params;
-        p.server_no_context_takeover = offer->server_no_context_takeover || opts.server_no_context_takeover;
-        p.client_no_context_takeover = offer->client_no_context_takeover || opts.client_no_context_takeover;
+        p.server_no_context_takeover =
+            offer->server_no_context_takeover || opts.server_no_context_takeover;
+        p.client_no_context_takeover =
+            offer->client_no_context_takeover || opts.client_no_context_takeover;
         p.server_max_window_bits = clamp_bits(opts.server_max_window_bits);
         if (offer->server_max_window_bits)
-            p.server_max_window_bits = std::min(p.server_max_window_bits, *offer->server_max_window_bits);
+            p.server_max_window_bits =
+                std::min(p.server_max_window_bits, *offer->server_max_window_bits);
         p.client_max_window_bits = 15;
         bool answer_client_bits = false;
         if (offer->client_max_window_bits) {
             p.client_max_window_bits = clamp_bits(opts.client_max_window_bits);
             if (offer->client_max_window_bits_value)
-                p.client_max_window_bits = std::min(p.client_max_window_bits, *offer->client_max_window_bits_value);
-            answer_client_bits = p.client_max_window_bits < 15 || offer->client_max_window_bits_value.has_value();
+                p.client_max_window_bits =
+                    std::min(p.client_max_window_bits, *offer->client_max_window_bits_value);
+            answer_client_bits =
+                p.client_max_window_bits < 15 || offer->client_max_window_bits_value.has_value();
         }
         a.response = "permessage-deflate";
-        if (p.server_no_context_takeover) a.response += "; server_no_context_takeover";
-        if (p.client_no_context_takeover) a.response += "; client_no_context_takeover";
+        if (p.server_no_context_takeover)
+            a.response += "; server_no_context_takeover";
+        if (p.client_no_context_takeover)
+            a.response += "; client_no_context_takeover";
         if (offer->server_max_window_bits || p.server_max_window_bits < 15)
             a.response += "; server_max_window_bits=" + std::to_string(p.server_max_window_bits);
-        if (answer_client_bits) a.response += "; client_max_window_bits=" + std::to_string(p.client_max_window_bits);
+        if (answer_client_bits)
+            a.response += "; client_max_window_bits=" + std::to_string(p.client_max_window_bits);
         return a;
     }
     return std::nullopt;
@@ -286,33 +335,43 @@ std::optional<deflate_agreement> negotiate_deflate(std::span<const extension> of
 
 std::string deflate_offer(const deflate_options& opts) {
     std::string s = "permessage-deflate";
-    if (opts.server_no_context_takeover) s += "; server_no_context_takeover";
-    if (opts.client_no_context_takeover) s += "; client_no_context_takeover";
+    if (opts.server_no_context_takeover)
+        s += "; server_no_context_takeover";
+    if (opts.client_no_context_takeover)
+        s += "; client_no_context_takeover";
     const auto sbits = clamp_bits(opts.server_max_window_bits);
-    if (sbits < 15) s += "; server_max_window_bits=" + std::to_string(sbits);
+    if (sbits < 15)
+        s += "; server_max_window_bits=" + std::to_string(sbits);
     // Always offered: it tells the server we can compress with a smaller window (§7.1.2.2).
     s += "; client_max_window_bits";
     const auto cbits = clamp_bits(opts.client_max_window_bits);
-    if (cbits < 15) s += "=" + std::to_string(cbits);
+    if (cbits < 15)
+        s += "=" + std::to_string(cbits);
     return s;
 }
 
-core::result<std::optional<deflate_params>> accept_deflate_answer(std::span<const std::string_view> field_values,
-                                                                  const deflate_options& opts) {
+core::result<std::optional<deflate_params>>
+accept_deflate_answer(std::span<const std::string_view> field_values, const deflate_options& opts) {
     auto list = parse_extensions(field_values);
-    if (!list) return make_error_code(errc::bad_handshake);
-    if (list->empty()) return std::optional<deflate_params>();
+    if (!list)
+        return make_error_code(errc::bad_handshake);
+    if (list->empty())
+        return std::optional<deflate_params>();
     if (!opts.enabled || list->size() != 1 || !iequal((*list)[0].name, "permessage-deflate"))
         return make_error_code(errc::bad_handshake);
     auto got = check_params((*list)[0]);
-    if (!got) return make_error_code(errc::bad_handshake);
+    if (!got)
+        return make_error_code(errc::bad_handshake);
     deflate_params p;
     p.server_no_context_takeover = got->server_no_context_takeover;
-    p.client_no_context_takeover = got->client_no_context_takeover || opts.client_no_context_takeover;
-    if (opts.server_no_context_takeover && !got->server_no_context_takeover) return make_error_code(errc::bad_handshake);
+    p.client_no_context_takeover =
+        got->client_no_context_takeover || opts.client_no_context_takeover;
+    if (opts.server_no_context_takeover && !got->server_no_context_takeover)
+        return make_error_code(errc::bad_handshake);
     const auto asked_sbits = clamp_bits(opts.server_max_window_bits);
     if (got->server_max_window_bits) {
-        if (*got->server_max_window_bits > asked_sbits) return make_error_code(errc::bad_handshake);
+        if (*got->server_max_window_bits > asked_sbits)
+            return make_error_code(errc::bad_handshake);
         p.server_max_window_bits = *got->server_max_window_bits;
     } else if (asked_sbits < 15) {
         return make_error_code(errc::bad_handshake);
@@ -321,7 +380,8 @@ core::result<std::optional<deflate_params>> accept_deflate_answer(std::span<cons
     p.client_max_window_bits = offered_cbits;
     if (got->client_max_window_bits) {
         // The answer needs a value (§7.1.2.2), no larger than the one offered.
-        if (!got->client_max_window_bits_value || *got->client_max_window_bits_value > offered_cbits)
+        if (!got->client_max_window_bits_value ||
+            *got->client_max_window_bits_value > offered_cbits)
             return make_error_code(errc::bad_handshake);
         p.client_max_window_bits = *got->client_max_window_bits_value;
     }
@@ -332,28 +392,32 @@ core::result<std::optional<deflate_params>> accept_deflate_answer(std::span<cons
 // Codec
 
 deflater::deflater(int window_bits, bool no_context_takeover, int level, int mem_level) noexcept
-    : window_bits_(window_bits), no_context_takeover_(no_context_takeover), level_(level), mem_level_(mem_level) {}
+    : window_bits_(window_bits), no_context_takeover_(no_context_takeover), level_(level),
+      mem_level_(mem_level) {}
 
 deflater::~deflater() {
-    if (z_ == nullptr) return;
+    if (z_ == nullptr)
+        return;
     deflateEnd(z_);
     delete z_;
 }
 
 void deflater::compress(std::span<const std::byte> in, std::vector<std::byte>& out) {
     if (!no_context_takeover_) {
-        if (z_ == nullptr) z_ = new_deflate(window_bits_, level_, mem_level_);
+        if (z_ == nullptr)
+            z_ = new_deflate(window_bits_, level_, mem_level_);
         run_deflate(z_, in, out);
         return;
     }
     compress_message(in, out, window_bits_, level_, mem_level_);
 }
 
-void compress_message(std::span<const std::byte> in, std::vector<std::byte>& out, int window_bits, int level,
-                      int mem_level) {
+void compress_message(std::span<const std::byte> in, std::vector<std::byte>& out, int window_bits,
+                      int level, int mem_level) {
     const int key = deflate_key(window_bits, level, mem_level);
     z_stream* z = deflate_pool().take(key);
-    if (z == nullptr) z = new_deflate(window_bits, level, mem_level);
+    if (z == nullptr)
+        z = new_deflate(window_bits, level, mem_level);
     try {
         run_deflate(z, in, out);
     } catch (...) {
@@ -371,14 +435,16 @@ inflater::inflater(int window_bits, bool no_context_takeover) noexcept
 }
 
 inflater::~inflater() {
-    if (z_ == nullptr) return;
+    if (z_ == nullptr)
+        return;
     inflateEnd(z_);
     delete z_;
 }
 
-core::result<void> inflater::feed(std::span<const std::byte> in, std::string& out, std::size_t start,
-                                  std::size_t max_out) {
-    if (in.empty()) return {};
+core::result<void> inflater::feed(std::span<const std::byte> in, std::string& out,
+                                  std::size_t start, std::size_t max_out) {
+    if (in.empty())
+        return {};
     ended_ = false;
     z_->next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
     z_->avail_in = static_cast<uInt>(in.size());
@@ -386,15 +452,17 @@ core::result<void> inflater::feed(std::span<const std::byte> in, std::string& ou
         const std::size_t used = out.size();
         const std::size_t budget = max_out - (used - start);
         // Guess the output size; never more than one byte past the budget (which detects excess).
-        std::size_t room = std::min<std::size_t>(std::max<std::size_t>(in.size() * 3, 1024), budget + 1);
-        if (room == 0) room = 1;
+        std::size_t room =
+            std::min<std::size_t>(std::max<std::size_t>(in.size() * 3, 1024), budget + 1);
+        if (room == 0)
+            room = 1;
         out.resize(used + room);
         z_->next_out = reinterpret_cast<Bytef*>(out.data() + used);
         z_->avail_out = static_cast<uInt>(room);
         const int rc = ::inflate(z_, Z_SYNC_FLUSH);
         out.resize(out.size() - z_->avail_out);
         if (out.size() - start > max_out) {
-            out.resize(start + max_out);  // the byte that proved the excess goes
+            out.resize(start + max_out); // the byte that proved the excess goes
             return make_error_code(errc::message_too_big);
         }
         if (rc == Z_STREAM_END) {
@@ -402,22 +470,27 @@ core::result<void> inflater::feed(std::span<const std::byte> in, std::string& ou
             // (typically an empty stored block); the window does not survive it.
             inflateReset(z_);
             if (z_->avail_in == 0) {
-                ended_ = true;  // at the very end of the data: the tail is not fed
+                ended_ = true; // at the very end of the data: the tail is not fed
                 return {};
             }
             continue;
         }
-        if (rc == Z_MEM_ERROR) throw std::bad_alloc();
-        if (rc != Z_OK && rc != Z_BUF_ERROR) return make_error_code(errc::invalid_payload);
-        if (z_->avail_in == 0 && z_->avail_out != 0) return {};
-        if (rc == Z_BUF_ERROR && z_->avail_out != 0) return {};  // no progress possible: needs input
+        if (rc == Z_MEM_ERROR)
+            throw std::bad_alloc();
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return make_error_code(errc::invalid_payload);
+        if (z_->avail_in == 0 && z_->avail_out != 0)
+            return {};
+        if (rc == Z_BUF_ERROR && z_->avail_out != 0)
+            return {}; // no progress possible: needs input
     }
 }
 
 void inflater::finish_message() noexcept {
     ended_ = false;
     fed_ = false;
-    if (z_ == nullptr) return;
+    if (z_ == nullptr)
+        return;
     if (no_context_takeover_) {
         inflateReset(z_);
         inflate_pool().give(z_, window_bits_);
@@ -425,25 +498,31 @@ void inflater::finish_message() noexcept {
     }
 }
 
-core::result<void> inflater::inflate(std::span<const std::byte> in, bool last, std::string& out, std::size_t max_out) {
+core::result<void> inflater::inflate(std::span<const std::byte> in, bool last, std::string& out,
+                                     std::size_t max_out) {
     if (z_ == nullptr) {
-        if (no_context_takeover_) z_ = inflate_pool().take(window_bits_);
-        if (z_ == nullptr) z_ = new_inflate(window_bits_);
+        if (no_context_takeover_)
+            z_ = inflate_pool().take(window_bits_);
+        if (z_ == nullptr)
+            z_ = new_inflate(window_bits_);
     }
     const std::size_t start = out.size();
     auto r = feed(in, out, start, max_out);
-    if (!in.empty()) fed_ = true;
+    if (!in.empty())
+        fed_ = true;
     // An empty compressed message (no payload bytes at all) is empty: the tail alone would
     // open a stored block that never ends.
-    if (r && last && !ended_ && fed_) r = feed(tail, out, start, max_out);
+    if (r && last && !ended_ && fed_)
+        r = feed(tail, out, start, max_out);
     if (!r) {
         // The stream is broken: start the next message from scratch.
         inflateReset(z_);
         finish_message();
         return r;
     }
-    if (last) finish_message();
+    if (last)
+        finish_message();
     return r;
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

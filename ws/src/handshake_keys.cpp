@@ -17,7 +17,7 @@ std::string base64(const unsigned char* data, int n) {
     return out;
 }
 
-}  // namespace
+} // namespace
 
 std::string accept_key(std::string_view client_key) {
     std::string input;
@@ -33,12 +33,14 @@ std::string accept_key(std::string_view client_key) {
 
 bool valid_client_key(std::string_view key) noexcept {
     // 16 bytes are 24 base64 characters ending in "==".
-    if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+    if (key.size() != 24 || key[22] != '=' || key[23] != '=')
+        return false;
     for (std::size_t i = 0; i < 22; ++i) {
         char c = key[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-                  c == '/';
-        if (!ok) return false;
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '+' || c == '/';
+        if (!ok)
+            return false;
     }
     unsigned char out[18];
     // EVP_DecodeBlock ignores padding in its count: 24 characters decode to 18 bytes, 2 of them
@@ -48,8 +50,9 @@ bool valid_client_key(std::string_view key) noexcept {
 
 std::string make_client_key() {
     unsigned char raw[16];
-    if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        throw std::runtime_error("RAND_bytes failed");
     return base64(raw, sizeof raw);
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

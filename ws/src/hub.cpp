@@ -1,6 +1,6 @@
 // The hub: registry, rooms, broadcast, heartbeats, serve and attachments.
-#include <coronet/ws/hub.hpp>
 #include <coronet/ws/deflate.hpp>
+#include <coronet/ws/hub.hpp>
 
 #include <coronet/core/timer.hpp>
 #include <coronet/ws/attachment_store.hpp>
@@ -24,9 +24,12 @@ public:
     const char* name() const noexcept override { return "coronet.ws.hub"; }
     std::string message(int ev) const override {
         switch (static_cast<hub_errc>(ev)) {
-        case hub_errc::full: return "the hub is full";
-        case hub_errc::unknown_id: return "no attachment with that id";
-        case hub_errc::id_in_use: return "that id belongs to a live connection";
+        case hub_errc::full:
+            return "the hub is full";
+        case hub_errc::unknown_id:
+            return "no attachment with that id";
+        case hub_errc::id_in_use:
+            return "that id belongs to a live connection";
         }
         return "unknown hub error";
     }
@@ -38,11 +41,12 @@ core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, 
     const std::size_t n = encode_header(header, op, true, payload.size(), false, 0, rsv1);
     core::shared_buffer b = core::shared_buffer::make(n + payload.size());
     std::memcpy(b.mutable_data(), header, n);
-    if (!payload.empty()) std::memcpy(b.mutable_data() + n, payload.data(), payload.size());
+    if (!payload.empty())
+        std::memcpy(b.mutable_data() + n, payload.data(), payload.size());
     return b;
 }
 
-}  // namespace
+} // namespace
 
 const std::error_category& hub_category() noexcept {
     static const hub_category_impl c;
@@ -57,17 +61,19 @@ prepared_message::prepared_message(opcode type, std::span<const std::byte> paylo
 const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) const {
     const session& s = *c.session_;
     const auto& agreed = s.compression();
-    if (!agreed || !agreed->server_no_context_takeover || agreed->server_max_window_bits < 9) return plain_;
+    if (!agreed || !agreed->server_no_context_takeover || agreed->server_max_window_bits < 9)
+        return plain_;
     const deflate_options& policy = s.options().deflate;
-    if (payload_size_ < policy.min_size) return plain_;
+    if (payload_size_ < policy.min_size)
+        return plain_;
     const std::size_t i = agreed->server_max_window_bits - 9u;
     if (variant_state_[i] == 0) {
         // Compressed once for every receiver with this window: no context, so it inflates
         // anywhere the window is at least this large.
         const std::size_t header = plain_.size() - payload_size_;
         std::vector<std::byte> z;
-        compress_message({plain_.data() + header, payload_size_}, z, agreed->server_max_window_bits, policy.level,
-                         policy.mem_level);
+        compress_message({plain_.data() + header, payload_size_}, z, agreed->server_max_window_bits,
+                         policy.level, policy.mem_level);
         if (z.size() >= payload_size_ && policy.skip_incompressible) {
             variant_state_[i] = 2;
         } else {
@@ -80,11 +86,14 @@ const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) 
 
 std::size_t prepared_message::compressed_variants() const noexcept {
     std::size_t n = 0;
-    for (auto v : variant_state_) n += v == 1 ? 1 : 0;
+    for (auto v : variant_state_)
+        n += v == 1 ? 1 : 0;
     return n;
 }
 
-core::task<void> hub_handler::on_message(hub_connection&, message&) { co_return; }
+core::task<void> hub_handler::on_message(hub_connection&, message&) {
+    co_return;
+}
 
 // ---- hub_state --------------------------------------------------------------------------
 
@@ -102,7 +111,8 @@ std::uint64_t hub_state::next_id() {
             ids_left = sizeof ids / sizeof ids[0];
         }
         const std::uint64_t id = ids[--ids_left];
-        if (id != 0 && !by_id.contains(id)) return id;
+        if (id != 0 && !by_id.contains(id))
+            return id;
     }
 }
 
@@ -124,7 +134,8 @@ void hub_state::remove(hub_connection& c) noexcept {
 }
 
 bool hub_state::join(hub_connection& c, std::string_view name) {
-    if (c.in_room(name)) return false;
+    if (c.in_room(name))
+        return false;
     auto it = rooms.find(name);
     if (it == rooms.end()) {
         auto r = std::make_unique<hub_room>();
@@ -140,7 +151,8 @@ bool hub_state::join(hub_connection& c, std::string_view name) {
 bool hub_state::leave(hub_connection& c, std::string_view name) {
     auto mine = std::find_if(c.rooms_.begin(), c.rooms_.end(),
                              [name](const auto& m) { return m.first->name == name; });
-    if (mine == c.rooms_.end()) return false;
+    if (mine == c.rooms_.end())
+        return false;
     hub_room* r = mine->first;
     const std::size_t at = mine->second;
     *mine = c.rooms_.back();
@@ -157,7 +169,8 @@ bool hub_state::leave(hub_connection& c, std::string_view name) {
             }
         }
     }
-    if (r->members.empty()) rooms.erase(r->name);
+    if (r->members.empty())
+        rooms.erase(r->name);
     return true;
 }
 
@@ -169,12 +182,17 @@ void hub_state::leave_all(hub_connection& c) noexcept {
 }
 
 void hub_state::heartbeat_unlink(hub_connection& c) noexcept {
-    if (c.hb_list_ == 0) return;
+    if (c.hb_list_ == 0)
+        return;
     list& l = list_of(c.hb_list_);
-    if (c.hb_prev_ != nullptr) c.hb_prev_->hb_next_ = c.hb_next_;
-    else l.head = c.hb_next_;
-    if (c.hb_next_ != nullptr) c.hb_next_->hb_prev_ = c.hb_prev_;
-    else l.tail = c.hb_prev_;
+    if (c.hb_prev_ != nullptr)
+        c.hb_prev_->hb_next_ = c.hb_next_;
+    else
+        l.head = c.hb_next_;
+    if (c.hb_next_ != nullptr)
+        c.hb_next_->hb_prev_ = c.hb_prev_;
+    else
+        l.tail = c.hb_prev_;
     c.hb_prev_ = c.hb_next_ = nullptr;
     c.hb_list_ = 0;
 }
@@ -182,13 +200,15 @@ void hub_state::heartbeat_unlink(hub_connection& c) noexcept {
 void hub_state::heartbeat_push(list& l, hub_connection& c) noexcept {
     c.hb_prev_ = l.tail;
     c.hb_next_ = nullptr;
-    if (l.tail != nullptr) l.tail->hb_next_ = &c;
-    else l.head = &c;
+    if (l.tail != nullptr)
+        l.tail->hb_next_ = &c;
+    else
+        l.head = &c;
     l.tail = &c;
     c.hb_list_ = l.tag;
 }
 
-}  // namespace detail
+} // namespace detail
 
 // ---- hub --------------------------------------------------------------------------------
 
@@ -196,7 +216,8 @@ hub::hub(hub_options opts) : hub(std::move(opts), make_memory_store()) {}
 
 hub::hub(hub_options opts, std::unique_ptr<attachment_store> store)
     : state_(std::make_unique<detail::hub_state>()) {
-    if (!store) throw std::invalid_argument("ws::hub: null attachment store");
+    if (!store)
+        throw std::invalid_argument("ws::hub: null attachment store");
     state_->opts = std::move(opts);
     state_->store = std::move(store);
     const std::byte empty_ping[2] = {std::byte{0x89}, std::byte{0x00}};
@@ -204,14 +225,17 @@ hub::hub(hub_options opts, std::unique_ptr<attachment_store> store)
 }
 
 hub::~hub() {
-    if (!state_->all.empty()) std::terminate();  // connections still point at this hub
+    if (!state_->all.empty())
+        std::terminate(); // connections still point at this hub
 }
 
 bool hub::can_accept() const noexcept {
     return !state_->closing_all && state_->all.size() < state_->opts.max_connections;
 }
 
-std::size_t hub::size() const noexcept { return state_->all.size(); }
+std::size_t hub::size() const noexcept {
+    return state_->all.size();
+}
 
 hub_connection* hub::find(std::uint64_t id) noexcept {
     auto it = state_->by_id.find(id);
@@ -221,12 +245,19 @@ hub_connection* hub::find(std::uint64_t id) noexcept {
 void hub::for_each(const std::function<void(hub_connection&)>& f) {
     // Unregistering happens only in serve's own coroutine, never inside a hub call, so the
     // list cannot change under f.
-    for (std::size_t i = 0; i < state_->all.size(); ++i) f(*state_->all[i]);
+    for (std::size_t i = 0; i < state_->all.size(); ++i)
+        f(*state_->all[i]);
 }
 
-const hub_stats& hub::stats() const noexcept { return state_->stats; }
-const hub_options& hub::options() const noexcept { return state_->opts; }
-attachment_store& hub::store() noexcept { return *state_->store; }
+const hub_stats& hub::stats() const noexcept {
+    return state_->stats;
+}
+const hub_options& hub::options() const noexcept {
+    return state_->opts;
+}
+attachment_store& hub::store() noexcept {
+    return *state_->store;
+}
 
 core::clock::time_point hub::now() const {
     return state_->opts.clock ? state_->opts.clock() : core::clock::now();
@@ -247,24 +278,30 @@ bool hub::is_member(std::string_view room, std::uint64_t id) const noexcept {
 std::vector<std::string> hub::room_names() const {
     std::vector<std::string> out;
     out.reserve(state_->rooms.size());
-    for (const auto& [name, r] : state_->rooms) out.push_back(name);
+    for (const auto& [name, r] : state_->rooms)
+        out.push_back(name);
     return out;
 }
 
 void hub::for_each_member(std::string_view room, const std::function<void(hub_connection&)>& f) {
     auto it = state_->rooms.find(room);
-    if (it == state_->rooms.end()) return;
+    if (it == state_->rooms.end())
+        return;
     // A copy: f may make members leave (or the room disappear).
     const std::vector<hub_connection*> members = it->second->members;
-    for (hub_connection* c : members) f(*c);
+    for (hub_connection* c : members)
+        f(*c);
 }
 
 // ---- broadcast --------------------------------------------------------------------------
 
 std::size_t hub::deliver(hub_connection& c, const prepared_message& m) {
-    if (c.state_ != connection_state::open) return 0;
-    if (c.try_push(m.frame_for(c))) return 1;
-    if (c.writer_done_) return 0;
+    if (c.state_ != connection_state::open)
+        return 0;
+    if (c.try_push(m.frame_for(c)))
+        return 1;
+    if (c.writer_done_)
+        return 0;
     // No room: a broadcast never waits for one receiver.
     if (state_->opts.on_full == backpressure_policy::drop) {
         ++c.dropped_;
@@ -285,7 +322,8 @@ std::size_t hub::broadcast_except(const prepared_message& m, std::uint64_t excep
     std::size_t n = 0;
     // deliver() never unregisters or resumes anyone inline, so the list is stable here.
     for (hub_connection* c : state_->all)
-        if (c->id_ != except_id) n += deliver(*c, m);
+        if (c->id_ != except_id)
+            n += deliver(*c, m);
     return n;
 }
 
@@ -297,10 +335,12 @@ std::size_t hub::broadcast_room_except(std::string_view room, const prepared_mes
                                        std::uint64_t except_id) {
     ++state_->stats.broadcasts;
     auto it = state_->rooms.find(room);
-    if (it == state_->rooms.end()) return 0;
+    if (it == state_->rooms.end())
+        return 0;
     std::size_t n = 0;
     for (hub_connection* c : it->second->members)
-        if (c->id_ != except_id) n += deliver(*c, m);
+        if (c->id_ != except_id)
+            n += deliver(*c, m);
     return n;
 }
 
@@ -309,21 +349,26 @@ std::size_t hub::broadcast_room_except(std::string_view room, const prepared_mes
 void hub::sweep() {
     detail::hub_state& st = *state_;
     const auto interval = st.opts.ping_interval;
-    if (interval.count() <= 0) return;
+    if (interval.count() <= 0)
+        return;
     const auto now = this->now();
     // Both lists are in deadline order, so each loop stops at the first connection that has
     // not expired: the work is proportional to the expired ones.
     while (hub_connection* c = st.pinged.head) {
-        if (c->ping_sent_ + st.opts.pong_timeout > now) break;
+        if (c->ping_sent_ + st.opts.pong_timeout > now)
+            break;
         st.heartbeat_unlink(*c);
-        if (c->state_ != connection_state::open) continue;
+        if (c->state_ != connection_state::open)
+            continue;
         ++st.stats.timed_out;
         c->abort("pong timeout");
     }
     while (hub_connection* c = st.idle.head) {
-        if (c->last_activity_ + interval > now) break;
+        if (c->last_activity_ + interval > now)
+            break;
         st.heartbeat_unlink(*c);
-        if (c->state_ != connection_state::open) continue;  // its close is bounded on its own
+        if (c->state_ != connection_state::open)
+            continue; // its close is bounded on its own
         // Auto-responses are answered inside the session without waking the hub: a peer that
         // sent one since the last look is alive (checked lazily, here).
         const std::uint64_t answered = c->auto_responses_sent();
@@ -336,7 +381,8 @@ void hub::sweep() {
         // A queue too full even for a ping still counts as pinged: a peer that cannot take two
         // bytes within pong_timeout is as good as gone.
         c->ping_sent_ = now;
-        if (c->try_push(st.ping_frame)) ++st.stats.pings_sent;
+        if (c->try_push(st.ping_frame))
+            ++st.stats.pings_sent;
         st.heartbeat_push(st.pinged, *c);
     }
 }
@@ -344,7 +390,8 @@ void hub::sweep() {
 core::task<void> hub::heartbeats() {
     for (;;) {
         auto slept = co_await core::sleep_for(state_->opts.sweep_interval);
-        if (!slept) co_return;
+        if (!slept)
+            co_return;
         sweep();
     }
 }
@@ -365,7 +412,8 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
     if (!can_accept()) {
         ++st.stats.refused;
         const bool going_away = st.closing_all;
-        auto r = co_await s.close(going_away ? 1001 : 1013, going_away ? "going away" : "try again later");
+        auto r = co_await s.close(going_away ? 1001 : 1013,
+                                  going_away ? "going away" : "try again later");
         (void)r;
         co_return;
     }
@@ -380,15 +428,18 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
         c.state_ = connection_state::open;
         c.note_activity();
         scope.spawn(c.writer());
-        if (h != nullptr) scope.spawn(run_events(c, *h));
-        else scope.spawn(run_body(c, body));
+        if (h != nullptr)
+            scope.spawn(run_events(c, *h));
+        else
+            scope.spawn(run_body(c, body));
         co_await scope.join();
         c.scope_ = nullptr;
     }
     s.set_observer(nullptr);
     // No closing handshake with a peer we gave up on: close the stream so that whoever owns
     // the session afterwards (the server's own close) fails fast instead of waiting for it.
-    if (c.aborted_ && s.stream().is_open()) s.stream().close();
+    if (c.aborted_ && s.stream().is_open())
+        s.stream().close();
     const bool handshake_done = s.close_code() != 0 && s.close_code() != 1006;
     std::uint16_t code = s.close_code();
     std::string reason = s.close_reason();
@@ -399,7 +450,7 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
     c.state_ = connection_state::closed;
     st.heartbeat_unlink(c);
     c.fail_waiters();
-    std::exception_ptr failed;  // the registry must not keep a dangling connection
+    std::exception_ptr failed; // the registry must not keep a dangling connection
     if (h != nullptr) {
         try {
             h->on_close(c, code, reason);
@@ -410,13 +461,15 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
     st.leave_all(c);
     st.remove(c);
     if (c.has_attachment_ && (handshake_done || !st.opts.keep_attachment_after_abnormal_close)) {
-        ++st.finishing;  // close_all waits for this too
+        ++st.finishing; // close_all waits for this too
         auto removed = co_await st.store->remove(c.id_);
         (void)removed;
         --st.finishing;
     }
-    if (st.all.empty() && st.finishing == 0) st.empty.wake();
-    if (failed) std::rethrow_exception(failed);
+    if (st.all.empty() && st.finishing == 0)
+        st.empty.wake();
+    if (failed)
+        std::rethrow_exception(failed);
 }
 
 // An exception from the application's code drops the connection (so that its writer and
@@ -429,7 +482,8 @@ core::task<void> hub::run_events(hub_connection& c, hub_handler& h) {
             auto m = co_await c.receive();
             if (!m) {
                 const auto e = m.error();
-                if (e != errc::closed && e != core::errc::operation_canceled) h.on_error(c, e);
+                if (e != errc::closed && e != core::errc::operation_canceled)
+                    h.on_error(c, e);
                 break;
             }
             co_await h.on_message(c, *m);
@@ -437,9 +491,11 @@ core::task<void> hub::run_events(hub_connection& c, hub_handler& h) {
     } catch (...) {
         failed = std::current_exception();
     }
-    if (failed) c.abort("handler threw");
-    c.scope_->request_stop();  // the writer and the watchdog
-    if (failed) std::rethrow_exception(failed);
+    if (failed)
+        c.abort("handler threw");
+    c.scope_->request_stop(); // the writer and the watchdog
+    if (failed)
+        std::rethrow_exception(failed);
 }
 
 core::task<void> hub::run_body(hub_connection& c, connection_body& body) {
@@ -460,7 +516,8 @@ core::task<void> hub::run_body(hub_connection& c, connection_body& body) {
         co_await c.perform_close();
     }
     c.scope_->request_stop();
-    if (failed) std::rethrow_exception(failed);
+    if (failed)
+        std::rethrow_exception(failed);
 }
 
 // ---- shutdown ---------------------------------------------------------------------------
@@ -468,7 +525,8 @@ core::task<void> hub::run_body(hub_connection& c, connection_body& body) {
 core::task<void> hub::close_all(std::uint16_t code, std::string reason) {
     detail::hub_state& st = *state_;
     st.closing_all = true;
-    for (hub_connection* c : st.all) c->close(code, reason);
+    for (hub_connection* c : st.all)
+        c->close(code, reason);
     const core::stop_token tok = co_await core::get_stop_token();
     while ((!st.all.empty() || st.finishing > 0) && !tok.stop_requested())
         co_await detail::slot_wait{st.empty, tok, false};
@@ -478,24 +536,31 @@ core::task<void> hub::close_all(std::uint16_t code, std::string reason) {
 
 core::task<core::result<std::vector<std::uint64_t>>> hub::leftover_attachments() {
     auto ids = co_await state_->store->list();
-    if (!ids) co_return ids.error();
+    if (!ids)
+        co_return ids.error();
     std::vector<std::uint64_t> out;
     for (std::uint64_t id : *ids)
-        if (!state_->by_id.contains(id)) out.push_back(id);
+        if (!state_->by_id.contains(id))
+            out.push_back(id);
     co_return out;
 }
 
 core::task<core::result<void>> hub::adopt(hub_connection& c, std::uint64_t old_id) {
-    if (c.state_ != connection_state::open) co_return make_error_code(errc::closed);
-    if (state_->by_id.contains(old_id)) co_return make_error_code(hub_errc::id_in_use);
+    if (c.state_ != connection_state::open)
+        co_return make_error_code(errc::closed);
+    if (state_->by_id.contains(old_id))
+        co_return make_error_code(hub_errc::id_in_use);
     auto got = co_await state_->store->get(old_id);
-    if (!got) co_return got.error();
-    if (!got->has_value()) co_return make_error_code(hub_errc::unknown_id);
+    if (!got)
+        co_return got.error();
+    if (!got->has_value())
+        co_return make_error_code(hub_errc::unknown_id);
     // Copy first, then remove: a crash in between leaves two copies, never none.
     c.has_attachment_ = true;
     auto put = co_await state_->store->put(c.id_, std::move(**got));
-    if (!put) co_return put.error();
+    if (!put)
+        co_return put.error();
     co_return co_await state_->store->remove(old_id);
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

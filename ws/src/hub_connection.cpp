@@ -15,14 +15,16 @@ namespace coronet::ws {
 namespace detail {
 
 void wake_slot::wake() noexcept {
-    if (!waiting || scheduled) return;
+    if (!waiting || scheduled)
+        return;
     scheduled = true;
     op.buf = this;
     op.on_complete = [](core::detail::io_op* o) noexcept {
         auto* slot = static_cast<wake_slot*>(o->buf);
         slot->scheduled = false;
         auto h = std::exchange(slot->waiting, {});
-        if (h) h.resume();
+        if (h)
+            h.resume();
     };
     core::loop::current()->complete_later(op);
 }
@@ -42,7 +44,8 @@ struct space_waiter {
         space_waiter* self;
     } cancel{this};
 
-    space_waiter(hub_connection& c, core::shared_buffer f) noexcept : conn(&c), frame(std::move(f)) {}
+    space_waiter(hub_connection& c, core::shared_buffer f) noexcept
+        : conn(&c), frame(std::move(f)) {}
     space_waiter(const space_waiter&) = delete;
     space_waiter& operator=(const space_waiter&) = delete;
 
@@ -53,7 +56,8 @@ struct space_waiter {
     }
     core::result<void> await_resume() noexcept {
         cancel.detach();
-        if (outcome) return outcome;
+        if (outcome)
+            return outcome;
         return {};
     }
 
@@ -64,17 +68,23 @@ struct space_waiter {
             return false;
         }
         prev = conn->waiters_tail_;
-        if (prev != nullptr) prev->next = this;
-        else conn->waiters_head_ = this;
+        if (prev != nullptr)
+            prev->next = this;
+        else
+            conn->waiters_head_ = this;
         conn->waiters_tail_ = this;
         cancel.attach(tok.source());
         return true;
     }
     void unlink() noexcept {
-        if (prev != nullptr) prev->next = next;
-        else conn->waiters_head_ = next;
-        if (next != nullptr) next->prev = prev;
-        else conn->waiters_tail_ = prev;
+        if (prev != nullptr)
+            prev->next = next;
+        else
+            conn->waiters_head_ = next;
+        if (next != nullptr)
+            next->prev = prev;
+        else
+            conn->waiters_tail_ = prev;
         next = prev = nullptr;
     }
     /// Leaves the queue and resumes the sender (from the loop) with `e` (zero: queued).
@@ -92,7 +102,8 @@ struct space_waiter {
 void frame_ring::push_back(core::shared_buffer b) {
     if (size_ == slots_.size()) {
         std::vector<core::shared_buffer> bigger(slots_.empty() ? 8 : slots_.size() * 2);
-        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move((*this)[i]);
+        for (std::size_t i = 0; i < size_; ++i)
+            bigger[i] = std::move((*this)[i]);
         slots_ = std::move(bigger);
         head_ = 0;
     }
@@ -113,12 +124,12 @@ std::size_t frame_ring::pop_back() noexcept {
     return b.size();
 }
 
-}  // namespace detail
+} // namespace detail
 
 namespace {
 // Frames handed to one send_prepared call (a writev in windows of stream_op::max_iov).
 constexpr std::size_t max_batch = 64;
-}  // namespace
+} // namespace
 
 hub_connection::hub_connection(hub& h, session& s, std::uint64_t id, std::string target)
     : hub_(&h), session_(&s), id_(id), target_(std::move(target)) {
@@ -127,16 +138,20 @@ hub_connection::hub_connection(hub& h, session& s, std::uint64_t id, std::string
 
 hub_connection::~hub_connection() = default;
 
-void hub_connection::observer::on_ping(session&, std::string_view) { self->note_activity(); }
+void hub_connection::observer::on_ping(session&, std::string_view) {
+    self->note_activity();
+}
 
 void hub_connection::observer::on_pong(session&, std::string_view payload) {
     self->note_activity();
-    if (self->handler_ != nullptr) self->handler_->on_pong(*self, payload);
+    if (self->handler_ != nullptr)
+        self->handler_->on_pong(*self, payload);
 }
 
 void hub_connection::note_activity() noexcept {
     detail::hub_state& st = *hub_->state_;
-    if (st.opts.ping_interval.count() <= 0 || state_ == connection_state::closed) return;
+    if (st.opts.ping_interval.count() <= 0 || state_ == connection_state::closed)
+        return;
     last_activity_ = hub_->now();
     st.heartbeat_unlink(*this);
     st.heartbeat_push(st.idle, *this);
@@ -152,7 +167,8 @@ void hub_connection::push(core::shared_buffer frame) {
 }
 
 bool hub_connection::try_push(const core::shared_buffer& frame) {
-    if (writer_done_) return false;
+    if (writer_done_)
+        return false;
     if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > hub_->state_->opts.max_queued_bytes)
         return false;
     push(frame);
@@ -163,35 +179,42 @@ void hub_connection::grant_waiters() noexcept {
     const std::size_t limit = hub_->state_->opts.max_queued_bytes;
     while (waiters_head_ != nullptr) {
         detail::space_waiter* w = waiters_head_;
-        if (queued_bytes_ > 0 && queued_bytes_ + w->frame.size() > limit) break;
+        if (queued_bytes_ > 0 && queued_bytes_ + w->frame.size() > limit)
+            break;
         push(std::move(w->frame));
         w->finish({});
     }
 }
 
 void hub_connection::fail_waiters() noexcept {
-    while (waiters_head_ != nullptr) waiters_head_->finish(make_error_code(errc::closed));
+    while (waiters_head_ != nullptr)
+        waiters_head_->finish(make_error_code(errc::closed));
 }
 
 void hub_connection::drop_pending() noexcept {
-    while (queue_.size() > in_flight_) queued_bytes_ -= queue_.pop_back();
+    while (queue_.size() > in_flight_)
+        queued_bytes_ -= queue_.pop_back();
 }
 
 core::task<void> hub_connection::writer() {
     const core::stop_token tok = co_await core::get_stop_token();
     for (;;) {
-        if (tok.stop_requested()) break;
+        if (tok.stop_requested())
+            break;
         if (queue_.empty()) {
-            if (drained_.waiting) drained_.wake();
+            if (drained_.waiting)
+                drained_.wake();
             co_await detail::slot_wait{writer_wake_, tok, false};
             continue;
         }
         const std::size_t n = std::min(queue_.size(), max_batch);
         batch_.clear();
-        for (std::size_t i = 0; i < n; ++i) batch_.push_back(queue_[i]);
+        for (std::size_t i = 0; i < n; ++i)
+            batch_.push_back(queue_[i]);
         in_flight_ = n;
         auto sent = co_await session_->send_prepared(batch_);
-        for (std::size_t i = 0; i < n; ++i) queued_bytes_ -= queue_.pop_front();
+        for (std::size_t i = 0; i < n; ++i)
+            queued_bytes_ -= queue_.pop_front();
         in_flight_ = 0;
         if (!sent) {
             // The stream failed or the session's close went out: nothing more can be written.
@@ -214,7 +237,8 @@ core::task<void> hub_connection::writer() {
 core::task<core::result<void>> hub_connection::wait_drained() {
     const core::stop_token tok = co_await core::get_stop_token();
     while (queued_bytes_ > 0 && !writer_done_) {
-        if (tok.stop_requested()) co_return make_error_code(core::errc::operation_canceled);
+        if (tok.stop_requested())
+            co_return make_error_code(core::errc::operation_canceled);
         co_await detail::slot_wait{drained_, tok, false};
     }
     co_return core::result<void>{};
@@ -223,8 +247,10 @@ core::task<core::result<void>> hub_connection::wait_drained() {
 core::task<core::result<void>> hub_connection::send_frame(core::shared_buffer frame) {
     if (state_ != connection_state::open && state_ != connection_state::connecting)
         co_return make_error_code(errc::closed);
-    if (waiters_head_ == nullptr && try_push(frame)) co_return core::result<void>{};
-    if (writer_done_) co_return make_error_code(errc::closed);
+    if (waiters_head_ == nullptr && try_push(frame))
+        co_return core::result<void>{};
+    if (writer_done_)
+        co_return make_error_code(errc::closed);
     detail::space_waiter w(*this, std::move(frame));
     co_return co_await w;
 }
@@ -242,8 +268,10 @@ core::task<core::result<void>> hub_connection::send(const prepared_message& m) {
 }
 
 bool hub_connection::try_send(const prepared_message& m) {
-    if (state_ != connection_state::open && state_ != connection_state::connecting) return false;
-    if (waiters_head_ != nullptr) return false;  // would overtake a waiting send
+    if (state_ != connection_state::open && state_ != connection_state::connecting)
+        return false;
+    if (waiters_head_ != nullptr)
+        return false; // would overtake a waiting send
     return try_push(m.frame_for(*this));
 }
 
@@ -257,7 +285,8 @@ core::task<core::result<message>> hub_connection::receive() {
                 state_ = connection_state::closing;
             co_return make_error_code(core::errc::operation_canceled);
         }
-        if (close_performed_) co_return make_error_code(errc::closed);
+        if (close_performed_)
+            co_return make_error_code(errc::closed);
         if (close_requested_) {
             // The hub or the app asked for a close: this coroutine is the session's only
             // reader, so it runs the handshake (session::close reads the peer's reply).
@@ -274,7 +303,8 @@ core::task<core::result<message>> hub_connection::receive() {
         receive_stop_ = nullptr;
         if (m) {
             note_activity();
-            if (close_requested_) continue;  // closing: late messages are dropped
+            if (close_requested_)
+                continue; // closing: late messages are dropped
             co_return m;
         }
         if (m.error() == core::errc::operation_canceled && close_requested_ && !aborted_ &&
@@ -299,10 +329,13 @@ void hub_connection::request_close(std::uint16_t code, std::string reason, bool 
     close_reason_ = std::move(reason);
     drain_first_ = drain_first;
     state_ = connection_state::closing;
-    if (!drain_first) drop_pending();
+    if (!drain_first)
+        drop_pending();
     fail_waiters();
-    if (receive_stop_ != nullptr) receive_stop_->request_stop();
-    if (scope_ != nullptr) scope_->spawn(watchdog());
+    if (receive_stop_ != nullptr)
+        receive_stop_->request_stop();
+    if (scope_ != nullptr)
+        scope_->spawn(watchdog());
 }
 
 core::task<void> hub_connection::perform_close() {
@@ -322,28 +355,34 @@ core::task<void> hub_connection::perform_close() {
 
 core::task<void> hub_connection::watchdog() {
     auto slept = co_await core::sleep_for(2 * hub_->state_->opts.close_timeout);
-    if (slept) abort("close timeout");
+    if (slept)
+        abort("close timeout");
 }
 
 void hub_connection::abort(const char* reason) noexcept {
-    if (aborted_) return;
+    if (aborted_)
+        return;
     aborted_ = true;
     abort_reason_ = reason;
     ++hub_->state_->stats.aborted;
     if (state_ == connection_state::open || state_ == connection_state::connecting)
         state_ = connection_state::closing;
     fail_waiters();
-    if (scope_ != nullptr) scope_->request_stop();
+    if (scope_ != nullptr)
+        scope_->request_stop();
 }
 
 // ---- rooms and metadata -----------------------------------------------------------------
 
 bool hub_connection::join(std::string_view room) {
-    if (state_ != connection_state::open && state_ != connection_state::connecting) return false;
+    if (state_ != connection_state::open && state_ != connection_state::connecting)
+        return false;
     return hub_->state_->join(*this, room);
 }
 
-bool hub_connection::leave(std::string_view room) { return hub_->state_->leave(*this, room); }
+bool hub_connection::leave(std::string_view room) {
+    return hub_->state_->leave(*this, room);
+}
 
 bool hub_connection::in_room(std::string_view room) const noexcept {
     return std::any_of(rooms_.begin(), rooms_.end(),
@@ -353,7 +392,8 @@ bool hub_connection::in_room(std::string_view room) const noexcept {
 std::vector<std::string_view> hub_connection::rooms() const {
     std::vector<std::string_view> out;
     out.reserve(rooms_.size());
-    for (const auto& r : rooms_) out.emplace_back(r.first->name);
+    for (const auto& r : rooms_)
+        out.emplace_back(r.first->name);
     return out;
 }
 
@@ -368,7 +408,8 @@ const std::string* hub_connection::meta(std::string_view key) const noexcept {
 
 bool hub_connection::erase_meta(std::string_view key) {
     auto it = meta_.find(key);
-    if (it == meta_.end()) return false;
+    if (it == meta_.end())
+        return false;
     meta_.erase(it);
     return true;
 }
@@ -379,14 +420,16 @@ void hub_connection::set_auto_response(std::string request, std::string response
     session_->set_auto_response(std::move(request), std::move(response));
 }
 
-void hub_connection::clear_auto_response() { session_->clear_auto_response(); }
+void hub_connection::clear_auto_response() {
+    session_->clear_auto_response();
+}
 
 std::uint64_t hub_connection::auto_responses_sent() const noexcept {
     return session_->auto_responses_sent();
 }
 
 core::task<core::result<void>> hub_connection::set_attachment(std::vector<std::byte> data) {
-    has_attachment_ = true;  // before the put: a put that fails half-way may still have stored
+    has_attachment_ = true; // before the put: a put that fails half-way may still have stored
     co_return co_await hub_->store().put(id_, std::move(data));
 }
 
@@ -396,8 +439,9 @@ core::task<core::result<std::optional<std::vector<std::byte>>>> hub_connection::
 
 core::task<core::result<void>> hub_connection::clear_attachment() {
     auto r = co_await hub_->store().remove(id_);
-    if (r) has_attachment_ = false;
+    if (r)
+        has_attachment_ = false;
     co_return r;
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

@@ -50,7 +50,8 @@ struct swap_stop_token {
 // a few bytes per 16 KiB block, so a 16 MiB message may arrive as a slightly larger frame.
 frame_limits wire_limits(const session_options& o) noexcept {
     frame_limits l = o.limits;
-    if (!o.agreed_deflate) return l;
+    if (!o.agreed_deflate)
+        return l;
     auto grow = [](std::uint64_t v) {
         const std::uint64_t slack = v / 256 + 4096;
         return v > UINT64_MAX - slack ? UINT64_MAX : v + slack;
@@ -77,38 +78,41 @@ std::size_t read_hint(const frame_decoder& d) noexcept {
     return static_cast<std::size_t>(std::min<std::uint64_t>(d.frame_left(), 1u << 20));
 }
 
-}  // namespace
+} // namespace
 
 session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
                  session_options opts)
-    : stream_(std::move(stream)),
-      role_(r),
-      opts_(opts),
+    : stream_(std::move(stream)), role_(r), opts_(opts),
       reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024,
               opts.memory_budget),
-      decoder_(r, wire_limits(opts)),
-      zin_charge_(opts.memory_budget) {
+      decoder_(r, wire_limits(opts)), zin_charge_(opts.memory_budget) {
     (void)reader_.prime(prefetched);
     last_heard_ = last_message_ = core::clock::now();
     if (opts_.agreed_deflate) {
         if (opts_.deflate.level < -1 || opts_.deflate.level > 9 || opts_.deflate.mem_level < 1 ||
             opts_.deflate.mem_level > 9)
-            throw std::invalid_argument("ws::session: deflate level must be -1..9 and mem_level 1..9");
+            throw std::invalid_argument(
+                "ws::session: deflate level must be -1..9 and mem_level 1..9");
         const auto& p = *opts_.agreed_deflate;
         const bool server = r == role::server;
         // Ours: what this side compresses with; theirs: what the peer compresses with.
         const int our_bits = server ? p.server_max_window_bits : p.client_max_window_bits;
         const bool our_reset = server ? p.server_no_context_takeover : p.client_no_context_takeover;
         const int their_bits = server ? p.client_max_window_bits : p.server_max_window_bits;
-        const bool their_reset = server ? p.client_no_context_takeover : p.server_no_context_takeover;
+        const bool their_reset =
+            server ? p.client_no_context_takeover : p.server_no_context_takeover;
         decoder_.allow_rsv1(true);
         inflater_ = std::make_unique<inflater>(their_bits, their_reset);
-        auto d = std::make_unique<deflater>(our_bits, our_reset, opts_.deflate.level, opts_.deflate.mem_level);
-        if (d->usable()) deflater_ = std::move(d);
+        auto d = std::make_unique<deflater>(our_bits, our_reset, opts_.deflate.level,
+                                            opts_.deflate.mem_level);
+        if (d->usable())
+            deflater_ = std::move(d);
     }
 }
 
-core::task<void> session_handler_base::on_message(session&, message&) { co_return; }
+core::task<void> session_handler_base::on_message(session&, message&) {
+    co_return;
+}
 
 core::task<void> run(session& s, session_handler_base& h) {
     s.set_observer(&h);
@@ -116,7 +120,8 @@ core::task<void> run(session& s, session_handler_base& h) {
     for (;;) {
         auto m = co_await s.receive();
         if (!m) {
-            if (m.error() != errc::closed) h.on_error(s, m.error());
+            if (m.error() != errc::closed)
+                h.on_error(s, m.error());
             break;
         }
         co_await h.on_message(s, *m);
@@ -132,7 +137,7 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     if (send_lock_.locked() && queued_sends_ >= opts_.max_queued_sends && op != opcode::close &&
         opts_.slow_reader != slow_reader_policy::wait) {
         if (opts_.slow_reader == slow_reader_policy::close && !close_sent_) {
-            close_sent_ = true;  // no more sends; the peer gets 1008 if the writer ever frees
+            close_sent_ = true; // no more sends; the peer gets 1008 if the writer ever frees
             auto sd = co_await stream_->shutdown();
             (void)sd;
         }
@@ -141,7 +146,8 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     ++queued_sends_;
     auto locked = co_await send_lock_.lock();
     --queued_sends_;
-    if (!locked) co_return locked.error();
+    if (!locked)
+        co_return locked.error();
     unlock_guard unlock{send_lock_};
     if ((op == opcode::text || op == opcode::binary) && opts_.idle_timeout.count() > 0)
         last_message_ = core::clock::now();
@@ -154,7 +160,8 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
         payload.size() >= opts_.deflate.min_size && !close_sent_) {
         zout_.clear();
         deflater_->compress(payload, zout_);
-        if (deflater_->keeps_context() || !opts_.deflate.skip_incompressible || zout_.size() < payload.size()) {
+        if (deflater_->keeps_context() || !opts_.deflate.skip_incompressible ||
+            zout_.size() < payload.size()) {
             payload = zout_;
             rsv1 = true;
         }
@@ -171,12 +178,14 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
         const std::uint32_t key = next_mask_key();
         tx_.resize(14 + payload.size());
         std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key, rsv1);
-        if (!payload.empty()) std::memcpy(tx_.data() + n, payload.data(), payload.size());
+        if (!payload.empty())
+            std::memcpy(tx_.data() + n, payload.data(), payload.size());
         apply_mask({tx_.data() + n, payload.size()}, key, 0);
         core::const_buffer whole{tx_.data(), n + payload.size()};
         r = co_await write_bounded({&whole, 1});
     }
-    if (zout_.capacity() > 64 * 1024) std::vector<std::byte>().swap(zout_);  // idle sessions stay small
+    if (zout_.capacity() > 64 * 1024)
+        std::vector<std::byte>().swap(zout_); // idle sessions stay small
     if (!r && r.error() == core::errc::timed_out)
         abandon(r.error());
     if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
@@ -190,23 +199,27 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     if (op == opcode::close && r) {
         close_sent_ = true;
         close_deadline_ = core::clock::now() + opts_.close_timeout;
-        if (fill_stop_ != nullptr) fill_stop_->request_stop();  // re-wait with the deadline
+        if (fill_stop_ != nullptr)
+            fill_stop_->request_stop(); // re-wait with the deadline
     }
     co_return r;
 }
 
 core::task<core::result<void>> session::send_prepared(std::span<const core::const_buffer> frames) {
-    if (role_ != role::server) co_return make_error_code(errc::protocol_error);
+    if (role_ != role::server)
+        co_return make_error_code(errc::protocol_error);
     ++queued_sends_;
     auto locked = co_await send_lock_.lock();
     --queued_sends_;
-    if (!locked) co_return locked.error();
+    if (!locked)
+        co_return locked.error();
     unlock_guard unlock{send_lock_};
     core::result<void> r;
     if (close_sent_) {
         r = make_error_code(errc::closed);
     } else {
-        if (opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
+        if (opts_.idle_timeout.count() > 0)
+            last_message_ = core::clock::now();
         r = co_await write_bounded(frames);
         if (!r && r.error() == core::errc::timed_out)
             abandon(r.error());
@@ -302,7 +315,8 @@ core::task<core::result<void>> session::send_binary(std::span<const std::byte> d
 }
 
 core::task<core::result<void>> session::ping(std::string_view payload) {
-    if (payload.size() > 125) co_return make_error_code(errc::protocol_error);
+    if (payload.size() > 125)
+        co_return make_error_code(errc::protocol_error);
     co_return co_await send_frame(opcode::ping, core::as_bytes(payload));
 }
 
@@ -313,7 +327,8 @@ core::task<core::result<void>> session::send_close(std::uint16_t code, std::stri
         payload[0] = static_cast<std::byte>(code >> 8);
         payload[1] = static_cast<std::byte>(code & 0xFF);
         std::size_t r = reason.size() > 123 ? 123 : reason.size();
-        if (r > 0) std::memcpy(payload + 2, reason.data(), r);
+        if (r > 0)
+            std::memcpy(payload + 2, reason.data(), r);
         n = 2 + r;
     }
     co_return co_await send_frame(opcode::close, {payload, n});
@@ -325,10 +340,12 @@ core::task<void> session::fail(std::error_code ec) {
     // cut that wait's stop source, which the shutdown below runs under.
     fill_stop_ = nullptr;
     if (!close_sent_) {
-        auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(close_code_of(ec), {}));
+        auto sent =
+            co_await core::with_timeout(opts_.close_timeout, send_close(close_code_of(ec), {}));
         (void)sent;
     }
-    if (close_code_ == 0) close_code_ = 1006;
+    if (close_code_ == 0)
+        close_code_ = 1006;
     auto sd = co_await stream_->shutdown();
     (void)sd;
 }
@@ -342,7 +359,8 @@ core::task<std::error_code> session::fail_over_budget() {
 }
 
 core::task<core::result<message>> session::receive() {
-    if (close_received_) co_return make_error_code(errc::closed);
+    if (close_received_)
+        co_return make_error_code(errc::closed);
     receiving_ = true;
     message msg;
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
@@ -362,7 +380,7 @@ core::task<core::result<message>> session::receive() {
         if (chunk->first) {
             msg.type = chunk->type;
             if (chunk->last) {
-                msg.data.assign(chunk->data);  // the common case: one frame, one copy
+                msg.data.assign(chunk->data); // the common case: one frame, one copy
                 receiving_ = false;
                 co_return msg;
             }
@@ -378,7 +396,8 @@ core::task<core::result<message>> session::receive() {
 }
 
 core::task<core::result<message_chunk>> session::receive_some() {
-    if (close_received_) co_return make_error_code(errc::closed);
+    if (close_received_)
+        co_return make_error_code(errc::closed);
     receiving_ = true;
     auto r = co_await next_data();
     receiving_ = false;
@@ -390,19 +409,25 @@ core::task<core::result<message_chunk>> session::receive_some() {
 core::task<core::result<std::size_t>> session::fill_with_timers() {
     const auto& o = opts_;
     const std::size_t expected = read_hint(decoder_);
-    if (o.ping_interval.count() <= 0 && o.idle_timeout.count() <= 0) co_return co_await reader_.fill(expected);
+    if (o.ping_interval.count() <= 0 && o.idle_timeout.count() <= 0)
+        co_return co_await reader_.fill(expected);
     for (;;) {
         const auto now = core::clock::now();
         core::clock::time_point deadline = core::clock::time_point::max();
         if (o.ping_interval.count() > 0) {
-            if (ping_outstanding_) deadline = std::min(deadline, ping_sent_ + o.pong_timeout);
-            else deadline = std::min(deadline, last_heard_ + o.ping_interval);
+            if (ping_outstanding_)
+                deadline = std::min(deadline, ping_sent_ + o.pong_timeout);
+            else
+                deadline = std::min(deadline, last_heard_ + o.ping_interval);
         }
-        if (o.idle_timeout.count() > 0) deadline = std::min(deadline, last_message_ + o.idle_timeout);
-        if (deadline == core::clock::time_point::max()) co_return co_await reader_.fill(expected);
+        if (o.idle_timeout.count() > 0)
+            deadline = std::min(deadline, last_message_ + o.idle_timeout);
+        if (deadline == core::clock::time_point::max())
+            co_return co_await reader_.fill(expected);
         if (deadline > now) {
             auto got = co_await core::with_timeout(deadline - now, reader_.fill(expected));
-            if (got || got.error() != core::errc::timed_out) co_return got;
+            if (got || got.error() != core::errc::timed_out)
+                co_return got;
         }
         const auto at = core::clock::now();
         if (o.idle_timeout.count() > 0 && at >= last_message_ + o.idle_timeout) {
@@ -418,7 +443,8 @@ core::task<core::result<std::size_t>> session::fill_with_timers() {
                 ping_outstanding_ = true;
                 ping_sent_ = at;
                 auto p = co_await send_frame(opcode::ping, {});
-                if (!p) co_return p.error();
+                if (!p)
+                    co_return p.error();
             }
         }
     }
@@ -430,9 +456,11 @@ core::task<core::result<std::size_t>> session::fill_until_close_deadline() {
     core::result<std::size_t> got = make_error_code(core::errc::timed_out);
     if (now < close_deadline_)
         got = co_await core::with_timeout(close_deadline_ - now, reader_.fill(read_hint(decoder_)));
-    if (got || got.error() != core::errc::timed_out) co_return got;
-    if (close_code_ == 0) close_code_ = 1006;
-    close_received_ = true;  // give up on the peer's close: the session is over
+    if (got || got.error() != core::errc::timed_out)
+        co_return got;
+    if (close_code_ == 0)
+        close_code_ = 1006;
+    close_received_ = true; // give up on the peer's close: the session is over
     auto sd = co_await stream_->shutdown();
     (void)sd;
     co_return make_error_code(errc::closed);
@@ -442,7 +470,8 @@ core::task<core::result<message_chunk>> session::next_data() {
     if (release_zin_) {
         // The last inflated message was handed over: an idle session keeps no big buffer.
         release_zin_ = false;
-        if (zin_.capacity() > 4096) std::string().swap(zin_);
+        if (zin_.capacity() > 4096)
+            std::string().swap(zin_);
         zin_charge_.reset();
     }
     for (;;) {
@@ -480,25 +509,28 @@ core::task<core::result<message_chunk>> session::next_data() {
                 }
                 co_await swap_stop_token{outer};
                 fill_stop_ = nullptr;
-                if (!got && got.error() == core::errc::operation_canceled && local.stop_requested() &&
-                    !outer.stop_requested()) {
+                if (!got && got.error() == core::errc::operation_canceled &&
+                    local.stop_requested() && !outer.stop_requested()) {
                     if (!close_sent_ && going_away_.stop_requested()) {
                         going_away_ = core::stop_token();
                         auto sent = co_await core::with_timeout(opts_.close_timeout,
                                                                 send_close(1001, "going away"));
-                        if (!sent && sent.error() != errc::closed) co_return sent.error();
+                        if (!sent && sent.error() != errc::closed)
+                            co_return sent.error();
                     }
-                    continue;  // decode again; the next wait is bounded by close_deadline_
+                    continue; // decode again; the next wait is bounded by close_deadline_
                 }
             }
             if (!got) {
-                if (got.error() == core::errc::over_budget) co_return co_await fail_over_budget();
-                if (got.error() == core::errc::end_of_stream && close_code_ == 0) close_code_ = 1006;
+                if (got.error() == core::errc::over_budget)
+                    co_return co_await fail_over_budget();
+                if (got.error() == core::errc::end_of_stream && close_code_ == 0)
+                    close_code_ = 1006;
                 co_return got.error();
             }
             if (*got > 0) {
                 last_heard_ = core::clock::now();
-                ping_outstanding_ = false;  // any traffic from the peer proves it alive
+                ping_outstanding_ = false; // any traffic from the peer proves it alive
             }
             continue;
         }
@@ -506,8 +538,10 @@ core::task<core::result<message_chunk>> session::next_data() {
             co_await fail(step.ec);
             co_return step.ec;
         case frame_decoder::kind::data: {
-            if (step.message_end && opts_.idle_timeout.count() > 0) last_message_ = core::clock::now();
-            std::string_view data(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+            if (step.message_end && opts_.idle_timeout.count() > 0)
+                last_message_ = core::clock::now();
+            std::string_view data(reinterpret_cast<const char*>(step.payload.data()),
+                                  step.payload.size());
             if (step.compressed) {
                 // Inflated piece by piece; the cap on the inflated size is max_message_size, so
                 // a decompression bomb ends with 1009 holding at most that much.
@@ -516,8 +550,8 @@ core::task<core::result<message_chunk>> session::next_data() {
                     zutf8_.reset();
                 }
                 zin_.clear();
-                const auto left = static_cast<std::size_t>(
-                    std::min<std::uint64_t>(opts_.limits.max_message_size - inflated_size_, SIZE_MAX - 1));
+                const auto left = static_cast<std::size_t>(std::min<std::uint64_t>(
+                    opts_.limits.max_message_size - inflated_size_, SIZE_MAX - 1));
                 auto in = inflater_->inflate(step.payload, step.message_end, zin_, left);
                 if (!in) {
                     co_await fail(in.error());
@@ -530,15 +564,16 @@ core::task<core::result<message_chunk>> session::next_data() {
                     co_return co_await fail_over_budget();
                 }
                 inflated_size_ += zin_.size();
-                if (step.op == opcode::text && (!zutf8_.feed(zin_) || (step.message_end && !zutf8_.complete()))) {
+                if (step.op == opcode::text &&
+                    (!zutf8_.feed(zin_) || (step.message_end && !zutf8_.complete()))) {
                     co_await fail(make_error_code(errc::invalid_payload));
                     co_return make_error_code(errc::invalid_payload);
                 }
                 data = zin_;
                 release_zin_ = step.message_end;
             }
-            if (auto_respond_ && step.message_start && step.message_end && step.op == opcode::text &&
-                data == auto_request_) {
+            if (auto_respond_ && step.message_start && step.message_end &&
+                step.op == opcode::text && data == auto_request_) {
                 // Answered here; the application never sees it. A copy: the pair may change
                 // while the send waits.
                 std::string reply = auto_response_;
@@ -558,17 +593,21 @@ core::task<core::result<message_chunk>> session::next_data() {
         case frame_decoder::kind::control:
             break;
         }
-        std::string_view payload(reinterpret_cast<const char*>(step.payload.data()), step.payload.size());
+        std::string_view payload(reinterpret_cast<const char*>(step.payload.data()),
+                                 step.payload.size());
         if (step.op == opcode::ping) {
-            if (observer_ != nullptr) observer_->on_ping(*this, payload);
+            if (observer_ != nullptr)
+                observer_->on_ping(*this, payload);
             // Copy out: the pong's send may wait, and the payload lives in the read buffer.
             std::string copy(payload);
             auto pong = co_await send_frame(opcode::pong, core::as_bytes(copy));
-            if (!pong && pong.error() != errc::closed && pong.error() != errc::queue_full) co_return pong.error();
+            if (!pong && pong.error() != errc::closed && pong.error() != errc::queue_full)
+                co_return pong.error();
             continue;
         }
         if (step.op == opcode::pong) {
-            if (observer_ != nullptr) observer_->on_pong(*this, payload);
+            if (observer_ != nullptr)
+                observer_->on_pong(*this, payload);
             continue;
         }
         // Close: record the peer's code and reason, answer (echoing the code) unless we started
@@ -595,19 +634,25 @@ core::task<core::result<message_chunk>> session::next_data() {
 }
 
 core::task<core::result<void>> session::close(std::uint16_t code, std::string reason) {
-    if (code != 0 && !valid_close_code(code)) co_return make_error_code(errc::invalid_close_code);
-    if (reason.size() > 123 || !is_valid_utf8(reason)) co_return make_error_code(errc::invalid_payload);
+    if (code != 0 && !valid_close_code(code))
+        co_return make_error_code(errc::invalid_close_code);
+    if (reason.size() > 123 || !is_valid_utf8(reason))
+        co_return make_error_code(errc::invalid_payload);
     if (!close_sent_) {
         auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(code, reason));
-        if (!sent) co_return sent.error();
+        if (!sent)
+            co_return sent.error();
     }
-    if (receiving_ || close_received_) co_return core::result<void>{};
+    if (receiving_ || close_received_)
+        co_return core::result<void>{};
     // Nobody is reading: wait here for the peer's close, bounded. Late messages are dropped
     // piece by piece (next_data), never assembled.
     auto drain = [this]() -> core::task<core::result<void>> {
         for (;;) {
             auto c = co_await next_data();
-            if (!c) co_return c.error() == errc::closed ? core::result<void>{} : core::result<void>(c.error());
+            if (!c)
+                co_return c.error() == errc::closed ? core::result<void>{}
+                                                    : core::result<void>(c.error());
         }
     };
     receiving_ = true; // a send timing out meanwhile leaves the stream to this reader
@@ -618,4 +663,4 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
     co_return r;
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

@@ -10,8 +10,9 @@ namespace coronet::ws::detail {
 /// ASCII case-insensitive equality (header names, tokens).
 inline bool iequal(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
            });
 }
 
-}  // namespace coronet::ws::detail
+} // namespace coronet::ws::detail

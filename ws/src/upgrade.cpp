@@ -15,8 +15,10 @@ namespace {
 using detail::iequal;
 
 std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -26,22 +28,28 @@ bool has_token(std::string_view list, std::string_view token, bool exact = false
     while (!list.empty()) {
         auto comma = list.find(',');
         std::string_view item = trim(list.substr(0, comma));
-        if (exact ? item == token : iequal(item, token)) return true;
-        if (comma == std::string_view::npos) break;
+        if (exact ? item == token : iequal(item, token))
+            return true;
+        if (comma == std::string_view::npos)
+            break;
         list.remove_prefix(comma + 1);
     }
     return false;
 }
 
-std::string_view get(std::span<const field> headers, std::string_view name, std::size_t* count = nullptr) {
+std::string_view get(std::span<const field> headers, std::string_view name,
+                     std::size_t* count = nullptr) {
     std::string_view v;
     std::size_t n = 0;
     for (const auto& [k, val] : headers) {
-        if (!iequal(k, name)) continue;
-        if (n == 0) v = val;
+        if (!iequal(k, name))
+            continue;
+        if (n == 0)
+            v = val;
         ++n;
     }
-    if (count != nullptr) *count = n;
+    if (count != nullptr)
+        *count = n;
     return v;
 }
 
@@ -81,7 +89,8 @@ std::string status_response(int status, std::string_view reason, bool version_hi
                                          : "Bad Request";
     std::string body = std::string(reason) + "\n";
     std::string r = "HTTP/1.1 " + std::to_string(status) + " " + phrase + "\r\n";
-    if (version_hint) r += "Sec-WebSocket-Version: 13\r\n";
+    if (version_hint)
+        r += "Sec-WebSocket-Version: 13\r\n";
     r += "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
     return r;
@@ -91,29 +100,37 @@ std::string status_response(int status, std::string_view reason, bool version_hi
 // a line is malformed (bare LF, obs-fold, no colon, whitespace before the colon).
 bool split_head(std::string_view head, std::string_view& start, std::vector<field>& fields) {
     auto eol = head.find("\r\n");
-    if (eol == std::string_view::npos) return false;
+    if (eol == std::string_view::npos)
+        return false;
     start = head.substr(0, eol);
     std::string_view rest = head.substr(eol + 2);
     while (!rest.empty()) {
         eol = rest.find("\r\n");
-        if (eol == std::string_view::npos) return false;
+        if (eol == std::string_view::npos)
+            return false;
         std::string_view line = rest.substr(0, eol);
         rest.remove_prefix(eol + 2);
-        if (line.empty()) break;
-        if (line.find('\n') != std::string_view::npos || line.find('\r') != std::string_view::npos) return false;
-        if (line.front() == ' ' || line.front() == '\t') return false;
+        if (line.empty())
+            break;
+        if (line.find('\n') != std::string_view::npos || line.find('\r') != std::string_view::npos)
+            return false;
+        if (line.front() == ' ' || line.front() == '\t')
+            return false;
         auto colon = line.find(':');
-        if (colon == std::string_view::npos || colon == 0) return false;
+        if (colon == std::string_view::npos || colon == 0)
+            return false;
         std::string_view name = line.substr(0, colon);
-        if (name.back() == ' ' || name.back() == '\t') return false;
+        if (name.back() == ' ' || name.back() == '\t')
+            return false;
         fields.emplace_back(name, trim(line.substr(colon + 1)));
     }
     return true;
 }
 
-}  // namespace
+} // namespace
 
-upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::span<const field> headers,
+upgrade_verdict check_upgrade(std::string_view method, int version_minor,
+                              std::span<const field> headers,
                               const server_handshake_options& opts) {
     upgrade_verdict v;
     auto refuse = [&](int status, std::string why) {
@@ -122,38 +139,49 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
         v.response = status_response(status, v.reason, status == 426);
         return v;
     };
-    if (method != "GET") return refuse(400, "a WebSocket handshake must be a GET");
-    if (version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
+    if (method != "GET")
+        return refuse(400, "a WebSocket handshake must be a GET");
+    if (version_minor < 1)
+        return refuse(400, "a WebSocket handshake needs HTTP/1.1");
     // RFC 9110 §9.3.1: a GET's content has no defined meaning; here it would be read as frames.
     if (has_body(headers))
         return refuse(400, "a WebSocket handshake must not carry a body");
     std::size_t hosts = 0;
     (void)get(headers, "host", &hosts);
-    if (hosts != 1) return refuse(400, "a WebSocket handshake needs one Host");  // RFC 6455 §4.2.1
-    if (!any_has_token(headers, "upgrade", "websocket")) return refuse(400, "missing Upgrade: websocket");
-    if (!any_has_token(headers, "connection", "upgrade")) return refuse(400, "missing Connection: upgrade");
+    if (hosts != 1)
+        return refuse(400, "a WebSocket handshake needs one Host"); // RFC 6455 §4.2.1
+    if (!any_has_token(headers, "upgrade", "websocket"))
+        return refuse(400, "missing Upgrade: websocket");
+    if (!any_has_token(headers, "connection", "upgrade"))
+        return refuse(400, "missing Connection: upgrade");
     std::size_t versions = 0;
     std::string_view version = get(headers, "sec-websocket-version", &versions);
-    if (versions != 1 || version != "13") return refuse(426, "only Sec-WebSocket-Version 13 is supported");
+    if (versions != 1 || version != "13")
+        return refuse(426, "only Sec-WebSocket-Version 13 is supported");
     std::size_t keys = 0;
     std::string_view key = get(headers, "sec-websocket-key", &keys);
-    if (keys != 1 || !valid_client_key(key)) return refuse(400, "invalid Sec-WebSocket-Key");
+    if (keys != 1 || !valid_client_key(key))
+        return refuse(400, "invalid Sec-WebSocket-Key");
     if (!opts.allowed_origins.empty()) {
         std::size_t origins = 0;
         std::string_view origin = get(headers, "origin", &origins);
         // A second Origin could be the one another hop acts on: refuse rather than pick one.
-        bool ok = origins <= 1 && std::any_of(opts.allowed_origins.begin(), opts.allowed_origins.end(),
-                                              [&](const std::string& o) { return iequal(o, origin); });
-        if (!ok) return refuse(403, "origin not allowed");
+        bool ok =
+            origins <= 1 && std::any_of(opts.allowed_origins.begin(), opts.allowed_origins.end(),
+                                        [&](const std::string& o) { return iequal(o, origin); });
+        if (!ok)
+            return refuse(403, "origin not allowed");
     }
     // Extensions: the list must parse (RFC 6455 §9.1) even when we support none of them.
     std::vector<std::string_view> ext_values;
     for (const auto& [k, val] : headers)
-        if (iequal(k, "sec-websocket-extensions")) ext_values.push_back(val);
+        if (iequal(k, "sec-websocket-extensions"))
+            ext_values.push_back(val);
     std::optional<deflate_agreement> agreed;
     if (!ext_values.empty()) {
         auto offers = parse_extensions(ext_values);
-        if (!offers) return refuse(400, "malformed Sec-WebSocket-Extensions");
+        if (!offers)
+            return refuse(400, "malformed Sec-WebSocket-Extensions");
         agreed = negotiate_deflate(*offers, opts.deflate);
     }
     // Subprotocol: the server's first preference that the client offered (RFC 6455 §4.2.2).
@@ -166,8 +194,10 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
     v.status = 101;
     v.accept = accept_key(key);
     v.response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: " + v.accept + "\r\n";
-    if (!v.subprotocol.empty()) v.response += "Sec-WebSocket-Protocol: " + v.subprotocol + "\r\n";
+                 "Sec-WebSocket-Accept: " +
+                 v.accept + "\r\n";
+    if (!v.subprotocol.empty())
+        v.response += "Sec-WebSocket-Protocol: " + v.subprotocol + "\r\n";
     if (agreed) {
         v.response += "Sec-WebSocket-Extensions: " + agreed->response + "\r\n";
         v.deflate = agreed->params;
@@ -176,7 +206,8 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor, std::s
     return v;
 }
 
-core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s, server_handshake_options opts) {
+core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s,
+                                                          server_handshake_options opts) {
     core::buffered_reader rd(s, opts.max_request_bytes + 1);
     auto head = co_await rd.read_until("\r\n\r\n", opts.max_request_bytes);
     if (!head) {
@@ -216,54 +247,70 @@ core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s, serve
         }
     }
     auto w = co_await s.write_all(core::as_bytes(v.response));
-    if (!w) co_return w.error();
-    if (v.status != 101) co_return make_error_code(errc::bad_handshake);
+    if (!w)
+        co_return w.error();
+    if (v.status != 101)
+        co_return make_error_code(errc::bad_handshake);
     accepted_upgrade a;
     a.target = std::move(target);
     a.subprotocol = std::move(v.subprotocol);
     a.deflate = v.deflate;
-    for (const auto& [k, val] : fields) a.headers.emplace_back(k, val);
+    for (const auto& [k, val] : fields)
+        a.headers.emplace_back(k, val);
     rd.consume(head->size());
     a.prefetched = rd.release_prefetched();
     co_return a;
 }
 
-core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::string host, std::string target,
+core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::string host,
+                                                         std::string target,
                                                          client_handshake_options opts) {
     bool bad_field = breaks_line(host) || breaks_line(target) || breaks_line(opts.origin);
-    for (const auto& p : opts.subprotocols) bad_field = bad_field || breaks_line(p);
-    for (const auto& [k, v] : opts.headers) bad_field = bad_field || breaks_line(k) || breaks_line(v);
-    if (bad_field) co_return make_error_code(errc::bad_handshake);
+    for (const auto& p : opts.subprotocols)
+        bad_field = bad_field || breaks_line(p);
+    for (const auto& [k, v] : opts.headers)
+        bad_field = bad_field || breaks_line(k) || breaks_line(v);
+    if (bad_field)
+        co_return make_error_code(errc::bad_handshake);
     const std::string key = make_client_key();
     std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + host +
                       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
                       "\r\nSec-WebSocket-Version: 13\r\n";
-    if (!opts.origin.empty()) req += "Origin: " + opts.origin + "\r\n";
+    if (!opts.origin.empty())
+        req += "Origin: " + opts.origin + "\r\n";
     if (!opts.subprotocols.empty()) {
         req += "Sec-WebSocket-Protocol: ";
         for (std::size_t i = 0; i < opts.subprotocols.size(); ++i) {
-            if (i > 0) req += ", ";
+            if (i > 0)
+                req += ", ";
             req += opts.subprotocols[i];
         }
         req += "\r\n";
     }
-    if (opts.deflate.enabled) req += "Sec-WebSocket-Extensions: " + deflate_offer(opts.deflate) + "\r\n";
-    for (const auto& [k, v] : opts.headers) req += k + ": " + v + "\r\n";
+    if (opts.deflate.enabled)
+        req += "Sec-WebSocket-Extensions: " + deflate_offer(opts.deflate) + "\r\n";
+    for (const auto& [k, v] : opts.headers)
+        req += k + ": " + v + "\r\n";
     req += "\r\n";
     auto w = co_await s.write_all(core::as_bytes(req));
-    if (!w) co_return w.error();
+    if (!w)
+        co_return w.error();
 
     core::buffered_reader rd(s, opts.max_response_bytes + 1);
     auto head = co_await rd.read_until("\r\n\r\n", opts.max_response_bytes);
     if (!head) {
-        if (head.error() == core::errc::limit_exceeded) co_return make_error_code(errc::bad_handshake);
+        if (head.error() == core::errc::limit_exceeded)
+            co_return make_error_code(errc::bad_handshake);
         co_return head.error();
     }
     std::string_view start;
     std::vector<field> fields;
-    if (!split_head(core::as_string(*head), start, fields)) co_return make_error_code(errc::bad_handshake);
-    if (start.substr(0, 13) != "HTTP/1.1 101 " && start != "HTTP/1.1 101") co_return make_error_code(errc::bad_handshake);
-    if (!any_has_token(fields, "upgrade", "websocket") || !any_has_token(fields, "connection", "upgrade"))
+    if (!split_head(core::as_string(*head), start, fields))
+        co_return make_error_code(errc::bad_handshake);
+    if (start.substr(0, 13) != "HTTP/1.1 101 " && start != "HTTP/1.1 101")
+        co_return make_error_code(errc::bad_handshake);
+    if (!any_has_token(fields, "upgrade", "websocket") ||
+        !any_has_token(fields, "connection", "upgrade"))
         co_return make_error_code(errc::bad_handshake);
     std::size_t accepts = 0;
     if (get(fields, "sec-websocket-accept", &accepts) != accept_key(key) || accepts != 1)
@@ -272,15 +319,18 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
     client_upgrade out;
     std::vector<std::string_view> ext_values;
     for (const auto& [k, val] : fields)
-        if (iequal(k, "sec-websocket-extensions")) ext_values.push_back(val);
+        if (iequal(k, "sec-websocket-extensions"))
+            ext_values.push_back(val);
     if (!ext_values.empty()) {
         auto answer = accept_deflate_answer(ext_values, opts.deflate);
-        if (!answer) co_return answer.error();
+        if (!answer)
+            co_return answer.error();
         out.deflate = *answer;
     }
     std::string_view proto = get(fields, "sec-websocket-protocol");
     if (!proto.empty()) {
-        if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), proto) == opts.subprotocols.end())
+        if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), proto) ==
+            opts.subprotocols.end())
             co_return make_error_code(errc::bad_handshake);
         out.subprotocol = std::string(proto);
     }
@@ -289,4 +339,4 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
     co_return out;
 }
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

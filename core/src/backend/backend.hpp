@@ -26,7 +26,9 @@ public:
     virtual bool has_deferred() const noexcept { return false; }
     /// Provided buffers (io_uring): see loop::provided_buffer.
     virtual bool has_provided_buffers() const noexcept { return false; }
-    virtual std::span<std::byte> provided_buffer(std::uint32_t, unsigned&) const noexcept { return {}; }
+    virtual std::span<std::byte> provided_buffer(std::uint32_t, unsigned&) const noexcept {
+        return {};
+    }
     virtual void recycle_provided_buffer(unsigned) noexcept {}
 };
 
@@ -37,4 +39,4 @@ std::unique_ptr<backend> make_uring_backend(loop& lp, const loop_options& opts);
 /// Performs op's syscall once, non-blocking. Returns the result (>= 0 or -errno).
 int perform_now(io_op& op) noexcept;
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

@@ -23,13 +23,16 @@ class epoll_backend final : public backend {
 public:
     explicit epoll_backend(loop& lp) : loop_(lp) {
         epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-        if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
+        if (epfd_ < 0)
+            throw std::system_error(errno, std::system_category(), "epoll_create1");
     }
     ~epoll_backend() override { ::close(epfd_); }
 
     bool start(io_op& op) override {
-        if (op.code == op_code::connect) op.res = 0;
-        if (op.code == op_code::recv_provided) op.code = op_code::recv;  // io_uring only
+        if (op.code == op_code::connect)
+            op.res = 0;
+        if (op.code == op_code::recv_provided)
+            op.code = op_code::recv; // io_uring only
         if (op.code == op_code::recv && !op.fds->readable && op.fds->registered) {
             // The last read drained the socket and no input was reported since: waiting for
             // the edge saves the recv that would only say EAGAIN.
@@ -53,18 +56,23 @@ public:
     }
 
     void cancel(io_op& op) noexcept override {
-        if (!op.in_flight) return;
+        if (!op.in_flight)
+            return;
         fd_state* f = op.fds;
-        if (f->reader == &op) f->reader = nullptr;
-        else if (f->writer == &op) f->writer = nullptr;
-        else if (!unlink_deferred(op)) return;
+        if (f->reader == &op)
+            f->reader = nullptr;
+        else if (f->writer == &op)
+            f->writer = nullptr;
+        else if (!unlink_deferred(op))
+            return;
         op.in_flight = false;
         op.res = -ECANCELED;
         loop_.complete_later(op);
     }
 
     void add_fd(fd_state& f) override {
-        if (f.registered) return;
+        if (f.registered)
+            return;
         ::epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.ptr = &f;
@@ -74,29 +82,34 @@ public:
     }
 
     void remove_fd(fd_state& f) noexcept override {
-        if (!f.registered) return;
+        if (!f.registered)
+            return;
         ::epoll_ctl(epfd_, EPOLL_CTL_DEL, f.fd, nullptr);
         f.registered = false;
         // Any event already harvested in this iteration for this descriptor must be ignored.
         for (int i = next_event_; i < nevents_; ++i)
-            if (events_[i].data.ptr == &f) events_[i].data.ptr = nullptr;
+            if (events_[i].data.ptr == &f)
+                events_[i].data.ptr = nullptr;
     }
 
     bool has_deferred() const noexcept override { return deferred_head_ != nullptr; }
 
     void wait(std::optional<clock::duration> timeout) override {
         int ms = -1;
-        if (deferred_head_ != nullptr) ms = 0;
+        if (deferred_head_ != nullptr)
+            ms = 0;
         else if (timeout) {
             auto us = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
             ms = us < 0 ? 0 : (us > 1'000'000 ? 1'000'000 : static_cast<int>(us));
         }
         budget_ = sync_budget;
         nevents_ = ::epoll_wait(epfd_, events_, max_events, ms);
-        if (nevents_ < 0) nevents_ = 0;
+        if (nevents_ < 0)
+            nevents_ = 0;
         for (next_event_ = 0; next_event_ < nevents_;) {
             ::epoll_event ev = events_[next_event_++];
-            if (ev.data.ptr == nullptr) continue;
+            if (ev.data.ptr == nullptr)
+                continue;
             on_event(*static_cast<fd_state*>(ev.data.ptr), ev.events);
         }
         nevents_ = next_event_ = 0;
@@ -107,16 +120,20 @@ private:
     void park(io_op& op) {
         op.in_flight = true;
         add_fd(*op.fds);
-        if (is_reader(op.code)) op.fds->reader = &op;
-        else op.fds->writer = &op;
+        if (is_reader(op.code))
+            op.fds->reader = &op;
+        else
+            op.fds->writer = &op;
     }
 
     void on_event(fd_state& f, std::uint32_t events) {
         // Try both syscalls before completing either: a completion may close the descriptor.
         io_op* done_r = nullptr;
         io_op* done_w = nullptr;
-        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f.readable = true;
-        if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f.read_closed = true;
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+            f.readable = true;
+        if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+            f.read_closed = true;
         if (f.reader != nullptr && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
             int r = perform_now(*f.reader);
             note_read(*f.reader, r);
@@ -146,24 +163,32 @@ private:
 
     // A stream read that returned fewer bytes than asked for (or EAGAIN) drained the socket.
     static void note_read(io_op& op, int r) noexcept {
-        if (op.code != op_code::recv || op.fds->read_closed) return;
-        if (r == -EAGAIN || (r > 0 && static_cast<std::size_t>(r) < op.len)) op.fds->readable = false;
+        if (op.code != op_code::recv || op.fds->read_closed)
+            return;
+        if (r == -EAGAIN || (r > 0 && static_cast<std::size_t>(r) < op.len))
+            op.fds->readable = false;
     }
 
     void push_deferred(io_op& op) noexcept {
         op.next = nullptr;
-        if (deferred_tail_ != nullptr) deferred_tail_->next = &op;
-        else deferred_head_ = &op;
+        if (deferred_tail_ != nullptr)
+            deferred_tail_->next = &op;
+        else
+            deferred_head_ = &op;
         deferred_tail_ = &op;
     }
 
     bool unlink_deferred(io_op& op) noexcept {
         io_op* prev = nullptr;
         for (io_op* o = deferred_head_; o != nullptr; prev = o, o = o->next) {
-            if (o != &op) continue;
-            if (prev != nullptr) prev->next = o->next;
-            else deferred_head_ = o->next;
-            if (deferred_tail_ == o) deferred_tail_ = prev;
+            if (o != &op)
+                continue;
+            if (prev != nullptr)
+                prev->next = o->next;
+            else
+                deferred_head_ = o->next;
+            if (deferred_tail_ == o)
+                deferred_tail_ = prev;
             o->next = nullptr;
             return true;
         }
@@ -200,10 +225,10 @@ private:
     io_op* deferred_tail_ = nullptr;
 };
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<backend> make_epoll_backend(loop& lp) {
     return std::make_unique<epoll_backend>(lp);
 }
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

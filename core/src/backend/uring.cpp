@@ -14,8 +14,8 @@ namespace coronet::core::detail {
 namespace {
 
 constexpr std::uint8_t needed_ops[] = {
-    IORING_OP_RECV,    IORING_OP_SEND,    IORING_OP_SENDMSG,     IORING_OP_READ,
-    IORING_OP_ACCEPT,  IORING_OP_CONNECT, IORING_OP_ASYNC_CANCEL,
+    IORING_OP_RECV,   IORING_OP_SEND,    IORING_OP_SENDMSG,      IORING_OP_READ,
+    IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_ASYNC_CANCEL,
 };
 
 int setup_ring(io_uring& ring, unsigned entries, unsigned cq_entries) {
@@ -43,12 +43,15 @@ int setup_ring(io_uring& ring, unsigned entries, unsigned cq_entries) {
             r = io_uring_queue_init_params(entries, &ring, &p);
         }
     }
-    if (r != 0) return r;
+    if (r != 0)
+        return r;
     io_uring_probe* probe = io_uring_get_probe_ring(&ring);
     bool ok = probe != nullptr;
     for (std::uint8_t op : needed_ops)
-        if (ok && !io_uring_opcode_supported(probe, op)) ok = false;
-    if (probe != nullptr) io_uring_free_probe(probe);
+        if (ok && !io_uring_opcode_supported(probe, op))
+            ok = false;
+    if (probe != nullptr)
+        io_uring_free_probe(probe);
     if (!ok || !(p.features & IORING_FEAT_NODROP)) {
         io_uring_queue_exit(&ring);
         return -ENOSYS;
@@ -60,7 +63,8 @@ class uring_backend final : public backend {
 public:
     uring_backend(loop& lp, const loop_options& opts) : loop_(lp) {
         int r = setup_ring(ring_, opts.uring_entries, opts.uring_cq_entries);
-        if (r != 0) throw std::system_error(-r, std::system_category(), "io_uring setup");
+        if (r != 0)
+            throw std::system_error(-r, std::system_category(), "io_uring setup");
         // Every pending operation may post one completion, and so may a cancel request; keep a
         // sixteenth of the queue for those so cancellation never waits in the backlog.
         limit_ = ring_.cq.ring_entries - ring_.cq.ring_entries / 16;
@@ -78,16 +82,19 @@ public:
 
     bool has_provided_buffers() const noexcept override { return buf_ring_ != nullptr; }
 
-    std::span<std::byte> provided_buffer(std::uint32_t flags, unsigned& id) const noexcept override {
-        if (!(flags & IORING_CQE_F_BUFFER)) return {};
+    std::span<std::byte> provided_buffer(std::uint32_t flags,
+                                         unsigned& id) const noexcept override {
+        if (!(flags & IORING_CQE_F_BUFFER))
+            return {};
         id = flags >> IORING_CQE_BUFFER_SHIFT;
         return {static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_, size_};
     }
 
     void recycle_provided_buffer(unsigned id) noexcept override {
-        io_uring_buf_ring_add(buf_ring_, static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_,
-                              static_cast<unsigned>(size_), static_cast<unsigned short>(id),
-                              io_uring_buf_ring_mask(count_), 0);
+        io_uring_buf_ring_add(
+            buf_ring_, static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_,
+            static_cast<unsigned>(size_), static_cast<unsigned short>(id),
+            io_uring_buf_ring_mask(count_), 0);
         io_uring_buf_ring_advance(buf_ring_, 1);
     }
 
@@ -102,7 +109,8 @@ public:
     }
 
     void cancel(io_op& op) noexcept override {
-        if (!op.in_flight) return;
+        if (!op.in_flight)
+            return;
         if (unlink_backlog(op)) {
             op.in_flight = false;
             op.res = -ECANCELED;
@@ -149,7 +157,9 @@ private:
         io_uring_sqe* sqe = get_sqe();
         const int fd = op.fds->fd;
         switch (op.code) {
-        case op_code::recv: io_uring_prep_recv(sqe, fd, op.buf, op.len, op.flags); break;
+        case op_code::recv:
+            io_uring_prep_recv(sqe, fd, op.buf, op.len, op.flags);
+            break;
         case op_code::recv_provided:
             io_uring_prep_recv(sqe, fd, nullptr, static_cast<unsigned>(size_), op.flags);
             sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -161,12 +171,16 @@ private:
         case op_code::sendmsg:
             io_uring_prep_sendmsg(sqe, fd, &op.msg, static_cast<unsigned>(op.flags) | MSG_NOSIGNAL);
             break;
-        case op_code::read: io_uring_prep_read(sqe, fd, op.buf, static_cast<unsigned>(op.len), 0); break;
+        case op_code::read:
+            io_uring_prep_read(sqe, fd, op.buf, static_cast<unsigned>(op.len), 0);
+            break;
         case op_code::accept:
             io_uring_prep_accept(sqe, fd, op.addr, op.addr != nullptr ? &op.addrlen : nullptr,
                                  SOCK_CLOEXEC);
             break;
-        case op_code::connect: io_uring_prep_connect(sqe, fd, op.addr, op.addrlen); break;
+        case op_code::connect:
+            io_uring_prep_connect(sqe, fd, op.addr, op.addrlen);
+            break;
         }
         io_uring_sqe_set_data(sqe, &op);
         ++inflight_;
@@ -176,7 +190,8 @@ private:
         io_uring_cqe* cqes[batch];
         for (;;) {
             unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, batch);
-            if (n == 0) break;
+            if (n == 0)
+                break;
             // Copy out and advance before completing anything: completions submit new work.
             io_op* ops[batch];
             int res[batch];
@@ -191,13 +206,15 @@ private:
             refill_from_backlog();
             for (unsigned i = 0; i < n; ++i) {
                 io_op* op = ops[i];
-                if (op == nullptr) continue;  // a cancel request's own completion
+                if (op == nullptr)
+                    continue; // a cancel request's own completion
                 op->res = res[i];
                 op->cqe_flags = flags[i];
                 op->in_flight = false;
                 op->complete();
             }
-            if (n < batch) break;
+            if (n < batch)
+                break;
         }
     }
 
@@ -205,7 +222,8 @@ private:
         while (backlog_head_ != nullptr && inflight_ < limit_) {
             io_op* op = backlog_head_;
             backlog_head_ = op->next;
-            if (backlog_head_ == nullptr) backlog_tail_ = nullptr;
+            if (backlog_head_ == nullptr)
+                backlog_tail_ = nullptr;
             op->next = nullptr;
             prep(*op);
         }
@@ -213,18 +231,24 @@ private:
 
     void push_backlog(io_op& op) noexcept {
         op.next = nullptr;
-        if (backlog_tail_ != nullptr) backlog_tail_->next = &op;
-        else backlog_head_ = &op;
+        if (backlog_tail_ != nullptr)
+            backlog_tail_->next = &op;
+        else
+            backlog_head_ = &op;
         backlog_tail_ = &op;
     }
 
     bool unlink_backlog(io_op& op) noexcept {
         io_op* prev = nullptr;
         for (io_op* o = backlog_head_; o != nullptr; prev = o, o = o->next) {
-            if (o != &op) continue;
-            if (prev != nullptr) prev->next = o->next;
-            else backlog_head_ = o->next;
-            if (backlog_tail_ == o) backlog_tail_ = prev;
+            if (o != &op)
+                continue;
+            if (prev != nullptr)
+                prev->next = o->next;
+            else
+                backlog_head_ = o->next;
+            if (backlog_tail_ == o)
+                backlog_tail_ = prev;
             o->next = nullptr;
             return true;
         }
@@ -234,14 +258,18 @@ private:
     // A ring of `count` buffers of `size` bytes that the kernel picks from on recv_provided.
     // Needs kernel 5.19 (IORING_REGISTER_PBUF_RING); without it receives use stream buffers.
     void setup_provided_buffers(unsigned count, std::size_t size) noexcept {
-        if (count == 0 || size == 0 || size > (1u << 30)) return;
+        if (count == 0 || size == 0 || size > (1u << 30))
+            return;
         unsigned n = 1;
-        while (n < count && n < 32768) n <<= 1;  // the ring size must be a power of two
+        while (n < count && n < 32768)
+            n <<= 1; // the ring size must be a power of two
         ring_bytes_ = n * sizeof(io_uring_buf);
         void* ring_mem = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
                                 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        if (ring_mem == MAP_FAILED) return;
-        void* bufs = ::mmap(nullptr, n * size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (ring_mem == MAP_FAILED)
+            return;
+        void* bufs =
+            ::mmap(nullptr, n * size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
         if (bufs == MAP_FAILED) {
             ::munmap(ring_mem, ring_bytes_);
             return;
@@ -262,9 +290,10 @@ private:
         count_ = n;
         size_ = size;
         for (unsigned i = 0; i < n; ++i)
-            io_uring_buf_ring_add(br, static_cast<std::byte*>(bufs) + static_cast<std::size_t>(i) * size,
-                                  static_cast<unsigned>(size), static_cast<unsigned short>(i),
-                                  io_uring_buf_ring_mask(n), static_cast<int>(i));
+            io_uring_buf_ring_add(
+                br, static_cast<std::byte*>(bufs) + static_cast<std::size_t>(i) * size,
+                static_cast<unsigned>(size), static_cast<unsigned short>(i),
+                io_uring_buf_ring_mask(n), static_cast<int>(i));
         io_uring_buf_ring_advance(br, static_cast<int>(n));
     }
 
@@ -284,7 +313,7 @@ private:
     io_op* backlog_tail_ = nullptr;
 };
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<backend> make_uring_backend(loop& lp, const loop_options& opts) {
     return std::make_unique<uring_backend>(lp, opts);
@@ -292,9 +321,10 @@ std::unique_ptr<backend> make_uring_backend(loop& lp, const loop_options& opts) 
 
 bool probe_uring() noexcept {
     io_uring ring{};
-    if (setup_ring(ring, 8, 16) != 0) return false;
+    if (setup_ring(ring, 8, 16) != 0)
+        return false;
     io_uring_queue_exit(&ring);
     return true;
 }
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

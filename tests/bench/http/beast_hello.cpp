@@ -55,10 +55,9 @@ public:
 private:
     void read() {
         req_ = {};
-        bhttp::async_read(stream_, buffer_, req_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->on_read(ec);
-                          });
+        bhttp::async_read(
+            stream_, buffer_, req_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
@@ -83,7 +82,8 @@ private:
     }
 
     void on_write(beast::error_code ec) {
-        if (ec) return;
+        if (ec)
+            return;
         if (res_.need_eof()) {
             beast::error_code ignored;
             stream_.shutdown(tcp::socket::shutdown_send, ignored);
@@ -135,7 +135,7 @@ void usage(std::FILE* out) {
     std::fputs("usage: beast_hello [--host ADDR] [--port N]\n", out);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1";
@@ -165,8 +165,8 @@ int main(int argc, char** argv) {
     }
     try {
         asio::io_context ioc(1);
-        listener l(ioc, tcp::endpoint(asio::ip::make_address(host),
-                                      static_cast<unsigned short>(port)));
+        listener l(ioc,
+                   tcp::endpoint(asio::ip::make_address(host), static_cast<unsigned short>(port)));
         asio::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](beast::error_code, int) {
             l.close();

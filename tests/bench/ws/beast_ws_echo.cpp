@@ -45,7 +45,8 @@ public:
         ws_.set_option(pmd);
         ws_.auto_fragment(false);
         ws_.async_accept([self = shared_from_this()](beast::error_code ec) {
-            if (!ec) self->read();
+            if (!ec)
+                self->read();
         });
     }
 
@@ -57,7 +58,8 @@ private:
     }
 
     void on_read(beast::error_code ec) {
-        if (ec) return;  // closed (the close handshake is answered by Beast) or failed
+        if (ec)
+            return; // closed (the close handshake is answered by Beast) or failed
         ws_.text(ws_.got_text());
         ws_.async_write(buffer_.data(),
                         [self = shared_from_this()](beast::error_code wec, std::size_t) {
@@ -66,7 +68,8 @@ private:
     }
 
     void on_write(beast::error_code ec) {
-        if (ec) return;
+        if (ec)
+            return;
         buffer_.consume(buffer_.size());
         read();
     }
@@ -115,7 +118,7 @@ void usage(std::FILE* out) {
     std::fputs("usage: beast_ws_echo [--host ADDR] [--port N] [--deflate]\n", out);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1";
@@ -150,8 +153,8 @@ int main(int argc, char** argv) {
     }
     try {
         asio::io_context ioc(1);
-        listener l(ioc, tcp::endpoint(asio::ip::make_address(host),
-                                      static_cast<unsigned short>(port)),
+        listener l(ioc,
+                   tcp::endpoint(asio::ip::make_address(host), static_cast<unsigned short>(port)),
                    deflate);
         asio::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](beast::error_code, int) {

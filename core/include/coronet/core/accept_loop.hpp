@@ -32,13 +32,15 @@ struct accept_loop_options {
 namespace detail {
 /// True for accept errors that mean "out of a resource, wait and retry".
 inline bool accept_needs_backoff(const std::error_code& ec) noexcept {
-    if (ec.category() != std::system_category()) return false;
+    if (ec.category() != std::system_category())
+        return false;
     int e = ec.value();
     return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
 /// True for accept errors that concern only the connection being accepted.
 inline bool accept_error_is_transient(const std::error_code& ec) noexcept {
-    if (ec.category() != std::system_category()) return false;
+    if (ec.category() != std::system_category())
+        return false;
     int e = ec.value();
     return e == ECONNABORTED || e == EPROTO || e == EPERM || e == EINTR || e == ENETDOWN ||
            e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH ||
@@ -66,7 +68,7 @@ public:
 private:
     int fd_;
 };
-}  // namespace detail
+} // namespace detail
 
 /// Accepts connections on `l` until the caller's stop token fires or the listener is closed,
 /// and spawns `handler(tcp_stream)` (a callable returning task<void>) for each in `scope`.
@@ -96,16 +98,20 @@ task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler,
             continue;
         }
         const std::error_code ec = s.error();
-        if (ec == errc::operation_canceled) co_return;
+        if (ec == errc::operation_canceled)
+            co_return;
         if (ec == std::errc::bad_file_descriptor || ec == std::errc::invalid_argument ||
             !l.is_open()) {
             // Nothing else knows why accepting stopped: say it once.
-            if (!l.is_open()) log(log_level::info, "accept: the listener was closed; stopped accepting");
-            else log(log_level::error, "accept: " + ec.message() + "; stopped accepting");
+            if (!l.is_open())
+                log(log_level::info, "accept: the listener was closed; stopped accepting");
+            else
+                log(log_level::error, "accept: " + ec.message() + "; stopped accepting");
             co_return;
         }
         count("core.accept_errors");
-        if (detail::accept_error_is_transient(ec)) continue;
+        if (detail::accept_error_is_transient(ec))
+            continue;
         if (!starving) {
             log(log_level::warn, "accept: " + ec.message() +
                                      (detail::accept_out_of_descriptors(ec)
@@ -121,11 +127,14 @@ task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler,
                 refused = true;
             }
             // Refusing works: look for the next waiting client soon rather than backing off.
-            if (refused || backoff > opts.refusal_interval) backoff = opts.refusal_interval;
+            if (refused || backoff > opts.refusal_interval)
+                backoff = opts.refusal_interval;
         }
-        if (!detail::accept_needs_backoff(ec)) backoff = opts.max_backoff;
+        if (!detail::accept_needs_backoff(ec))
+            backoff = opts.max_backoff;
         auto slept = co_await sleep_for(backoff);
-        if (!slept) co_return;
+        if (!slept)
+            co_return;
         backoff = backoff * 2 > opts.max_backoff ? opts.max_backoff : backoff * 2;
     }
 }
@@ -138,4 +147,4 @@ task<void> accept_loop(tcp_listener& l, task_scope& scope, Handler handler) {
     return accept_loop(l, scope, std::move(handler), accept_loop_options{});
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

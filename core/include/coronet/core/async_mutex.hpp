@@ -42,7 +42,8 @@ public:
         bool canceled_ = false;
         detail::io_op resume_;
         struct canceller : stop_callback_base {
-            explicit canceller(lock_awaitable* a) noexcept : stop_callback_base(&on_stop), self(a) {}
+            explicit canceller(lock_awaitable* a) noexcept
+                : stop_callback_base(&on_stop), self(a) {}
             lock_awaitable* self;
         } canceller_{this};
     };
@@ -61,4 +62,4 @@ private:
     lock_awaitable* tail_ = nullptr;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

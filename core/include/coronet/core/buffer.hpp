@@ -38,7 +38,8 @@ public:
     static shared_buffer copy_of(const_buffer bytes);
 
     shared_buffer(const shared_buffer& o) noexcept : h_(o.h_) {
-        if (h_ != nullptr) h_->refs.fetch_add(1, std::memory_order_relaxed);
+        if (h_ != nullptr)
+            h_->refs.fetch_add(1, std::memory_order_relaxed);
     }
     shared_buffer(shared_buffer&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
     shared_buffer& operator=(shared_buffer o) noexcept {
@@ -63,11 +64,9 @@ private:
         std::atomic<std::size_t> refs;
         std::size_t size;
     };
-    std::byte* bytes() const noexcept {
-        return reinterpret_cast<std::byte*>(h_) + sizeof(header);
-    }
+    std::byte* bytes() const noexcept { return reinterpret_cast<std::byte*>(h_) + sizeof(header); }
     void release() noexcept;
     header* h_ = nullptr;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

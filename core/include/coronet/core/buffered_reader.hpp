@@ -118,9 +118,9 @@ private:
     stream* stream_;
     std::size_t max_;
     storage buf_;
-    memory_charge charge_;  ///< buf_'s size beyond growth_step, when there is a budget
+    memory_charge charge_; ///< buf_'s size beyond growth_step, when there is a budget
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

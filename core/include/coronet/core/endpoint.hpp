@@ -48,4 +48,4 @@ private:
     ::socklen_t len_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

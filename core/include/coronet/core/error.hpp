@@ -43,7 +43,7 @@ inline std::error_code errno_code(int err) noexcept {
     return {err, std::system_category()};
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core
 
 template <>
 struct std::is_error_code_enum<coronet::core::errc> : std::true_type {};

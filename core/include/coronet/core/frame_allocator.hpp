@@ -20,4 +20,4 @@ CORONET_CORE_EXPORT std::size_t free_frame_bytes() noexcept;
 /// calls it when it goes idle after a burst, so the burst's frames stop pinning heap pages.
 CORONET_CORE_EXPORT void release_free_frames(std::size_t keep_per_class) noexcept;
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

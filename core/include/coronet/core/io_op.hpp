@@ -19,13 +19,13 @@ namespace coronet::core::detail {
 /// What an io_op asks the backend to do. Each maps to one io_uring opcode and to one
 /// non-blocking syscall on epoll.
 enum class op_code : std::uint8_t {
-    recv,     ///< recv(fd, buf, len, flags)
-    recv_provided,  ///< recv into a buffer the kernel picks from the loop's ring (io_uring)
-    send,     ///< send(fd, buf, len, flags | MSG_NOSIGNAL)
-    sendmsg,  ///< sendmsg(fd, &msg, flags | MSG_NOSIGNAL)
-    read,     ///< read(fd, buf, len) (eventfd, signalfd)
-    accept,   ///< accept4(fd, addr, addrlen, SOCK_CLOEXEC)
-    connect,  ///< connect(fd, addr, addrlen)
+    recv,          ///< recv(fd, buf, len, flags)
+    recv_provided, ///< recv into a buffer the kernel picks from the loop's ring (io_uring)
+    send,          ///< send(fd, buf, len, flags | MSG_NOSIGNAL)
+    sendmsg,       ///< sendmsg(fd, &msg, flags | MSG_NOSIGNAL)
+    read,          ///< read(fd, buf, len) (eventfd, signalfd)
+    accept,        ///< accept4(fd, addr, addrlen, SOCK_CLOEXEC)
+    connect,       ///< connect(fd, addr, addrlen)
 };
 
 struct fd_state;
@@ -40,25 +40,27 @@ struct io_op {
     using complete_fn = void (*)(io_op*) noexcept;
 
     op_code code = op_code::recv;
-    bool in_flight = false;  ///< owned by the backend between start and completion
+    bool in_flight = false; ///< owned by the backend between start and completion
     int flags = 0;
     std::int32_t res = 0;
-    std::uint32_t cqe_flags = 0;  ///< io_uring completion flags (which provided buffer)
+    std::uint32_t cqe_flags = 0; ///< io_uring completion flags (which provided buffer)
     fd_state* fds = nullptr;
     void* buf = nullptr;
     std::size_t len = 0;
-    ::msghdr msg{};           ///< sendmsg
-    ::sockaddr* addr = nullptr;  ///< accept (out) / connect (in)
-    ::socklen_t addrlen = 0;     ///< accept: in/out; connect: in
+    ::msghdr msg{};             ///< sendmsg
+    ::sockaddr* addr = nullptr; ///< accept (out) / connect (in)
+    ::socklen_t addrlen = 0;    ///< accept: in/out; connect: in
     complete_fn on_complete = nullptr;
     std::coroutine_handle<> waiter;
-    io_op* next = nullptr;  ///< intrusive queue link (ready queue, backlog)
+    io_op* next = nullptr; ///< intrusive queue link (ready queue, backlog)
     core::loop* owner = nullptr;
 
     /// Delivers the completion: calls on_complete or resumes the waiter.
     void complete() noexcept {
-        if (on_complete != nullptr) on_complete(this);
-        else waiter.resume();
+        if (on_complete != nullptr)
+            on_complete(this);
+        else
+            waiter.resume();
     }
 };
 
@@ -66,7 +68,7 @@ struct io_op {
 /// descriptor: a stream has one reader and one writer at a time); io_uring only uses `fd`.
 struct fd_state {
     int fd = -1;
-    bool registered = false;  ///< added to the epoll set
+    bool registered = false; ///< added to the epoll set
     /// epoll: false once a read came back short or with EAGAIN (the socket is drained), true
     /// again when epoll reports input. A read on a drained socket parks without a syscall.
     bool readable = true;
@@ -84,4 +86,4 @@ struct CORONET_CORE_EXPORT op_canceller : stop_callback_base {
     io_op* op;
 };
 
-}  // namespace coronet::core::detail
+} // namespace coronet::core::detail

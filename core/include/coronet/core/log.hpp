@@ -48,4 +48,4 @@ inline void count(std::string_view name, std::int64_t delta = 1) noexcept {
     current_log_sink().count(name, delta);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

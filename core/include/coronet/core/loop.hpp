@@ -17,8 +17,8 @@ namespace coronet::core {
 
 /// The I/O backend a loop runs on.
 enum class backend_kind : std::uint8_t {
-    epoll,  ///< readiness (epoll, edge-triggered): try the syscall first, park on EAGAIN
-    uring,  ///< completions (io_uring through liburing)
+    epoll, ///< readiness (epoll, edge-triggered): try the syscall first, park on EAGAIN
+    uring, ///< completions (io_uring through liburing)
 };
 
 /// "epoll" or "uring".
@@ -62,7 +62,7 @@ namespace detail {
 class backend;
 struct timer_node;
 class dns_worker;
-}  // namespace detail
+} // namespace detail
 
 /// The clock of loop timers and deadlines.
 using clock = std::chrono::steady_clock;
@@ -175,7 +175,8 @@ struct run_driver_promise : promise_base {
     struct stop_loop {
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<run_driver_promise> h) const noexcept {
-            if (h.promise().lp->running()) h.promise().lp->stop();
+            if (h.promise().lp->running())
+                h.promise().lp->stop();
         }
         void await_resume() const noexcept {}
     };
@@ -197,7 +198,7 @@ run_driver drive(task<T>& t, std::optional<std::conditional_t<std::is_void_v<T>,
         err = std::current_exception();
     }
 }
-}  // namespace detail
+} // namespace detail
 
 template <class T>
 T run(loop& lp, task<T> t) {
@@ -207,10 +208,13 @@ T run(loop& lp, task<T> t) {
     d.h.promise().lp = &lp;
     d.h.resume();
     // Someone else may stop the loop early; the task's frame must not be destroyed mid-flight.
-    while (!d.h.done()) lp.run();
+    while (!d.h.done())
+        lp.run();
     d.h.destroy();
-    if (err) std::rethrow_exception(err);
-    if constexpr (!std::is_void_v<T>) return std::move(*out);
+    if (err)
+        std::rethrow_exception(err);
+    if constexpr (!std::is_void_v<T>)
+        return std::move(*out);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

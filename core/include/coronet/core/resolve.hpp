@@ -15,7 +15,7 @@ namespace coronet::core {
 /// Numeric addresses resolve without a lookup. `family` is AF_UNSPEC, AF_INET or AF_INET6.
 /// Errors: `errc::resolve_failed` (no such host, resolver failure), `operation_canceled` (the
 /// lookup itself is not interrupted; its result is dropped).
-CORONET_CORE_EXPORT task<result<std::vector<endpoint>>> resolve(std::string host, std::uint16_t port,
-                                                                int family = 0);
+CORONET_CORE_EXPORT task<result<std::vector<endpoint>>> resolve(std::string host,
+                                                                std::uint16_t port, int family = 0);
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -26,10 +26,9 @@ class [[nodiscard]] result {
 public:
     /// Holds a value.
     template <class U = T>
-        requires std::is_constructible_v<T, U&&> &&
-                 (!std::is_same_v<std::remove_cvref_t<U>, result>) &&
-                 (!std::is_convertible_v<U&&, std::error_code>)
-    result(U&& v) : data_(std::in_place_index<0>, std::forward<U>(v)) {}
+    requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::remove_cvref_t<U>, result>)&&(
+        !std::is_convertible_v<U&&, std::error_code>)result(U&& v)
+        : data_(std::in_place_index<0>, std::forward<U>(v)) {}
 
     /// Holds an error; `ec` must not be zero.
     result(std::error_code ec) : data_(std::in_place_index<1>, ec) { assert(ec); }
@@ -41,9 +40,18 @@ public:
     explicit operator bool() const noexcept { return has_value(); }
 
     /// The value; throws `bad_result_access` carrying the error when there is none.
-    T& value() & { check(); return *std::get_if<0>(&data_); }
-    const T& value() const& { check(); return *std::get_if<0>(&data_); }
-    T&& value() && { check(); return std::move(*std::get_if<0>(&data_)); }
+    T& value() & {
+        check();
+        return *std::get_if<0>(&data_);
+    }
+    const T& value() const& {
+        check();
+        return *std::get_if<0>(&data_);
+    }
+    T&& value() && {
+        check();
+        return std::move(*std::get_if<0>(&data_));
+    }
 
     /// The value without a check (undefined if there is none).
     T& operator*() & noexcept { return *std::get_if<0>(&data_); }
@@ -54,13 +62,15 @@ public:
 
     /// The error, or a default (zero) error_code when a value is held.
     std::error_code error() const noexcept {
-        if (auto* e = std::get_if<1>(&data_)) return *e;
+        if (auto* e = std::get_if<1>(&data_))
+            return *e;
         return {};
     }
 
 private:
     void check() const {
-        if (!has_value()) throw bad_result_access(*std::get_if<1>(&data_));
+        if (!has_value())
+            throw bad_result_access(*std::get_if<1>(&data_));
     }
     std::variant<T, std::error_code> data_;
 };
@@ -79,7 +89,8 @@ public:
     explicit operator bool() const noexcept { return !ec_; }
     /// Throws `bad_result_access` if an error is held.
     void value() const {
-        if (ec_) throw bad_result_access(ec_);
+        if (ec_)
+            throw bad_result_access(ec_);
     }
     std::error_code error() const noexcept { return ec_; }
 
@@ -87,4 +98,4 @@ private:
     std::error_code ec_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

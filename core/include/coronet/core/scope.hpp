@@ -26,14 +26,15 @@ struct CORONET_CORE_EXPORT scope_child_promise : promise_base {
     }
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<scope_child_promise> h) noexcept;
+        std::coroutine_handle<>
+        await_suspend(std::coroutine_handle<scope_child_promise> h) noexcept;
         void await_resume() const noexcept {}
     };
     final_awaiter final_suspend() const noexcept { return {}; }
     void return_void() noexcept {}
     void unhandled_exception() noexcept;
 };
-}  // namespace detail
+} // namespace detail
 
 /// Runs child tasks (one per connection, say) and joins them: nothing is fire-and-forget.
 /// `spawn` starts a task at once (it runs until its first suspension); `join()` suspends until
@@ -84,4 +85,4 @@ private:
     std::function<void(std::exception_ptr)> on_error_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -54,4 +54,4 @@ private:
     detail::fd_state fds_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

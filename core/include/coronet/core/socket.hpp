@@ -59,7 +59,7 @@ private:
     void return_lent() noexcept;
 
     static constexpr unsigned no_lent = ~0u;
-    unsigned lent_id_ = no_lent;  ///< the provided buffer the last receive returned
+    unsigned lent_id_ = no_lent; ///< the provided buffer the last receive returned
 
     loop* loop_ = nullptr;
     detail::fd_state fds_;
@@ -132,11 +132,11 @@ private:
     listen_options opts_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core
 
 namespace coronet::core {
 /// Unix-domain stream sockets use the same classes: bind/connect an `endpoint::from_unix_path`.
 using unix_stream = tcp_stream;
 /// See unix_stream.
 using unix_listener = tcp_listener;
-}  // namespace coronet::core
+} // namespace coronet::core

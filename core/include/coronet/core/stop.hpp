@@ -78,7 +78,8 @@ private:
     static void on_parent_stop(stop_callback_base* cb) noexcept;
 
     struct parent_link : stop_callback_base {
-        explicit parent_link(stop_source* o) noexcept : stop_callback_base(&on_parent_stop), owner(o) {}
+        explicit parent_link(stop_source* o) noexcept
+            : stop_callback_base(&on_parent_stop), owner(o) {}
         stop_source* owner;
     };
 
@@ -108,4 +109,4 @@ private:
     F f_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -81,8 +81,8 @@ protected:
     kind kind_;
     const const_buffer* bufs_ = nullptr;
     std::size_t nbufs_ = 0;
-    std::size_t index_ = 0;    ///< first unwritten buffer
-    std::size_t offset_ = 0;   ///< bytes of bufs_[index_] already written
+    std::size_t index_ = 0;  ///< first unwritten buffer
+    std::size_t offset_ = 0; ///< bytes of bufs_[index_] already written
     std::size_t written_ = 0;
     const_buffer single_;
     ::iovec iov_[max_iov]{};
@@ -228,4 +228,4 @@ private:
 /// The owning handle of a stream.
 using stream_ptr = std::unique_ptr<stream>;
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -43,7 +43,8 @@ public:
                 p.state_ = start_state::finished_inline;
                 return std::noop_coroutine();
             }
-            if (p.continuation_) return p.continuation_;
+            if (p.continuation_)
+                return p.continuation_;
             return std::noop_coroutine();
         }
         void await_resume() const noexcept {}
@@ -60,8 +61,10 @@ public:
 /// The stop token of an awaiting coroutine, or an empty token if its promise has none.
 template <class P>
 stop_token token_of(std::coroutine_handle<P> h) noexcept {
-    if constexpr (std::is_base_of_v<promise_base, P>) return h.promise().token();
-    else return {};
+    if constexpr (std::is_base_of_v<promise_base, P>)
+        return h.promise().token();
+    else
+        return {};
 }
 
 /// Starts `child` from inside an awaiter's await_suspend. Returns true if the awaiter must stay
@@ -85,12 +88,11 @@ public:
     task<T> get_return_object() noexcept;
     void unhandled_exception() noexcept { value_.template emplace<2>(std::current_exception()); }
     template <class U>
-        requires std::is_convertible_v<U&&, T>
-    void return_value(U&& v) {
-        value_.template emplace<1>(std::forward<U>(v));
-    }
+    requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) { value_.template emplace<1>(std::forward<U>(v)); }
     T take() {
-        if (value_.index() == 2) std::rethrow_exception(std::get<2>(value_));
+        if (value_.index() == 2)
+            std::rethrow_exception(std::get<2>(value_));
         return std::move(std::get<1>(value_));
     }
 
@@ -105,14 +107,15 @@ public:
     void unhandled_exception() noexcept { error_ = std::current_exception(); }
     void return_void() noexcept {}
     void take() {
-        if (error_) std::rethrow_exception(error_);
+        if (error_)
+            std::rethrow_exception(error_);
     }
 
 private:
     std::exception_ptr error_;
 };
 
-}  // namespace detail
+} // namespace detail
 
 /// A lazy coroutine producing a `T` (RFC-free, cppcoro-style). Nothing runs until the task is
 /// awaited (or handed to `run`, `task_scope::spawn`, `when_all`, `when_any`). Move-only; the
@@ -130,7 +133,8 @@ public:
     task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
     task& operator=(task&& o) noexcept {
         if (this != &o) {
-            if (h_) h_.destroy();
+            if (h_)
+                h_.destroy();
             h_ = std::exchange(o.h_, {});
         }
         return *this;
@@ -138,7 +142,8 @@ public:
     task(const task&) = delete;
     task& operator=(const task&) = delete;
     ~task() {
-        if (h_) h_.destroy();
+        if (h_)
+            h_.destroy();
     }
 
     /// True if the task holds a coroutine.
@@ -152,7 +157,8 @@ public:
         template <class P>
         bool await_suspend(std::coroutine_handle<P> awaiting) {
             auto& p = h.promise();
-            if (!p.token().stop_possible()) p.set_token(detail::token_of(awaiting));
+            if (!p.token().stop_possible())
+                p.set_token(detail::token_of(awaiting));
             return detail::start_inline(h, p, awaiting);
         }
         T await_resume() { return h.promise().take(); }
@@ -177,7 +183,7 @@ task<T> task_promise<T>::get_return_object() noexcept {
 inline task<void> task_promise<void>::get_return_object() noexcept {
     return task<void>(std::coroutine_handle<task_promise<void>>::from_promise(*this));
 }
-}  // namespace detail
+} // namespace detail
 
 /// An awaitable that yields the calling coroutine's stop token without suspending.
 struct get_stop_token_t {
@@ -191,6 +197,8 @@ struct get_stop_token_t {
     stop_token await_resume() const noexcept { return token; }
 };
 /// `co_await get_stop_token()` gives the current coroutine's inherited stop token.
-inline get_stop_token_t get_stop_token() noexcept { return {}; }
+inline get_stop_token_t get_stop_token() noexcept {
+    return {};
+}
 
-}  // namespace coronet::core
+} // namespace coronet::core

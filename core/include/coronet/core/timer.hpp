@@ -15,11 +15,11 @@ namespace detail {
 struct timer_node {
     using fire_fn = void (*)(timer_node*) noexcept;
     clock::time_point when{};
-    std::size_t index = static_cast<std::size_t>(-1);  ///< position in the heap; -1 when not queued
+    std::size_t index = static_cast<std::size_t>(-1); ///< position in the heap; -1 when not queued
     fire_fn fire = nullptr;
     bool queued() const noexcept { return index != static_cast<std::size_t>(-1); }
 };
-}  // namespace detail
+} // namespace detail
 
 /// Awaitable returned by `sleep_until` / `sleep_for`. Completes with success when the time
 /// comes, or with `errc::operation_canceled` when the awaiting coroutine's stop token fires
@@ -49,13 +49,15 @@ private:
         canceller() noexcept : stop_callback_base(&on_stop) {}
         sleep_awaitable* self = nullptr;
     } cancel_;
-    detail::io_op resume_op_;  ///< carries the deferred resumption after a cancel
+    detail::io_op resume_op_; ///< carries the deferred resumption after a cancel
     loop* loop_;
     bool canceled_ = false;
 };
 
 /// Suspends until `when` (see sleep_awaitable).
-inline sleep_awaitable sleep_until(clock::time_point when) noexcept { return sleep_awaitable(when); }
+inline sleep_awaitable sleep_until(clock::time_point when) noexcept {
+    return sleep_awaitable(when);
+}
 /// Suspends for `d` (see sleep_awaitable).
 inline sleep_awaitable sleep_for(clock::duration d) noexcept {
     return sleep_awaitable(clock::now() + d);
@@ -87,7 +89,7 @@ private:
     stop_source& src_;
     bool fired_ = false;
 };
-}  // namespace detail
+} // namespace detail
 
 template <class T>
 task<result<T>> with_timeout(clock::duration d, task<result<T>> t) {
@@ -96,11 +98,10 @@ task<result<T>> with_timeout(clock::duration d, task<result<T>> t) {
     detail::deadline_timer timer(*loop::current(), clock::now() + d, src);
     t.handle().promise().set_token(src.token());
     result<T> r = co_await std::move(t);
-    if (!r && r.error() == errc::operation_canceled && timer.fired() &&
-        !parent.stop_requested()) {
+    if (!r && r.error() == errc::operation_canceled && timer.fired() && !parent.stop_requested()) {
         co_return result<T>(errc::timed_out);
     }
     co_return r;
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

@@ -26,10 +26,10 @@ CORONET_CORE_EXPORT const std::error_category& tls_verify_category() noexcept;
 
 /// How a server context is built. Certificates and keys are PEM, from files or memory.
 struct tls_server_options {
-    std::string cert_file;  ///< certificate chain file (leaf first)
-    std::string key_file;   ///< private key file
-    std::string cert_pem;   ///< or: the chain in memory
-    std::string key_pem;    ///< or: the key in memory
+    std::string cert_file; ///< certificate chain file (leaf first)
+    std::string key_file;  ///< private key file
+    std::string cert_pem;  ///< or: the chain in memory
+    std::string key_pem;   ///< or: the key in memory
     /// ALPN protocols the server supports, in its order of preference (it picks the first it
     /// shares with the client; no overlap means no ALPN is negotiated).
     std::vector<std::string> alpn;
@@ -156,4 +156,4 @@ private:
     std::unique_ptr<state> st_;
 };
 
-}  // namespace coronet::core
+} // namespace coronet::core

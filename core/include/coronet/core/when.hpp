@@ -24,7 +24,7 @@ struct join_state {
     std::size_t remaining = 0;
     std::coroutine_handle<> parent;
     stop_source* stop = nullptr;
-    bool stop_on_first = false;   // when_any: the first to finish stops the others
+    bool stop_on_first = false; // when_any: the first to finish stops the others
     std::size_t winner = static_cast<std::size_t>(-1);
     std::exception_ptr error;
 };
@@ -41,9 +41,11 @@ struct join_child_promise : promise_base {
     }
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<join_child_promise> h) noexcept {
+        std::coroutine_handle<>
+        await_suspend(std::coroutine_handle<join_child_promise> h) noexcept {
             join_state* s = h.promise().state;
-            if (--s->remaining == 0) return s->parent;
+            if (--s->remaining == 0)
+                return s->parent;
             return std::noop_coroutine();
         }
         void await_resume() const noexcept {}
@@ -64,12 +66,15 @@ join_child run_join_child(task<T> t, std::optional<non_void_t<T>>& slot, join_st
             slot.emplace(co_await std::move(t));
         }
     } catch (...) {
-        if (!s.error) s.error = std::current_exception();
-        if (s.stop != nullptr) s.stop->request_stop();
+        if (!s.error)
+            s.error = std::current_exception();
+        if (s.stop != nullptr)
+            s.stop->request_stop();
     }
     if (s.stop_on_first && s.winner == static_cast<std::size_t>(-1)) {
         s.winner = index;
-        if (s.stop != nullptr) s.stop->request_stop();
+        if (s.stop != nullptr)
+            s.stop->request_stop();
     }
 }
 
@@ -84,7 +89,8 @@ public:
 
     ~join_awaitable() {
         for (auto h : children_)
-            if (h) h.destroy();
+            if (h)
+                h.destroy();
     }
 
     bool await_ready() const noexcept { return count == 0; }
@@ -104,7 +110,8 @@ private:
     }
     template <std::size_t I>
     void start_one() {
-        join_child c = run_join_child(std::move(std::get<I>(tasks_)), std::get<I>(slots_), state_, I);
+        join_child c =
+            run_join_child(std::move(std::get<I>(tasks_)), std::get<I>(slots_), state_, I);
         c.h.promise().state = &state_;
         c.h.promise().set_token(src_.token());
         children_[I] = c.h;
@@ -118,7 +125,7 @@ private:
     std::array<std::coroutine_handle<join_child_promise>, count> children_{};
 };
 
-}  // namespace detail
+} // namespace detail
 
 /// Runs every task concurrently on the current loop and returns all their values (void as
 /// std::monostate) once every one has finished. The children inherit the caller's stop token
@@ -135,7 +142,8 @@ task<std::tuple<detail::non_void_t<T>...>> when_all(task<T>... tasks) {
         detail::join_awaitable<T...> aw(state, src, ts, slots);
         co_await aw;
     }
-    if (state.error) std::rethrow_exception(state.error);
+    if (state.error)
+        std::rethrow_exception(state.error);
     co_return std::apply(
         [](auto&... s) { return std::tuple<detail::non_void_t<T>...>(std::move(*s)...); }, slots);
 }
@@ -157,14 +165,17 @@ task<std::variant<detail::non_void_t<T>...>> when_any(task<T>... tasks) {
         detail::join_awaitable<T...> aw(state, src, ts, slots);
         co_await aw;
     }
-    if (state.error) std::rethrow_exception(state.error);
+    if (state.error)
+        std::rethrow_exception(state.error);
     std::optional<std::variant<detail::non_void_t<T>...>> out;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-        ((I == state.winner ? (out.emplace(std::in_place_index<I>, std::move(*std::get<I>(slots))), 0)
-                            : 0),
+        ((I == state.winner
+              ? (out.emplace(std::in_place_index<I>, std::move(*std::get<I>(slots))), 0)
+              : 0),
          ...);
-    }(std::index_sequence_for<T...>{});
+    }
+    (std::index_sequence_for<T...>{});
     co_return std::move(*out);
 }
 
-}  // namespace coronet::core
+} // namespace coronet::core

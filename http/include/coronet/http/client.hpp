@@ -25,7 +25,7 @@ namespace coronet::http {
 /// body itself.
 struct client_request {
     std::string method = "GET";
-    std::string target = "/";  ///< origin-form: path and query
+    std::string target = "/"; ///< origin-form: path and query
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
 };
@@ -46,7 +46,7 @@ struct CORONET_HTTP_EXPORT client_response {
 struct client_options {
     parser_limits limits;
     std::chrono::milliseconds connect_timeout{10'000};  ///< resolve + connect + TLS handshake
-    std::chrono::milliseconds response_timeout{30'000};  ///< sending the request to the body's end
+    std::chrono::milliseconds response_timeout{30'000}; ///< sending the request to the body's end
     /// For https:// URLs; null means a context verifying against the system store. Verification
     /// of the certificate and host name is always on unless the context was built with
     /// `danger_accept_any_certificate`.
@@ -57,10 +57,10 @@ struct client_options {
 
 /// A parsed http:// or https:// URL.
 struct CORONET_HTTP_EXPORT url {
-    std::string scheme;  ///< "http" or "https"
-    std::string host;    ///< without brackets for IPv6 literals
+    std::string scheme; ///< "http" or "https"
+    std::string host;   ///< without brackets for IPv6 literals
     std::uint16_t port = 0;
-    std::string target = "/";  ///< path and query
+    std::string target = "/"; ///< path and query
     /// Errors: `errc::bad_request` for anything else than http(s)://host[:port][/path][?query].
     static core::result<url> parse(std::string_view text);
 };
@@ -113,4 +113,4 @@ private:
     std::map<std::string, std::vector<std::unique_ptr<client_connection>>> idle_;
 };
 
-}  // namespace coronet::http
+} // namespace coronet::http

@@ -18,7 +18,7 @@ CORONET_HTTP_EXPORT bool list_contains(std::string_view list, std::string_view t
 /// One field line. Views point into the parser's input buffer: valid while that buffer is.
 struct header_field {
     std::string_view name;
-    std::string_view value;  ///< without leading and trailing whitespace
+    std::string_view value; ///< without leading and trailing whitespace
 };
 
 /// The field lines of a message, in order, repeated names kept. Names compare
@@ -50,6 +50,6 @@ CORONET_HTTP_EXPORT bool is_token(std::string_view s) noexcept;
 CORONET_HTTP_EXPORT bool is_field_value(std::string_view s) noexcept;
 /// Strips SP/HTAB at both ends.
 CORONET_HTTP_EXPORT std::string_view trim_ows(std::string_view s) noexcept;
-}  // namespace detail
+} // namespace detail
 
-}  // namespace coronet::http
+} // namespace coronet::http

@@ -36,7 +36,9 @@ public:
     int version_minor() const noexcept { return head_->version_minor; }
     const header_list& headers() const noexcept { return head_->headers; }
     /// The first header named `name` (case-insensitive), or empty.
-    std::string_view header(std::string_view name) const noexcept { return head_->headers.get(name); }
+    std::string_view header(std::string_view name) const noexcept {
+        return head_->headers.get(name);
+    }
     const request_head& head() const noexcept { return *head_; }
     std::string_view body() const noexcept { return body_; }
 
@@ -82,7 +84,7 @@ public:
     }
 
     int status = 200;
-    std::string reason;  ///< empty: the standard phrase
+    std::string reason; ///< empty: the standard phrase
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     /// Streams the body instead of `body`: called once the head is out. Its result ends the
@@ -153,4 +155,4 @@ private:
     std::unique_ptr<connection_takeover> takeover_;
 };
 
-}  // namespace coronet::http
+} // namespace coronet::http

@@ -23,16 +23,24 @@ using handler = std::function<core::task<reply>(request&)>;
 class CORONET_HTTP_EXPORT router {
 public:
     router& route(std::string method, std::string pattern, handler h);
-    router& get(std::string pattern, handler h) { return route("GET", std::move(pattern), std::move(h)); }
-    router& post(std::string pattern, handler h) { return route("POST", std::move(pattern), std::move(h)); }
-    router& put(std::string pattern, handler h) { return route("PUT", std::move(pattern), std::move(h)); }
-    router& del(std::string pattern, handler h) { return route("DELETE", std::move(pattern), std::move(h)); }
+    router& get(std::string pattern, handler h) {
+        return route("GET", std::move(pattern), std::move(h));
+    }
+    router& post(std::string pattern, handler h) {
+        return route("POST", std::move(pattern), std::move(h));
+    }
+    router& put(std::string pattern, handler h) {
+        return route("PUT", std::move(pattern), std::move(h));
+    }
+    router& del(std::string pattern, handler h) {
+        return route("DELETE", std::move(pattern), std::move(h));
+    }
 
     /// The outcome of a lookup.
     struct match {
-        const handler* target = nullptr;  ///< null: see status
-        int status = 404;                 ///< 404 or 405 when target is null
-        std::string allow;                ///< for 405: the methods the path accepts
+        const handler* target = nullptr; ///< null: see status
+        int status = 404;                ///< 404 or 405 when target is null
+        std::string allow;               ///< for 405: the methods the path accepts
         std::vector<std::pair<std::string_view, std::string_view>> params;
     };
     /// Finds the handler for `method` and `path`. Param views point into `path` and into this
@@ -43,7 +51,7 @@ private:
     struct entry {
         std::string method;
         std::string pattern;
-        std::vector<std::string_view> segments;  // views into pattern
+        std::vector<std::string_view> segments; // views into pattern
         handler h;
     };
     static bool matches(const entry& e, std::string_view path,
@@ -51,4 +59,4 @@ private:
     std::vector<std::unique_ptr<entry>> routes_;
 };
 
-}  // namespace coronet::http
+} // namespace coronet::http

@@ -56,8 +56,9 @@ struct server_options {
 /// streamed response bodies, `Expect: 100-continue`, HEAD, a cached `Date`, HTTP/1.0, header /
 /// body / idle / write timeouts, a connection limit, graceful shutdown and the
 /// connection-takeover interface. Malformed requests get their status (400, 413, 414, 431,
-/// 501, 505) with `Connection: close`; past the memory budget, 503. Single-threaded: one server per loop (run one per loop
-/// with SO_REUSEPORT listeners to use more cores). The router must outlive the server.
+/// 501, 505) with `Connection: close`; past the memory budget, 503. Single-threaded: one server per
+/// loop (run one per loop with SO_REUSEPORT listeners to use more cores). The router must outlive
+/// the server.
 class CORONET_HTTP_EXPORT server {
 public:
     explicit server(const router& routes, server_options opts = {});
@@ -91,4 +92,4 @@ private:
     core::stop_source* drain_signal_ = nullptr;
 };
 
-}  // namespace coronet::http
+} // namespace coronet::http

@@ -34,8 +34,8 @@ public:
 
     /// The attachment of `id`, or an empty optional when there is none. Errors: the system
     /// category.
-    virtual core::task<core::result<std::optional<std::vector<std::byte>>>> get(
-        std::uint64_t id) = 0;
+    virtual core::task<core::result<std::optional<std::vector<std::byte>>>>
+    get(std::uint64_t id) = 0;
 
     /// Deletes the attachment of `id`; removing one that does not exist succeeds. Errors: the
     /// system category.
@@ -53,11 +53,11 @@ CORONET_WS_EXPORT std::unique_ptr<attachment_store> make_memory_store();
 
 /// The steps of a directory store's `put`, in order, as reported to `fault_hook`.
 enum class write_stage : std::uint8_t {
-    tmp_created,   ///< the temporary file exists and is empty
-    half_written,  ///< the first half of the bytes are in the temporary file (not synced)
-    written,       ///< every byte is in the temporary file, not yet fsync'ed
-    synced,        ///< the temporary file is fsync'ed and closed; the rename comes next
-    renamed,       ///< the temporary file replaced `<dir>/<id>`; the directory is not yet synced
+    tmp_created,  ///< the temporary file exists and is empty
+    half_written, ///< the first half of the bytes are in the temporary file (not synced)
+    written,      ///< every byte is in the temporary file, not yet fsync'ed
+    synced,       ///< the temporary file is fsync'ed and closed; the rename comes next
+    renamed,      ///< the temporary file replaced `<dir>/<id>`; the directory is not yet synced
 };
 
 /// Settings of a directory store.
@@ -85,7 +85,7 @@ struct directory_store_options {
 /// the store's lifetime, so two live stores never share a directory (the kernel drops the lock
 /// when a process dies, so a restarted server opens it at once). Throws std::system_error when
 /// the directory cannot be created or opened, or is in use by another store.
-CORONET_WS_EXPORT std::unique_ptr<attachment_store> make_directory_store(
-    std::string dir, directory_store_options opts = {});
+CORONET_WS_EXPORT std::unique_ptr<attachment_store>
+make_directory_store(std::string dir, directory_store_options opts = {});
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

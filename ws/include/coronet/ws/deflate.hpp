@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-struct z_stream_s;  // zlib's, kept out of the public headers
+struct z_stream_s; // zlib's, kept out of the public headers
 
 namespace coronet::ws {
 
@@ -23,8 +23,8 @@ namespace coronet::ws {
 struct deflate_params {
     bool server_no_context_takeover = false;  ///< the server resets its compressor per message
     bool client_no_context_takeover = false;  ///< the client resets its compressor per message
-    std::uint8_t server_max_window_bits = 15;  ///< LZ77 window of the server's compressor, 8-15
-    std::uint8_t client_max_window_bits = 15;  ///< LZ77 window of the client's compressor, 8-15
+    std::uint8_t server_max_window_bits = 15; ///< LZ77 window of the server's compressor, 8-15
+    std::uint8_t client_max_window_bits = 15; ///< LZ77 window of the client's compressor, 8-15
     bool operator==(const deflate_params&) const = default;
 };
 
@@ -73,8 +73,8 @@ struct extension {
 /// Parses the values of every Sec-WebSocket-Extensions field line (a list may span lines),
 /// in order; empty list elements are skipped. `nullopt` if a value breaks the RFC 6455 §9.1
 /// grammar (tokens, `;`, `=`, token or quoted-string values whose content is a token).
-CORONET_WS_EXPORT std::optional<std::vector<extension>> parse_extensions(
-    std::span<const std::string_view> field_values);
+CORONET_WS_EXPORT std::optional<std::vector<extension>>
+parse_extensions(std::span<const std::string_view> field_values);
 
 /// The server's choice (RFC 7692 §5): the agreed parameters and the answer to send as the
 /// Sec-WebSocket-Extensions value.
@@ -86,8 +86,8 @@ struct deflate_agreement {
 /// Server side, I/O-free: the first acceptable permessage-deflate offer in `offers`, or
 /// nullopt (compression off). Offers with unknown, repeated or invalid parameters are declined
 /// (RFC 7692 §5.1), and so is everything when `opts.enabled` is false.
-CORONET_WS_EXPORT std::optional<deflate_agreement> negotiate_deflate(std::span<const extension> offers,
-                                                                     const deflate_options& opts);
+CORONET_WS_EXPORT std::optional<deflate_agreement>
+negotiate_deflate(std::span<const extension> offers, const deflate_options& opts);
 
 /// Client side: the Sec-WebSocket-Extensions value offering permessage-deflate per `opts`.
 CORONET_WS_EXPORT std::string deflate_offer(const deflate_options& opts);
@@ -98,8 +98,8 @@ CORONET_WS_EXPORT std::string deflate_offer(const deflate_options& opts);
 /// than permessage-deflate or more than one, a parameter that was not offered, repeated or out
 /// of range, a window larger than requested, or a missing answer to server_no_context_takeover
 /// or server_max_window_bits that was offered.
-CORONET_WS_EXPORT core::result<std::optional<deflate_params>> accept_deflate_answer(
-    std::span<const std::string_view> field_values, const deflate_options& opts);
+CORONET_WS_EXPORT core::result<std::optional<deflate_params>>
+accept_deflate_answer(std::span<const std::string_view> field_values, const deflate_options& opts);
 
 /// Compresses whole messages for one direction (RFC 7692 §7.2.1). With `no_context_takeover`
 /// each message is compressed on its own and the zlib state is borrowed from a per-thread pool
@@ -158,8 +158,8 @@ private:
     z_stream_s* z_ = nullptr;
     int window_bits_;
     bool no_context_takeover_;
-    bool ended_ = false;  ///< the data so far ended exactly with a BFINAL block
-    bool fed_ = false;    ///< this message had payload bytes
+    bool ended_ = false; ///< the data so far ended exactly with a BFINAL block
+    bool fed_ = false;   ///< this message had payload bytes
 };
 
 /// Compresses one whole message on its own (no context), for a frame shared by many receivers
@@ -168,4 +168,4 @@ private:
 CORONET_WS_EXPORT void compress_message(std::span<const std::byte> in, std::vector<std::byte>& out,
                                         int window_bits, int level = -1, int mem_level = 8);
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

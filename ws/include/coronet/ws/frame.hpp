@@ -30,13 +30,13 @@ enum class role : std::uint8_t { server, client };
 struct frame_limits {
     std::uint64_t max_frame_size = 16 * 1024 * 1024;
     std::uint64_t max_message_size = 16 * 1024 * 1024;
-    std::uint64_t max_fragments = 0;  ///< 0: unlimited
+    std::uint64_t max_fragments = 0; ///< 0: unlimited
 };
 
 /// XORs `data` with the 4-byte masking key (network order in `key`) starting at key byte
 /// `offset % 4`, eight bytes at a time (RFC 6455 §5.3). Returns the offset after `data`.
 CORONET_WS_EXPORT std::size_t apply_mask(std::span<std::byte> data, std::uint32_t key,
-                                          std::size_t offset = 0) noexcept;
+                                         std::size_t offset = 0) noexcept;
 
 /// Writes a frame header into `out` (at least 14 bytes) and returns its size. `mask_key` is
 /// used when `masked` (a client's frames); `rsv1` marks a compressed message's first frame.
@@ -60,15 +60,15 @@ public:
     void allow_rsv1(bool on) noexcept { rsv1_allowed_ = on; }
 
     enum class kind : std::uint8_t {
-        need_more,  ///< feed more bytes (not an error)
-        data,       ///< `payload` holds message bytes (possibly empty), see `message_end`
-        control,    ///< a whole ping, pong or close frame in `payload`
-        error,      ///< see `ec`; close the connection with close_code_of(ec)
+        need_more, ///< feed more bytes (not an error)
+        data,      ///< `payload` holds message bytes (possibly empty), see `message_end`
+        control,   ///< a whole ping, pong or close frame in `payload`
+        error,     ///< see `ec`; close the connection with close_code_of(ec)
     };
     struct step {
         kind what = kind::need_more;
-        std::size_t consumed = 0;         ///< bytes of the input used; drop them before the next call
-        std::span<std::byte> payload;     ///< unmasked, a view into the input
+        std::size_t consumed = 0;     ///< bytes of the input used; drop them before the next call
+        std::span<std::byte> payload; ///< unmasked, a view into the input
         opcode op = opcode::continuation; ///< data: text/binary of the message; control: its opcode
         bool message_start = false;       ///< data: first bytes of a message
         bool message_end = false;         ///< data: the message is complete after these bytes
@@ -109,4 +109,4 @@ private:
     utf8_validator utf8_;
 };
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

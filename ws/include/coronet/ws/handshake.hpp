@@ -20,4 +20,4 @@ CORONET_WS_EXPORT bool valid_client_key(std::string_view key) noexcept;
 /// Throws std::runtime_error if the random generator fails (a broken invariant).
 CORONET_WS_EXPORT std::string make_client_key();
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

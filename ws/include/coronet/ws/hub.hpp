@@ -36,9 +36,9 @@ class hub_connection;
 
 /// Why a hub call failed (besides `ws::errc::closed`, the stream's and the store's errors).
 enum class hub_errc {
-    full = 1,      ///< the hub already has `max_connections` (the connection was closed with 1013)
-    unknown_id,    ///< adopt: the store holds no attachment for that id
-    id_in_use,     ///< adopt: that id belongs to a live connection of this hub
+    full = 1,   ///< the hub already has `max_connections` (the connection was closed with 1013)
+    unknown_id, ///< adopt: the store holds no attachment for that id
+    id_in_use,  ///< adopt: that id belongs to a live connection of this hub
 };
 
 /// The category of hub_errc, named "coronet.ws.hub".
@@ -51,17 +51,17 @@ inline std::error_code make_error_code(hub_errc e) noexcept {
 
 /// Where a hub connection is in its life.
 enum class connection_state : std::uint8_t {
-    connecting,  ///< registered, `on_open` not yet called
-    open,        ///< messages flow; broadcasts reach it
-    closing,     ///< a close was requested (by the app, the hub's policy or a timeout) or the
-                 ///< peer's close arrived; broadcasts skip it, unicasts fail with errc::closed
-    closed,      ///< ended; only seen inside `on_close`
+    connecting, ///< registered, `on_open` not yet called
+    open,       ///< messages flow; broadcasts reach it
+    closing,    ///< a close was requested (by the app, the hub's policy or a timeout) or the
+                ///< peer's close arrived; broadcasts skip it, unicasts fail with errc::closed
+    closed,     ///< ended; only seen inside `on_close`
 };
 
 /// What a broadcast does for a receiver whose outgoing queue has no room for the frame.
 enum class backpressure_policy : std::uint8_t {
-    close,  ///< close that connection with 1008 (policy violation); its queued frames are dropped
-    drop,   ///< drop this message for that connection only, and count it
+    close, ///< close that connection with 1008 (policy violation); its queued frames are dropped
+    drop,  ///< drop this message for that connection only, and count it
 };
 
 /// Hub settings; every limit has a safe default.
@@ -96,16 +96,16 @@ struct hub_options {
 
 /// Hub-wide counters (monotonic since construction, except `connections`).
 struct hub_stats {
-    std::size_t connections = 0;        ///< registered now
-    std::uint64_t accepted = 0;         ///< connections registered
-    std::uint64_t refused = 0;          ///< over max_connections (closed with 1013)
-    std::uint64_t broadcasts = 0;       ///< broadcast calls
-    std::uint64_t frames_queued = 0;    ///< frames put in a queue (broadcast and unicast)
-    std::uint64_t dropped = 0;          ///< broadcast frames dropped for a full queue (drop policy)
-    std::uint64_t closed_slow = 0;      ///< connections closed with 1008 for a full queue
-    std::uint64_t pings_sent = 0;       ///< heartbeat pings queued
-    std::uint64_t timed_out = 0;        ///< connections dropped for a missing pong
-    std::uint64_t aborted = 0;          ///< connections dropped without a closing handshake
+    std::size_t connections = 0;     ///< registered now
+    std::uint64_t accepted = 0;      ///< connections registered
+    std::uint64_t refused = 0;       ///< over max_connections (closed with 1013)
+    std::uint64_t broadcasts = 0;    ///< broadcast calls
+    std::uint64_t frames_queued = 0; ///< frames put in a queue (broadcast and unicast)
+    std::uint64_t dropped = 0;       ///< broadcast frames dropped for a full queue (drop policy)
+    std::uint64_t closed_slow = 0;   ///< connections closed with 1008 for a full queue
+    std::uint64_t pings_sent = 0;    ///< heartbeat pings queued
+    std::uint64_t timed_out = 0;     ///< connections dropped for a missing pong
+    std::uint64_t aborted = 0;       ///< connections dropped without a closing handshake
 };
 
 /// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
@@ -179,9 +179,9 @@ struct space_waiter;
 /// One coroutine parked until something happens on the loop: `wake()` resumes it from the
 /// loop's next iteration (never inline), at most once per wait.
 struct CORONET_WS_EXPORT wake_slot {
-    std::coroutine_handle<> waiting;  ///< the parked coroutine, or null
-    bool scheduled = false;           ///< its resumption is queued on the loop
-    core::detail::io_op op;           ///< carries that resumption (no allocation)
+    std::coroutine_handle<> waiting; ///< the parked coroutine, or null
+    bool scheduled = false;          ///< its resumption is queued on the loop
+    core::detail::io_op op;          ///< carries that resumption (no allocation)
     /// Schedules the waiter's resumption if one waits and none is scheduled.
     void wake() noexcept;
 };
@@ -197,7 +197,9 @@ public:
     /// Frames held.
     std::size_t size() const noexcept { return size_; }
     /// The i-th frame from the front (i < size()).
-    core::shared_buffer& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
+    core::shared_buffer& operator[](std::size_t i) noexcept {
+        return slots_[(head_ + i) & (slots_.size() - 1)];
+    }
     /// Appends a frame, doubling the ring when full (the bytes never move: only the handles).
     void push_back(core::shared_buffer b);
     /// Removes the first frame and returns its size.
@@ -206,11 +208,11 @@ public:
     std::size_t pop_back() noexcept;
 
 private:
-    std::vector<core::shared_buffer> slots_;  ///< power-of-two size
+    std::vector<core::shared_buffer> slots_; ///< power-of-two size
     std::size_t head_ = 0;
     std::size_t size_ = 0;
 };
-}  // namespace detail
+} // namespace detail
 
 /// One WebSocket connection managed by a hub: its id, state, rooms, metadata, attachment and
 /// outgoing queue. It lives in `hub::serve`'s coroutine frame: a pointer or reference to it is
@@ -253,7 +255,9 @@ public:
     /// Removes `key`; false if it was not set.
     bool erase_meta(std::string_view key);
     /// Every metadata entry.
-    const std::map<std::string, std::string, std::less<>>& metadata() const noexcept { return meta_; }
+    const std::map<std::string, std::string, std::less<>>& metadata() const noexcept {
+        return meta_;
+    }
 
     // ---- sending (unicast) -----------------------------------------------------------------
     /// Queues a text message (UTF-8, not checked) for this connection, waiting while its queue
@@ -345,23 +349,23 @@ private:
     std::uint64_t id_;
     std::string target_;
     connection_state state_ = connection_state::connecting;
-    std::size_t index_ = 0;                   ///< position in the hub's list of all connections
-    core::task_scope* scope_ = nullptr;       ///< reader, writer, watchdog
-    core::stop_source* receive_stop_ = nullptr;  ///< set while receive() waits
-    hub_handler* handler_ = nullptr;          ///< event style
+    std::size_t index_ = 0;                     ///< position in the hub's list of all connections
+    core::task_scope* scope_ = nullptr;         ///< reader, writer, watchdog
+    core::stop_source* receive_stop_ = nullptr; ///< set while receive() waits
+    hub_handler* handler_ = nullptr;            ///< event style
     observer observer_;
-    std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_;  ///< room, index in its members
+    std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_; ///< room, index in its members
     std::map<std::string, std::string, std::less<>> meta_;
 
     // Outgoing queue and its writer.
     detail::frame_ring queue_;
     std::size_t queued_bytes_ = 0;
-    std::size_t in_flight_ = 0;  ///< frames at the queue's front being written
+    std::size_t in_flight_ = 0; ///< frames at the queue's front being written
     std::vector<core::const_buffer> batch_;
     std::uint64_t dropped_ = 0;
     bool writer_done_ = false;
-    detail::wake_slot writer_wake_;  ///< the idle writer
-    detail::wake_slot drained_;      ///< perform_close waiting for the queue to empty
+    detail::wake_slot writer_wake_; ///< the idle writer
+    detail::wake_slot drained_;     ///< perform_close waiting for the queue to empty
     detail::space_waiter* waiters_head_ = nullptr;
     detail::space_waiter* waiters_tail_ = nullptr;
 
@@ -377,10 +381,10 @@ private:
     // Heartbeats: an intrusive list node (the hub's idle or pinged list).
     hub_connection* hb_prev_ = nullptr;
     hub_connection* hb_next_ = nullptr;
-    std::uint8_t hb_list_ = 0;  ///< 0 none, 1 idle, 2 pinged
+    std::uint8_t hb_list_ = 0; ///< 0 none, 1 idle, 2 pinged
     core::clock::time_point last_activity_{};
     core::clock::time_point ping_sent_{};
-    std::uint64_t auto_seen_ = 0;  ///< auto_responses_sent() at the last sweep that looked
+    std::uint64_t auto_seen_ = 0; ///< auto_responses_sent() at the last sweep that looked
 
     bool has_attachment_ = false;
 };
@@ -497,7 +501,7 @@ private:
     std::unique_ptr<detail::hub_state> state_;
 };
 
-}  // namespace coronet::ws
+} // namespace coronet::ws
 
 template <>
 struct std::is_error_code_enum<coronet::ws::hub_errc> : std::true_type {};

@@ -26,7 +26,7 @@ struct server_options {
     /// More are answered 503, and so is every new connection while
     /// `session.memory_budget` is exhausted (counted as `ws.over_budget`).
     std::size_t max_connections = 10'000;
-    const core::tls_context* tls = nullptr;               ///< wss:// with this context
+    const core::tls_context* tls = nullptr; ///< wss:// with this context
     /// On shutdown, how long sessions (sent 1001) may take to finish before they are cancelled.
     std::chrono::milliseconds shutdown_grace{5'000};
 };
@@ -60,7 +60,7 @@ private:
 struct connect_options {
     client_handshake_options handshake;
     session_options session;
-    std::chrono::milliseconds connect_timeout{10'000};  ///< resolve + connect + TLS + handshake
+    std::chrono::milliseconds connect_timeout{10'000}; ///< resolve + connect + TLS + handshake
     /// For wss://: null means a context verifying against the system store (verification is
     /// always on unless the context says otherwise).
     const core::tls_context* tls = nullptr;
@@ -71,4 +71,4 @@ struct connect_options {
 CORONET_WS_EXPORT core::task<core::result<std::unique_ptr<session>>> connect(std::string url,
                                                                              connect_options opts);
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

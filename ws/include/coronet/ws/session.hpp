@@ -26,8 +26,8 @@ namespace coronet::ws {
 
 /// A whole received message.
 struct message {
-    opcode type = opcode::text;  ///< text or binary
-    std::string data;            ///< the payload (UTF-8 checked for text)
+    opcode type = opcode::text; ///< text or binary
+    std::string data;           ///< the payload (UTF-8 checked for text)
     bool is_text() const noexcept { return type == opcode::text; }
 };
 
@@ -83,10 +83,10 @@ struct session_options {
 
 /// A piece of a message from the streaming receive mode.
 struct message_chunk {
-    opcode type = opcode::text;  ///< of the whole message
-    std::string_view data;       ///< valid until the next receive call
-    bool first = false;          ///< the message's first bytes
-    bool last = false;           ///< the message is complete after these bytes
+    opcode type = opcode::text; ///< of the whole message
+    std::string_view data;      ///< valid until the next receive call
+    bool first = false;         ///< the message's first bytes
+    bool last = false;          ///< the message is complete after these bytes
 };
 
 class session;
@@ -109,7 +109,6 @@ public:
 
 /// Runs `h` on `s` until the session ends (see session_handler_base).
 CORONET_WS_EXPORT core::task<void> run(session& s, session_handler_base& h);
-
 
 /// A WebSocket connection (RFC 6455) over any core::stream, as server or client, built after
 /// the opening handshake from the stream plus the bytes already read past it (the http
@@ -188,7 +187,9 @@ public:
     /// The options the session was made with.
     const session_options& options() const noexcept { return opts_; }
     /// permessage-deflate as agreed in the handshake, or nullopt.
-    const std::optional<deflate_params>& compression() const noexcept { return opts_.agreed_deflate; }
+    const std::optional<deflate_params>& compression() const noexcept {
+        return opts_.agreed_deflate;
+    }
     role side() const noexcept { return role_; }
     /// Observer of pings and pongs (the event-style runner sets it); may be null.
     void set_observer(session_handler_base* h) noexcept { observer_ = h; }
@@ -212,28 +213,28 @@ private:
     core::buffered_reader reader_;
     frame_decoder decoder_;
     core::async_mutex send_lock_;
-    std::vector<std::byte> tx_;  ///< header + masked copy of the payload (client role)
+    std::vector<std::byte> tx_; ///< header + masked copy of the payload (client role)
     // permessage-deflate, when agreed (null otherwise: no memory for plain sessions).
-    std::unique_ptr<deflater> deflater_;  ///< null also when our window is 8 bits (see deflater)
+    std::unique_ptr<deflater> deflater_; ///< null also when our window is 8 bits (see deflater)
     std::unique_ptr<inflater> inflater_;
-    std::vector<std::byte> zout_;  ///< the compressed message being sent
-    std::string zin_;              ///< the inflated piece being returned
-    core::memory_charge zin_charge_;  ///< zin_'s bytes beyond 64 KiB
-    utf8_validator zutf8_;         ///< inflated text, across pieces
+    std::vector<std::byte> zout_;    ///< the compressed message being sent
+    std::string zin_;                ///< the inflated piece being returned
+    core::memory_charge zin_charge_; ///< zin_'s bytes beyond 64 KiB
+    utf8_validator zutf8_;           ///< inflated text, across pieces
     std::uint64_t inflated_size_ = 0;
     bool release_zin_ = false;
     bool receiving_ = false;
     session_handler_base* observer_ = nullptr;
     std::size_t queued_sends_ = 0;
-    core::clock::time_point last_heard_;    ///< last bytes from the peer
-    core::clock::time_point last_message_;  ///< last message either way (idle timeout)
+    core::clock::time_point last_heard_;   ///< last bytes from the peer
+    core::clock::time_point last_message_; ///< last message either way (idle timeout)
     bool ping_outstanding_ = false;
     core::clock::time_point ping_sent_;
     bool close_sent_ = false;
     bool close_received_ = false;
-    core::clock::time_point close_deadline_{};  ///< for the peer's close, once ours went out
+    core::clock::time_point close_deadline_{}; ///< for the peer's close, once ours went out
     core::stop_token going_away_;
-    core::stop_source* fill_stop_ = nullptr;  ///< the receive's wait for bytes, while it runs
+    core::stop_source* fill_stop_ = nullptr; ///< the receive's wait for bytes, while it runs
     std::string auto_request_;
     std::string auto_response_;
     bool auto_respond_ = false;
@@ -243,4 +244,4 @@ private:
     std::error_code abandoned_; ///< a write timed out: the session is over
 };
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

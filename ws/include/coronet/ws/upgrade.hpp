@@ -36,10 +36,10 @@ struct server_handshake_options {
 /// The verdict on an upgrade request (RFC 6455 §4.2.1-4.2.2), I/O-free: shared by the
 /// standalone server and the http_ws bridge.
 struct upgrade_verdict {
-    int status = 400;            ///< 101 to accept; 400, 403 (Origin), 426 (version) otherwise
-    std::string reason;          ///< why it was refused (for logs and the error body)
-    std::string accept;          ///< Sec-WebSocket-Accept when accepted
-    std::string subprotocol;     ///< the chosen one, or empty
+    int status = 400;        ///< 101 to accept; 400, 403 (Origin), 426 (version) otherwise
+    std::string reason;      ///< why it was refused (for logs and the error body)
+    std::string accept;      ///< Sec-WebSocket-Accept when accepted
+    std::string subprotocol; ///< the chosen one, or empty
     /// permessage-deflate as agreed (its answer is in `response`), or nullopt.
     std::optional<deflate_params> deflate;
     /// The response head to send: "HTTP/1.1 101 Switching Protocols" with its headers, or the
@@ -62,25 +62,25 @@ CORONET_WS_EXPORT upgrade_verdict check_upgrade(std::string_view method, int ver
 
 /// An accepted handshake read by `accept_upgrade`.
 struct accepted_upgrade {
-    std::string target;                 ///< the request-target (path and query)
-    std::string subprotocol;            ///< the chosen one, or empty
-    std::optional<deflate_params> deflate;  ///< permessage-deflate as agreed, or nullopt
-    std::vector<std::pair<std::string, std::string>> headers;  ///< the request's fields
-    std::vector<std::byte> prefetched;  ///< bytes read past the request (first frames)
+    std::string target;                    ///< the request-target (path and query)
+    std::string subprotocol;               ///< the chosen one, or empty
+    std::optional<deflate_params> deflate; ///< permessage-deflate as agreed, or nullopt
+    std::vector<std::pair<std::string, std::string>> headers; ///< the request's fields
+    std::vector<std::byte> prefetched; ///< bytes read past the request (first frames)
 };
 
 /// Standalone server side: reads one HTTP/1.1 upgrade request from `s` (without the http layer,
 /// bounded by `max_request_bytes`), answers 101 or the error status, and returns what the
 /// session needs. Errors: `errc::bad_handshake` (after answering the error status), the
 /// stream's errors. Wrap it in `with_timeout` for a handshake deadline.
-CORONET_WS_EXPORT core::task<core::result<accepted_upgrade>> accept_upgrade(
-    core::stream& s, server_handshake_options opts);
+CORONET_WS_EXPORT core::task<core::result<accepted_upgrade>>
+accept_upgrade(core::stream& s, server_handshake_options opts);
 
 /// What the client side asks for.
 struct client_handshake_options {
-    std::vector<std::string> subprotocols;  ///< offered, in order of preference
-    std::string origin;                     ///< sent as Origin when not empty
-    std::vector<std::pair<std::string, std::string>> headers;  ///< extra request fields
+    std::vector<std::string> subprotocols;                    ///< offered, in order of preference
+    std::string origin;                                       ///< sent as Origin when not empty
+    std::vector<std::pair<std::string, std::string>> headers; ///< extra request fields
     std::size_t max_response_bytes = 16 * 1024;
     /// permessage-deflate: offered when `deflate.enabled` (`deflate_offer`).
     deflate_options deflate;
@@ -89,8 +89,8 @@ struct client_handshake_options {
 /// The client's view of an accepted handshake.
 struct client_upgrade {
     std::string subprotocol;
-    std::optional<deflate_params> deflate;  ///< permessage-deflate as the server answered
-    std::vector<std::byte> prefetched;  ///< bytes read past the 101 response (first frames)
+    std::optional<deflate_params> deflate; ///< permessage-deflate as the server answered
+    std::vector<std::byte> prefetched;     ///< bytes read past the 101 response (first frames)
 };
 
 /// Client side over a connected stream: sends the upgrade request for `host` and `target` with a
@@ -99,7 +99,8 @@ struct client_upgrade {
 /// per `accept_deflate_answer`). Errors: `errc::bad_handshake`
 /// (also, before anything is sent, when `host`, `target` or an option holds CR, LF or NUL),
 /// the stream's errors.
-CORONET_WS_EXPORT core::task<core::result<client_upgrade>> request_upgrade(
-    core::stream& s, std::string host, std::string target, client_handshake_options opts);
+CORONET_WS_EXPORT core::task<core::result<client_upgrade>>
+request_upgrade(core::stream& s, std::string host, std::string target,
+                client_handshake_options opts);
 
-}  // namespace coronet::ws
+} // namespace coronet::ws

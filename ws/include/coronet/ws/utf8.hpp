@@ -18,11 +18,16 @@ public:
     /// Feeds more bytes; false as soon as they cannot be part of valid UTF-8.
     bool feed(std::span<const std::byte> bytes) noexcept;
     bool feed(std::string_view s) noexcept {
-        return feed(std::span<const std::byte>(reinterpret_cast<const std::byte*>(s.data()), s.size()));
+        return feed(
+            std::span<const std::byte>(reinterpret_cast<const std::byte*>(s.data()), s.size()));
     }
     /// True if the bytes so far end on a complete code point (call at the end of a message).
     bool complete() const noexcept { return need_ == 0; }
-    void reset() noexcept { need_ = 0; lower_ = 0x80; upper_ = 0xBF; }
+    void reset() noexcept {
+        need_ = 0;
+        lower_ = 0x80;
+        upper_ = 0xBF;
+    }
 
 private:
     std::uint8_t need_ = 0;     // continuation bytes still expected
@@ -33,4 +38,4 @@ private:
 /// True if `s` is complete, valid UTF-8.
 CORONET_WS_EXPORT bool is_valid_utf8(std::string_view s) noexcept;
 
-}  // namespace coronet::ws
+} // namespace coronet::ws
