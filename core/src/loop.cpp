@@ -3,7 +3,6 @@
 #include <coronet/core/timer.hpp>
 
 #include "backend/backend.hpp"
-#include "dns_worker.hpp"
 
 #include <malloc.h>
 #include <sys/eventfd.h>
@@ -158,7 +157,6 @@ loop::~loop() {
             }
         }
     }
-    dns_.reset();
     // Cancel our own wake-up read and let the backend deliver it, so nothing refers to us.
     if (wake_op_.in_flight) {
         wake_op_.on_complete = [](detail::io_op*) noexcept {};
@@ -221,12 +219,6 @@ std::span<std::byte> loop::provided_buffer(std::uint32_t cqe_flags, unsigned& id
 
 void loop::recycle_provided_buffer(unsigned id) noexcept {
     backend_->recycle_provided_buffer(id);
-}
-
-detail::dns_worker& loop::dns() {
-    if (!dns_)
-        dns_ = std::make_unique<detail::dns_worker>(*this);
-    return *dns_;
 }
 
 void loop::stop() noexcept {

@@ -11,29 +11,15 @@ bool stop_callback_base::attach(stop_source* src) noexcept {
         return false;
     }
     src_ = src;
-    prev_ = src->tail_;
-    next_ = nullptr;
-    if (src->tail_ != nullptr)
-        src->tail_->next_ = this;
-    else
-        src->head_ = this;
-    src->tail_ = this;
+    src->callbacks_.push_back(*this);
     return true;
 }
 
 void stop_callback_base::detach() noexcept {
     if (src_ == nullptr)
         return;
-    if (prev_ != nullptr)
-        prev_->next_ = next_;
-    else
-        src_->head_ = next_;
-    if (next_ != nullptr)
-        next_->prev_ = prev_;
-    else
-        src_->tail_ = prev_;
+    src_->callbacks_.erase(*this);
     src_ = nullptr;
-    prev_ = next_ = nullptr;
 }
 
 stop_source::stop_source(stop_token parent) noexcept {
@@ -42,8 +28,8 @@ stop_source::stop_source(stop_token parent) noexcept {
 
 stop_source::~stop_source() {
     parent_link_.detach();
-    while (head_ != nullptr)
-        head_->detach();
+    while (!callbacks_.empty())
+        callbacks_.front().detach();
 }
 
 void stop_source::on_parent_stop(stop_callback_base* cb) noexcept {
@@ -55,10 +41,10 @@ bool stop_source::request_stop() noexcept {
         return false;
     requested_ = true;
     // Each callback is unlinked before it runs, so a callback may detach or destroy others.
-    while (head_ != nullptr) {
-        stop_callback_base* cb = head_;
-        cb->detach();
-        cb->fn_(cb);
+    while (!callbacks_.empty()) {
+        stop_callback_base& cb = callbacks_.front();
+        cb.detach();
+        cb.fn_(&cb);
     }
     return true;
 }

@@ -2,6 +2,7 @@
 // transport in short-lived coroutines (one per pending read or write that cannot finish at
 // once); their frames come from the recycling frame allocator, so a steady state allocates
 // nothing.
+#include <coronet/core/async_event.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/tls.hpp>
 
@@ -82,14 +83,11 @@ struct tls_stream::state {
     BIO* wbio = nullptr; // ciphertext to the peer, owned by ssl
     bool client = false;
     bool verify = true;
-    loop* lp = nullptr;
     tls_session latest;
     std::unique_ptr<std::byte[]> tx;
     // The transport's write side is shared by the reader (alerts, tickets, key updates) and the
-    // writer; `flushing` is the lock and `gate` wakes the one coroutine waiting for it.
-    bool flushing = false;
-    detail::io_op gate;
-    bool gate_waiting = false;
+    // writer; it is free while this event is set.
+    async_event write_free{true};
     std::optional<stop_source> read_stop;
     std::optional<stop_source> write_stop;
     stream_op* reading = nullptr;
@@ -150,44 +148,26 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 namespace {
 
-/// Waits until the transport's write side is free.
-struct gate_awaiter {
-    tls_stream::state* st;
-    bool await_ready() const noexcept { return !st->flushing; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        st->gate.waiter = h;
-        st->gate_waiting = true;
-    }
-    void await_resume() const noexcept {}
-};
-
-void release_gate(tls_stream::state& st) noexcept {
-    st.flushing = false;
-    if (st.gate_waiting) {
-        st.gate_waiting = false;
-        st.gate.on_complete = nullptr;
-        st.lp->complete_later(st.gate);
-    }
-}
-
 /// Sends everything the write BIO holds.
 task<result<void>> flush(tls_stream::state& st, stream& transport) {
     while (st.output_pending()) {
-        if (st.flushing) {
-            co_await gate_awaiter{&st};
+        if (!st.write_free.is_set()) {
+            // Not cancellable: the holder sends one record, and its own stop cuts that short.
+            // Abandoning here could drop plaintext this read already took out of OpenSSL.
+            (void)co_await st.write_free.wait(stop_token());
             continue;
         }
-        st.flushing = true;
+        st.write_free.reset();
         if (!st.tx)
             st.tx = std::make_unique<std::byte[]>(tx_size);
         int n = BIO_read(st.wbio, st.tx.get(), static_cast<int>(tx_size));
         if (n <= 0) {
-            release_gate(st);
+            st.write_free.set();
             break;
         }
         auto r =
             co_await transport.write_all(const_buffer(st.tx.get(), static_cast<std::size_t>(n)));
-        release_gate(st);
+        st.write_free.set();
         if (!r)
             co_return r.error();
     }
@@ -327,7 +307,6 @@ std::unique_ptr<tls_stream> tls_stream::server(const tls_context& ctx, stream_pt
     st->wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(st->ssl, st->rbio, st->wbio);
     SSL_set_accept_state(st->ssl);
-    st->lp = loop::current();
     SSL_set_ex_data(st->ssl, stream_ex_index(), st.get());
     return std::unique_ptr<tls_stream>(new tls_stream(std::move(transport), std::move(st)));
 }
@@ -344,7 +323,6 @@ std::unique_ptr<tls_stream> tls_stream::client(const tls_context& ctx, stream_pt
     SSL_set_connect_state(st->ssl);
     st->client = true;
     st->verify = ctx.get()->verify;
-    st->lp = loop::current();
     SSL_set_ex_data(st->ssl, stream_ex_index(), st.get());
     const bool ip = is_ip_literal(host);
     if (!host.empty() && !ip)

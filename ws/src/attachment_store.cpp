@@ -1,29 +1,20 @@
 #include <coronet/ws/attachment_store.hpp>
 
-#include <coronet/core/loop.hpp>
+#include <coronet/core/offload.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
-#include <coroutine>
-#include <deque>
-#include <exception>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <thread>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -52,130 +43,6 @@ public:
 
 private:
     int fd_;
-};
-
-// ---- a worker thread for blocking file I/O ---------------------------------------------------
-// core keeps its getaddrinfo worker private, so the directory store has its own: one thread per
-// store, jobs run in submission order (which is what makes the store's calls apply in order and
-// lets `list` delete stale temporary files without racing a `put` of the same store).
-
-class file_worker {
-public:
-    /// One blocking call, embedded in the awaiting coroutine's frame.
-    class job {
-    public:
-        virtual void execute() noexcept = 0;
-        core::loop* lp = nullptr;
-        std::coroutine_handle<> waiter;
-
-    protected:
-        ~job() = default;
-    };
-
-    file_worker() = default;
-    file_worker(const file_worker&) = delete;
-    file_worker& operator=(const file_worker&) = delete;
-    ~file_worker() {
-        if (!thread_.joinable())
-            return;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stopping_ = true;
-        }
-        cv_.notify_one();
-        thread_.join();
-    }
-
-    void submit(job& j) {
-        if (!thread_.joinable())
-            start();
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            queue_.push_back(&j);
-        }
-        cv_.notify_one();
-    }
-
-private:
-    void start() {
-        // Process signals belong to the loop's signalfd, never to this thread.
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        try {
-            thread_ = std::thread([this] { serve(); });
-        } catch (...) {
-            pthread_sigmask(SIG_SETMASK, &old, nullptr);
-            throw;
-        }
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    }
-
-    void serve() {
-        for (;;) {
-            job* j = nullptr;
-            {
-                std::unique_lock<std::mutex> lock(mu_);
-                cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (stopping_)
-                    return;
-                j = queue_.front();
-                queue_.pop_front();
-            }
-            j->execute();
-            // The job lives in the waiter's frame, which may be gone once the loop resumes it.
-            core::loop* lp = j->lp;
-            std::coroutine_handle<> waiter = j->waiter;
-            lp->post([waiter] { waiter.resume(); });
-        }
-    }
-
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<job*> queue_;
-    bool stopping_ = false;
-    std::thread thread_;
-};
-
-/// Awaits `fn()` run on the worker; without a current loop (nothing to resume on) it runs
-/// inline. An exception from `fn` reaches the awaiting coroutine.
-template <class F>
-class off_loop_call final : public file_worker::job {
-public:
-    using value_type = std::invoke_result_t<F&>;
-
-    off_loop_call(file_worker& w, F fn) : worker_(w), fn_(std::move(fn)) {}
-
-    bool await_ready() {
-        lp = core::loop::current();
-        if (lp != nullptr)
-            return false;
-        execute();
-        return true;
-    }
-    void await_suspend(std::coroutine_handle<> h) {
-        waiter = h;
-        worker_.submit(*this);
-    }
-    value_type await_resume() {
-        if (error_)
-            std::rethrow_exception(error_);
-        return std::move(*out_);
-    }
-
-    void execute() noexcept override {
-        try {
-            out_.emplace(fn_());
-        } catch (...) {
-            error_ = std::current_exception();
-        }
-    }
-
-private:
-    file_worker& worker_;
-    F fn_;
-    std::optional<value_type> out_;
-    std::exception_ptr error_;
 };
 
 // ---- names -------------------------------------------------------------------------------
@@ -275,8 +142,11 @@ private:
     std::unordered_map<std::uint64_t, std::vector<std::byte>> items_;
 };
 
-// Each call names its awaitable: g++ 12 destroys a temporary awaitable of a co_await
-// expression twice when it owns a lambda with non-trivial captures.
+// File I/O runs on the offload pool through the store's own queue, so the calls apply in the
+// order they were made, one at a time (which also lets `list` delete stale temporary files
+// without racing a `put`). The calls are not cancellable (stop_token()): a caller always learns
+// whether its write took effect. Each call names its awaitable: g++ 12 destroys a temporary
+// awaitable of a co_await expression twice when it owns a lambda with non-trivial captures.
 class directory_store final : public attachment_store {
 public:
     directory_store(std::string dir, directory_store_options opts)
@@ -286,23 +156,25 @@ public:
     directory_store& operator=(const directory_store&) = delete;
 
     core::task<core::result<void>> put(std::uint64_t id, std::vector<std::byte> data) override {
-        off_loop_call call(worker_,
-                           [this, id, data = std::move(data)] { return write_file(id, data); });
+        auto call = core::offload(queue_, core::stop_token(), [this, id, data = std::move(data)] {
+            return write_file(id, data);
+        });
         co_return co_await call;
     }
 
     core::task<core::result<std::optional<std::vector<std::byte>>>> get(std::uint64_t id) override {
-        off_loop_call call(worker_, [this, id] { return read_file(id); });
+        auto call = core::offload(queue_, core::stop_token(), [this, id] { return read_file(id); });
         co_return co_await call;
     }
 
     core::task<core::result<void>> remove(std::uint64_t id) override {
-        off_loop_call call(worker_, [this, id] { return remove_file(id); });
+        auto call =
+            core::offload(queue_, core::stop_token(), [this, id] { return remove_file(id); });
         co_return co_await call;
     }
 
     core::task<core::result<std::vector<std::uint64_t>>> list() override {
-        off_loop_call call(worker_, [this] { return list_files(); });
+        auto call = core::offload(queue_, core::stop_token(), [this] { return list_files(); });
         co_return co_await call;
     }
 
@@ -451,8 +323,9 @@ private:
         ::closedir(d);
         if (ec)
             return ec;
-        // The flock keeps other processes out and this store's puts run on this same thread,
-        // so every temporary file seen here is a leftover of a crash: no put is writing it.
+        // The flock keeps other processes out and this store's calls run one at a time through
+        // its queue, so every temporary file seen here is a leftover of a crash: no put is
+        // writing it.
         bool removed = false;
         for (const auto& name : stale)
             removed |= ::unlinkat(dir_fd_.get(), name.c_str(), 0) == 0;
@@ -472,9 +345,9 @@ private:
     }
 
     directory_store_options opts_;
-    unique_fd dir_fd_; // also holds the flock
-    std::uint64_t tmp_serial_ = 0;
-    file_worker worker_; // declared last: joined before the descriptor closes
+    unique_fd dir_fd_;             // also holds the flock
+    std::uint64_t tmp_serial_ = 0; // only touched by calls on queue_, one at a time
+    core::offload_queue queue_;
 };
 
 } // namespace

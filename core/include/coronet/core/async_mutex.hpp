@@ -1,11 +1,8 @@
 #pragma once
 
-#include <coronet/core/export.hpp>
-#include <coronet/core/io_op.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/result.hpp>
-#include <coronet/core/stop.hpp>
-#include <coronet/core/task.hpp>
+#include <coronet/core/waiter_queue.hpp>
 
 namespace coronet::core {
 
@@ -13,53 +10,48 @@ namespace coronet::core {
 /// until the lock is free, in FIFO order; `unlock()` hands it to the next waiter, which resumes
 /// from the loop. A wait is cancelled by the waiting coroutine's stop token (the result is then
 /// `operation_canceled` and the lock is not held). Serializes, for example, a WebSocket
-/// session's senders. Single-threaded; must be unlocked before destruction.
-class CORONET_CORE_EXPORT async_mutex {
+/// session's senders. Built on `waiter_queue` (nothing allocated per wait). Single-threaded;
+/// must be unlocked before destruction.
+class async_mutex {
 public:
     async_mutex() noexcept = default;
     async_mutex(const async_mutex&) = delete;
     async_mutex& operator=(const async_mutex&) = delete;
 
-    class CORONET_CORE_EXPORT lock_awaitable {
+    /// The awaitable of `lock()`: takes a free lock at once, otherwise parks in FIFO order.
+    /// `await_resume` gives success with the lock held, or `operation_canceled` without it.
+    class lock_awaitable : public waiter_queue::awaitable {
     public:
-        explicit lock_awaitable(async_mutex& m) noexcept : m_(&m) {}
-        lock_awaitable(const lock_awaitable&) = delete;
-        lock_awaitable& operator=(const lock_awaitable&) = delete;
-        bool await_ready() noexcept;
-        template <class P>
-        bool await_suspend(std::coroutine_handle<P> h) {
-            return suspend(h, detail::token_of(h));
-        }
-        /// Success with the lock held, or `operation_canceled` without it.
-        result<void> await_resume() noexcept;
+        explicit lock_awaitable(async_mutex& m) noexcept
+            : waiter_queue::awaitable(m.waiters_), m_(&m) {}
+        bool await_ready() noexcept { return m_->try_lock(); }
 
     private:
-        friend class async_mutex;
-        bool suspend(std::coroutine_handle<> h, stop_token tok);
-        static void on_stop(stop_callback_base* cb) noexcept;
         async_mutex* m_;
-        lock_awaitable* next_ = nullptr;
-        bool canceled_ = false;
-        detail::io_op resume_;
-        struct canceller : stop_callback_base {
-            explicit canceller(lock_awaitable* a) noexcept
-                : stop_callback_base(&on_stop), self(a) {}
-            lock_awaitable* self;
-        } canceller_{this};
     };
 
     /// Waits for the lock (see lock_awaitable).
     lock_awaitable lock() noexcept { return lock_awaitable(*this); }
-    /// Takes the lock if it is free; true on success.
-    bool try_lock() noexcept;
+    /// Takes the lock if it is free; true on success. Never overtakes a waiter (the lock is not
+    /// free while coroutines wait).
+    bool try_lock() noexcept {
+        if (locked_)
+            return false;
+        locked_ = true;
+        return true;
+    }
     /// Releases the lock, handing it to the next waiter if there is one.
-    void unlock() noexcept;
+    void unlock() noexcept {
+        // A woken waiter owns the lock from here on (locked_ stays true) and resumes later.
+        if (!waiters_.wake_one())
+            locked_ = false;
+    }
+    /// True while someone holds the lock (or it was handed to a waiter not yet resumed).
     bool locked() const noexcept { return locked_; }
 
 private:
+    waiter_queue waiters_;
     bool locked_ = false;
-    lock_awaitable* head_ = nullptr;
-    lock_awaitable* tail_ = nullptr;
 };
 
 } // namespace coronet::core

@@ -61,7 +61,6 @@ CORONET_CORE_EXPORT bool uring_available() noexcept;
 namespace detail {
 class backend;
 struct timer_node;
-class dns_worker;
 } // namespace detail
 
 /// The clock of loop timers and deadlines.
@@ -113,8 +112,6 @@ public:
     /// Timers (sleep_for, deadlines).
     void add_timer(detail::timer_node& t);
     void remove_timer(detail::timer_node& t) noexcept;
-    /// The worker that runs blocking getaddrinfo calls for this loop (started on first use).
-    detail::dns_worker& dns();
     /// Provided receive buffers (io_uring only): true if the ring is set up.
     bool has_provided_buffers() const noexcept;
     /// The provided buffer that a recv_provided completion with `cqe_flags` filled, and its id.
@@ -147,8 +144,6 @@ private:
     detail::fd_state wake_fd_;
     detail::io_op wake_op_;
     std::uint64_t wake_buf_ = 0;
-
-    std::unique_ptr<detail::dns_worker> dns_;
 
     std::size_t heap_trim_threshold_;
     clock::duration heap_trim_interval_;

@@ -11,7 +11,7 @@
 namespace coronet::core {
 
 /// Resolves `host` with the system resolver (getaddrinfo, so /etc/hosts, nsswitch and
-/// resolv.conf apply) on a worker thread of the current loop; the task completes on the loop.
+/// resolv.conf apply) on the offload pool (`offload.hpp`); the task completes on the loop.
 /// Numeric addresses resolve without a lookup. `family` is AF_UNSPEC, AF_INET or AF_INET6.
 /// Errors: `errc::resolve_failed` (no such host, resolver failure), `operation_canceled` (the
 /// lookup itself is not interrupted; its result is dropped).

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <coronet/core/export.hpp>
+#include <coronet/core/intrusive_list.hpp>
 
 #include <utility>
 
@@ -12,7 +13,7 @@ class stop_source;
 /// cancellation hook: I/O operations, timers and waits embed one, so registering allocates
 /// nothing. Single-threaded: a stop_source and its callbacks belong to one loop thread (cross-
 /// thread cancellation goes through `loop::post`).
-class CORONET_CORE_EXPORT stop_callback_base {
+class CORONET_CORE_EXPORT stop_callback_base : private intrusive_list_hook<stop_source> {
 public:
     using function_type = void (*)(stop_callback_base*) noexcept;
 
@@ -31,10 +32,10 @@ public:
 
 private:
     friend class stop_source;
+    // The list hook is tagged, so a class deriving from this one keeps the untagged hook free.
+    friend class intrusive_list<stop_callback_base, stop_source>;
     function_type fn_;
     stop_source* src_ = nullptr;
-    stop_callback_base* prev_ = nullptr;
-    stop_callback_base* next_ = nullptr;
 };
 
 /// A read-only view of a stop_source, passed down from a task to its children and the I/O
@@ -84,8 +85,7 @@ private:
     };
 
     bool requested_ = false;
-    stop_callback_base* head_ = nullptr;
-    stop_callback_base* tail_ = nullptr;
+    intrusive_list<stop_callback_base, stop_source> callbacks_;
     parent_link parent_link_{this};
 };
 

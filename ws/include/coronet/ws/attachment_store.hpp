@@ -64,11 +64,12 @@ enum class write_stage : std::uint8_t {
 struct directory_store_options {
     /// Permission bits of attachment files (before the umask); attachments may hold secrets.
     unsigned file_mode = 0600;
-    /// Called by `put` after each `write_stage`, on the store's worker thread, with the id being
-    /// written. For fault-injection tests only. Returning a non-zero error_code makes `put` fail
-    /// as if that I/O step had failed (the temporary file is removed and the error returned);
-    /// throwing simulates a crash at that point (nothing is cleaned up; the exception reaches
-    /// the caller of `put`); calling `_exit` is a real crash.
+    /// Called by `put` after each `write_stage`, on the offload pool thread that serves the
+    /// store's calls (`core::offload_queue`), with the id being written. For fault-injection tests
+    /// only. Returning a non-zero error_code makes `put` fail as if that I/O step had failed (the
+    /// temporary file is removed and the error returned); throwing simulates a crash at that point
+    /// (nothing is cleaned up; the exception reaches the caller of `put`); calling `_exit` is a
+    /// real crash.
     std::function<std::error_code(write_stage, std::uint64_t id)> fault_hook;
 };
 
@@ -78,8 +79,10 @@ struct directory_store_options {
 /// directory, so a reader (or a process started after a crash at any point) sees either the
 /// old attachment or the new one, never part of one. `remove` unlinks and fsyncs the directory.
 /// `list` parses names strictly (other files are ignored) and deletes the temporary files a
-/// crashed `put` left. File I/O runs on a worker thread the store starts on first use, so the
-/// loop never waits for the disk; each call costs one wake-up of the loop when it completes.
+/// crashed `put` left. File I/O runs on core's offload pool (`core::offload`) through one
+/// `core::offload_queue` per store, so the loop never waits for the disk and the calls apply
+/// one at a time in the order they were made, all on one pool thread; each call costs one
+/// wake-up of the loop when it completes.
 ///
 /// Creates `dir` (not its parents) if it does not exist and holds an exclusive `flock` on it for
 /// the store's lifetime, so two live stores never share a directory (the kernel drops the lock
