@@ -1,12 +1,11 @@
 #include <coronet/http/client.hpp>
 
-#include <coronet/core/resolve.hpp>
-#include <coronet/core/socket.hpp>
+#include <coronet/core/connect.hpp>
 #include <coronet/core/timer.hpp>
 
 #include "wire.hpp"
 
-#include <charconv>
+#include <utility>
 
 namespace coronet::http {
 
@@ -18,75 +17,11 @@ std::string_view client_response::header(std::string_view name) const noexcept {
 }
 
 core::result<url> url::parse(std::string_view text) {
+    auto parsed = core::url::parse(text);
+    if (!parsed || (parsed->scheme != "http" && parsed->scheme != "https"))
+        return make_error_code(errc::bad_request);
     url u;
-    auto sep = text.find("://");
-    if (sep == std::string_view::npos)
-        return make_error_code(errc::bad_request);
-    std::string_view scheme = text.substr(0, sep);
-    if (iequals(scheme, "http")) {
-        u.scheme = "http";
-        u.port = 80;
-    } else if (iequals(scheme, "https")) {
-        u.scheme = "https";
-        u.port = 443;
-    } else {
-        return make_error_code(errc::bad_request);
-    }
-    std::string_view rest = text.substr(sep + 3);
-    rest = rest.substr(0, rest.find('#')); // a fragment is never sent (RFC 9110 §7.1)
-    auto path_at = rest.find_first_of("/?");
-    std::string_view authority = rest.substr(0, path_at);
-    if (authority.empty() || authority.find('@') != std::string_view::npos)
-        return make_error_code(errc::bad_request);
-    std::string_view host = authority;
-    std::string_view port;
-    if (authority.front() == '[') {
-        auto close = authority.find(']');
-        if (close == std::string_view::npos)
-            return make_error_code(errc::bad_request);
-        host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':')
-                return make_error_code(errc::bad_request);
-            port = authority.substr(close + 2);
-        }
-    } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-        host = authority.substr(0, colon);
-        port = authority.substr(colon + 1);
-    }
-    if (host.empty())
-        return make_error_code(errc::bad_request);
-    // RFC 3986 §3.2.2: an IP literal holds hex digits, ':' and '.' (then maybe a %25 zone, RFC
-    // 6874); a reg-name unreserved, pct-encoded and sub-delims characters. Anything else (':' of
-    // an unbracketed IPv6 address, spaces, CR/LF) is refused before it can reach a Host header.
-    bool zone = false;
-    for (char c : host) {
-        const bool digit = c >= '0' && c <= '9';
-        const bool alnum = digit || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        bool ok;
-        if (authority.front() != '[')
-            ok = alnum || std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
-        else if (zone)
-            ok = alnum || std::string_view("-._~%").find(c) != std::string_view::npos;
-        else
-            ok = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
-                 c == '.' || (zone = c == '%');
-        if (!ok)
-            return make_error_code(errc::bad_request);
-    }
-    if (!port.empty()) {
-        unsigned p = 0;
-        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-        if (ec != std::errc() || ptr != port.data() + port.size() || p == 0 || p > 65535)
-            return make_error_code(errc::bad_request);
-        u.port = static_cast<std::uint16_t>(p);
-    }
-    u.host = std::string(host);
-    if (path_at != std::string_view::npos) {
-        u.target = std::string(rest.substr(path_at));
-        if (u.target.front() == '?')
-            u.target.insert(0, "/");
-    }
+    static_cast<core::url&>(u) = std::move(*parsed);
     return u;
 }
 
@@ -125,7 +60,11 @@ core::task<core::result<client_response>> client_connection::send(client_request
     co_return r;
 }
 
-core::task<core::result<client_response>> client_connection::exchange(const client_request& req) {
+namespace {
+
+/// The request's bytes: request line, Host (unless the caller set one), the caller's headers,
+/// Content-Length when there is a body or the method usually has one, then the body.
+std::string serialize(const client_request& req, std::string_view host) {
     std::string out;
     out.reserve(256 + req.body.size());
     out += req.method;
@@ -138,7 +77,7 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
         caller_host = caller_host || iequals(k, "host");
     if (!caller_host) {
         out += "Host: ";
-        out += host_;
+        out += host;
         out += "\r\n";
     }
     for (const auto& [k, v] : req.headers) {
@@ -154,95 +93,121 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
     }
     out += "\r\n";
     out += req.body;
+    return out;
+}
+
+/// A read that ended the stream inside a response is the server's fault, said as such.
+std::error_code inside_response(std::error_code ec) noexcept {
+    return ec == core::errc::end_of_stream ? make_error_code(errc::unexpected_eof) : ec;
+}
+
+/// The owned copy of a parsed head (its views point into the reader's buffer).
+client_response response_of(const response_head& h) {
+    client_response res;
+    res.status = h.status;
+    res.reason = std::string(h.reason);
+    res.version_minor = h.version_minor;
+    for (const auto& f : h.headers.fields())
+        res.headers.emplace_back(f.name, f.value);
+    res.keep_alive = h.keep_alive;
+    return res;
+}
+
+} // namespace
+
+core::task<core::result<client_response>> client_connection::exchange(const client_request& req) {
+    const std::string out = serialize(req, host_);
     auto w = co_await stream_->write_all(core::as_bytes(out));
     if (!w)
         co_return w.error();
-
     response_parser p(opts_.limits);
+    auto head = co_await read_final_head(p, req.method == "HEAD");
+    if (!head)
+        co_return head.error();
+    client_response res = response_of(p.head());
+    const body_kind kind = p.head().body;
+    const std::uint64_t length = p.head().content_length;
+    reader_.consume(p.head_size());
+    auto body = co_await read_body(kind, length, res);
+    if (!body)
+        co_return body.error();
+    reusable_ = res.keep_alive && res.status != 101;
+    co_return res;
+}
+
+// Parses response heads until one is final: 100 Continue and other interim responses are
+// skipped (101 is final: the connection changes protocol).
+core::task<core::result<void>> client_connection::read_final_head(response_parser& p,
+                                                                  bool head_request) {
     for (;;) {
         p.reset();
-        p.set_head_request(req.method == "HEAD");
+        p.set_head_request(head_request);
         parse_status st = reader_.buffered().empty() ? parse_status::need_more
                                                      : p.parse(core::as_string(reader_.buffered()));
         while (st == parse_status::need_more) {
             auto got = co_await reader_.fill();
-            if (!got) {
-                if (got.error() == core::errc::end_of_stream)
-                    co_return make_error_code(errc::unexpected_eof);
-                co_return got.error();
-            }
+            if (!got)
+                co_return inside_response(got.error());
             st = p.parse(core::as_string(reader_.buffered()));
         }
         if (st == parse_status::error)
             co_return p.error();
-        if (p.head().status >= 100 && p.head().status < 200 && p.head().status != 101) {
-            reader_.consume(p.head_size()); // 100 Continue and other interim responses
-            continue;
-        }
-        break;
+        if (p.head().status < 100 || p.head().status >= 200 || p.head().status == 101)
+            co_return core::result<void>{};
+        reader_.consume(p.head_size());
     }
+}
 
-    client_response res;
-    {
-        const response_head& h = p.head();
-        res.status = h.status;
-        res.reason = std::string(h.reason);
-        res.version_minor = h.version_minor;
-        for (const auto& f : h.headers.fields())
-            res.headers.emplace_back(f.name, f.value);
-        res.keep_alive = h.keep_alive;
-    }
-    const body_kind kind = p.head().body;
-    const std::size_t head_size = p.head_size();
-    const std::uint64_t length = p.head().content_length;
-    reader_.consume(head_size);
+core::task<core::result<void>> client_connection::read_body(body_kind kind, std::uint64_t length,
+                                                            client_response& res) {
     if (kind == body_kind::content_length) {
         auto b = co_await reader_.read_exactly(static_cast<std::size_t>(length));
-        if (!b) {
-            if (b.error() == core::errc::end_of_stream)
-                co_return make_error_code(errc::unexpected_eof);
-            co_return b.error();
-        }
+        if (!b)
+            co_return inside_response(b.error());
         res.body.assign(core::as_string(*b));
         reader_.consume(static_cast<std::size_t>(length));
     } else if (kind == body_kind::chunked) {
-        chunked_decoder dec(opts_.limits);
-        for (;;) {
-            auto step = dec.decode(core::as_string(reader_.buffered()));
-            res.body.append(step.data);
-            reader_.consume(step.consumed);
-            if (step.ec)
-                co_return step.ec;
-            if (step.done)
-                break;
-            // decode() stops after each chunk's data: read more only once it makes no progress
-            // on what is buffered (the rest of the body may already be here).
-            if (step.consumed > 0 && !reader_.buffered().empty())
-                continue;
-            auto got = co_await reader_.fill();
-            if (!got) {
-                if (got.error() == core::errc::end_of_stream)
-                    co_return make_error_code(errc::unexpected_eof);
-                co_return got.error();
-            }
-        }
+        co_return co_await read_chunked_body(res.body);
     } else if (kind == body_kind::until_close) {
-        for (;;) {
-            res.body.append(core::as_string(reader_.buffered()));
-            reader_.consume(reader_.buffered().size());
-            if (res.body.size() > opts_.limits.max_body_size)
-                co_return make_error_code(errc::body_too_large);
-            auto got = co_await reader_.fill();
-            if (!got) {
-                if (got.error() == core::errc::end_of_stream)
-                    break;
-                co_return got.error();
-            }
-        }
         res.keep_alive = false;
+        co_return co_await read_body_until_close(res.body);
     }
-    reusable_ = res.keep_alive && res.status != 101;
-    co_return res;
+    co_return core::result<void>{};
+}
+
+core::task<core::result<void>> client_connection::read_chunked_body(std::string& body) {
+    chunked_decoder dec(opts_.limits);
+    for (;;) {
+        auto step = dec.decode(core::as_string(reader_.buffered()));
+        body.append(step.data);
+        reader_.consume(step.consumed);
+        if (step.ec)
+            co_return step.ec;
+        if (step.done)
+            co_return core::result<void>{};
+        // decode() stops after each chunk's data: read more only once it makes no progress on
+        // what is buffered (the rest of the body may already be here).
+        if (step.consumed > 0 && !reader_.buffered().empty())
+            continue;
+        auto got = co_await reader_.fill();
+        if (!got)
+            co_return inside_response(got.error());
+    }
+}
+
+core::task<core::result<void>> client_connection::read_body_until_close(std::string& body) {
+    for (;;) {
+        body.append(core::as_string(reader_.buffered()));
+        reader_.consume(reader_.buffered().size());
+        if (body.size() > opts_.limits.max_body_size)
+            co_return make_error_code(errc::body_too_large);
+        auto got = co_await reader_.fill();
+        if (!got) {
+            if (got.error() == core::errc::end_of_stream)
+                co_return core::result<void>{};
+            co_return got.error();
+        }
+    }
 }
 
 client::client(client_options opts) : opts_(opts) {}
@@ -250,42 +215,23 @@ client::client(client_options opts) : opts_(opts) {}
 client::~client() = default;
 
 core::task<core::result<std::unique_ptr<client_connection>>> client::open(url u) {
-    auto addrs = co_await core::resolve(u.host, u.port);
-    if (!addrs)
-        co_return addrs.error();
-    std::error_code last = make_error_code(core::errc::resolve_failed);
-    for (const auto& ep : *addrs) {
-        auto c = co_await core::tcp_stream::connect(ep);
-        if (!c) {
-            last = c.error();
-            continue;
-        }
-        core::stream_ptr s = std::make_unique<core::tcp_stream>(std::move(*c));
-        if (u.scheme == "https") {
-            const core::tls_context* ctx = opts_.tls;
-            if (ctx == nullptr) {
-                if (!default_tls_.valid()) {
-                    auto made = core::tls_context::client({});
-                    if (!made)
-                        co_return made.error();
-                    default_tls_ = std::move(*made);
-                }
-                ctx = &default_tls_;
+    const core::tls_context* ctx = nullptr;
+    if (u.secure()) {
+        ctx = opts_.tls;
+        if (ctx == nullptr) {
+            if (!default_tls_.valid()) {
+                auto made = core::tls_context::client({});
+                if (!made)
+                    co_return made.error();
+                default_tls_ = std::move(*made);
             }
-            auto t = core::tls_stream::client(*ctx, std::move(s), u.host);
-            auto hs = co_await t->handshake();
-            if (!hs)
-                co_return hs.error();
-            s = std::move(t);
+            ctx = &default_tls_;
         }
-        const bool default_port =
-            (u.scheme == "http" && u.port == 80) || (u.scheme == "https" && u.port == 443);
-        std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-        if (!default_port)
-            host += ":" + std::to_string(u.port);
-        co_return std::make_unique<client_connection>(std::move(s), std::move(host), opts_);
     }
-    co_return last;
+    auto s = co_await core::connect(u.host, u.port, ctx);
+    if (!s)
+        co_return s.error();
+    co_return std::make_unique<client_connection>(std::move(*s), u.authority(), opts_);
 }
 
 core::task<core::result<client_response>> client::fetch(std::string url_text, client_request req) {

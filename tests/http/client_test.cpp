@@ -7,6 +7,7 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/core/tls.hpp>
+#include <coronet/core/url.hpp>
 #include <coronet/core/when.hpp>
 #include <coronet/http/error.hpp>
 
@@ -943,6 +944,19 @@ TEST_SUITE("http.client") {
             if (!u)
                 CHECK(u.error() == http::errc::bad_request);
         }
+    }
+
+    TEST_CASE("an http::url is a core::url whose authority is the Host the client sends") {
+        auto u = http::url::parse("https://[::1]:8443/x?y");
+        REQUIRE(u);
+        const core::url& base = *u;
+        CHECK(base.secure());
+        CHECK(base.authority() == "[::1]:8443");
+        CHECK(base.target == "/x?y");
+        auto d = http::url::parse("http://example.com:80/");
+        REQUIRE(d);
+        CHECK(d->authority() == "example.com");
+        CHECK_FALSE(d->secure());
     }
 
     // ---- framing

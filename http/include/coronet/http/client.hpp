@@ -5,6 +5,7 @@
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/core/tls.hpp>
+#include <coronet/core/url.hpp>
 #include <coronet/http/export.hpp>
 #include <coronet/http/parser.hpp>
 
@@ -55,13 +56,12 @@ struct client_options {
     std::size_t max_idle_per_origin = 4;
 };
 
-/// A parsed http:// or https:// URL.
-struct CORONET_HTTP_EXPORT url {
-    std::string scheme; ///< "http" or "https"
-    std::string host;   ///< without brackets for IPv6 literals
-    std::uint16_t port = 0;
-    std::string target = "/"; ///< path and query
-    /// Errors: `errc::bad_request` for anything else than http(s)://host[:port][/path][?query].
+/// A parsed http:// or https:// URL: a `core::url` (scheme "http" or "https", host without
+/// brackets for IPv6 literals, port, target) whose scheme the client speaks.
+struct CORONET_HTTP_EXPORT url : core::url {
+    /// `core::url::parse` restricted to http and https. Errors: `errc::bad_request` for anything
+    /// else than http(s)://host[:port][/path][?query][#fragment] (`core::url::parse` says which
+    /// part is wrong).
     static core::result<url> parse(std::string_view text);
 };
 
@@ -82,6 +82,11 @@ public:
 
 private:
     core::task<core::result<client_response>> exchange(const client_request& req);
+    core::task<core::result<void>> read_final_head(response_parser& p, bool head_request);
+    core::task<core::result<void>> read_body(body_kind kind, std::uint64_t length,
+                                             client_response& res);
+    core::task<core::result<void>> read_chunked_body(std::string& body);
+    core::task<core::result<void>> read_body_until_close(std::string& body);
     core::stream_ptr stream_;
     std::string host_;
     client_options opts_;

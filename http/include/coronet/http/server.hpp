@@ -4,6 +4,7 @@
 #include <coronet/core/memory_budget.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
+#include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/core/tls.hpp>
@@ -73,7 +74,9 @@ public:
     core::task<void> serve(core::tcp_listener& listener);
 
     /// Serves one connection (already accepted; TLS is applied if configured) until it closes.
-    /// For tests and custom accept loops.
+    /// For tests and custom accept loops. The connection counts in `connections()` but is not
+    /// one of `serve`'s: a graceful shutdown neither drains nor waits for it (its takeover's
+    /// `draining` never fires); cancel it through its task's stop token.
     core::task<void> serve_connection(core::stream_ptr stream);
 
     /// Connections being served now.
@@ -81,15 +84,12 @@ public:
     const server_options& options() const noexcept { return opts_; }
 
 private:
-    core::task<void> connection(core::tcp_stream s);
-    core::task<void> run_http(core::stream& s, core::stream_ptr& owner,
-                              core::clock::time_point first_head_deadline);
+    core::task<void> connection(core::tcp_stream s, core::stop_token draining);
+    core::task<void> serve_stream(core::stream_ptr stream, core::stop_token draining);
 
     const router& routes_;
     server_options opts_;
     std::size_t live_ = 0;
-    bool draining_ = false;
-    core::stop_source* drain_signal_ = nullptr;
 };
 
 } // namespace coronet::http
