@@ -50,12 +50,7 @@ function(coronet_add_layer layer)
     file(GLOB_RECURSE sources CONFIGURE_DEPENDS "${src_dir}/*.cpp")
     file(GLOB_RECURSE public_headers CONFIGURE_DEPENDS "${include_dir}/coronet/${layer}/*.hpp")
     if(NOT sources)
-        # Keeps a layer that is still header-only (or half written) configurable.
-        set(placeholder "${CMAKE_CURRENT_BINARY_DIR}/${target}_placeholder.cpp")
-        file(CONFIGURE OUTPUT "${placeholder}"
-             CONTENT "// Generated: ${layer}/src has no .cpp file yet.\n")
-        set(sources "${placeholder}")
-        message(STATUS "coronet: layer ${layer} has no sources under ${src_dir} yet")
+        message(FATAL_ERROR "coronet: layer ${layer} has no sources under ${src_dir}")
     endif()
 
     # During 0.x every minor release may break the ABI, so the soname carries the minor too

@@ -22,8 +22,6 @@ public:
     /// Submits what is queued, waits up to `timeout` (empty = forever, zero = poll) and delivers
     /// every completion that arrived (op.complete()).
     virtual void wait(std::optional<clock::duration> timeout) = 0;
-    /// Called once per loop iteration before waiting (epoll: retries deferred ops).
-    virtual bool has_deferred() const noexcept { return false; }
     /// Provided buffers (io_uring): see loop::provided_buffer.
     virtual bool has_provided_buffers() const noexcept { return false; }
     virtual std::span<std::byte> provided_buffer(std::uint32_t, unsigned&) const noexcept {

@@ -92,8 +92,6 @@ public:
                 events_[i].data.ptr = nullptr;
     }
 
-    bool has_deferred() const noexcept override { return deferred_head_ != nullptr; }
-
     void wait(std::optional<clock::duration> timeout) override {
         int ms = -1;
         if (deferred_head_ != nullptr)

@@ -117,7 +117,7 @@ private:
 
 } // namespace detail
 
-/// A lazy coroutine producing a `T` (RFC-free, cppcoro-style). Nothing runs until the task is
+/// A lazy coroutine producing a `T` (cppcoro-style). Nothing runs until the task is
 /// awaited (or handed to `run`, `task_scope::spawn`, `when_all`, `when_any`). Move-only; the
 /// frame is destroyed with the task object. Exceptions thrown in the body are rethrown to the
 /// awaiter. The awaited task inherits the awaiting coroutine's stop token. Frames come from a
