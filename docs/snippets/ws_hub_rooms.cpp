@@ -11,25 +11,17 @@
 namespace core = coronet::core;
 namespace ws = coronet::ws;
 
-struct rooms final : ws::hub_handler {
-    explicit rooms(ws::hub& h) : hub(h) {}
-    void on_open(ws::hub_connection& c) override { c.join(c.target()); }
-    core::task<void> on_message(ws::hub_connection& c, ws::message& m) override {
-        ws::prepared_message pm(m.type, std::as_bytes(std::span(m.data))); // encoded once
-        hub.broadcast_room_except(c.target(), pm, c.id());
-        co_return;
-    }
-    ws::hub& hub;
-};
-
 // Serves rooms on `listener` until the caller's stop token fires.
 core::task<void> serve_rooms(core::tcp_listener& listener) {
     ws::hub hub(ws::hub_options{}); // one per loop
-    rooms handler(hub);
-    auto session = [&](ws::session& s, const ws::accepted_upgrade& up) {
-        return hub.serve(s, up.target, handler); // the hub runs each session
-    };
-    ws::server srv(session, ws::server_options{});
+    auto rooms = ws::events<>()
+                     .on_open([](auto& c) { c.conn.join(c.info.path()); })
+                     .on_message([&hub](auto& c, ws::message& m) {
+                         ws::prepared_message pm(m.type, std::as_bytes(std::span(m.data)));
+                         hub.broadcast_room_except(c.info.path(), pm, c.conn.id()); // encoded once
+                     });
+    ws::server srv(hub.as_session_handler(rooms),
+                   ws::server_options{}); // the hub runs each session
     co_await core::when_any(srv.serve(listener), hub.heartbeats());
 }
 // [docs:end]

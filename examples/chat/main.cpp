@@ -143,7 +143,8 @@ core::task<std::optional<http::response>> admit(const ws::hub& hub, http::reques
 }
 
 /// One chat connection, from its name to its leave notice (see the file comment).
-core::task<void> converse(ws::hub& hub, ws::hub_connection& c, std::string room) {
+core::task<void> converse(ws::hub& hub, ws::hub_connection& c, ws::handshake_info& info) {
+    const std::string room(info.param("room"));
     auto first = co_await c.receive();
     if (!first)
         co_return;
@@ -183,16 +184,6 @@ core::task<void> converse(ws::hub& hub, ws::hub_connection& c, std::string room)
     hub.broadcast_room_except(room, ws::prepared_message::text("* " + name + " left"), c.id());
 }
 
-/// The upgrade route's session handler: hands the session to the hub.
-core::task<void> chat_session(ws::hub& hub, ws::session& s, http_ws::upgrade_request& up) {
-    std::string room(up.param("room"));
-    std::string target(up.target());
-    ws::hub::connection_body body = [&hub, room](ws::hub_connection& c) {
-        return converse(hub, c, room);
-    };
-    co_await hub.serve(s, std::move(target), std::move(body));
-}
-
 core::task<void> shutdown_on_signal(core::signal_set& signals, ws::hub& hub) {
     co_await coronet::examples::wait_for_stop_signal(signals, "chat");
     // Every chat connection says goodbye with 1001 first (bounded by the hub's close_timeout);
@@ -220,9 +211,9 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     uo.admit = [&hub](http::request& req, http_ws::upgrade_request& up) {
         return admit(hub, req, up);
     };
-    http_ws::session_handler on_session = [&hub](ws::session& s, http_ws::upgrade_request& up) {
-        return chat_session(hub, s, up);
-    };
+    // Each session runs on the hub; the route's :room parameter comes along in its handshake.
+    ws::session_handler on_session = hub.as_session_handler(
+        [&hub](ws::hub_connection& c, ws::handshake_info& info) { return converse(hub, c, info); });
 
     http::router routes;
     routes.get("/", page)

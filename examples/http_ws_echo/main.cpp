@@ -66,30 +66,28 @@ core::task<void> echo(ws::session& s, http_ws::upgrade_request&) {
     }
 }
 
-// Event style: one object per connection, which is also the connection's state.
-class named_echo final : public ws::session_handler_base {
-public:
-    explicit named_echo(std::string name) : name_(std::move(name)) {}
-
-    core::task<void> on_message(ws::session& s, ws::message& m) override {
-        if (!greeted_) {
-            greeted_ = true;
-            auto hello = co_await s.send_text("hello " + name_);
-            if (!hello)
-                co_return;
-        }
-        auto sent = co_await send_back(s, m);
-        (void)sent; // a failed send ends the session's receive loop by itself
-    }
-
-private:
-    std::string name_;
-    bool greeted_ = false;
+// Event style: hooks, with typed per-connection state made from the handshake (the route's
+// path parameter). The same value would serve a standalone ws::server unchanged.
+struct greeting {
+    explicit greeting(ws::handshake_info& info) : name(info.param("name")) {}
+    std::string name;
+    bool greeted = false;
 };
 
-// Runs before the 101 goes out: the route's path parameter becomes the connection's state.
-std::unique_ptr<ws::session_handler_base> make_named_echo(http_ws::upgrade_request& up) {
-    return std::make_unique<named_echo>(std::string(up.param("name")));
+core::task<void> greet_and_echo(ws::session& s, greeting& g, ws::message& m) {
+    if (!g.greeted) {
+        g.greeted = true;
+        auto hello = co_await s.send_text("hello " + g.name);
+        if (!hello)
+            co_return;
+    }
+    auto sent = co_await send_back(s, m);
+    (void)sent; // a failed send ends the session's receive loop by itself
+}
+
+auto named_echo() {
+    return ws::events<>().with_state<greeting>().on_message(
+        [](auto& c, ws::message& m) { return greet_and_echo(c.conn, c.state, m); });
 }
 
 core::task<void> wait_signal(core::signal_set& signals) {
@@ -108,7 +106,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     http::router routes;
     routes.get("/", index)
         .get("/echo", http_ws::upgrade_route(echo, opts, echo_page))
-        .get("/echo/:name", http_ws::upgrade_route(make_named_echo, opts));
+        .get("/echo/:name", http_ws::upgrade_route(named_echo(), opts));
     http::server_options so;
     so.tls = tls;
     http::server srv(routes, so);

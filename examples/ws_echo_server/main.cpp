@@ -2,15 +2,22 @@
 //
 //   ws_echo_server [--host 127.0.0.1] [--port 9001] [--backend uring|epoll]
 //                  [--tls-cert FILE --tls-key FILE] [--ping-interval MS] [--no-deflate]
+//                  [--handler-delay-ms D] [--concurrency N]
 //
-// Echoes every message back with its type (text as text, binary as binary). Accepts a client's
+// Echoes every message back with its type (text as text, binary as binary). With
+// --handler-delay-ms the handler sleeps D ms before each echo (simulated work), and with
+// --concurrency up to N messages of one connection are handled at once (ws::events
+// concurrency): 8 back-to-back messages with N=8 and D=100 are all echoed after about 100 ms
+// instead of 800. Accepts a client's
 // permessage-deflate offer unless --no-deflate is given. Sends no
 // keepalive pings unless --ping-interval is given (benchmark clients do not expect them). Prints
 // "listening on HOST:PORT" once it accepts; exits cleanly on SIGINT/SIGTERM.
 #include <coronet/core/loop.hpp>
 #include <coronet/core/signal.hpp>
 #include <coronet/core/socket.hpp>
+#include <coronet/core/timer.hpp>
 #include <coronet/core/when.hpp>
+#include <coronet/ws/handler.hpp>
 #include <coronet/ws/server.hpp>
 
 #include <common/server_cli.hpp>
@@ -28,7 +35,7 @@ namespace ws = coronet::ws;
 
 namespace {
 
-core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
+core::task<void> echo(ws::session& s, ws::handshake_info&) {
     for (;;) {
         auto m = co_await s.receive();
         if (!m)
@@ -40,12 +47,37 @@ core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
     }
 }
 
+/// Echoes `m` on `s` after `delay` (the simulated work of --handler-delay-ms).
+core::task<void> echo_later(ws::session& s, ws::message& m, std::chrono::milliseconds delay) {
+    if (delay.count() > 0)
+        co_await core::sleep_for(delay);
+    auto sent = m.is_text() ? co_await s.send_text(m.data)
+                            : co_await s.send_binary(std::as_bytes(std::span(m.data)));
+    (void)sent; // a failed send ends the session's receive loop by itself
+}
+
+struct handling {
+    std::chrono::milliseconds delay{0};
+    std::size_t concurrency = 1;
+};
+
+/// The plain echo, or with --handler-delay-ms / --concurrency the event style that runs up to
+/// N delayed echoes of one connection at once.
+ws::session_handler make_handler(handling h) {
+    if (h.delay.count() == 0 && h.concurrency <= 1)
+        return echo;
+    return ws::events<>()
+        .on_message(
+            [delay = h.delay](auto& c, ws::message& m) { return echo_later(c.conn, m, delay); })
+        .concurrency(h.concurrency);
+}
+
 core::task<void> wait_signal(core::signal_set& signals) {
     co_await coronet::examples::wait_for_stop_signal(signals, "ws_echo_server");
 }
 
 core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
-                      std::chrono::milliseconds ping_interval, bool deflate) {
+                      std::chrono::milliseconds ping_interval, bool deflate, handling h) {
     auto listener = core::tcp_listener::bind(lp, ep);
     if (!listener) {
         std::fprintf(stderr, "ws_echo_server: cannot listen on %s: %s\n", ep.to_string().c_str(),
@@ -56,7 +88,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     so.tls = tls;
     so.session.ping_interval = ping_interval;
     so.handshake.deflate.enabled = deflate;
-    ws::server srv(echo, so);
+    ws::server srv(make_handler(h), so);
     core::signal_set signals(lp, {SIGINT, SIGTERM});
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
     std::fflush(stdout);
@@ -70,6 +102,7 @@ int main(int argc, char** argv) {
     // --ping-interval MS is this example's own flag; the rest are every example server's.
     std::chrono::milliseconds ping_interval{0};
     bool deflate = true;
+    handling h;
     std::vector<char*> args;
     for (int i = 0; i < argc; ++i) {
         if (std::strcmp(argv[i], "--no-deflate") == 0) {
@@ -80,9 +113,21 @@ int main(int argc, char** argv) {
             ping_interval = std::chrono::milliseconds(std::strtoul(argv[++i], nullptr, 10));
             continue;
         }
+        if (std::strcmp(argv[i], "--handler-delay-ms") == 0 && i + 1 < argc) {
+            h.delay = std::chrono::milliseconds(std::strtoul(argv[++i], nullptr, 10));
+            continue;
+        }
+        if (std::strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
+            h.concurrency = std::strtoul(argv[++i], nullptr, 10);
+            continue;
+        }
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
-            std::puts("extra: --ping-interval MS  send keepalive pings (default: none)\n"
-                      "       --no-deflate        refuse permessage-deflate (accepted by default)");
+            std::puts(
+                "extra: --ping-interval MS     send keepalive pings (default: none)\n"
+                "       --no-deflate           refuse permessage-deflate (accepted by default)\n"
+                "       --handler-delay-ms D   sleep D ms before each echo (default 0)\n"
+                "       --concurrency N        handle up to N messages of a connection at "
+                "once (default 1)");
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
@@ -96,5 +141,5 @@ int main(int argc, char** argv) {
     core::block_signals({SIGINT, SIGTERM});
     coronet::examples::log_info_to_stderr();
     core::loop lp(o.loop_options());
-    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval, deflate));
+    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval, deflate, h));
 }

@@ -50,21 +50,16 @@ std::string_view room_of(std::string_view target) {
     return target.substr(0, target.find('?'));
 }
 
-class rooms_handler final : public ws::hub_handler {
-public:
-    explicit rooms_handler(ws::hub& h) : hub_(h) {}
-
-    void on_open(ws::hub_connection& c) override { c.join(room_of(c.target())); }
-
-    core::task<void> on_message(ws::hub_connection& c, ws::message& m) override {
-        const ws::prepared_message pm(m.type, std::as_bytes(std::span(m.data)));
-        hub_.broadcast_room_except(room_of(c.target()), pm, c.id());
-        co_return;
-    }
-
-private:
-    ws::hub& hub_;
-};
+/// Joins the room named by the path; forwards each message to the room's other members, the
+/// frame encoded once for all of them.
+auto rooms_handler(ws::hub& hub) {
+    return ws::events<>()
+        .on_open([](auto& c) { c.conn.join(room_of(c.info.path())); })
+        .on_message([&hub](auto& c, ws::message& m) {
+            const ws::prepared_message pm(m.type, std::as_bytes(std::span(m.data)));
+            hub.broadcast_room_except(room_of(c.info.path()), pm, c.conn.id());
+        });
+}
 
 core::task<void> shutdown_on_signal(core::signal_set& signals, ws::hub& hub) {
     co_await coronet::examples::wait_for_stop_signal(signals, "ws_rooms");
@@ -83,7 +78,6 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     ho.max_connections = ro.max_connections;
     ho.ping_interval = ro.ping_interval;
     ws::hub hub(ho);
-    rooms_handler handler(hub);
     ws::server_options so;
     so.tls = tls;
     // The standalone server counts connections from accept on, so it answers 503 before the
@@ -93,11 +87,7 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     // server add server_no_context_takeover to its answer).
     so.handshake.deflate.enabled = ro.deflate;
     so.handshake.deflate.server_no_context_takeover = true;
-    ws::server srv(
-        [&hub, &handler](ws::session& s, const ws::accepted_upgrade& up) {
-            return hub.serve(s, up.target, handler);
-        },
-        so);
+    ws::server srv(hub.as_session_handler(rooms_handler(hub)), so);
     core::signal_set signals(lp, {SIGINT, SIGTERM});
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
     std::fflush(stdout);

@@ -5,6 +5,7 @@
 
 #include <coronet/core/log.hpp>
 #include <coronet/core/timer.hpp>
+#include <coronet/core/with_stop.hpp>
 
 #include "wire.hpp"
 
@@ -180,10 +181,10 @@ core::task<bool> server_connection::read_head() {
             if (own_.stop_requested())
                 co_return false;
             idle_wait_ = &idle_stop;
-            auto w = core::with_timeout(
-                head_started ? time_left(head_deadline) : opts_.idle_timeout, reader_.fill());
-            w.handle().promise().set_token(idle_stop.token());
-            got = co_await std::move(w);
+            got = co_await core::with_stop(
+                idle_stop.token(),
+                core::with_timeout(head_started ? time_left(head_deadline) : opts_.idle_timeout,
+                                   reader_.fill()));
             idle_wait_ = nullptr;
         } else {
             if (!head_started) {

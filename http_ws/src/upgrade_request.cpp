@@ -6,35 +6,23 @@
 
 namespace coronet::http_ws {
 
-upgrade_request::upgrade_request(const http::request& req,
-                                 std::span<const std::string> keep_headers, std::string subprotocol)
-    : target_(req.target()), path_(req.path()), query_(req.query()),
-      subprotocol_(std::move(subprotocol)) {
-    params_.reserve(req.params().size());
+ws::handshake_info handshake_info_of(const http::request& req,
+                                     std::span<const std::string> keep_headers,
+                                     std::string subprotocol) {
+    ws::handshake_info info{std::string(req.target())};
+    info.set_subprotocol(std::move(subprotocol));
     for (const auto& [name, value] : req.params())
-        params_.emplace_back(name, value);
+        info.add_param(std::string(name), std::string(value));
     if (keep_headers.empty())
-        return;
+        return info;
     for (const auto& f : req.headers().fields()) {
-        bool keep = std::any_of(keep_headers.begin(), keep_headers.end(),
-                                [&](const std::string& k) { return http::iequals(k, f.name); });
+        const bool keep =
+            std::any_of(keep_headers.begin(), keep_headers.end(),
+                        [&](const std::string& k) { return http::iequals(k, f.name); });
         if (keep)
-            headers_.emplace_back(f.name, f.value);
+            info.add_header(std::string(f.name), std::string(f.value));
     }
-}
-
-std::string_view upgrade_request::param(std::string_view name) const noexcept {
-    for (const auto& [k, v] : params_)
-        if (k == name)
-            return v;
-    return {};
-}
-
-std::string_view upgrade_request::header(std::string_view name) const noexcept {
-    for (const auto& [k, v] : headers_)
-        if (http::iequals(k, name))
-            return v;
-    return {};
+    return info;
 }
 
 } // namespace coronet::http_ws

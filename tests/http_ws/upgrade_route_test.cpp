@@ -21,6 +21,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -112,6 +114,11 @@ core::task<core::result<void>> send_back(ws::session& s, const ws::message& m) {
     co_return co_await s.send_binary(std::as_bytes(std::span(m.data)));
 }
 
+core::task<void> send_back_ignoring_result(ws::session& s, ws::message& m) {
+    auto sent = co_await send_back(s, m);
+    (void)sent;
+}
+
 core::task<void> echo(ws::session& s, http_ws::upgrade_request&) {
     for (;;) {
         auto m = co_await s.receive();
@@ -152,25 +159,30 @@ core::task<http::reply> plain_page(http::request&) {
     co_return http::response::text("plain page");
 }
 
-/// The event style: records every event into the probe and echoes.
-class recorder final : public ws::session_handler_base {
-public:
-    recorder(probe& p, std::string id) : p_(p) { p_.event_id = std::move(id); }
-    void on_open(ws::session&) override { ++p_.opens; }
-    core::task<void> on_message(ws::session& s, ws::message& m) override {
-        ++p_.messages;
-        auto sent = co_await send_back(s, m);
-        (void)sent;
-    }
-    void on_close(ws::session&, std::uint16_t code, std::string_view reason) override {
-        p_.close_code = code;
-        p_.close_reason = std::string(reason);
-        p_.event_closed.set();
-    }
-
-private:
-    probe& p_;
+/// The per-connection state of the event-style route: which /events/:id it was opened as.
+struct event_visit {
+    explicit event_visit(ws::handshake_info& info) : id(info.param("id")) {}
+    std::string id;
 };
+
+/// The event style: records every event into the probe and echoes.
+auto recorder(probe& p) {
+    return ws::events<>()
+        .with_state<event_visit>()
+        .on_open([&p](auto& c) {
+            ++p.opens;
+            p.event_id = c.state.id;
+        })
+        .on_message([&p](auto& c, ws::message& m) {
+            ++p.messages;
+            return send_back_ignoring_result(c.conn, m);
+        })
+        .on_close([&p](auto&, std::uint16_t code, std::string_view reason) {
+            p.close_code = code;
+            p.close_reason = std::string(reason);
+            p.event_closed.set();
+        });
+}
 
 http::router make_routes(probe& p) {
     http::router r;
@@ -194,9 +206,7 @@ http::router make_routes(probe& p) {
     compressed.handshake.deflate.enabled = true;
     r.get("/deflate", http_ws::upgrade_route(echo, compressed));
 
-    r.get("/events/:id", http_ws::upgrade_route([&p](http_ws::upgrade_request& up) {
-              return std::make_unique<recorder>(p, std::string(up.param("id")));
-          }));
+    r.get("/events/:id", http_ws::upgrade_route(recorder(p)));
 
     r.get("/throw", http_ws::upgrade_route(
                         [&p](ws::session& s, http_ws::upgrade_request&) -> core::task<void> {
@@ -657,6 +667,46 @@ core::task<void> deflate_passed_through(core::loop& lp) {
     });
 }
 
+// The bridge answers with the verdict's fields as they are (no text parsed back): each of ws's
+// fields once and in ws's order, next to http's own framing once.
+core::task<void> verdict_fields_answered(core::loop& lp) {
+    co_await with_server(lp, test_options(), [](running_server& rs, probe&) -> core::task<void> {
+        {
+            auto c = co_await rs.connect();
+            raw_response r = co_await exchange(c, upgrade_request("/echo", "", "8"));
+            CHECK(r.status == 426);
+            CHECK(r.header_count("sec-websocket-version") == 1);
+            CHECK(r.header("sec-websocket-version") == "13");
+            CHECK(r.header_count("content-type") == 1);
+            CHECK(r.header_count("content-length") == 1);
+            CHECK(r.header_count("connection") <= 1);
+            CHECK(r.body == "only Sec-WebSocket-Version 13 is supported\n");
+        }
+        ws::deflate_options offer;
+        offer.enabled = true;
+        auto c = co_await rs.connect();
+        raw_response r = co_await exchange(
+            c, upgrade_request("/deflate",
+                               "Sec-WebSocket-Extensions: " + ws::deflate_offer(offer) + "\r\n"));
+        REQUIRE(r.status == 101);
+        const std::vector<std::string> ws_fields = {"upgrade", "connection", "sec-websocket-accept",
+                                                    "sec-websocket-extensions"};
+        std::vector<std::string> seen;
+        for (const auto& [name, value] : r.headers) {
+            std::string lower = name;
+            for (char& ch : lower)
+                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            if (std::find(ws_fields.begin(), ws_fields.end(), lower) != ws_fields.end())
+                seen.push_back(lower);
+        }
+        CHECK(seen == ws_fields);
+        CHECK(r.header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        CHECK(r.header("sec-websocket-extensions").starts_with("permessage-deflate"));
+        CHECK_FALSE(r.has_header("content-length"));
+        CHECK_FALSE(r.has_header("content-type"));
+    });
+}
+
 core::task<void> wss_session(core::loop& lp) {
     http::server_options o = test_options();
     o.tls = &server_tls();
@@ -707,6 +757,8 @@ TEST_SUITE("http_ws.upgrade_route") {
                  shutdown_going_away)
     HTTP_WS_CASE("permessage-deflate is negotiated per the route's handshake options",
                  deflate_passed_through)
+    HTTP_WS_CASE("the bridge answers with each field of ws's verdict once and in ws's order",
+                 verdict_fields_answered)
     HTTP_WS_CASE("an HTTPS server's upgrade routes give wss sessions", wss_session)
 } // clang-format on
 
@@ -720,7 +772,7 @@ TEST_SUITE("http_ws.upgrade_request") {
         http::request req(parser.head(), "");
         req.set_params({{"room", "r1"}});
         const std::vector<std::string> keep = {"COOKIE"};
-        http_ws::upgrade_request up(req, keep, "chat");
+        http_ws::upgrade_request up = http_ws::handshake_info_of(req, keep, "chat");
         CHECK(up.target() == "/rooms/r1?x=1");
         CHECK(up.path() == "/rooms/r1");
         CHECK(up.query() == "x=1");

@@ -8,6 +8,8 @@
 #include <testing/backends.hpp>
 #include <testing/run_bounded.hpp>
 
+#include "events_adapter.hpp"
+
 #include <doctest/doctest.h>
 
 #include <sys/resource.h>
@@ -69,7 +71,7 @@ struct close_record {
 
 /// The rooms example's behaviour plus counters: joins the room named by the path, tells the
 /// client its id, and forwards each message to the rest of its rooms (or echoes it).
-struct room_handler : ws::hub_handler {
+struct room_handler {
     ws::hub* hub = nullptr;
     notifier* note = nullptr;
     bool echo = false;
@@ -81,16 +83,16 @@ struct room_handler : ws::hub_handler {
     int closed = 0;
     std::map<std::uint64_t, close_record> closes;
 
-    void on_open(ws::hub_connection& c) override {
+    void on_open(ws::hub_connection& c) {
         ++opened;
-        c.set_meta("path", c.target());
+        c.set_meta("path", std::string(c.target()));
         CHECK(c.join(std::string_view(c.target()).substr(1)));
         if (!auto_request.empty())
             c.set_auto_response(auto_request, auto_response);
         CHECK(c.try_send(ws::prepared_message::text("id:" + std::to_string(c.id()))));
         note->notify();
     }
-    core::task<void> on_message(ws::hub_connection& c, ws::message& m) override {
+    core::task<void> on_message(ws::hub_connection& c, ws::message& m) {
         ++messages;
         if (echo) {
             auto sent = co_await c.send_text("echo:" + m.data);
@@ -102,11 +104,11 @@ struct room_handler : ws::hub_handler {
         }
         note->notify();
     }
-    void on_pong(ws::hub_connection&, std::string_view) override {
+    void on_pong(ws::hub_connection&, std::string_view) {
         ++pongs;
         note->notify();
     }
-    void on_close(ws::hub_connection& c, std::uint16_t code, std::string_view reason) override {
+    void on_close(ws::hub_connection& c, std::uint16_t code, std::string_view reason) {
         CHECK(c.state() == ws::connection_state::closed);
         ++closed;
         closes[c.id()] = {code, std::string(reason)};
@@ -114,18 +116,15 @@ struct room_handler : ws::hub_handler {
     }
 };
 
-/// A ws::server on 127.0.0.1:0 whose sessions all go to one hub, event-style (`h`) or
-/// coroutine-style (`body`).
+/// A ws::server on 127.0.0.1:0 whose sessions all go to one hub, run by `h` (either style).
 class hub_server {
 public:
-    hub_server(core::loop& lp, ws::hub_options o, ws::hub_handler* h, ws::hub::connection_body body,
-               core::stop_token parent, ws::server_options so)
+    hub_server(core::loop& lp, ws::hub_options o, ws::hub_handler h, core::stop_token parent,
+               ws::server_options so)
         : hub_(std::move(o)), listener_(listen_local(lp)), ep_(endpoint_of(listener_)),
-          body_(std::move(body)), srv_(
-                                      [this, h](ws::session& s, const ws::accepted_upgrade& up) {
-                                          if (h != nullptr)
-                                              return hub_.serve(s, up.target, *h);
-                                          return hub_.serve(s, up.target, body_);
+          handler_(std::move(h)), srv_(
+                                      [this](ws::session& s, ws::handshake_info& info) {
+                                          return hub_.serve(s, std::move(info), handler_);
                                       },
                                       std::move(so)),
           scope_(parent) {
@@ -152,7 +151,7 @@ private:
     ws::hub hub_;
     core::tcp_listener listener_;
     core::endpoint ep_;
-    ws::hub::connection_body body_;
+    ws::hub_handler handler_;
     ws::server srv_;
     core::task_scope scope_;
 };
@@ -194,7 +193,8 @@ core::task<void> rooms_and_broadcast(core::loop& lp) {
     room_handler h;
     h.note = &note;
     const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, ws::hub_options{}, &h, {}, tok, ws::server_options{});
+    hub_server srv(lp, ws::hub_options{}, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options{});
     ws::hub& hub = srv.hub();
     h.hub = &hub;
 
@@ -302,7 +302,7 @@ core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy) {
     ws::server_options so;
     so.session.close_timeout = 20s; // the slow one starts reading only after the policy acted
     const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, o, &h, {}, tok, so);
+    hub_server srv(lp, o, coronet::testing::events_of<ws::hub_connection>(h), tok, so);
     ws::hub& hub = srv.hub();
     h.hub = &hub;
 
@@ -394,7 +394,8 @@ core::task<void> auto_response(core::loop& lp) {
     h.auto_request = "ping";
     h.auto_response = "pong";
     const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, ws::hub_options{}, &h, {}, tok, ws::server_options{});
+    hub_server srv(lp, ws::hub_options{}, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options{});
     h.hub = &srv.hub();
     auto client = co_await connect_client(srv.url("/auto"));
     const std::uint64_t id = co_await read_id(*client);
@@ -442,7 +443,8 @@ core::task<void> heartbeat(core::loop& lp) {
     o.pong_timeout = 5s;
     o.clock = [&fake] { return fake; };
     const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, o, &h, {}, tok, ws::server_options{});
+    hub_server srv(lp, o, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options{});
     ws::hub& hub = srv.hub();
     h.hub = &hub;
 
@@ -500,7 +502,8 @@ core::task<void> server_stop(core::loop& lp) {
     room_handler h;
     h.note = &note;
     const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, ws::hub_options{}, &h, {}, tok, ws::server_options{});
+    hub_server srv(lp, ws::hub_options{}, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options{});
     h.hub = &srv.hub();
     auto client = co_await connect_client(srv.url("/s"));
     const std::uint64_t id = co_await read_id(*client);
@@ -522,7 +525,8 @@ core::task<void> max_connections(core::loop& lp) {
     ws::hub_options o;
     o.max_connections = 2;
     const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, o, &h, {}, tok, ws::server_options{});
+    hub_server srv(lp, o, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options{});
     ws::hub& hub = srv.hub();
     h.hub = &hub;
 
@@ -613,8 +617,9 @@ core::task<void> coroutine_style(core::loop& lp) {
     body_state st;
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(
-        lp, ws::hub_options{}, nullptr, [&st](ws::hub_connection& c) { return echo_body(c, &st); },
-        tok, ws::server_options{});
+        lp, ws::hub_options{},
+        [&st](ws::hub_connection& c, ws::handshake_info&) { return echo_body(c, &st); }, tok,
+        ws::server_options{});
     auto client = co_await connect_client(srv.url("/co"));
     auto sent = co_await client->send_text("x");
     REQUIRE(sent);
@@ -665,8 +670,8 @@ core::task<void> unicast_waits(core::loop& lp) {
     o.max_queued_bytes = 128 * 1024;
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(
-        lp, o, nullptr, [&st](ws::hub_connection& c) { return unicast_body(c, &st); }, tok,
-        ws::server_options{});
+        lp, o, [&st](ws::hub_connection& c, ws::handshake_info&) { return unicast_body(c, &st); },
+        tok, ws::server_options{});
     // 16 MiB to a client that reads only now and then: far more than the socket buffers hold,
     // so the sender must have waited for room to keep its queue within 128 KiB.
     auto client = co_await connect_client(srv.url("/u"));
@@ -700,8 +705,9 @@ core::task<void> handler_throws(core::loop& lp) {
     body_state st;
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(
-        lp, ws::hub_options{}, nullptr,
-        [&st](ws::hub_connection& c) { return throwing_body(c, &st); }, tok, ws::server_options{});
+        lp, ws::hub_options{},
+        [&st](ws::hub_connection& c, ws::handshake_info&) { return throwing_body(c, &st); }, tok,
+        ws::server_options{});
     auto client = co_await connect_client(srv.url("/t"));
     auto sent = co_await client->send_text("boom");
     REQUIRE(sent);
@@ -767,7 +773,8 @@ core::task<void> attachments(core::loop& lp) {
     o.keep_attachment_after_abnormal_close = true;
     const core::stop_token tok = co_await core::get_stop_token();
     hub_server srv(
-        lp, o, nullptr, [&st](ws::hub_connection& c) { return attachment_body(c, &st); }, tok,
+        lp, o,
+        [&st](ws::hub_connection& c, ws::handshake_info&) { return attachment_body(c, &st); }, tok,
         ws::server_options{});
     ws::hub& hub = srv.hub();
 
@@ -831,7 +838,8 @@ TEST_SUITE("ws.hub") {
         ws::server_options so;
         so.handshake.deflate.enabled = true;
         so.handshake.deflate.server_no_context_takeover = true;
-        hub_server srv(lp, ws::hub_options{}, &h, {}, co_await core::get_stop_token(), so);
+        hub_server srv(lp, ws::hub_options{}, coronet::testing::events_of<ws::hub_connection>(h),
+                       co_await core::get_stop_token(), so);
         h.hub = &srv.hub();
         // Receivers asking for windows 9, 12, 15 and 15, one without deflate.
         std::vector<std::unique_ptr<ws::session>> clients;

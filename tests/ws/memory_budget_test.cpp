@@ -96,7 +96,7 @@ core::task<void> message_past_the_budget(core::loop& lp, bool fragmented) {
     CHECK(budget.in_use() == 0);
 }
 
-core::task<void> serve_nothing(ws::session&, const ws::accepted_upgrade&) {
+core::task<void> serve_nothing(ws::session&, ws::handshake_info&) {
     co_return;
 }
 

@@ -7,6 +7,7 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/core/tls.hpp>
+#include <coronet/core/url.hpp>
 #include <coronet/core/when.hpp>
 #include <coronet/ws/frame.hpp>
 
@@ -93,7 +94,7 @@ const core::tls_context& client_tls() {
     return ctx;
 }
 
-core::task<void> echo(ws::session& s, const ws::accepted_upgrade&) {
+core::task<void> echo(ws::session& s, ws::handshake_info&) {
     for (;;) {
         auto m = co_await s.receive();
         if (!m)
@@ -561,7 +562,7 @@ core::task<void> never_reading_peer(core::loop& lp, std::size_t message_size) {
     flood_report rep;
     rep.size = message_size;
     const core::stop_token parent = co_await core::get_stop_token();
-    ws::session_handler handler = [&rep](ws::session& s, const ws::accepted_upgrade&) {
+    ws::session_handler handler = [&rep](ws::session& s, ws::handshake_info&) {
         return flood(s, rep);
     };
     running_server rs(lp, o, parent, std::move(handler));
@@ -625,6 +626,60 @@ core::task<void> listener_failure_is_logged(core::loop& lp) {
           std::string::npos);
 }
 
+// ---- ws::connect and its URL (issue 14: core::url, core::connect) ---------------------------
+
+core::task<void> malformed_urls_fail_with_url_errors(core::loop&) {
+    const std::vector<std::pair<std::string, core::url_errc>> cases = {
+        {"http://127.0.0.1/", core::url_errc::bad_scheme},
+        {"127.0.0.1/chat", core::url_errc::bad_scheme},
+        {"ws://[::1/chat", core::url_errc::bad_host},
+        {"ws://user@127.0.0.1/", core::url_errc::bad_host},
+        {"ws://::1/", core::url_errc::bad_host},
+        {"ws://127.0.0.1:0/", core::url_errc::bad_port},
+        {"wss://127.0.0.1:70000/", core::url_errc::bad_port}};
+    for (const auto& [text, why] : cases) {
+        CAPTURE(text);
+        ws::connect_options co;
+        co.connect_timeout = generous;
+        auto s = co_await ws::connect(text, co);
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == why);
+        CHECK(s.error() != ws::errc::bad_handshake);
+    }
+}
+
+/// Answers with the request's target and Host, then closes.
+core::task<void> tell_target(ws::session& s, ws::handshake_info& info) {
+    (void)co_await s.send_text(std::string(info.target()) + " " + std::string(info.header("host")));
+}
+
+core::task<void> connect_by_url(core::loop& lp, bool secure) {
+    ws::server_options o;
+    o.tls = secure ? &server_tls() : nullptr;
+    o.keep_headers = {"Host"};
+    running_server rs(lp, o, co_await core::get_stop_token(), tell_target);
+    const std::string authority = "localhost:" + std::to_string(rs.endpoint().port());
+    ws::connect_options co;
+    co.tls = &client_tls();
+    co.connect_timeout = generous;
+    // The fragment is never sent; the query is; the port is named since it is not the default.
+    auto s =
+        co_await ws::connect((secure ? "wss://" : "ws://") + authority + "/chat?room=1#top", co);
+    REQUIRE_MESSAGE(s, s.error().message());
+    auto m = co_await core::with_timeout(generous, (*s)->receive());
+    REQUIRE_MESSAGE(m, m.error().message());
+    CHECK(m->data == "/chat?room=1 " + authority);
+    co_await rs.stop();
+}
+
+core::task<void> connect_plain_by_url(core::loop& lp) {
+    co_await connect_by_url(lp, false);
+}
+
+core::task<void> connect_tls_by_url(core::loop& lp) {
+    co_await connect_by_url(lp, true);
+}
+
 } // namespace
 
 #define WS_SERVER_CASE(name, body)                                                                 \
@@ -661,6 +716,13 @@ TEST_SUITE("ws.server") {
                    "and the session ends",
                    never_reading_peers)
     WS_SERVER_CASE("serve logs one line when it is asked to stop", stop_is_logged)
+    WS_SERVER_CASE("ws::connect refuses a malformed URL or another scheme with core's url error",
+                   malformed_urls_fail_with_url_errors)
+    WS_SERVER_CASE("ws::connect to a ws:// URL sends its target without the fragment and Host "
+                   "with the port",
+                   connect_plain_by_url)
+    WS_SERVER_CASE("ws::connect to a wss:// URL verifies the certificate against the URL's host",
+                   connect_tls_by_url)
     WS_SERVER_CASE("serve logs the listener's error once when accepting fails and returns",
                    listener_failure_is_logged)
 } // TEST_SUITE

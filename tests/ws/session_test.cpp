@@ -9,6 +9,8 @@
 #include <testing/memory_stream.hpp>
 #include <testing/run_bounded.hpp>
 
+#include "events_adapter.hpp"
+
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -256,7 +258,7 @@ core::task<void> streaming(core::loop& lp) {
     raw.close();
 }
 
-core::task<void> slow_reader(core::loop& lp, ws::slow_reader_policy policy, int& failed_sends) {
+core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy, int& failed_sends) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     b->set_write_buffer_limit(64); // the server's writes stall once 64 bytes wait unread
     ws::session_options so;
@@ -276,18 +278,16 @@ core::task<void> slow_reader(core::loop& lp, ws::slow_reader_policy policy, int&
     a->close();
 }
 
-struct recording_handler : ws::session_handler_base {
+struct recording_handler {
     std::vector<std::string> events;
-    void on_open(ws::session&) override { events.push_back("open"); }
-    core::task<void> on_message(ws::session& s, ws::message& m) override {
+    void on_open(ws::session&) { events.push_back("open"); }
+    core::task<void> on_message(ws::session& s, ws::message& m) {
         events.push_back("message:" + m.data);
         auto r = co_await s.send_text(m.data);
         (void)r;
     }
-    void on_ping(ws::session&, std::string_view p) override {
-        events.push_back("ping:" + std::string(p));
-    }
-    void on_close(ws::session&, std::uint16_t code, std::string_view reason) override {
+    void on_ping(ws::session&, std::string_view p) { events.push_back("ping:" + std::string(p)); }
+    void on_close(ws::session&, std::uint16_t code, std::string_view reason) {
         events.push_back("close:" + std::to_string(code) + ":" + std::string(reason));
     }
 };
@@ -295,8 +295,10 @@ struct recording_handler : ws::session_handler_base {
 core::task<void> event_style(core::loop& lp, recording_handler& h) {
     auto l = listen_local(lp);
     auto p = co_await tcp_sessions(lp, l, {});
+    ws::session_handler handler = coronet::testing::events_of<ws::session>(h);
+    ws::handshake_info info;
     core::task_scope scope;
-    scope.spawn(ws::run(*p.server, h));
+    scope.spawn(ws::serve_session(handler, *p.server, info));
     auto pinged = co_await p.client->ping("hi");
     REQUIRE(pinged);
     auto sent = co_await p.client->send_text("one");
@@ -351,7 +353,7 @@ TEST_SUITE("ws.session") {
         CORONET_REQUIRE_BACKEND(B);
         int failed = 0;
         run_on<B>([&failed](core::loop& lp) {
-            return slow_reader(lp, ws::slow_reader_policy::drop, failed);
+            return slow_reader(lp, ws::backpressure_policy::drop, failed);
         });
         CHECK(failed > 0);
     }
@@ -360,7 +362,7 @@ TEST_SUITE("ws.session") {
         CORONET_REQUIRE_BACKEND(B);
         int failed = 0;
         run_on<B>([&failed](core::loop& lp) {
-            return slow_reader(lp, ws::slow_reader_policy::wait, failed);
+            return slow_reader(lp, ws::backpressure_policy::wait, failed);
         });
         CHECK(failed == 0);
     }
@@ -556,3 +558,149 @@ TEST_CASE_TEMPLATE(
     run_on<B>([&](core::loop& lp) { return close_with_silent_peer(lp, ec); });
     CHECK(ec == ws::errc::closed);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 14: the slow-reader close policy and the event-style runner's on_error.
+
+namespace {
+
+// The close policy used to shut the connection down with no close frame (its flag made the
+// 1008's own send fail). The 1008 now follows the frame being written; the send that found the
+// queue full fails with queue_full, the senders already waiting with closed.
+core::task<void> slow_reader_closes_with_1008(core::loop& lp, int& queue_full, int& closed) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_write_buffer_limit(64); // the server's writes stall once 64 bytes wait unread
+    ws::session_options so;
+    so.max_queued_sends = 2;
+    so.slow_reader = ws::backpressure_policy::close;
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    ws::session client(std::move(a), ws::role::client);
+    core::task_scope scope;
+    for (int i = 0; i < 8; ++i)
+        scope.spawn([](ws::session& s, int& full, int& shut) -> core::task<void> {
+            auto r = co_await s.send_text(std::string(100, 'x'));
+            if (!r && r.error() == ws::errc::queue_full)
+                ++full;
+            if (!r && r.error() == ws::errc::closed)
+                ++shut;
+        }(server, queue_full, closed));
+    CHECK_FALSE(server.is_open());
+    // The peer reads the message that was being written, then the close frame.
+    auto m = co_await client.receive();
+    REQUIRE(m);
+    CHECK(m->data == std::string(100, 'x'));
+    auto end = co_await client.receive();
+    REQUIRE_FALSE(end);
+    CHECK(end.error() == ws::errc::closed);
+    CHECK(client.close_code() == 1008);
+    co_await scope.join();
+}
+
+struct error_recording_handler {
+    std::vector<std::string> events;
+    std::error_code error;
+    void on_open(ws::session&) { events.push_back("open"); }
+    core::task<void> on_message(ws::session&, ws::message& m) {
+        events.push_back("message:" + m.data);
+        co_return;
+    }
+    void on_error(ws::session&, std::error_code ec) {
+        error = ec;
+        events.push_back("error:" + std::to_string(ws::close_code_of(ec)));
+    }
+    void on_close(ws::session&, std::uint16_t code, std::string_view reason) {
+        events.push_back("close:" + std::to_string(code) + ":" + std::string(reason));
+    }
+};
+
+// ws::serve_session over a server session that receives `bytes` (then end of stream when
+// `hang_up`); `peer_saw`: the code of the close frame the peer got (0: none).
+core::task<void> run_into_error(core::loop& lp, error_recording_handler& h,
+                                std::vector<std::byte> bytes, bool hang_up,
+                                std::uint16_t& peer_saw) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    core::stream& raw = *a;
+    ws::session server(std::move(b), ws::role::server);
+    if (!bytes.empty())
+        REQUIRE(co_await raw.write_all(bytes));
+    if (hang_up)
+        REQUIRE(co_await raw.shutdown());
+    ws::session_handler handler = coronet::testing::events_of<ws::session>(h);
+    ws::handshake_info info;
+    co_await ws::serve_session(handler, server, info);
+    if (!hang_up) {
+        // The session failed the connection: its close frame, then the end of the stream.
+        std::byte reply[16];
+        auto n = co_await raw.read_some(reply);
+        if (n && *n >= 4 && static_cast<unsigned char>(reply[0]) == 0x88)
+            peer_saw = static_cast<std::uint16_t>((static_cast<unsigned>(reply[2]) << 8) |
+                                                  static_cast<unsigned>(reply[3]));
+    }
+    raw.close();
+}
+
+std::vector<std::byte> raw_bytes(std::initializer_list<int> v) {
+    std::vector<std::byte> out;
+    for (int b : v)
+        out.push_back(static_cast<std::byte>(b));
+    return out;
+}
+
+} // namespace
+
+TEST_SUITE("ws.session") {
+
+    TEST_CASE_TEMPLATE("the close policy sends 1008 to a slow reader after the frame it was "
+                       "writing and fails the send with queue_full",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        int queue_full = 0;
+        int closed = 0;
+        run_on<B>(
+            [&](core::loop& lp) { return slow_reader_closes_with_1008(lp, queue_full, closed); });
+        CHECK(queue_full == 5); // 1 writing, 2 waiting, the other 5 found the queue full
+        CHECK(closed == 2);     // the waiting ones came after the 1008
+    }
+
+    TEST_CASE_TEMPLATE("a protocol error calls on_error with the error and then on_close", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        error_recording_handler h;
+        std::uint16_t peer_saw = 0;
+        std::vector<std::byte> bytes;
+        std::error_code expected;
+        SUBCASE("an unmasked client frame: 1002") {
+            bytes = raw_bytes({0x81, 0x02, 'h', 'i'});
+            expected = ws::errc::protocol_error;
+        }
+        SUBCASE("invalid UTF-8 in a text message: 1007") {
+            bytes = raw_bytes({0x81, 0x82, 0, 0, 0, 0, 0xc3, 0x28});
+            expected = ws::errc::invalid_payload;
+        }
+        run_on<B>([&](core::loop& lp) { return run_into_error(lp, h, bytes, false, peer_saw); });
+        CHECK(h.error == expected);
+        const std::string code = std::to_string(ws::close_code_of(expected));
+        // The session sent its close code; the peer sent none, so on_close has 1006.
+        CHECK(h.events == std::vector<std::string>{"open", "error:" + code, "close:1006:"});
+        CHECK(peer_saw == ws::close_code_of(expected));
+    }
+
+    TEST_CASE_TEMPLATE("a peer that leaves without a close frame calls on_error with end of "
+                       "stream and then on_close with 1006",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        error_recording_handler h;
+        std::uint16_t peer_saw = 0;
+        // A whole message first: it is delivered before the end of the stream is.
+        const auto hello =
+            raw_bytes({0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58});
+        run_on<B>([&](core::loop& lp) { return run_into_error(lp, h, hello, true, peer_saw); });
+        CHECK(h.error == core::errc::end_of_stream);
+        CHECK(h.events ==
+              std::vector<std::string>{"open", "message:Hello",
+                                       "error:" + std::to_string(ws::close_code_of(h.error)),
+                                       "close:1006:"});
+        CHECK(peer_saw == 0);
+    }
+
+} // TEST_SUITE

@@ -89,7 +89,7 @@ core::task<void> read_all(ws::session& client, std::vector<std::string>& got) {
 }
 
 /// The server side of each connection: joins room "all" and reads until the connection ends.
-core::task<void> member(ws::hub_connection& c) {
+core::task<void> member(ws::hub_connection& c, ws::handshake_info&) {
     (void)c.join("all");
     for (;;) {
         auto m = co_await c.receive();
@@ -120,7 +120,7 @@ core::task<void> hub_loop(core::loop& lp, loop_side& side, int clients, int roun
         auto [c, s] = coronet::testing::memory_stream_pair(lp);
         client_sessions.push_back(std::make_unique<ws::session>(std::move(c), ws::role::client));
         server_sessions.push_back(std::make_unique<ws::session>(std::move(s), ws::role::server));
-        serving.spawn(hub.serve(*server_sessions.back(), "/all", &member));
+        serving.spawn(hub.serve(*server_sessions.back(), ws::handshake_info("/all"), &member));
         reading.spawn(read_all(*client_sessions.back(), side.got[static_cast<std::size_t>(k)]));
     }
     const bool joined = co_await poll_until(

@@ -16,6 +16,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -76,20 +77,36 @@ bool contains(std::string_view text, std::string_view part) {
     return text.find(part) != std::string_view::npos;
 }
 
-/// The checks every refusal passes: the status line, the headers, the reason as the body.
+using fields_t = std::vector<ws::response_field>;
+
+/// True if the verdict sends a field named exactly `name`.
+bool has_field(const ws::upgrade_verdict& v, std::string_view name) {
+    return std::any_of(v.fields.begin(), v.fields.end(),
+                       [&](const ws::response_field& f) { return f.first == name; });
+}
+
+/// The checks every refusal passes: a reason, nothing of an acceptance, and no field but the
+/// version a 426 names (the writer adds its own framing).
 void check_refusal(const ws::upgrade_verdict& v, int status) {
     CHECK(v.status == status);
     CHECK_FALSE(v.reason.empty());
     CHECK(v.accept.empty());
     CHECK(v.subprotocol.empty());
-    const std::string line = "HTTP/1.1 " + std::to_string(status) + " ";
-    CHECK(v.response.starts_with(line));
-    CHECK(contains(v.response, "\r\nConnection: close\r\n"));
-    const std::string body = v.reason + "\n";
-    CHECK(contains(v.response, "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n"));
-    CHECK(v.response.ends_with("\r\n\r\n" + body));
-    CHECK(contains(v.response, "Sec-WebSocket-Version: 13\r\n") == (status == 426));
-    CHECK_FALSE(contains(v.response, "Sec-WebSocket-Accept"));
+    CHECK_FALSE(v.deflate.has_value());
+    if (status == 426)
+        CHECK(v.fields == fields_t{{"Sec-WebSocket-Version", "13"}});
+    else
+        CHECK(v.fields.empty());
+}
+
+/// The error `request_upgrade` returned is `expected`, and still a bad_handshake to callers that
+/// ask only that.
+void check_handshake_error(const std::error_code& ec, ws::handshake_errc expected) {
+    CAPTURE(ec.message());
+    CHECK(ec == expected);
+    CHECK(ec.category() == ws::handshake_category());
+    CHECK(ec == ws::errc::bad_handshake);
+    CHECK(ec != ws::errc::protocol_error);
 }
 
 std::string to_string(const std::vector<std::byte>& bytes) {
@@ -271,11 +288,10 @@ TEST_SUITE("ws.upgrade") {
         CHECK(v.status == 101);
         CHECK(v.accept == rfc_accept);
         CHECK(v.subprotocol.empty()); // the server speaks none
-        CHECK(v.response == "HTTP/1.1 101 Switching Protocols\r\n"
-                            "Upgrade: websocket\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                            "\r\n");
+        CHECK(v.reason.empty());
+        CHECK(v.fields == fields_t{{"Upgrade", "websocket"},
+                                   {"Connection", "Upgrade"},
+                                   {"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}});
     }
 
     TEST_CASE("check_upgrade names the chosen subprotocol in the 101 response") {
@@ -284,12 +300,29 @@ TEST_SUITE("ws.upgrade") {
         const auto v = check(rfc_fields(), opts);
         CHECK(v.status == 101);
         CHECK(v.subprotocol == "chat");
-        CHECK(v.response == "HTTP/1.1 101 Switching Protocols\r\n"
-                            "Upgrade: websocket\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                            "Sec-WebSocket-Protocol: chat\r\n"
-                            "\r\n");
+        CHECK(v.fields == fields_t{{"Upgrade", "websocket"},
+                                   {"Connection", "Upgrade"},
+                                   {"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+                                   {"Sec-WebSocket-Protocol", "chat"}});
+    }
+
+    TEST_CASE("check_upgrade sends the deflate answer after the subprotocol in the 101 response") {
+        server_handshake_options opts;
+        opts.subprotocols = {"chat"};
+        opts.deflate.enabled = true;
+        opts.deflate.server_no_context_takeover = true;
+        const auto v = check(plus(rfc_fields(), "Sec-WebSocket-Extensions",
+                                  "permessage-deflate; client_max_window_bits"),
+                             opts);
+        CHECK(v.status == 101);
+        REQUIRE(v.deflate.has_value());
+        CHECK(v.deflate->server_no_context_takeover);
+        CHECK(v.fields == fields_t{{"Upgrade", "websocket"},
+                                   {"Connection", "Upgrade"},
+                                   {"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+                                   {"Sec-WebSocket-Protocol", "chat"},
+                                   {"Sec-WebSocket-Extensions",
+                                    "permessage-deflate; server_no_context_takeover"}});
     }
 
     TEST_CASE("check_upgrade matches header names and the Upgrade and Connection tokens "
@@ -399,7 +432,8 @@ TEST_SUITE("ws.upgrade") {
             check_refusal(check(with(rfc_fields(), "Sec-WebSocket-Version", "13, 8")), 426);
         }
         const auto v = check(with(rfc_fields(), "Sec-WebSocket-Version", "8"));
-        CHECK(v.response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        CHECK(v.status == 426);
+        CHECK(v.fields == fields_t{{"Sec-WebSocket-Version", "13"}}); // RFC 6455 §4.4
     }
 
     TEST_CASE("check_upgrade refuses a key that is not 16 bytes of base64 with 400") {
@@ -453,7 +487,8 @@ TEST_SUITE("ws.upgrade") {
             check_refusal(check(plus(rfc_fields(), "Origin", "http://evil.example"), opts), 403);
         }
         const auto v = check(with(rfc_fields(), "Origin", "null"), opts);
-        CHECK(v.response.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        CHECK(v.status == 403);
+        CHECK(v.reason == "origin not allowed");
     }
 
     TEST_CASE("check_upgrade accepts a listed Origin case-insensitively") {
@@ -482,7 +517,7 @@ TEST_SUITE("ws.upgrade") {
         const auto v = check(rfc_fields(), opts); // the client offers "chat, superchat"
         CHECK(v.status == 101);
         CHECK(v.subprotocol == "superchat");
-        CHECK(contains(v.response, "\r\nSec-WebSocket-Protocol: superchat\r\n"));
+        CHECK(v.fields.back() == ws::response_field("Sec-WebSocket-Protocol", "superchat"));
     }
 
     TEST_CASE("check_upgrade picks no subprotocol when none is offered or none matches") {
@@ -492,19 +527,19 @@ TEST_SUITE("ws.upgrade") {
             const auto v = check(without(rfc_fields(), "Sec-WebSocket-Protocol"), opts);
             CHECK(v.status == 101);
             CHECK(v.subprotocol.empty());
-            CHECK_FALSE(contains(v.response, "Sec-WebSocket-Protocol"));
+            CHECK_FALSE(has_field(v, "Sec-WebSocket-Protocol"));
         }
         SUBCASE("none in common") {
             const auto v =
                 check(with(rfc_fields(), "Sec-WebSocket-Protocol", "mqtt, v2.chat"), opts);
             CHECK(v.status == 101);
             CHECK(v.subprotocol.empty());
-            CHECK_FALSE(contains(v.response, "Sec-WebSocket-Protocol"));
+            CHECK_FALSE(has_field(v, "Sec-WebSocket-Protocol"));
         }
         SUBCASE("the server speaks none") {
             const auto v = check(rfc_fields(), {});
             CHECK(v.subprotocol.empty());
-            CHECK_FALSE(contains(v.response, "Sec-WebSocket-Protocol"));
+            CHECK_FALSE(has_field(v, "Sec-WebSocket-Protocol"));
         }
         SUBCASE("only a longer name is offered") {
             CHECK(check(with(rfc_fields(), "Sec-WebSocket-Protocol", "chatty"), opts)
@@ -621,6 +656,85 @@ TEST_SUITE("ws.upgrade") {
         auto ex = exchange_with_server<B>(std::string(rfc_request), opts);
         CHECK(ex.accepted->error() == ws::errc::bad_handshake);
         CHECK(ex.response->value().starts_with("HTTP/1.1 403 Forbidden\r\n"));
+    }
+
+    TEST_CASE_TEMPLATE("accept_upgrade writes the verdict byte for byte as the wire carried it "
+                       "before the verdict was structured",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        std::string request(rfc_request);
+        server_handshake_options opts;
+        std::string expected;
+        SUBCASE("101 without a subprotocol") {
+            expected = "HTTP/1.1 101 Switching Protocols\r\n"
+                       "Upgrade: websocket\r\n"
+                       "Connection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                       "\r\n";
+        }
+        SUBCASE("101 with a subprotocol and permessage-deflate") {
+            opts.subprotocols = {"superchat"};
+            opts.deflate.enabled = true;
+            request.insert(request.size() - 2, "Sec-WebSocket-Extensions: permessage-deflate; "
+                                               "client_max_window_bits\r\n");
+            expected = "HTTP/1.1 101 Switching Protocols\r\n"
+                       "Upgrade: websocket\r\n"
+                       "Connection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                       "Sec-WebSocket-Protocol: superchat\r\n"
+                       "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                       "\r\n";
+        }
+        SUBCASE("400 with the reason as the body") {
+            request.replace(0, 3, "PUT");
+            expected = "HTTP/1.1 400 Bad Request\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Connection: close\r\n"
+                       "Content-Length: 36\r\n"
+                       "\r\n"
+                       "a WebSocket handshake must be a GET\n";
+        }
+        SUBCASE("400 for a malformed request line") {
+            request.replace(0, 4, "GET  ");
+            expected = "HTTP/1.1 400 Bad Request\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Connection: close\r\n"
+                       "Content-Length: 23\r\n"
+                       "\r\n"
+                       "malformed request line\n";
+        }
+        SUBCASE("403") {
+            opts.allowed_origins = {"https://app.example"};
+            expected = "HTTP/1.1 403 Forbidden\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Connection: close\r\n"
+                       "Content-Length: 19\r\n"
+                       "\r\n"
+                       "origin not allowed\n";
+        }
+        SUBCASE("426 with the version field") {
+            request.replace(request.find("Version: 13"), 11, "Version: 8");
+            expected = "HTTP/1.1 426 Upgrade Required\r\n"
+                       "Sec-WebSocket-Version: 13\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Connection: close\r\n"
+                       "Content-Length: 43\r\n"
+                       "\r\n"
+                       "only Sec-WebSocket-Version 13 is supported\n";
+        }
+        SUBCASE("431") {
+            opts.max_request_bytes = 64;
+            expected = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Connection: close\r\n"
+                       "Content-Length: 28\r\n"
+                       "\r\n"
+                       "handshake request too large\n";
+        }
+        auto ex = exchange_with_server<B>(request, opts);
+        REQUIRE(ex.response->has_value());
+        CHECK(**ex.response == expected);
+        CHECK(ex.accepted->has_value() == expected.starts_with("HTTP/1.1 101 "));
     }
 
     TEST_CASE_TEMPLATE("accept_upgrade answers a malformed request with 400 and bad_handshake", B,
@@ -800,10 +914,12 @@ TEST_SUITE("ws.upgrade") {
         CHECK(ex.upgraded->has_value());
     }
 
-    TEST_CASE_TEMPLATE("request_upgrade refuses a response that is not a valid 101", B,
-                       CORONET_BACKENDS) {
+    TEST_CASE_TEMPLATE(
+        "request_upgrade refuses a response that is not a valid 101 with an error naming the fault",
+        B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         std::string response;
+        auto expected = ws::handshake_errc::unexpected_status;
         SUBCASE("status 200") {
             response = "HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        "Sec-WebSocket-Accept: {accept}\r\n\r\n";
@@ -812,52 +928,63 @@ TEST_SUITE("ws.upgrade") {
             response = "HTTP/1.1 400 Bad Request\r\nContent-Length: 4\r\n\r\nnope";
         }
         SUBCASE("status 1010") {
+            expected = ws::handshake_errc::malformed_response;
             response = "HTTP/1.1 1010 Switching\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("HTTP/1.0") {
+            expected = ws::handshake_errc::malformed_response;
             response =
                 "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("a wrong accept value") {
+            expected = ws::handshake_errc::bad_accept;
             response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         }
         SUBCASE("no accept value") {
+            expected = ws::handshake_errc::bad_accept;
             response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
                        "Upgrade\r\n\r\n";
         }
         SUBCASE("the accept value twice") {
+            expected = ws::handshake_errc::bad_accept;
             response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("no Upgrade") {
+            expected = ws::handshake_errc::no_upgrade_websocket;
             response = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                        "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("another Upgrade") {
+            expected = ws::handshake_errc::no_upgrade_websocket;
             response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
                        "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("no Connection") {
+            expected = ws::handshake_errc::no_connection_upgrade;
             response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                        "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("Connection without upgrade") {
+            expected = ws::handshake_errc::no_connection_upgrade;
             response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
                        "keep-alive\r\n"
                        "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         SUBCASE("an extension that was not requested") {
+            expected = ws::handshake_errc::unoffered_extension;
             response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: "
                 "permessage-deflate\r\n\r\n";
         }
         SUBCASE("an empty extensions header before a real one") {
+            expected = ws::handshake_errc::unoffered_extension;
             // Regression: only the first Sec-WebSocket-Extensions line was looked at.
             response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -865,18 +992,156 @@ TEST_SUITE("ws.upgrade") {
                 "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
         }
         SUBCASE("a subprotocol that was not offered") {
+            expected = ws::handshake_errc::unoffered_subprotocol;
             response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
         }
+        SUBCASE("a status line of another protocol") {
+            expected = ws::handshake_errc::malformed_response;
+            response = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
+        }
+        SUBCASE("a status without three digits") {
+            expected = ws::handshake_errc::malformed_response;
+            response = "HTTP/1.1 10 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        }
         SUBCASE("a malformed header line") {
+            expected = ws::handshake_errc::malformed_response;
             response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade : websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Accept: {accept}\r\n\r\n";
         }
         CAPTURE(response);
         auto ex = exchange_with_client<B>(response);
-        CHECK(ex.upgraded->error() == ws::errc::bad_handshake);
+        REQUIRE_FALSE(ex.upgraded->has_value());
+        check_handshake_error(ex.upgraded->error(), expected);
+    }
+
+    TEST_CASE_TEMPLATE("request_upgrade reports the status of a response other than 101", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        std::string response;
+        int status = 0;
+        SUBCASE("a redirect") {
+            status = 302;
+            response = "HTTP/1.1 302 Found\r\nLocation: wss://elsewhere.example/chat\r\n\r\n";
+        }
+        SUBCASE("a refused origin without a reason phrase") {
+            status = 403;
+            response = "HTTP/1.1 403\r\nContent-Length: 0\r\n\r\n";
+        }
+        SUBCASE("another version as a 426") {
+            status = 426;
+            response = "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+                       "Content-Length: 0\r\n\r\n";
+        }
+        SUBCASE("an HTTP/1.0 server's 404") {
+            status = 404;
+            response = "HTTP/1.0 404 Not Found\r\n\r\n";
+        }
+        auto ex = exchange_with_client<B>(response);
+        REQUIRE_FALSE(ex.upgraded->has_value());
+        const std::error_code ec = ex.upgraded->error();
+        check_handshake_error(ec, ws::handshake_errc::unexpected_status);
+        CHECK(ws::handshake_status(ec) == status);
+        CHECK(contains(ec.message(), std::to_string(status)));
+    }
+
+    TEST_CASE_TEMPLATE("request_upgrade refuses a response head over max_response_bytes", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        // "{accept}" becomes the 28-character accept value.
+        const std::size_t head_size = good_101.size() - 8 + 28;
+        ws::client_handshake_options opts;
+        opts.max_response_bytes = head_size;
+        CHECK(exchange_with_client<B>(std::string(good_101), opts).upgraded->has_value());
+        opts.max_response_bytes = head_size - 1;
+        auto over = exchange_with_client<B>(std::string(good_101), opts);
+        REQUIRE_FALSE(over.upgraded->has_value());
+        check_handshake_error(over.upgraded->error(), ws::handshake_errc::response_too_large);
+    }
+
+    TEST_CASE_TEMPLATE("request_upgrade refuses an extension it did not offer", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        ws::client_handshake_options opts;
+        std::string answer;
+        SUBCASE("permessage-deflate when compression is off") {
+            answer = "permessage-deflate";
+        }
+        SUBCASE("another extension to a deflate offer") {
+            opts.deflate.enabled = true;
+            answer = "x-webkit-deflate-frame";
+        }
+        SUBCASE("another extension next to permessage-deflate") {
+            opts.deflate.enabled = true;
+            answer = "permessage-deflate, x-foo";
+        }
+        CAPTURE(answer);
+        auto ex = exchange_with_client<B>(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: " +
+                answer + "\r\n\r\n",
+            opts);
+        REQUIRE_FALSE(ex.upgraded->has_value());
+        check_handshake_error(ex.upgraded->error(), ws::handshake_errc::unoffered_extension);
+    }
+
+    TEST_CASE_TEMPLATE("request_upgrade refuses an invalid permessage-deflate answer", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        ws::client_handshake_options opts;
+        opts.deflate.enabled = true;
+        std::string answer;
+        SUBCASE("a malformed list") {
+            answer = "permessage-deflate; a=\"";
+        }
+        SUBCASE("two answers") {
+            answer = "permessage-deflate, permessage-deflate";
+        }
+        SUBCASE("an unknown parameter") {
+            answer = "permessage-deflate; x_max_window_bits=10";
+        }
+        SUBCASE("a repeated parameter") {
+            answer = "permessage-deflate; server_no_context_takeover; server_no_context_takeover";
+        }
+        SUBCASE("a window out of range") {
+            answer = "permessage-deflate; server_max_window_bits=16";
+        }
+        SUBCASE("a larger window than offered") {
+            opts.deflate.client_max_window_bits = 10;
+            answer = "permessage-deflate; client_max_window_bits=12";
+        }
+        SUBCASE("no answer to an offered server_no_context_takeover") {
+            opts.deflate.server_no_context_takeover = true;
+            answer = "permessage-deflate";
+        }
+        CAPTURE(answer);
+        auto ex = exchange_with_client<B>(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: " +
+                answer + "\r\n\r\n",
+            opts);
+        REQUIRE_FALSE(ex.upgraded->has_value());
+        check_handshake_error(ex.upgraded->error(), ws::handshake_errc::invalid_extension);
+    }
+
+    TEST_CASE_TEMPLATE("request_upgrade accepts a permessage-deflate answer it offered", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        ws::client_handshake_options opts;
+        opts.deflate.enabled = true;
+        auto ex = exchange_with_client<B>(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate; "
+            "server_no_context_takeover; client_max_window_bits=12\r\n\r\n",
+            opts);
+        REQUIRE_MESSAGE(ex.upgraded->has_value(), ex.upgraded->error().message());
+        REQUIRE((*ex.upgraded)->deflate.has_value());
+        CHECK((*ex.upgraded)->deflate->server_no_context_takeover);
+        CHECK((*ex.upgraded)->deflate->client_max_window_bits == 12);
+        CHECK(contains(header_value(ex.request->value(), "Sec-WebSocket-Extensions"),
+                       "permessage-deflate"));
     }
 
     TEST_CASE_TEMPLATE("request_upgrade refuses a subprotocol other than the offered ones", B,
@@ -899,7 +1164,8 @@ TEST_SUITE("ws.upgrade") {
             "Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: " +
                 chosen + "\r\n\r\n",
             opts);
-        CHECK(ex.upgraded->error() == ws::errc::bad_handshake);
+        REQUIRE_FALSE(ex.upgraded->has_value());
+        check_handshake_error(ex.upgraded->error(), ws::handshake_errc::unoffered_subprotocol);
     }
 
     TEST_CASE_TEMPLATE("request_upgrade offers its subprotocols and returns the one chosen", B,
@@ -958,7 +1224,8 @@ TEST_SUITE("ws.upgrade") {
             opts.subprotocols = {"chat\rX-Injected: yes"};
         }
         auto ex = exchange_with_client<B>(std::string(good_101), opts, host, target);
-        CHECK(ex.upgraded->error() == ws::errc::bad_handshake);
+        REQUIRE_FALSE(ex.upgraded->has_value());
+        check_handshake_error(ex.upgraded->error(), ws::handshake_errc::invalid_request_field);
         // Nothing was sent: the server read end of stream instead of a request.
         CHECK(ex.request->error() == core::errc::end_of_stream);
     }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <new>
 
@@ -354,27 +355,31 @@ core::result<std::optional<deflate_params>>
 accept_deflate_answer(std::span<const std::string_view> field_values, const deflate_options& opts) {
     auto list = parse_extensions(field_values);
     if (!list)
-        return make_error_code(errc::bad_handshake);
+        return make_error_code(handshake_errc::invalid_extension);
     if (list->empty())
         return std::optional<deflate_params>();
-    if (!opts.enabled || list->size() != 1 || !iequal((*list)[0].name, "permessage-deflate"))
-        return make_error_code(errc::bad_handshake);
+    // RFC 6455 §4.1 item 5: anything we did not offer fails the connection.
+    for (const auto& e : *list)
+        if (!opts.enabled || !iequal(e.name, "permessage-deflate"))
+            return make_error_code(handshake_errc::unoffered_extension);
+    if (list->size() != 1)
+        return make_error_code(handshake_errc::invalid_extension);
     auto got = check_params((*list)[0]);
     if (!got)
-        return make_error_code(errc::bad_handshake);
+        return make_error_code(handshake_errc::invalid_extension);
     deflate_params p;
     p.server_no_context_takeover = got->server_no_context_takeover;
     p.client_no_context_takeover =
         got->client_no_context_takeover || opts.client_no_context_takeover;
     if (opts.server_no_context_takeover && !got->server_no_context_takeover)
-        return make_error_code(errc::bad_handshake);
+        return make_error_code(handshake_errc::invalid_extension);
     const auto asked_sbits = clamp_bits(opts.server_max_window_bits);
     if (got->server_max_window_bits) {
         if (*got->server_max_window_bits > asked_sbits)
-            return make_error_code(errc::bad_handshake);
+            return make_error_code(handshake_errc::invalid_extension);
         p.server_max_window_bits = *got->server_max_window_bits;
     } else if (asked_sbits < 15) {
-        return make_error_code(errc::bad_handshake);
+        return make_error_code(handshake_errc::invalid_extension);
     }
     const auto offered_cbits = clamp_bits(opts.client_max_window_bits);
     p.client_max_window_bits = offered_cbits;
@@ -382,7 +387,7 @@ accept_deflate_answer(std::span<const std::string_view> field_values, const defl
         // The answer needs a value (§7.1.2.2), no larger than the one offered.
         if (!got->client_max_window_bits_value ||
             *got->client_max_window_bits_value > offered_cbits)
-            return make_error_code(errc::bad_handshake);
+            return make_error_code(handshake_errc::invalid_extension);
         p.client_max_window_bits = *got->client_max_window_bits_value;
     }
     return std::optional<deflate_params>(p);
@@ -441,37 +446,37 @@ inflater::~inflater() {
     delete z_;
 }
 
-core::result<void> inflater::feed(std::span<const std::byte> in, std::string& out,
-                                  std::size_t start, std::size_t max_out) {
-    if (in.empty())
-        return {};
-    ended_ = false;
+// Inflates `in` into `out` until zlib has used all of it and has nothing more to give (false),
+// or `out` grew by `max_append` bytes past `start` (true: call again). `used`: the bytes of `in`
+// zlib took.
+core::result<bool> inflater::pump(std::span<const std::byte> in, std::string& out,
+                                  std::size_t start, std::size_t max_append, std::size_t& used) {
+    if (!in.empty())
+        ended_ = false;
     z_->next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
     z_->avail_in = static_cast<uInt>(in.size());
     for (;;) {
-        const std::size_t used = out.size();
-        const std::size_t budget = max_out - (used - start);
-        // Guess the output size; never more than one byte past the budget (which detects excess).
-        std::size_t room =
-            std::min<std::size_t>(std::max<std::size_t>(in.size() * 3, 1024), budget + 1);
-        if (room == 0)
-            room = 1;
-        out.resize(used + room);
-        z_->next_out = reinterpret_cast<Bytef*>(out.data() + used);
+        used = in.size() - z_->avail_in;
+        const std::size_t produced = out.size() - start;
+        if (produced == max_append)
+            return true;
+        // Guess the output size, so that a small message does not clear a big buffer.
+        const std::size_t room = std::min<std::size_t>(std::max<std::size_t>(in.size() * 3, 1024),
+                                                       max_append - produced);
+        const std::size_t at = out.size();
+        out.resize(at + room);
+        z_->next_out = reinterpret_cast<Bytef*>(out.data() + at);
         z_->avail_out = static_cast<uInt>(room);
         const int rc = ::inflate(z_, Z_SYNC_FLUSH);
         out.resize(out.size() - z_->avail_out);
-        if (out.size() - start > max_out) {
-            out.resize(start + max_out); // the byte that proved the excess goes
-            return make_error_code(errc::message_too_big);
-        }
+        used = in.size() - z_->avail_in;
         if (rc == Z_STREAM_END) {
             // A block with BFINAL set (RFC 7692 §7.2.3.4): what follows starts a new stream
             // (typically an empty stored block); the window does not survive it.
             inflateReset(z_);
             if (z_->avail_in == 0) {
                 ended_ = true; // at the very end of the data: the tail is not fed
-                return {};
+                return false;
             }
             continue;
         }
@@ -480,15 +485,17 @@ core::result<void> inflater::feed(std::span<const std::byte> in, std::string& ou
         if (rc != Z_OK && rc != Z_BUF_ERROR)
             return make_error_code(errc::invalid_payload);
         if (z_->avail_in == 0 && z_->avail_out != 0)
-            return {};
+            return false;
         if (rc == Z_BUF_ERROR && z_->avail_out != 0)
-            return {}; // no progress possible: needs input
+            return false; // no progress possible: needs input
     }
 }
 
 void inflater::finish_message() noexcept {
     ended_ = false;
     fed_ = false;
+    in_tail_ = false;
+    tail_used_ = 0;
     if (z_ == nullptr)
         return;
     if (no_context_takeover_) {
@@ -498,8 +505,14 @@ void inflater::finish_message() noexcept {
     }
 }
 
-core::result<void> inflater::inflate(std::span<const std::byte> in, bool last, std::string& out,
-                                     std::size_t max_out) {
+void inflater::discard_message() noexcept {
+    if (z_ != nullptr)
+        inflateReset(z_);
+    finish_message();
+}
+
+core::result<inflater::progress> inflater::inflate_some(std::span<const std::byte> in, bool last,
+                                                        std::string& out, std::size_t max_append) {
     if (z_ == nullptr) {
         if (no_context_takeover_)
             z_ = inflate_pool().take(window_bits_);
@@ -507,22 +520,63 @@ core::result<void> inflater::inflate(std::span<const std::byte> in, bool last, s
             z_ = new_inflate(window_bits_);
     }
     const std::size_t start = out.size();
-    auto r = feed(in, out, start, max_out);
-    if (!in.empty())
-        fed_ = true;
-    // An empty compressed message (no payload bytes at all) is empty: the tail alone would
-    // open a stored block that never ends.
-    if (r && last && !ended_ && fed_)
-        r = feed(tail, out, start, max_out);
-    if (!r) {
-        // The stream is broken: start the next message from scratch.
-        inflateReset(z_);
-        finish_message();
-        return r;
+    progress p;
+    if (!in_tail_) {
+        if (!in.empty())
+            fed_ = true;
+        auto full = pump(in, out, start, max_append, p.consumed);
+        if (!full) {
+            discard_message(); // the stream is broken: start the next message from scratch
+            return full.error();
+        }
+        if (*full)
+            return p; // `out` is full: more to come from what is left
+        p.done = true;
+        if (!last)
+            return p;
+        // An empty compressed message (no payload bytes at all) is empty: the tail alone would
+        // open a stored block that never ends.
+        if (ended_ || !fed_) {
+            finish_message();
+            return p;
+        }
+        p.done = false;
+        in_tail_ = true;
     }
-    if (last)
-        finish_message();
-    return r;
+    // The 00 00 ff ff tail, over several calls when `out` fills up meanwhile.
+    std::size_t used = 0;
+    auto full = pump(std::span(tail).subspan(tail_used_), out, start, max_append, used);
+    if (!full) {
+        discard_message();
+        return full.error();
+    }
+    tail_used_ = static_cast<std::uint8_t>(tail_used_ + used);
+    if (*full)
+        return p;
+    finish_message();
+    p.done = true;
+    return p;
+}
+
+core::result<void> inflater::inflate(std::span<const std::byte> in, bool last, std::string& out,
+                                     std::size_t max_out) {
+    const std::size_t start = out.size();
+    for (;;) {
+        // One byte past the cap proves the excess.
+        const std::size_t left = max_out - (out.size() - start);
+        auto p = inflate_some(in, last, out, left == SIZE_MAX ? left : left + 1);
+        // The excess wins over bad data that zlib found in the same step.
+        if (out.size() - start > max_out) {
+            out.resize(start + max_out); // the byte that proved the excess goes
+            discard_message();
+            return make_error_code(errc::message_too_big);
+        }
+        if (!p)
+            return p.error();
+        if (p->done)
+            return {};
+        in = in.subspan(p->consumed);
+    }
 }
 
 } // namespace coronet::ws

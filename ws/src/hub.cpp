@@ -35,8 +35,11 @@ public:
     }
 };
 
-// One unmasked server frame, header and payload in one shared buffer; `rsv1`: compressed.
-core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, bool rsv1 = false) {
+} // namespace
+
+namespace detail {
+
+core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, bool rsv1) {
     std::byte header[14];
     const std::size_t n = encode_header(header, op, true, payload.size(), false, 0, rsv1);
     core::shared_buffer b = core::shared_buffer::make(n + payload.size());
@@ -46,7 +49,7 @@ core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, 
     return b;
 }
 
-} // namespace
+} // namespace detail
 
 const std::error_category& hub_category() noexcept {
     static const hub_category_impl c;
@@ -56,7 +59,7 @@ const std::error_category& hub_category() noexcept {
 // ---- prepared_message -------------------------------------------------------------------
 
 prepared_message::prepared_message(opcode type, std::span<const std::byte> payload)
-    : type_(type), payload_size_(payload.size()), plain_(encode_frame(type, payload)) {}
+    : type_(type), payload_size_(payload.size()), plain_(detail::encode_frame(type, payload)) {}
 
 const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) const {
     const session& s = *c.session_;
@@ -77,7 +80,7 @@ const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) 
         if (z.size() >= payload_size_ && policy.skip_incompressible) {
             variant_state_[i] = 2;
         } else {
-            compressed_[i] = encode_frame(type_, z, true);
+            compressed_[i] = detail::encode_frame(type_, z, true);
             variant_state_[i] = 1;
         }
     }
@@ -89,10 +92,6 @@ std::size_t prepared_message::compressed_variants() const noexcept {
     for (auto v : variant_state_)
         n += v == 1 ? 1 : 0;
     return n;
-}
-
-core::task<void> hub_handler::on_message(hub_connection&, message&) {
-    co_return;
 }
 
 // ---- hub_state --------------------------------------------------------------------------
@@ -182,30 +181,15 @@ void hub_state::leave_all(hub_connection& c) noexcept {
 }
 
 void hub_state::heartbeat_unlink(hub_connection& c) noexcept {
-    if (c.hb_list_ == 0)
+    if (c.hb_list_ == nullptr)
         return;
-    list& l = list_of(c.hb_list_);
-    if (c.hb_prev_ != nullptr)
-        c.hb_prev_->hb_next_ = c.hb_next_;
-    else
-        l.head = c.hb_next_;
-    if (c.hb_next_ != nullptr)
-        c.hb_next_->hb_prev_ = c.hb_prev_;
-    else
-        l.tail = c.hb_prev_;
-    c.hb_prev_ = c.hb_next_ = nullptr;
-    c.hb_list_ = 0;
+    c.hb_list_->erase(c);
+    c.hb_list_ = nullptr;
 }
 
-void hub_state::heartbeat_push(list& l, hub_connection& c) noexcept {
-    c.hb_prev_ = l.tail;
-    c.hb_next_ = nullptr;
-    if (l.tail != nullptr)
-        l.tail->hb_next_ = &c;
-    else
-        l.head = &c;
-    l.tail = &c;
-    c.hb_list_ = l.tag;
+void hub_state::heartbeat_push(heartbeat_list& l, hub_connection& c) noexcept {
+    l.push_back(c);
+    c.hb_list_ = &l;
 }
 
 } // namespace detail
@@ -303,7 +287,7 @@ std::size_t hub::deliver(hub_connection& c, const prepared_message& m) {
     if (c.writer_done_)
         return 0;
     // No room: a broadcast never waits for one receiver.
-    if (state_->opts.on_full == backpressure_policy::drop) {
+    if (state_->opts.on_full != backpressure_policy::close) {
         ++c.dropped_;
         ++state_->stats.dropped;
     } else {
@@ -354,36 +338,39 @@ void hub::sweep() {
     const auto now = this->now();
     // Both lists are in deadline order, so each loop stops at the first connection that has
     // not expired: the work is proportional to the expired ones.
-    while (hub_connection* c = st.pinged.head) {
-        if (c->ping_sent_ + st.opts.pong_timeout > now)
+    while (!st.pinged.empty()) {
+        hub_connection& c = st.pinged.front();
+        if (c.ping_sent_ + st.opts.pong_timeout > now)
             break;
-        st.heartbeat_unlink(*c);
-        if (c->state_ != connection_state::open)
+        st.heartbeat_unlink(c);
+        if (c.state_ != connection_state::open)
             continue;
         ++st.stats.timed_out;
-        c->abort("pong timeout");
+        c.abort("pong timeout");
     }
-    while (hub_connection* c = st.idle.head) {
-        if (c->last_activity_ + interval > now)
+    while (!st.idle.empty()) {
+        hub_connection& c = st.idle.front();
+        if (c.last_activity_ + interval > now)
             break;
-        st.heartbeat_unlink(*c);
-        if (c->state_ != connection_state::open)
+        st.heartbeat_unlink(c);
+        if (c.state_ != connection_state::open)
             continue; // its close is bounded on its own
-        // Auto-responses are answered inside the session without waking the hub: a peer that
+        // The hub's own auto-responses are activity already; a rule set on the session itself
+        // (conn.ws()) is answered inside the session without waking the hub, so a peer that
         // sent one since the last look is alive (checked lazily, here).
-        const std::uint64_t answered = c->auto_responses_sent();
-        if (answered != c->auto_seen_) {
-            c->auto_seen_ = answered;
-            c->last_activity_ = now;
-            st.heartbeat_push(st.idle, *c);
+        const std::uint64_t answered = c.session_->auto_responses_sent();
+        if (answered != c.auto_seen_) {
+            c.auto_seen_ = answered;
+            c.last_activity_ = now;
+            st.heartbeat_push(st.idle, c);
             continue;
         }
         // A queue too full even for a ping still counts as pinged: a peer that cannot take two
         // bytes within pong_timeout is as good as gone.
-        c->ping_sent_ = now;
-        if (c->try_push(st.ping_frame))
+        c.ping_sent_ = now;
+        if (c.try_push(st.ping_frame))
             ++st.stats.pings_sent;
-        st.heartbeat_push(st.pinged, *c);
+        st.heartbeat_push(st.pinged, c);
     }
 }
 
@@ -398,16 +385,7 @@ core::task<void> hub::heartbeats() {
 
 // ---- serving ----------------------------------------------------------------------------
 
-core::task<void> hub::serve(session& s, std::string target, hub_handler& h) {
-    return serve_impl(s, std::move(target), &h, connection_body());
-}
-
-core::task<void> hub::serve(session& s, std::string target, connection_body body) {
-    return serve_impl(s, std::move(target), nullptr, std::move(body));
-}
-
-core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
-                                 connection_body body) {
+core::task<void> hub::serve(session& s, handshake_info info, hub_handler h) {
     detail::hub_state& st = *state_;
     if (!can_accept()) {
         ++st.stats.refused;
@@ -417,9 +395,10 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
         (void)r;
         co_return;
     }
-    hub_connection c(*this, s, st.next_id(), std::move(target));
+    hub_connection c(*this, s, st.next_id(), info);
     st.add(c);
-    c.handler_ = h;
+    auto run = h.start(c, info);
+    c.handler_ = run.get();
     s.set_observer(&c.observer_);
     {
         const core::stop_token outer = co_await core::get_stop_token();
@@ -428,10 +407,7 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
         c.state_ = connection_state::open;
         c.note_activity();
         scope.spawn(c.writer());
-        if (h != nullptr)
-            scope.spawn(run_events(c, *h));
-        else
-            scope.spawn(run_body(c, body));
+        scope.spawn(run_handler(c, *run));
         co_await scope.join();
         c.scope_ = nullptr;
     }
@@ -451,12 +427,10 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
     st.heartbeat_unlink(c);
     c.fail_waiters();
     std::exception_ptr failed; // the registry must not keep a dangling connection
-    if (h != nullptr) {
-        try {
-            h->on_close(c, code, reason);
-        } catch (...) {
-            failed = std::current_exception();
-        }
+    try {
+        run->closed(code, reason);
+    } catch (...) {
+        failed = std::current_exception();
     }
     st.leave_all(c);
     st.remove(c);
@@ -467,41 +441,27 @@ core::task<void> hub::serve_impl(session& s, std::string target, hub_handler* h,
         --st.finishing;
     }
     if (st.all.empty() && st.finishing == 0)
-        st.empty.wake();
+        st.empty.wake_all();
     if (failed)
         std::rethrow_exception(failed);
 }
 
 // An exception from the application's code drops the connection (so that its writer and
 // watchdog stop and serve can clean up) and then goes on to the scope's error handler.
-core::task<void> hub::run_events(hub_connection& c, hub_handler& h) {
-    std::exception_ptr failed;
-    try {
-        h.on_open(c);
-        for (;;) {
-            auto m = co_await c.receive();
-            if (!m) {
-                const auto e = m.error();
-                if (e != errc::closed && e != core::errc::operation_canceled)
-                    h.on_error(c, e);
-                break;
-            }
-            co_await h.on_message(c, *m);
-        }
-    } catch (...) {
-        failed = std::current_exception();
-    }
-    if (failed)
-        c.abort("handler threw");
-    c.scope_->request_stop(); // the writer and the watchdog
-    if (failed)
-        std::rethrow_exception(failed);
+session_handler hub::as_session_handler(hub_handler h) {
+    // Not a coroutine: the returned task is serve's own, which owns its copies.
+    return [this, h = std::move(h)](session& s, handshake_info& info) {
+        return serve(s, std::move(info), h);
+    };
 }
 
-core::task<void> hub::run_body(hub_connection& c, connection_body& body) {
+// The coroutine body, or on_open and the message loop; either way a connection still open when
+// it returns is closed with 1000 after its queued frames (an event loop returns only once the
+// session is closed).
+core::task<void> hub::run_handler(hub_connection& c, connection_handler<hub_connection>& run) {
     std::exception_ptr failed;
     try {
-        co_await body(c);
+        co_await run.run();
     } catch (...) {
         failed = std::current_exception();
     }
@@ -527,9 +487,11 @@ core::task<void> hub::close_all(std::uint16_t code, std::string reason) {
     st.closing_all = true;
     for (hub_connection* c : st.all)
         c->close(code, reason);
-    const core::stop_token tok = co_await core::get_stop_token();
-    while ((!st.all.empty() || st.finishing > 0) && !tok.stop_requested())
-        co_await detail::slot_wait{st.empty, tok, false};
+    while (!st.all.empty() || st.finishing > 0) {
+        // A failed wait is the caller's stop token: stop waiting, the closes go on without us.
+        if (!co_await st.empty.wait())
+            co_return;
+    }
 }
 
 // ---- attachments ------------------------------------------------------------------------

@@ -3,101 +3,46 @@
 #include <coronet/ws/hub.hpp>
 
 #include <coronet/core/timer.hpp>
+#include <coronet/core/with_stop.hpp>
 #include <coronet/ws/attachment_store.hpp>
 
 #include "hub_state.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 namespace coronet::ws {
 
 namespace detail {
 
-void wake_slot::wake() noexcept {
-    if (!waiting || scheduled)
-        return;
-    scheduled = true;
-    op.buf = this;
-    op.on_complete = [](core::detail::io_op* o) noexcept {
-        auto* slot = static_cast<wake_slot*>(o->buf);
-        slot->scheduled = false;
-        auto h = std::exchange(slot->waiting, {});
-        if (h)
-            h.resume();
-    };
-    core::loop::current()->complete_later(op);
-}
-
 /// A unicast send waiting for room in a connection's queue. It lives in the sending coroutine's
-/// frame; when room frees up the writer queues its frame (so nothing can take the room first)
-/// and resumes it from the loop.
-struct space_waiter {
-    hub_connection* conn;
+/// frame, linked into the connection's list in arrival order. When room frees up the writer
+/// queues its frame (so nothing can take the room first) and then wakes it.
+/// Each request has a waiter queue of its own rather than sharing one per connection: the
+/// writer must wake the very sender whose frame it queued, and a cancelled sender leaves a
+/// shared queue at once while its request would still sit in the list.
+struct space_request : core::intrusive_list_hook<> {
+    explicit space_request(core::shared_buffer f) noexcept : frame(std::move(f)) {}
+
     core::shared_buffer frame;
-    space_waiter* next = nullptr;
-    space_waiter* prev = nullptr;
-    std::error_code outcome;
-    core::detail::io_op resume;
-    struct canceller : core::stop_callback_base {
-        explicit canceller(space_waiter* w) noexcept : stop_callback_base(&on_stop), self(w) {}
-        space_waiter* self;
-    } cancel{this};
+    std::error_code outcome;  ///< set before the wake: zero once queued, or errc::closed
+    core::waiter_queue woken; ///< the sender, parked until its frame is queued or refused
 
-    space_waiter(hub_connection& c, core::shared_buffer f) noexcept
-        : conn(&c), frame(std::move(f)) {}
-    space_waiter(const space_waiter&) = delete;
-    space_waiter& operator=(const space_waiter&) = delete;
-
-    bool await_ready() const noexcept { return false; }
-    template <class P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, core::detail::token_of(h));
-    }
-    core::result<void> await_resume() noexcept {
-        cancel.detach();
-        if (outcome)
-            return outcome;
-        return {};
-    }
-
-    bool suspend(std::coroutine_handle<> h, core::stop_token tok) noexcept {
-        resume.waiter = h;
-        if (tok.stop_requested()) {
-            outcome = make_error_code(core::errc::operation_canceled);
-            return false;
-        }
-        prev = conn->waiters_tail_;
-        if (prev != nullptr)
-            prev->next = this;
-        else
-            conn->waiters_head_ = this;
-        conn->waiters_tail_ = this;
-        cancel.attach(tok.source());
-        return true;
-    }
-    void unlink() noexcept {
-        if (prev != nullptr)
-            prev->next = next;
-        else
-            conn->waiters_head_ = next;
-        if (next != nullptr)
-            next->prev = prev;
-        else
-            conn->waiters_tail_ = prev;
-        next = prev = nullptr;
-    }
-    /// Leaves the queue and resumes the sender (from the loop) with `e` (zero: queued).
-    void finish(std::error_code e) noexcept {
-        unlink();
-        cancel.detach();
-        outcome = e;
-        core::loop::current()->complete_later(resume);
-    }
-    static void on_stop(core::stop_callback_base* cb) noexcept {
-        static_cast<canceller*>(cb)->self->finish(make_error_code(core::errc::operation_canceled));
-    }
+    /// True once the sender's stop token took it off `woken`: nobody waits for this room.
+    bool abandoned() const noexcept { return woken.empty(); }
 };
+
+namespace {
+// A cancelled sender unlinks its request only when it resumes (from the loop): until then the
+// front of the list may hold requests nobody waits for, which must not make a new send or the
+// writer wait behind them.
+bool sends_waiting(core::intrusive_list<space_request>& waiting) noexcept {
+    while (!waiting.empty() && waiting.front().abandoned())
+        waiting.pop_front();
+    return !waiting.empty();
+}
+} // namespace
 
 void frame_ring::push_back(core::shared_buffer b) {
     if (size_ == slots_.size()) {
@@ -129,23 +74,30 @@ std::size_t frame_ring::pop_back() noexcept {
 namespace {
 // Frames handed to one send_prepared call (a writev in windows of stream_op::max_iov).
 constexpr std::size_t max_batch = 64;
+
+// A send refused before anything was queued, as the task the caller awaits.
+core::task<core::result<void>> refused(std::error_code e) {
+    co_return e;
+}
 } // namespace
 
-hub_connection::hub_connection(hub& h, session& s, std::uint64_t id, std::string target)
-    : hub_(&h), session_(&s), id_(id), target_(std::move(target)) {
+hub_connection::hub_connection(hub& h, session& s, std::uint64_t id, handshake_info& info)
+    : hub_(&h), session_(&s), id_(id), info_(&info) {
     observer_.self = this;
 }
 
 hub_connection::~hub_connection() = default;
 
-void hub_connection::observer::on_ping(session&, std::string_view) {
+void hub_connection::observer::on_ping(session&, std::string_view payload) {
     self->note_activity();
+    if (self->handler_ != nullptr)
+        self->handler_->ping(payload);
 }
 
 void hub_connection::observer::on_pong(session&, std::string_view payload) {
     self->note_activity();
     if (self->handler_ != nullptr)
-        self->handler_->on_pong(*self, payload);
+        self->handler_->pong(payload);
 }
 
 void hub_connection::note_activity() noexcept {
@@ -163,7 +115,10 @@ void hub_connection::push(core::shared_buffer frame) {
     queued_bytes_ += frame.size();
     queue_.push_back(std::move(frame));
     ++hub_->state_->stats.frames_queued;
-    writer_wake_.wake();
+    // Checked inline: a broadcast pushes to every connection, and a busy writer needs no wake
+    // (it looks at the queue before it parks again).
+    if (!writer_wake_.empty())
+        writer_wake_.wake_one();
 }
 
 bool hub_connection::try_push(const core::shared_buffer& frame) {
@@ -177,18 +132,21 @@ bool hub_connection::try_push(const core::shared_buffer& frame) {
 
 void hub_connection::grant_waiters() noexcept {
     const std::size_t limit = hub_->state_->opts.max_queued_bytes;
-    while (waiters_head_ != nullptr) {
-        detail::space_waiter* w = waiters_head_;
-        if (queued_bytes_ > 0 && queued_bytes_ + w->frame.size() > limit)
+    while (detail::sends_waiting(space_waiters_)) {
+        detail::space_request& r = space_waiters_.front();
+        if (queued_bytes_ > 0 && queued_bytes_ + r.frame.size() > limit)
             break;
-        push(std::move(w->frame));
-        w->finish({});
+        space_waiters_.pop_front();
+        push(std::move(r.frame));
+        r.woken.wake_one();
     }
 }
 
 void hub_connection::fail_waiters() noexcept {
-    while (waiters_head_ != nullptr)
-        waiters_head_->finish(make_error_code(errc::closed));
+    while (detail::space_request* r = space_waiters_.pop_front()) {
+        r->outcome = make_error_code(errc::closed);
+        r->woken.wake_one(); // an abandoned request has nobody to wake
+    }
 }
 
 void hub_connection::drop_pending() noexcept {
@@ -202,9 +160,9 @@ core::task<void> hub_connection::writer() {
         if (tok.stop_requested())
             break;
         if (queue_.empty()) {
-            if (drained_.waiting)
-                drained_.wake();
-            co_await detail::slot_wait{writer_wake_, tok, false};
+            drained_.wake_all();
+            if (!co_await writer_wake_.wait())
+                break; // the connection's scope is stopping
             continue;
         }
         const std::size_t n = std::min(queue_.size(), max_batch);
@@ -231,15 +189,14 @@ core::task<void> hub_connection::writer() {
     drop_pending();
     batch_ = {};
     fail_waiters();
-    drained_.wake();
+    drained_.wake_all();
 }
 
 core::task<core::result<void>> hub_connection::wait_drained() {
-    const core::stop_token tok = co_await core::get_stop_token();
     while (queued_bytes_ > 0 && !writer_done_) {
-        if (tok.stop_requested())
-            co_return make_error_code(core::errc::operation_canceled);
-        co_await detail::slot_wait{drained_, tok, false};
+        auto woke = co_await drained_.wait();
+        if (!woke)
+            co_return woke.error();
     }
     co_return core::result<void>{};
 }
@@ -247,12 +204,20 @@ core::task<core::result<void>> hub_connection::wait_drained() {
 core::task<core::result<void>> hub_connection::send_frame(core::shared_buffer frame) {
     if (state_ != connection_state::open && state_ != connection_state::connecting)
         co_return make_error_code(errc::closed);
-    if (waiters_head_ == nullptr && try_push(frame))
+    if (!detail::sends_waiting(space_waiters_) && try_push(frame))
         co_return core::result<void>{};
     if (writer_done_)
         co_return make_error_code(errc::closed);
-    detail::space_waiter w(*this, std::move(frame));
-    co_return co_await w;
+    detail::space_request req(std::move(frame));
+    space_waiters_.push_back(req);
+    auto woke = co_await req.woken.wait();
+    if (!woke) {
+        space_waiters_.erase(req); // cancelled: the writer never took it
+        co_return woke.error();
+    }
+    if (req.outcome)
+        co_return req.outcome;
+    co_return core::result<void>{};
 }
 
 core::task<core::result<void>> hub_connection::send_text(std::string_view text) {
@@ -270,14 +235,41 @@ core::task<core::result<void>> hub_connection::send(const prepared_message& m) {
 bool hub_connection::try_send(const prepared_message& m) {
     if (state_ != connection_state::open && state_ != connection_state::connecting)
         return false;
-    if (waiters_head_ != nullptr)
+    if (detail::sends_waiting(space_waiters_))
         return false; // would overtake a waiting send
     return try_push(m.frame_for(*this));
 }
 
+// Not a coroutine: the payload is encoded (copied) before the caller's view can go away.
+core::task<core::result<void>> hub_connection::send_control(opcode op, std::string_view payload) {
+    if (payload.size() > 125) // RFC 6455 §5.5: a control frame's payload
+        return refused(make_error_code(errc::protocol_error));
+    return send_frame(detail::encode_frame(op, core::as_bytes(payload)));
+}
+
+core::task<core::result<void>> hub_connection::ping(std::string_view payload) {
+    return send_control(opcode::ping, payload);
+}
+
+core::task<core::result<void>> hub_connection::ping() {
+    return send_frame(hub_->state_->ping_frame);
+}
+
+core::task<core::result<void>> hub_connection::pong(std::string_view payload) {
+    return send_control(opcode::pong, payload);
+}
+
+core::task<core::result<void>> hub_connection::pong() {
+    return send_control(opcode::pong, {});
+}
+
 // ---- receiving and closing --------------------------------------------------------------
 
-core::task<core::result<message>> hub_connection::receive() {
+// receive() and receive_some() differ only in the session call, so one loop serves both; it is
+// instantiated for those two alone, here.
+template <class T>
+core::task<core::result<T>>
+hub_connection::read_next(core::task<core::result<T>> (session::*read)()) {
     const core::stop_token outer = co_await core::get_stop_token();
     for (;;) {
         if (aborted_ || outer.stop_requested()) {
@@ -295,25 +287,95 @@ core::task<core::result<message>> hub_connection::receive() {
         }
         // The wait runs under a stop source of its own so that a close request can interrupt
         // it without touching the rest of the connection.
-        core::stop_source stop(outer);
+        core::stop_source stop;
         receive_stop_ = &stop;
-        auto t = session_->receive();
-        t.handle().promise().set_token(stop.token());
-        auto m = co_await std::move(t);
+        auto got = co_await core::with_stop(stop.token(), (session_->*read)());
         receive_stop_ = nullptr;
-        if (m) {
+        if (got) {
             note_activity();
             if (close_requested_)
                 continue; // closing: late messages are dropped
-            co_return m;
+            const auto match = match_auto(*got);
+            if (match == auto_match::deliver)
+                co_return got;
+            if (match == auto_match::answer && !try_answer_auto()) {
+                // No room: wait as a unicast would. Reading pauses meanwhile, which slows down
+                // a peer that sends requests faster than it takes the answers.
+                auto queued = co_await send_frame(auto_frame_);
+                if (queued)
+                    ++auto_sent_;
+            }
+            continue;
         }
-        if (m.error() == core::errc::operation_canceled && close_requested_ && !aborted_ &&
+        if (got.error() == core::errc::operation_canceled && close_requested_ && !aborted_ &&
             !outer.stop_requested())
             continue;
         if (state_ == connection_state::open || state_ == connection_state::connecting)
             state_ = connection_state::closing;
-        co_return m.error();
+        co_return got.error();
     }
+}
+
+core::task<core::result<message>> hub_connection::receive() {
+    return read_next(&session::receive);
+}
+
+core::task<core::result<message_chunk>> hub_connection::receive_some() {
+    return read_next(&session::receive_some);
+}
+
+hub_connection::auto_match hub_connection::match_auto(message& m) {
+    if (holding_) {
+        // receive_some() held this message's start before the caller switched to receive().
+        holding_ = false;
+        m.type = held_type_;
+        m.data.insert(0, held_);
+    }
+    if (auto_set_ && m.type == auto_type_ && m.data == auto_request_)
+        return auto_match::answer;
+    return auto_match::deliver;
+}
+
+// A piece may be the start of the request: it is held until the message shows what it is, so
+// that a request split by the network is answered just like one that came in one piece.
+hub_connection::auto_match hub_connection::match_auto(message_chunk& c) {
+    if (c.first)
+        holding_ = false;
+    if (!(c.first ? (auto_set_ && c.type == auto_type_) : holding_))
+        return auto_match::deliver;
+    if (c.first)
+        held_.clear();
+    const std::string_view request = auto_request_;
+    const std::size_t have = held_.size();
+    const bool still_request = auto_set_ && c.type == auto_type_ &&
+                               have + c.data.size() <= request.size() &&
+                               request.substr(have, c.data.size()) == c.data;
+    if (still_request && c.last && have + c.data.size() == request.size()) {
+        holding_ = false;
+        return auto_match::answer;
+    }
+    if (still_request && !c.last) {
+        held_.append(c.data);
+        holding_ = true;
+        held_type_ = c.type;
+        return auto_match::hold;
+    }
+    if (!holding_)
+        return auto_match::deliver;
+    // Not the request after all: what was held goes out with this piece, nothing is lost.
+    holding_ = false;
+    held_.append(c.data);
+    c.data = held_;
+    c.first = true;
+    return auto_match::deliver;
+}
+
+bool hub_connection::try_answer_auto() {
+    if (state_ != connection_state::open || detail::sends_waiting(space_waiters_) ||
+        !try_push(auto_frame_))
+        return false;
+    ++auto_sent_;
+    return true;
 }
 
 void hub_connection::close(std::uint16_t code, std::string reason) {
@@ -416,16 +478,22 @@ bool hub_connection::erase_meta(std::string_view key) {
 
 // ---- auto-responses and attachments -----------------------------------------------------
 
-void hub_connection::set_auto_response(std::string request, std::string response) {
-    session_->set_auto_response(std::move(request), std::move(response));
+// Matched here rather than in the session: the answer then takes the outgoing queue like every
+// other frame (in order, within max_queued_bytes), and the reader sees the whole message.
+void hub_connection::set_auto_response(std::string request, std::string response, opcode type) {
+    if (type != opcode::text && type != opcode::binary)
+        throw std::invalid_argument("ws::hub_connection::set_auto_response: text or binary only");
+    const prepared_message answer(type, core::as_bytes(response));
+    auto_frame_ = answer.frame_for(*this);
+    auto_request_ = std::move(request);
+    auto_type_ = type;
+    auto_set_ = true;
 }
 
-void hub_connection::clear_auto_response() {
-    session_->clear_auto_response();
-}
-
-std::uint64_t hub_connection::auto_responses_sent() const noexcept {
-    return session_->auto_responses_sent();
+void hub_connection::clear_auto_response() noexcept {
+    auto_set_ = false;
+    auto_request_.clear();
+    auto_frame_ = {};
 }
 
 core::task<core::result<void>> hub_connection::set_attachment(std::vector<std::byte> data) {

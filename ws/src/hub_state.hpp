@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -15,34 +16,9 @@
 
 namespace coronet::ws::detail {
 
-/// Parks the awaiting coroutine in `slot` until `slot.wake()` or its stop token fires (or
-/// does not suspend when `ready`).
-/// (A constructor, not aggregate initialization: g++ 12 crashes on an aggregate with a
-/// member initializer that refers to another member inside a coroutine.)
-struct slot_wait {
-    slot_wait(wake_slot& s, core::stop_token t, bool r) noexcept
-        : slot(s), token(t), ready(r), cancel(&s) {}
-    slot_wait(const slot_wait&) = delete;
-    slot_wait& operator=(const slot_wait&) = delete;
-
-    wake_slot& slot;
-    core::stop_token token;
-    bool ready;
-    struct canceller : core::stop_callback_base {
-        explicit canceller(wake_slot* s) noexcept : stop_callback_base(&fire), slot(s) {}
-        static void fire(stop_callback_base* cb) noexcept {
-            static_cast<canceller*>(cb)->slot->wake();
-        }
-        wake_slot* slot;
-    } cancel;
-
-    bool await_ready() const noexcept { return ready || token.stop_requested(); }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        slot.waiting = h;
-        cancel.attach(token.source()); // a stop already requested wakes at once (from the loop)
-    }
-    void await_resume() noexcept { cancel.detach(); }
-};
+/// One unmasked server frame (FIN set), header and payload in one shared buffer; `rsv1`: the
+/// payload is compressed.
+core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, bool rsv1 = false);
 
 struct hub_room {
     std::string name;
@@ -68,20 +44,15 @@ struct hub_state {
 
     /// Heartbeat lists, each ordered by the time its members entered it: `idle` by last activity
     /// (a connection moves to the back on activity), `pinged` by the time of the ping.
-    struct list {
-        hub_connection* head = nullptr;
-        hub_connection* tail = nullptr;
-        std::uint8_t tag = 0;
-    };
-    list idle{nullptr, nullptr, 1};
-    list pinged{nullptr, nullptr, 2};
+    heartbeat_list idle;
+    heartbeat_list pinged;
     core::shared_buffer ping_frame; ///< an empty ping, shared by every heartbeat
 
     /// Random ids, fetched from OpenSSL in batches.
     std::uint64_t ids[32] = {};
     std::size_t ids_left = 0;
 
-    wake_slot empty;           ///< close_all waiting for the last connection to end
+    core::waiter_queue empty;  ///< close_all waiting for the last connection to end
     std::size_t finishing = 0; ///< ended connections whose attachment is being removed
 
     std::uint64_t next_id();
@@ -91,8 +62,7 @@ struct hub_state {
     bool leave(hub_connection& c, std::string_view room);
     void leave_all(hub_connection& c) noexcept;
     void heartbeat_unlink(hub_connection& c) noexcept;
-    void heartbeat_push(list& l, hub_connection& c) noexcept;
-    list& list_of(std::uint8_t tag) noexcept { return tag == 1 ? idle : pinged; }
+    void heartbeat_push(heartbeat_list& l, hub_connection& c) noexcept;
 };
 
 } // namespace coronet::ws::detail

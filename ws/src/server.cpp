@@ -1,12 +1,16 @@
 #include <coronet/ws/server.hpp>
 
-#include <coronet/core/accept_loop.hpp>
+#include <coronet/core/connect.hpp>
 #include <coronet/core/log.hpp>
-#include <coronet/core/resolve.hpp>
+#include <coronet/core/serve.hpp>
 #include <coronet/core/timer.hpp>
+#include <coronet/core/url.hpp>
 
-#include <charconv>
+#include "text.hpp"
+
+#include <algorithm>
 #include <string>
+#include <utility>
 
 namespace coronet::ws {
 namespace {
@@ -21,62 +25,6 @@ struct live_guard {
 
 core::task<core::result<void>> write_text(core::stream& s, std::string text) {
     co_return co_await s.write_all(core::as_bytes(text));
-}
-
-struct ws_url {
-    bool secure = false;
-    std::string host;
-    std::uint16_t port = 80;
-    std::string target = "/";
-};
-
-bool parse_url(std::string_view u, ws_url& out) {
-    if (u.substr(0, 5) == "ws://") {
-        u.remove_prefix(5);
-    } else if (u.substr(0, 6) == "wss://") {
-        u.remove_prefix(6);
-        out.secure = true;
-        out.port = 443;
-    } else {
-        return false;
-    }
-    auto slash = u.find_first_of("/?");
-    std::string_view authority = u.substr(0, slash);
-    if (slash != std::string_view::npos) {
-        out.target = std::string(u.substr(slash));
-        if (out.target.front() == '?')
-            out.target.insert(0, "/");
-    }
-    auto hash = out.target.find('#');
-    if (hash != std::string::npos)
-        out.target.resize(hash);
-    std::string_view host = authority;
-    std::string_view port;
-    if (!authority.empty() && authority.front() == '[') {
-        auto close = authority.find(']');
-        if (close == std::string_view::npos)
-            return false;
-        host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':')
-                return false;
-            port = authority.substr(close + 2);
-        }
-    } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-        host = authority.substr(0, colon);
-        port = authority.substr(colon + 1);
-    }
-    if (host.empty() || host.find_first_of(" \t\r\n@") != std::string_view::npos)
-        return false;
-    if (!port.empty()) {
-        unsigned p = 0;
-        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-        if (ec != std::errc() || ptr != port.data() + port.size() || p == 0 || p > 65535)
-            return false;
-        out.port = static_cast<std::uint16_t>(p);
-    }
-    out.host = std::string(host);
-    return true;
 }
 
 // After an error answer: half-close, then read (and drop) what the client still sends until it
@@ -102,6 +50,26 @@ core::task<void> linger_close(core::stream& s) {
 
 } // namespace
 
+namespace {
+
+// What the handler sees of an accepted handshake: the target, the subprotocol, the agreed
+// deflate and the fields the server was asked to keep.
+handshake_info info_of(accepted_upgrade& up, const std::vector<std::string>& keep) {
+    handshake_info info(std::move(up.target));
+    info.set_subprotocol(std::move(up.subprotocol));
+    info.set_deflate(up.deflate);
+    for (auto& [name, value] : up.headers) {
+        const bool kept = std::any_of(keep.begin(), keep.end(), [&](const std::string& k) {
+            return detail::iequal(k, name);
+        });
+        if (kept)
+            info.add_header(std::move(name), std::move(value));
+    }
+    return info;
+}
+
+} // namespace
+
 server::server(session_handler handler, server_options opts)
     : handler_(std::move(handler)), opts_(opts) {}
 
@@ -112,39 +80,19 @@ constexpr std::string_view out_of_descriptors_response =
     "Content-Length: 26\r\nConnection: close\r\n\r\nout of descriptors: retry\n";
 
 core::task<void> server::serve(core::tcp_listener& listener) {
-    core::stop_token outer = co_await core::get_stop_token();
-    core::stop_source drain;
-    drain_ = &drain;
-    core::task_scope conns; // not linked to `outer`: the shutdown below decides when they stop
-    {
-        core::task_scope acceptor(outer);
-        core::accept_loop_options accept_opts;
-        accept_opts.refusal = out_of_descriptors_response;
-        acceptor.spawn(core::accept_loop(
-            listener, conns, [this](core::tcp_stream s) { return connection(std::move(s)); },
-            accept_opts));
-        co_await acceptor.join();
-    }
-    // The accept loop logged a listener failure itself; a stop request is said here.
-    if (outer.stop_requested())
-        core::log(core::log_level::info, "ws server: stop requested; shutting down with " +
-                                             std::to_string(live_) + " connections open");
-    // Graceful shutdown: no more accepts; open sessions are sent 1001 (close_on) and get
-    // shutdown_grace to finish their closing handshake; then whatever is left is cancelled.
-    drain.request_stop();
-    core::task_scope timer;
-    timer.spawn([](core::task_scope& c, std::chrono::milliseconds grace) -> core::task<void> {
-        auto slept = co_await core::sleep_for(grace);
-        if (slept)
-            c.request_stop();
-    }(conns, opts_.shutdown_grace));
-    co_await conns.join();
-    timer.request_stop();
-    co_await timer.join();
-    drain_ = nullptr;
+    core::serve_options o;
+    o.accept.refusal = out_of_descriptors_response;
+    o.shutdown_grace = opts_.shutdown_grace;
+    o.name = "ws server";
+    // On drain, open sessions are sent 1001 (close_on) and get shutdown_grace to finish their
+    // closing handshake; then whatever is left is cancelled.
+    core::connection_handler on_accept = [this](core::tcp_stream s, core::stop_token draining) {
+        return connection(std::move(s), draining);
+    };
+    co_await core::serve(listener, std::move(on_accept), o);
 }
 
-core::task<void> server::connection(core::tcp_stream s) {
+core::task<void> server::connection(core::tcp_stream s, core::stop_token draining) {
     live_guard g(live_);
     const core::memory_budget* budget = opts_.session.memory_budget;
     const bool over_budget = budget != nullptr && budget->exhausted();
@@ -178,67 +126,51 @@ core::task<void> server::connection(core::tcp_stream s) {
             co_await linger_close(*stream);
         co_return; // refused, timed out or gone: this connection only
     }
-    session_options so = opts_.session;
-    so.deflate = opts_.handshake.deflate;
-    so.agreed_deflate = up->deflate;
-    session sess(std::move(stream), role::server, std::move(up->prefetched), so);
-    if (drain_ != nullptr)
-        sess.close_on(drain_->token());
-    co_await handler_(sess, *up);
-    if (sess.is_open()) {
-        auto c = co_await sess.close();
-        (void)c;
-    }
+    handshake_info info = info_of(*up, opts_.keep_headers);
+    session sess(std::move(stream), role::server, std::move(up->prefetched),
+                 session_options_for(opts_.session, opts_.handshake.deflate, up->deflate));
+    sess.close_on(draining);
+    co_await serve_session(handler_, sess, info);
 }
 
-core::task<core::result<std::unique_ptr<session>>> connect(std::string url, connect_options opts) {
-    ws_url u;
-    if (!parse_url(url, u))
-        co_return make_error_code(errc::bad_handshake);
-    auto attempt = [&]() -> core::task<core::result<std::unique_ptr<session>>> {
-        auto addrs = co_await core::resolve(u.host, u.port);
-        if (!addrs)
-            co_return addrs.error();
-        std::error_code last = make_error_code(core::errc::resolve_failed);
-        for (const auto& ep : *addrs) {
-            auto c = co_await core::tcp_stream::connect(ep);
-            if (!c) {
-                last = c.error();
-                continue;
-            }
-            core::stream_ptr s = std::make_unique<core::tcp_stream>(std::move(*c));
-            core::tls_context fallback;
-            if (u.secure) {
-                const core::tls_context* ctx = opts.tls;
-                if (ctx == nullptr) {
-                    auto made = core::tls_context::client(core::tls_client_options{});
-                    if (!made)
-                        co_return made.error();
-                    fallback = std::move(*made);
-                    ctx = &fallback;
-                }
-                auto t = core::tls_stream::client(*ctx, std::move(s), u.host);
-                auto hs = co_await t->handshake();
-                if (!hs)
-                    co_return hs.error();
-                s = std::move(t);
-            }
-            const bool default_port = u.port == (u.secure ? 443 : 80);
-            std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-            if (!default_port)
-                host += ":" + std::to_string(u.port);
-            auto up = co_await request_upgrade(*s, host, u.target, opts.handshake);
-            if (!up)
-                co_return up.error();
-            session_options so = opts.session;
-            so.deflate = opts.handshake.deflate;
-            so.agreed_deflate = up->deflate;
-            co_return std::make_unique<session>(std::move(s), role::client,
-                                                std::move(up->prefetched), so);
+namespace {
+
+// Everything connect_options::connect_timeout covers: resolve, connect, TLS, the handshake.
+core::task<core::result<std::unique_ptr<session>>> open_session(core::url u, connect_options opts) {
+    core::tls_context fallback;
+    const core::tls_context* ctx = nullptr;
+    if (u.secure()) {
+        ctx = opts.tls;
+        if (ctx == nullptr) {
+            auto made = core::tls_context::client(core::tls_client_options{});
+            if (!made)
+                co_return made.error();
+            fallback = std::move(*made);
+            ctx = &fallback;
         }
-        co_return last;
-    };
-    co_return co_await core::with_timeout(opts.connect_timeout, attempt());
+    }
+    auto s = co_await core::connect(u.host, u.port, ctx);
+    if (!s)
+        co_return s.error();
+    auto up = co_await request_upgrade(**s, u.authority(), u.target, opts.handshake);
+    if (!up)
+        co_return up.error();
+    session_options so = opts.session;
+    so.deflate = opts.handshake.deflate;
+    so.agreed_deflate = up->deflate;
+    co_return std::make_unique<session>(std::move(*s), role::client, std::move(up->prefetched), so);
+}
+
+} // namespace
+
+core::task<core::result<std::unique_ptr<session>>> connect(std::string url, connect_options opts) {
+    auto u = core::url::parse(url);
+    if (!u)
+        co_return u.error();
+    if (u->scheme != "ws" && u->scheme != "wss")
+        co_return make_error_code(core::url_errc::bad_scheme);
+    const auto timeout = opts.connect_timeout;
+    co_return co_await core::with_timeout(timeout, open_session(std::move(*u), std::move(opts)));
 }
 
 } // namespace coronet::ws

@@ -82,15 +82,42 @@ bool breaks_line(std::string_view s) noexcept {
     return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
 
-std::string status_response(int status, std::string_view reason, bool version_hint) {
-    const char* phrase = status == 426   ? "Upgrade Required"
-                         : status == 403 ? "Forbidden"
-                         : status == 431 ? "Request Header Fields Too Large"
-                                         : "Bad Request";
-    std::string body = std::string(reason) + "\n";
-    std::string r = "HTTP/1.1 " + std::to_string(status) + " " + phrase + "\r\n";
-    if (version_hint)
-        r += "Sec-WebSocket-Version: 13\r\n";
+std::string_view phrase_of(int status) noexcept {
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 403:
+        return "Forbidden";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    default:
+        return "Bad Request";
+    }
+}
+
+upgrade_verdict refusal(int status, std::string why) {
+    upgrade_verdict v;
+    v.status = status;
+    v.reason = std::move(why);
+    // RFC 6455 §4.4: a 426 names the version the server speaks.
+    if (status == 426)
+        v.fields.emplace_back("Sec-WebSocket-Version", "13");
+    return v;
+}
+
+// The standalone server's answer. A refusal ends the connection, so it carries its own framing
+// and the reason as a body a person can read.
+std::string serialize(const upgrade_verdict& v) {
+    std::string r = "HTTP/1.1 " + std::to_string(v.status) + " ";
+    r += phrase_of(v.status);
+    r += "\r\n";
+    for (const auto& [name, value] : v.fields)
+        r += name + ": " + value + "\r\n";
+    if (v.status == 101)
+        return r + "\r\n";
+    const std::string body = v.reason + "\n";
     r += "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
     return r;
@@ -127,41 +154,186 @@ bool split_head(std::string_view head, std::string_view& start, std::vector<fiel
     return true;
 }
 
+// The 101 for a request that passed every check: the subprotocol is the server's first
+// preference that the client offered (RFC 6455 §4.2.2).
+upgrade_verdict acceptance(std::string_view key, std::span<const field> headers,
+                           const server_handshake_options& opts,
+                           std::optional<deflate_agreement> agreed) {
+    upgrade_verdict v;
+    v.status = 101;
+    v.accept = accept_key(key);
+    for (const auto& mine : opts.subprotocols) {
+        if (any_has_token(headers, "sec-websocket-protocol", mine, true)) {
+            v.subprotocol = mine;
+            break;
+        }
+    }
+    v.fields = {
+        {"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Accept", v.accept}};
+    if (!v.subprotocol.empty())
+        v.fields.emplace_back("Sec-WebSocket-Protocol", v.subprotocol);
+    if (agreed) {
+        v.fields.emplace_back("Sec-WebSocket-Extensions", std::move(agreed->response));
+        v.deflate = agreed->params;
+    }
+    return v;
+}
+
+// "GET /path HTTP/1.1": no control characters (a bare CR or LF or a NUL would reach the
+// target), single spaces, a non-empty target, and a one-digit minor version.
+bool split_request_line(std::string_view start, std::string_view& method, std::string_view& target,
+                        int& minor) {
+    auto sp1 = start.find(' ');
+    auto sp2 = sp1 == std::string_view::npos ? sp1 : start.find(' ', sp1 + 1);
+    const bool visible = std::all_of(start.begin(), start.end(), [](char c) {
+        return c == ' ' || (static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
+    });
+    if (!visible || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
+        start.substr(sp2 + 1, 7) != "HTTP/1." || start.size() != sp2 + 9 ||
+        std::isdigit(static_cast<unsigned char>(start.back())) == 0)
+        return false;
+    method = start.substr(0, sp1);
+    target = start.substr(sp1 + 1, sp2 - sp1 - 1);
+    minor = start.back() - '0';
+    return true;
+}
+
+// The verdict on the request head accept_upgrade read; `fields` and `target` are filled as far
+// as the head parses.
+upgrade_verdict judge_request(std::string_view head, const server_handshake_options& opts,
+                              std::vector<field>& fields, std::string& target) {
+    std::string_view start;
+    if (!split_head(head, start, fields))
+        return refusal(400, "malformed request");
+    std::string_view method;
+    std::string_view path;
+    int minor = 0;
+    if (!split_request_line(start, method, path, minor))
+        return refusal(400, "malformed request line");
+    target = std::string(path);
+    return check_upgrade(method, minor, fields, opts);
+}
+
+// The client's request head, refused before anything is sent when a field would end or split
+// a line.
+core::result<std::string> build_request(std::string_view host, std::string_view target,
+                                        std::string_view key,
+                                        const client_handshake_options& opts) {
+    bool bad_field = breaks_line(host) || breaks_line(target) || breaks_line(opts.origin);
+    for (const auto& p : opts.subprotocols)
+        bad_field = bad_field || breaks_line(p);
+    for (const auto& [k, v] : opts.headers)
+        bad_field = bad_field || breaks_line(k) || breaks_line(v);
+    if (bad_field)
+        return make_error_code(handshake_errc::invalid_request_field);
+    std::string req =
+        "GET " + std::string(target) + " HTTP/1.1\r\nHost: " + std::string(host) +
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + std::string(key) +
+        "\r\nSec-WebSocket-Version: 13\r\n";
+    if (!opts.origin.empty())
+        req += "Origin: " + opts.origin + "\r\n";
+    if (!opts.subprotocols.empty()) {
+        req += "Sec-WebSocket-Protocol: ";
+        for (std::size_t i = 0; i < opts.subprotocols.size(); ++i) {
+            if (i > 0)
+                req += ", ";
+            req += opts.subprotocols[i];
+        }
+        req += "\r\n";
+    }
+    if (opts.deflate.enabled)
+        req += "Sec-WebSocket-Extensions: " + deflate_offer(opts.deflate) + "\r\n";
+    for (const auto& [k, v] : opts.headers)
+        req += k + ": " + v + "\r\n";
+    return req + "\r\n";
+}
+
+// "HTTP/1.1 101 Switching Protocols" (the reason phrase may be missing): the status, 100-999,
+// or nullopt if the line is not a status line. `http11` tells whether the version is 1.1.
+std::optional<int> status_of(std::string_view line, bool& http11) noexcept {
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !digit(line[5]) || line[6] != '.' ||
+        !digit(line[7]) || line[8] != ' ' || line[9] < '1' || line[9] > '9' || !digit(line[10]) ||
+        !digit(line[11]) || (line.size() > 12 && line[12] != ' '))
+        return std::nullopt;
+    http11 = line.substr(5, 3) == "1.1";
+    return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+}
+
+// The client's checks on the response head (RFC 6455 §4.1), in the order request_upgrade
+// documents: each failure names what the server got wrong.
+core::result<client_upgrade> check_response(std::string_view head, std::string_view key,
+                                            const client_handshake_options& opts) {
+    std::string_view start;
+    std::vector<field> fields;
+    if (!split_head(head, start, fields))
+        return make_error_code(handshake_errc::malformed_response);
+    bool http11 = false;
+    const auto status = status_of(start, http11);
+    if (!status)
+        return make_error_code(handshake_errc::malformed_response);
+    if (*status != 101)
+        return unexpected_status_error(*status);
+    // Switching protocols is HTTP/1.1's (RFC 9110 §7.8): a 101 of another version is broken.
+    if (!http11)
+        return make_error_code(handshake_errc::malformed_response);
+    if (!any_has_token(fields, "upgrade", "websocket"))
+        return make_error_code(handshake_errc::no_upgrade_websocket);
+    if (!any_has_token(fields, "connection", "upgrade"))
+        return make_error_code(handshake_errc::no_connection_upgrade);
+    std::size_t accepts = 0;
+    if (get(fields, "sec-websocket-accept", &accepts) != accept_key(key) || accepts != 1)
+        return make_error_code(handshake_errc::bad_accept);
+    // Nothing we did not ask for (RFC 6455 §4.1, points 5 and 6; RFC 7692 §5).
+    client_upgrade out;
+    std::vector<std::string_view> ext_values;
+    for (const auto& [k, val] : fields)
+        if (iequal(k, "sec-websocket-extensions"))
+            ext_values.push_back(val);
+    if (!ext_values.empty()) {
+        auto answer = accept_deflate_answer(ext_values, opts.deflate);
+        if (!answer)
+            return answer.error();
+        out.deflate = *answer;
+    }
+    std::string_view proto = get(fields, "sec-websocket-protocol");
+    if (!proto.empty()) {
+        if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), proto) ==
+            opts.subprotocols.end())
+            return make_error_code(handshake_errc::unoffered_subprotocol);
+        out.subprotocol = std::string(proto);
+    }
+    return out;
+}
+
 } // namespace
 
 upgrade_verdict check_upgrade(std::string_view method, int version_minor,
                               std::span<const field> headers,
                               const server_handshake_options& opts) {
-    upgrade_verdict v;
-    auto refuse = [&](int status, std::string why) {
-        v.status = status;
-        v.reason = std::move(why);
-        v.response = status_response(status, v.reason, status == 426);
-        return v;
-    };
     if (method != "GET")
-        return refuse(400, "a WebSocket handshake must be a GET");
+        return refusal(400, "a WebSocket handshake must be a GET");
     if (version_minor < 1)
-        return refuse(400, "a WebSocket handshake needs HTTP/1.1");
+        return refusal(400, "a WebSocket handshake needs HTTP/1.1");
     // RFC 9110 §9.3.1: a GET's content has no defined meaning; here it would be read as frames.
     if (has_body(headers))
-        return refuse(400, "a WebSocket handshake must not carry a body");
+        return refusal(400, "a WebSocket handshake must not carry a body");
     std::size_t hosts = 0;
     (void)get(headers, "host", &hosts);
     if (hosts != 1)
-        return refuse(400, "a WebSocket handshake needs one Host"); // RFC 6455 §4.2.1
+        return refusal(400, "a WebSocket handshake needs one Host"); // RFC 6455 §4.2.1
     if (!any_has_token(headers, "upgrade", "websocket"))
-        return refuse(400, "missing Upgrade: websocket");
+        return refusal(400, "missing Upgrade: websocket");
     if (!any_has_token(headers, "connection", "upgrade"))
-        return refuse(400, "missing Connection: upgrade");
+        return refusal(400, "missing Connection: upgrade");
     std::size_t versions = 0;
     std::string_view version = get(headers, "sec-websocket-version", &versions);
     if (versions != 1 || version != "13")
-        return refuse(426, "only Sec-WebSocket-Version 13 is supported");
+        return refusal(426, "only Sec-WebSocket-Version 13 is supported");
     std::size_t keys = 0;
     std::string_view key = get(headers, "sec-websocket-key", &keys);
     if (keys != 1 || !valid_client_key(key))
-        return refuse(400, "invalid Sec-WebSocket-Key");
+        return refusal(400, "invalid Sec-WebSocket-Key");
     if (!opts.allowed_origins.empty()) {
         std::size_t origins = 0;
         std::string_view origin = get(headers, "origin", &origins);
@@ -170,7 +342,7 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor,
             origins <= 1 && std::any_of(opts.allowed_origins.begin(), opts.allowed_origins.end(),
                                         [&](const std::string& o) { return iequal(o, origin); });
         if (!ok)
-            return refuse(403, "origin not allowed");
+            return refusal(403, "origin not allowed");
     }
     // Extensions: the list must parse (RFC 6455 §9.1) even when we support none of them.
     std::vector<std::string_view> ext_values;
@@ -181,29 +353,10 @@ upgrade_verdict check_upgrade(std::string_view method, int version_minor,
     if (!ext_values.empty()) {
         auto offers = parse_extensions(ext_values);
         if (!offers)
-            return refuse(400, "malformed Sec-WebSocket-Extensions");
+            return refusal(400, "malformed Sec-WebSocket-Extensions");
         agreed = negotiate_deflate(*offers, opts.deflate);
     }
-    // Subprotocol: the server's first preference that the client offered (RFC 6455 §4.2.2).
-    for (const auto& mine : opts.subprotocols) {
-        if (any_has_token(headers, "sec-websocket-protocol", mine, true)) {
-            v.subprotocol = mine;
-            break;
-        }
-    }
-    v.status = 101;
-    v.accept = accept_key(key);
-    v.response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: " +
-                 v.accept + "\r\n";
-    if (!v.subprotocol.empty())
-        v.response += "Sec-WebSocket-Protocol: " + v.subprotocol + "\r\n";
-    if (agreed) {
-        v.response += "Sec-WebSocket-Extensions: " + agreed->response + "\r\n";
-        v.deflate = agreed->params;
-    }
-    v.response += "\r\n";
-    return v;
+    return acceptance(key, headers, opts, std::move(agreed));
 }
 
 core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s,
@@ -212,41 +365,17 @@ core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s,
     auto head = co_await rd.read_until("\r\n\r\n", opts.max_request_bytes);
     if (!head) {
         if (head.error() == core::errc::limit_exceeded) {
-            std::string r = status_response(431, "handshake request too large", false);
+            std::string r = serialize(refusal(431, "handshake request too large"));
             auto w = co_await s.write_all(core::as_bytes(r));
             (void)w;
             co_return make_error_code(errc::bad_handshake);
         }
         co_return head.error();
     }
-    std::string_view text = core::as_string(*head);
-    std::string_view start;
     std::vector<field> fields;
-    upgrade_verdict v;
     std::string target;
-    if (!split_head(text, start, fields)) {
-        v.status = 400;
-        v.response = status_response(400, "malformed request", false);
-    } else {
-        // "GET /path HTTP/1.1"
-        auto sp1 = start.find(' ');
-        auto sp2 = sp1 == std::string_view::npos ? sp1 : start.find(' ', sp1 + 1);
-        // No control characters: a bare CR or LF or a NUL would reach the target.
-        const bool visible = std::all_of(start.begin(), start.end(), [](char c) {
-            return c == ' ' || (static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
-        });
-        if (!visible || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
-            start.substr(sp2 + 1, 7) != "HTTP/1." || start.size() != sp2 + 9 ||
-            std::isdigit(static_cast<unsigned char>(start.back())) == 0) {
-            v.status = 400;
-            v.response = status_response(400, "malformed request line", false);
-        } else {
-            target = std::string(start.substr(sp1 + 1, sp2 - sp1 - 1));
-            int minor = start.back() - '0';
-            v = check_upgrade(start.substr(0, sp1), minor, fields, opts);
-        }
-    }
-    auto w = co_await s.write_all(core::as_bytes(v.response));
+    upgrade_verdict v = judge_request(core::as_string(*head), opts, fields, target);
+    auto w = co_await s.write_all(core::as_bytes(serialize(v)));
     if (!w)
         co_return w.error();
     if (v.status != 101)
@@ -265,34 +394,11 @@ core::task<core::result<accepted_upgrade>> accept_upgrade(core::stream& s,
 core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::string host,
                                                          std::string target,
                                                          client_handshake_options opts) {
-    bool bad_field = breaks_line(host) || breaks_line(target) || breaks_line(opts.origin);
-    for (const auto& p : opts.subprotocols)
-        bad_field = bad_field || breaks_line(p);
-    for (const auto& [k, v] : opts.headers)
-        bad_field = bad_field || breaks_line(k) || breaks_line(v);
-    if (bad_field)
-        co_return make_error_code(errc::bad_handshake);
     const std::string key = make_client_key();
-    std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + host +
-                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                      "\r\nSec-WebSocket-Version: 13\r\n";
-    if (!opts.origin.empty())
-        req += "Origin: " + opts.origin + "\r\n";
-    if (!opts.subprotocols.empty()) {
-        req += "Sec-WebSocket-Protocol: ";
-        for (std::size_t i = 0; i < opts.subprotocols.size(); ++i) {
-            if (i > 0)
-                req += ", ";
-            req += opts.subprotocols[i];
-        }
-        req += "\r\n";
-    }
-    if (opts.deflate.enabled)
-        req += "Sec-WebSocket-Extensions: " + deflate_offer(opts.deflate) + "\r\n";
-    for (const auto& [k, v] : opts.headers)
-        req += k + ": " + v + "\r\n";
-    req += "\r\n";
-    auto w = co_await s.write_all(core::as_bytes(req));
+    auto req = build_request(host, target, key, opts);
+    if (!req)
+        co_return req.error();
+    auto w = co_await s.write_all(core::as_bytes(*req));
     if (!w)
         co_return w.error();
 
@@ -300,43 +406,15 @@ core::task<core::result<client_upgrade>> request_upgrade(core::stream& s, std::s
     auto head = co_await rd.read_until("\r\n\r\n", opts.max_response_bytes);
     if (!head) {
         if (head.error() == core::errc::limit_exceeded)
-            co_return make_error_code(errc::bad_handshake);
+            co_return make_error_code(handshake_errc::response_too_large);
         co_return head.error();
     }
-    std::string_view start;
-    std::vector<field> fields;
-    if (!split_head(core::as_string(*head), start, fields))
-        co_return make_error_code(errc::bad_handshake);
-    if (start.substr(0, 13) != "HTTP/1.1 101 " && start != "HTTP/1.1 101")
-        co_return make_error_code(errc::bad_handshake);
-    if (!any_has_token(fields, "upgrade", "websocket") ||
-        !any_has_token(fields, "connection", "upgrade"))
-        co_return make_error_code(errc::bad_handshake);
-    std::size_t accepts = 0;
-    if (get(fields, "sec-websocket-accept", &accepts) != accept_key(key) || accepts != 1)
-        co_return make_error_code(errc::bad_handshake);
-    // Nothing we did not ask for (RFC 6455 §4.1, points 5 and 6; RFC 7692 §5).
-    client_upgrade out;
-    std::vector<std::string_view> ext_values;
-    for (const auto& [k, val] : fields)
-        if (iequal(k, "sec-websocket-extensions"))
-            ext_values.push_back(val);
-    if (!ext_values.empty()) {
-        auto answer = accept_deflate_answer(ext_values, opts.deflate);
-        if (!answer)
-            co_return answer.error();
-        out.deflate = *answer;
-    }
-    std::string_view proto = get(fields, "sec-websocket-protocol");
-    if (!proto.empty()) {
-        if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), proto) ==
-            opts.subprotocols.end())
-            co_return make_error_code(errc::bad_handshake);
-        out.subprotocol = std::string(proto);
-    }
+    auto out = check_response(core::as_string(*head), key, opts);
+    if (!out)
+        co_return out.error();
     rd.consume(head->size());
-    out.prefetched = rd.release_prefetched();
-    co_return out;
+    out->prefetched = rd.release_prefetched();
+    co_return std::move(out);
 }
 
 } // namespace coronet::ws

@@ -5,6 +5,7 @@
 #include <coronet/http/router.hpp>
 #include <coronet/http_ws/export.hpp>
 #include <coronet/http_ws/upgrade_request.hpp>
+#include <coronet/ws/handler.hpp>
 #include <coronet/ws/session.hpp>
 #include <coronet/ws/upgrade.hpp>
 
@@ -15,20 +16,6 @@
 #include <vector>
 
 namespace coronet::http_ws {
-
-/// The coroutine style: owns the conversation on one session. `up` holds the route's path
-/// parameters, the kept headers, the subprotocol and the connection's state; both references
-/// are valid until the returned task finishes. When it returns, a session that is still open is
-/// closed with 1000; if it throws, the session is closed with 1011 and the exception goes on to
-/// the http server's error hook (logged; the server keeps serving).
-using session_handler = std::function<core::task<void>(ws::session& s, upgrade_request& up)>;
-
-/// The event style: called once per accepted upgrade, before the 101 is sent, to make the
-/// connection's handler object (which is then also its per-connection state); `ws::run` drives
-/// it (`on_open`, `on_message`, ..., `on_close`). Returning null or throwing refuses the upgrade
-/// with 500. The object is destroyed after `on_close`.
-using handler_factory =
-    std::function<std::unique_ptr<ws::session_handler_base>(upgrade_request& up)>;
 
 /// An application's own admission check, run after the handshake is valid and before the 101
 /// is sent, while the whole HTTP request is still there (every header, the query, the peer's
@@ -75,8 +62,7 @@ struct route_state;
 ///    Upgrade, Connection or a valid Sec-WebSocket-Key), 426 with `Sec-WebSocket-Version: 13`
 ///    (another version), 403 (Origin not on the allow-list).
 /// 3. `options.admit`, if set: may refuse with its own response and may attach state.
-/// 4. The event style's `handler_factory`.
-/// 5. The 101 (with the accept key, the chosen subprotocol and whatever else the verdict
+/// 4. The 101 (with the accept key, the chosen subprotocol and whatever else the verdict
 ///    carries) goes out and the connection is taken over (http::connection_takeover): the
 ///    session starts with the bytes the client sent right behind its request (a first frame in
 ///    the same packet is not lost), and the handler runs.
@@ -93,13 +79,15 @@ struct route_state;
 /// the handlers themselves are.
 class CORONET_HTTP_WS_EXPORT upgrade_route {
 public:
-    /// A route whose sessions run `handler` (coroutine style). `plain` (optional) answers the
-    /// requests that are not upgrades. Throws std::invalid_argument if `handler` is empty.
-    explicit upgrade_route(session_handler handler, upgrade_options options = {},
-                           http::handler plain = {});
-    /// A route whose sessions are driven by an event handler made by `factory` per connection.
-    /// Throws std::invalid_argument if `factory` is empty.
-    explicit upgrade_route(handler_factory factory, upgrade_options options = {},
+    /// A route whose sessions run `handler` (ws/handler.hpp: a coroutine callable as
+    /// `core::task<void>(ws::session&, ws::handshake_info&)` or a `ws::events`; the same
+    /// handler serves a standalone `ws::server`). It sees the route's path parameters, the kept
+    /// headers, the subprotocol, the agreed deflate and what `admit` attached; when a coroutine
+    /// handler returns, a session still open is closed with 1000; if it throws, with 1011, and
+    /// the exception goes on to the http server's error hook (logged; the server keeps
+    /// serving). `plain` (optional) answers the requests that are not upgrades. Throws
+    /// std::invalid_argument if `handler` is empty.
+    explicit upgrade_route(ws::session_handler handler, upgrade_options options = {},
                            http::handler plain = {});
 
     /// The http::handler entry point: the reply to `req` (a 101 takeover or an HTTP response).

@@ -93,11 +93,13 @@ negotiate_deflate(std::span<const extension> offers, const deflate_options& opts
 CORONET_WS_EXPORT std::string deflate_offer(const deflate_options& opts);
 
 /// Client side: checks the server's Sec-WebSocket-Extensions answer (every field line's value)
-/// against what `deflate_offer(opts)` offered. No answer: nullopt (no compression). Errors
-/// (`errc::bad_handshake`, the client must fail the connection, RFC 7692 §5): an extension other
-/// than permessage-deflate or more than one, a parameter that was not offered, repeated or out
-/// of range, a window larger than requested, or a missing answer to server_no_context_takeover
-/// or server_max_window_bits that was offered.
+/// against what `deflate_offer(opts)` offered. No answer: nullopt (no compression). Errors (the
+/// client must fail the connection, RFC 7692 §5; both equal `errc::bad_handshake`):
+/// `handshake_errc::unoffered_extension` for an extension other than permessage-deflate, or any
+/// when `opts.enabled` is false; `handshake_errc::invalid_extension` for a malformed list, more
+/// than one answer, a parameter that was not offered, repeated or out of range, a window larger
+/// than requested, or a missing answer to server_no_context_takeover or server_max_window_bits
+/// that was offered.
 CORONET_WS_EXPORT core::result<std::optional<deflate_params>>
 accept_deflate_answer(std::span<const std::string_view> field_values, const deflate_options& opts);
 
@@ -151,15 +153,35 @@ public:
     core::result<void> inflate(std::span<const std::byte> in, bool last, std::string& out,
                                std::size_t max_out);
 
+    /// How far one inflate_some call got.
+    struct progress {
+        std::size_t consumed = 0; ///< bytes of `in` used (the rest is for the next call)
+        bool done = false;        ///< all of `in` inflated (with `last`: the message ended)
+    };
+    /// The bounded form of inflate(), for streaming: appends at most `max_append` (> 0) bytes
+    /// to `out`. When `done` is false, `out` is full: call again with the bytes of `in` past
+    /// `consumed` (possibly none: zlib may still hold output) and the same `last`, until done.
+    /// The caller enforces its own cap on the message's size; after stopping a message early it
+    /// calls discard_message(). Errors: `errc::invalid_payload` as inflate(), after which the
+    /// next message starts from a fresh state.
+    core::result<progress> inflate_some(std::span<const std::byte> in, bool last, std::string& out,
+                                        std::size_t max_append);
+
+    /// Drops the message being inflated: the next one starts from a fresh state (with context
+    /// takeover, the peer's later messages may then refer to history that is gone).
+    void discard_message() noexcept;
+
 private:
-    core::result<void> feed(std::span<const std::byte> in, std::string& out, std::size_t start,
-                            std::size_t max_out);
+    core::result<bool> pump(std::span<const std::byte> in, std::string& out, std::size_t start,
+                            std::size_t max_append, std::size_t& used);
     void finish_message() noexcept;
     z_stream_s* z_ = nullptr;
     int window_bits_;
     bool no_context_takeover_;
-    bool ended_ = false; ///< the data so far ended exactly with a BFINAL block
-    bool fed_ = false;   ///< this message had payload bytes
+    bool ended_ = false;         ///< the data so far ended exactly with a BFINAL block
+    bool fed_ = false;           ///< this message had payload bytes
+    std::uint8_t tail_used_ = 0; ///< bytes of the 00 00 ff ff tail inflated so far
+    bool in_tail_ = false;       ///< the message's own bytes are done, the tail is next
 };
 
 /// Compresses one whole message on its own (no context), for a frame shared by many receivers

@@ -5,14 +5,17 @@
 // connection. Guide: docs/ws_hub.md.
 
 #include <coronet/core/buffer.hpp>
-#include <coronet/core/io_op.hpp>
+#include <coronet/core/intrusive_list.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/result.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/stop.hpp>
 #include <coronet/core/task.hpp>
+#include <coronet/core/waiter_queue.hpp>
 #include <coronet/ws/export.hpp>
 #include <coronet/ws/frame.hpp>
+#include <coronet/ws/handler.hpp>
+#include <coronet/ws/handshake_info.hpp>
 #include <coronet/ws/session.hpp>
 
 #include <chrono>
@@ -58,12 +61,6 @@ enum class connection_state : std::uint8_t {
     closed,     ///< ended; only seen inside `on_close`
 };
 
-/// What a broadcast does for a receiver whose outgoing queue has no room for the frame.
-enum class backpressure_policy : std::uint8_t {
-    close, ///< close that connection with 1008 (policy violation); its queued frames are dropped
-    drop,  ///< drop this message for that connection only, and count it
-};
-
 /// Hub settings; every limit has a safe default.
 struct hub_options {
     /// More registered connections than this are refused: `can_accept()` turns false (a server or
@@ -73,10 +70,13 @@ struct hub_options {
     /// Per-connection outgoing queue limit in bytes of encoded frames, counting the frames being
     /// written. A single frame larger than the limit is only accepted into an empty queue.
     std::size_t max_queued_bytes = 1024 * 1024;
-    /// What a broadcast does when a receiver's queue is full (a unicast waits instead).
+    /// What a broadcast does when a receiver's queue is full (a unicast waits instead):
+    /// `close` closes that connection with 1008 (policy violation) and drops its queued frames;
+    /// `drop` (and `wait`: a broadcast never waits) drops this message for that connection only,
+    /// and counts it.
     backpressure_policy on_full = backpressure_policy::close;
-    /// Heartbeats: after this long without activity (a message, a ping or a pong from the peer)
-    /// the hub pings a connection; zero disables heartbeats.
+    /// Heartbeats: after this long without activity (a message or a piece of one, a ping or a
+    /// pong from the peer) the hub pings a connection; zero disables heartbeats.
     std::chrono::milliseconds ping_interval{0};
     /// A pinged connection with no activity within this long is dropped (code 1006, see
     /// docs/ws_hub.md "Heartbeats").
@@ -100,7 +100,8 @@ struct hub_stats {
     std::uint64_t accepted = 0;      ///< connections registered
     std::uint64_t refused = 0;       ///< over max_connections (closed with 1013)
     std::uint64_t broadcasts = 0;    ///< broadcast calls
-    std::uint64_t frames_queued = 0; ///< frames put in a queue (broadcast and unicast)
+    std::uint64_t frames_queued = 0; ///< frames put in a queue (broadcasts, unicasts, pings,
+                                     ///< pongs and auto-responses)
     std::uint64_t dropped = 0;       ///< broadcast frames dropped for a full queue (drop policy)
     std::uint64_t closed_slow = 0;   ///< connections closed with 1008 for a full queue
     std::uint64_t pings_sent = 0;    ///< heartbeat pings queued
@@ -151,40 +152,31 @@ private:
     mutable core::shared_buffer compressed_[7];
 };
 
-/// Event-style handling of hub connections: override what you need and pass the handler to
-/// `hub::serve`. Every call runs on the connection's reader coroutine, on the hub's loop.
-class CORONET_WS_EXPORT hub_handler {
-public:
-    virtual ~hub_handler() = default;
-    /// The connection is registered and open (join rooms, set metadata here).
-    virtual void on_open(hub_connection&) {}
-    /// Each whole message; may await sends (the next message is read after it returns).
-    virtual core::task<void> on_message(hub_connection& c, message& m);
-    /// A pong from the peer (heartbeats are handled by the hub; this is only a notification).
-    virtual void on_pong(hub_connection&, std::string_view /*payload*/) {}
-    /// A protocol, transport or timeout error ended the connection (on_close follows).
-    virtual void on_error(hub_connection&, std::error_code) {}
-    /// The connection ended: the peer's close code and reason, or 1006 and the hub's reason
-    /// ("pong timeout", "slow reader", "close timeout") when no close frame was received. The
-    /// connection is still in its rooms (state closed, so broadcasts skip it): a handler may
-    /// tell the others it left. It leaves them, and the registry, right after.
-    virtual void on_close(hub_connection&, std::uint16_t /*code*/, std::string_view /*reason*/) {}
-};
+/// A hub connection's handler (ws/handler.hpp): a coroutine callable as
+/// `core::task<void>(ws::hub_connection&, ws::handshake_info&)` that owns the conversation
+/// (calling `conn.receive()`; when it returns the connection is closed with 1000 after its
+/// queued frames), or a `ws::events` whose hooks take `ws::context<ws::hub_connection, State>&`
+/// (hooks written for `auto&` serve a `ws::session` as well). Every call runs on the hub's loop:
+/// on_open and on_message on the connection's reader, on_close in `hub::serve` after it.
+/// On a hub:
+/// - on_ping comes before the session answers with a pong of the same payload (written by the
+///   session directly, not through the connection's queue); it counts as heartbeat activity;
+/// - on_pong is only a notification (heartbeats are the hub's own);
+/// - on_close gets the peer's close code and reason, or 1006 and the hub's reason ("pong
+///   timeout", "slow reader", "close timeout", "write failed", "handler threw", or empty when
+///   the peer vanished) when no close frame was received. The connection is still in its rooms
+///   then (state closed, so broadcasts skip it): a handler may tell the others it left. It
+///   leaves them, and the registry, right after.
+using hub_handler = any_handler<hub_connection>;
 
 namespace detail {
 struct hub_room;
 struct hub_state;
-struct space_waiter;
-
-/// One coroutine parked until something happens on the loop: `wake()` resumes it from the
-/// loop's next iteration (never inline), at most once per wait.
-struct CORONET_WS_EXPORT wake_slot {
-    std::coroutine_handle<> waiting; ///< the parked coroutine, or null
-    bool scheduled = false;          ///< its resumption is queued on the loop
-    core::detail::io_op op;          ///< carries that resumption (no allocation)
-    /// Schedules the waiter's resumption if one waits and none is scheduled.
-    void wake() noexcept;
-};
+struct space_request;
+/// Tells apart the list hook a connection uses for the hub's heartbeat lists.
+struct heartbeat_tag;
+/// A heartbeat list of the hub (idle or pinged); a connection is in at most one.
+using heartbeat_list = core::intrusive_list<hub_connection, heartbeat_tag>;
 
 /// A growable ring of shared frames (no allocation while empty).
 class CORONET_WS_EXPORT frame_ring {
@@ -218,7 +210,7 @@ private:
 /// outgoing queue. It lives in `hub::serve`'s coroutine frame: a pointer or reference to it is
 /// valid until its `on_close` returns (look it up by id with `hub::find` when in doubt). Not
 /// thread-safe: everything runs on the hub's loop.
-class CORONET_WS_EXPORT hub_connection {
+class CORONET_WS_EXPORT hub_connection : private core::intrusive_list_hook<detail::heartbeat_tag> {
 public:
     /// Not copyable: the hub, its rooms and its lists point at it.
     hub_connection(const hub_connection&) = delete;
@@ -228,9 +220,14 @@ public:
     /// The hub-wide id: 64 random bits, unique among live connections and (with overwhelming
     /// probability) across restarts, never 0.
     std::uint64_t id() const noexcept { return id_; }
+    /// Where the connection is in its life (see connection_state).
     connection_state state() const noexcept { return state_; }
-    /// The request-target the connection was upgraded with (path and query), as given to serve.
-    const std::string& target() const noexcept { return target_; }
+    /// The request-target the connection was upgraded with (path and query).
+    std::string_view target() const noexcept { return info_->target(); }
+    /// Its opening handshake: path parameters, kept headers, subprotocol, agreed deflate, and
+    /// the application's state slot (valid while the connection is).
+    handshake_info& info() noexcept { return *info_; }
+    const handshake_info& info() const noexcept { return *info_; }
     /// The underlying session (for its close code, subprotocol-level details, statistics). Send
     /// through the connection, not the session, so frames keep their queue order.
     session& ws() noexcept { return *session_; }
@@ -273,6 +270,21 @@ public:
     /// Queues `m` only if the queue has room now (and no unicast is waiting): never waits, so it
     /// also works where awaiting is impossible (`on_open`). False when full or not open.
     bool try_send(const prepared_message& m);
+    /// Queues a ping (RFC 6455 §5.5.2) carrying `payload` (at most 125 bytes, copied before this
+    /// returns), in order with the connection's other frames, waiting for room as send_text.
+    /// The peer's pong reaches `hub_handler::on_pong`; heartbeats stay the hub's own (this ping
+    /// does not reset them, the pong counts as activity). Errors: `errc::protocol_error` when
+    /// `payload` is longer than 125 bytes (nothing is queued, the connection goes on), and those
+    /// of send_text.
+    core::task<core::result<void>> ping(std::string_view payload);
+    /// A ping with no payload (its frame is shared by every such ping of the hub).
+    core::task<core::result<void>> ping();
+    /// Queues an unsolicited pong (RFC 6455 §5.5.3: a one-way heartbeat the peer does not
+    /// answer) carrying `payload`; otherwise as ping. Pongs answering the peer's pings are sent
+    /// by the session itself.
+    core::task<core::result<void>> pong(std::string_view payload);
+    /// An unsolicited pong with no payload.
+    core::task<core::result<void>> pong();
     /// Encoded bytes waiting in the outgoing queue (including frames being written).
     std::size_t queued_bytes() const noexcept { return queued_bytes_; }
     /// Broadcast frames dropped for this connection (drop policy).
@@ -285,6 +297,14 @@ public:
     /// hub performs it here), the session's protocol and stream errors,
     /// `core::errc::operation_canceled` when the connection was dropped.
     core::task<core::result<message>> receive();
+    /// Streaming receive for the coroutine-style body: the next piece of a message as it
+    /// arrives, not assembled (as `session::receive_some`). `data` is valid until the next
+    /// receive call on this connection. Heartbeat bookkeeping, closing and errors as receive().
+    /// Auto-responses apply to whole messages here too: while the pieces of a message still
+    /// spell the start of the request they are held back (at most the request's size); if the
+    /// message turns out to be something else they are handed over with the piece that showed
+    /// it, as one piece (`first` set).
+    core::task<core::result<message_chunk>> receive_some();
 
     // ---- closing ---------------------------------------------------------------------------
     /// Asks for a closing handshake with `code` (valid per RFC 6455 §7.4) and `reason` (≤ 123
@@ -294,14 +314,20 @@ public:
     void close(std::uint16_t code, std::string reason);
 
     // ---- auto-responses --------------------------------------------------------------------
-    /// Answers a data message whose payload is exactly `request` with `response` (same type)
-    /// inside the session, without waking the handler (e.g. "ping" -> "pong"). One pair; a new
-    /// call replaces it.
-    void set_auto_response(std::string request, std::string response);
+    /// Answers every message of `type` (text or binary) whose whole payload is exactly
+    /// `request` with a message of the same type holding `response` (e.g. text "ping" ->
+    /// "pong"), without handing the request to the handler or to receive()/receive_some(). A
+    /// message of the other type with the same bytes is delivered as usual. Matched by the
+    /// connection's reader on the whole message (however it was fragmented); the answer, encoded
+    /// once here, goes through the outgoing queue in order with the other frames and waits for
+    /// room as a unicast (the reader reads nothing meanwhile). Counts as heartbeat activity. One
+    /// rule per connection; a new call replaces it. Throws std::invalid_argument for another
+    /// opcode.
+    void set_auto_response(std::string request, std::string response, opcode type = opcode::text);
     /// Removes the auto-response.
-    void clear_auto_response();
-    /// Auto-responses sent so far.
-    std::uint64_t auto_responses_sent() const noexcept;
+    void clear_auto_response() noexcept;
+    /// Requests answered so far (counted when the answer is queued).
+    std::uint64_t auto_responses_sent() const noexcept { return auto_sent_; }
 
     // ---- attachment ------------------------------------------------------------------------
     /// Stores `data` as this connection's attachment (replacing an earlier one) in the hub's
@@ -317,14 +343,24 @@ private:
     friend class hub;
     friend class prepared_message;
     friend struct detail::hub_state;
-    friend struct detail::space_waiter;
+    friend detail::heartbeat_list;
 
-    hub_connection(hub& h, session& s, std::uint64_t id, std::string target);
+    hub_connection(hub& h, session& s, std::uint64_t id, handshake_info& info);
 
     /// Queues `frame` if it fits (or the queue is empty) and wakes the writer.
     bool try_push(const core::shared_buffer& frame);
     void push(core::shared_buffer frame);
     core::task<core::result<void>> send_frame(core::shared_buffer frame);
+    core::task<core::result<void>> send_control(opcode op, std::string_view payload);
+    /// The reader's loop shared by receive() and receive_some() (`read` is the session's).
+    template <class T>
+    core::task<core::result<T>> read_next(core::task<core::result<T>> (session::*read)());
+    /// What the reader does with what it read, given the auto-response rule.
+    enum class auto_match : std::uint8_t { deliver, hold, answer };
+    auto_match match_auto(message& m);
+    auto_match match_auto(message_chunk& c);
+    /// Queues the auto-response now if it fits; false when it must wait for room.
+    bool try_answer_auto();
     core::task<void> writer();
     core::task<void> watchdog();
     core::task<void> perform_close();
@@ -338,7 +374,7 @@ private:
     void abort(const char* reason) noexcept;
     void note_activity() noexcept;
 
-    struct observer final : session_handler_base {
+    struct observer final : control_observer {
         hub_connection* self = nullptr;
         void on_ping(session&, std::string_view) override;
         void on_pong(session&, std::string_view payload) override;
@@ -347,12 +383,12 @@ private:
     hub* hub_;
     session* session_;
     std::uint64_t id_;
-    std::string target_;
+    handshake_info* info_;
     connection_state state_ = connection_state::connecting;
     std::size_t index_ = 0;                     ///< position in the hub's list of all connections
     core::task_scope* scope_ = nullptr;         ///< reader, writer, watchdog
     core::stop_source* receive_stop_ = nullptr; ///< set while receive() waits
-    hub_handler* handler_ = nullptr;            ///< event style
+    connection_handler<hub_connection>* handler_ = nullptr; ///< this connection's run
     observer observer_;
     std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_; ///< room, index in its members
     std::map<std::string, std::string, std::less<>> meta_;
@@ -364,10 +400,9 @@ private:
     std::vector<core::const_buffer> batch_;
     std::uint64_t dropped_ = 0;
     bool writer_done_ = false;
-    detail::wake_slot writer_wake_; ///< the idle writer
-    detail::wake_slot drained_;     ///< perform_close waiting for the queue to empty
-    detail::space_waiter* waiters_head_ = nullptr;
-    detail::space_waiter* waiters_tail_ = nullptr;
+    core::waiter_queue writer_wake_; ///< the idle writer
+    core::waiter_queue drained_;     ///< perform_close waiting for the queue to empty
+    core::intrusive_list<detail::space_request> space_waiters_; ///< unicasts waiting for room
 
     // Closing.
     bool close_requested_ = false;
@@ -378,23 +413,31 @@ private:
     std::string close_reason_;
     const char* abort_reason_ = "";
 
-    // Heartbeats: an intrusive list node (the hub's idle or pinged list).
-    hub_connection* hb_prev_ = nullptr;
-    hub_connection* hb_next_ = nullptr;
-    std::uint8_t hb_list_ = 0; ///< 0 none, 1 idle, 2 pinged
+    // Heartbeats: the hub's list this connection is in (idle or pinged), through its base hook.
+    detail::heartbeat_list* hb_list_ = nullptr;
     core::clock::time_point last_activity_{};
     core::clock::time_point ping_sent_{};
-    std::uint64_t auto_seen_ = 0; ///< auto_responses_sent() at the last sweep that looked
+    std::uint64_t auto_seen_ = 0; ///< the session's own auto-response count at the last look
+
+    // Auto-response (matched by the reader, see set_auto_response).
+    bool auto_set_ = false;
+    opcode auto_type_ = opcode::text;
+    std::string auto_request_;
+    core::shared_buffer auto_frame_; ///< the answer, encoded once, shared by every answer
+    std::uint64_t auto_sent_ = 0;
+    std::string held_;                ///< receive_some: the start of a possible request
+    bool holding_ = false;            ///< held_ is the start of the message being read
+    opcode held_type_ = opcode::text; ///< that message's type
 
     bool has_attachment_ = false;
 };
 
 /// A registry of WebSocket connections on one loop, with rooms, broadcast, heartbeats and
 /// attachments (docs/ws_hub.md). Plug it into any server: the handler of `ws::server` (or an
-/// http_ws upgrade route) calls `serve(session, target, handler)` for each session. A hub belongs
+/// http_ws upgrade route) calls `serve(session, info, handler)` for each session. A hub belongs
 /// to the loop it is used on and is not thread-safe; a multi-loop server runs one hub per loop
-/// (docs/ws_hub.md "Several loops"). Must outlive every `serve` call (destroying it with live
-/// connections is a broken invariant: std::terminate).
+/// (docs/ws_hub.md "Threads: one hub per loop"). Must outlive every `serve` call (destroying it
+/// with live connections is a broken invariant: std::terminate).
 class CORONET_WS_EXPORT hub {
 public:
     /// A hub with an in-memory attachment store.
@@ -411,17 +454,17 @@ public:
     /// True while fewer than `max_connections` are registered and the hub is not closing: ask
     /// before the opening handshake and answer 503 when false.
     bool can_accept() const noexcept;
-    /// Runs one connection event-style: registers it (or closes it with 1013 when the hub is
-    /// full), starts its writer, calls `h` (see hub_handler) until it ends, then unregisters it.
-    /// `target` is the upgrade's request-target (rooms are often taken from it). `s` and `h` must
-    /// outlive the call. Cancelled through the caller's stop token (the connection is then
-    /// dropped without a close frame).
-    core::task<void> serve(session& s, std::string target, hub_handler& h);
-    /// Coroutine-style body: `body(conn)` owns the conversation (calling `conn.receive()`); when
-    /// it returns the connection is closed (1000, after its queued frames) unless it already is.
-    using connection_body = std::function<core::task<void>(hub_connection&)>;
-    /// Runs one connection coroutine-style (otherwise as the event-style serve).
-    core::task<void> serve(session& s, std::string target, connection_body body);
+    /// Runs one connection: registers it (or closes it with 1013 when the hub is full, 1001 while
+    /// it is closing), starts its writer, runs `h` (see hub_handler) until it ends, then
+    /// unregisters it. `info` is the connection's handshake (an http_ws route's, with its path
+    /// parameters and state, or ws::server's; move it in), kept for the connection's life as
+    /// `hub_connection::info()`. `s` must outlive the call. Cancelled through the caller's stop
+    /// token (the connection is then dropped without a close frame).
+    core::task<void> serve(session& s, handshake_info info, hub_handler h);
+    /// A session handler that runs each session on this hub with `h`: hand it to `ws::server` or
+    /// an http_ws upgrade route (the handshake's path parameters and state come along). The hub
+    /// must outlive every session it serves.
+    session_handler as_session_handler(hub_handler h);
 
     /// The live connection with `id`, or null.
     hub_connection* find(std::uint64_t id) noexcept;
@@ -492,10 +535,7 @@ public:
 private:
     friend class hub_connection;
     friend struct detail::hub_state;
-    core::task<void> serve_impl(session& s, std::string target, hub_handler* h,
-                                connection_body body);
-    core::task<void> run_events(hub_connection& c, hub_handler& h);
-    core::task<void> run_body(hub_connection& c, connection_body& body);
+    core::task<void> run_handler(hub_connection& c, connection_handler<hub_connection>& run);
     std::size_t deliver(hub_connection& c, const prepared_message& m);
 
     std::unique_ptr<detail::hub_state> state_;

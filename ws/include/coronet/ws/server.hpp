@@ -5,6 +5,7 @@
 #include <coronet/core/task.hpp>
 #include <coronet/core/tls.hpp>
 #include <coronet/ws/export.hpp>
+#include <coronet/ws/handler.hpp>
 #include <coronet/ws/session.hpp>
 #include <coronet/ws/upgrade.hpp>
 
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace coronet::ws {
 
@@ -29,15 +31,19 @@ struct server_options {
     const core::tls_context* tls = nullptr; ///< wss:// with this context
     /// On shutdown, how long sessions (sent 1001) may take to finish before they are cancelled.
     std::chrono::milliseconds shutdown_grace{5'000};
+    /// Request header names (case-insensitive) to copy into the handler's
+    /// `handshake_info::headers()` for the session's lifetime, e.g. {"Cookie"}. Nothing else is
+    /// kept (as `http_ws::upgrade_options::keep_headers`).
+    std::vector<std::string> keep_headers;
 };
-
-/// What runs each accepted session: the handler owns the conversation; when it returns the
-/// session is closed (with 1000 if the handler did not close it).
-using session_handler = std::function<core::task<void>(session&, const accepted_upgrade&)>;
 
 /// A WebSocket server on core alone: accepts TCP (or TLS) connections, reads and answers the
 /// opening handshake (permessage-deflate per `handshake.deflate`; refusals are answered and the
-/// connection closed gracefully), and runs `handler` for each session. Serves until the
+/// connection closed gracefully), and runs `handler` (ws/handler.hpp: a coroutine or a
+/// `ws::events`, the same value an http_ws upgrade route takes) for each session with its
+/// `handshake_info` (target, kept headers, subprotocol, agreed deflate; no path parameters).
+/// A coroutine handler that returns leaves a session still open to be closed with 1000; one
+/// that throws, with 1011 (the exception is logged by the accept scope). Serves until the
 /// caller's stop token fires (logged once, info) or the listener fails or is closed (logged
 /// once by `core::accept_loop`), then shuts down gracefully: stops accepting, sends every session
 /// close 1001 "going away" (`session::close_on`: a handler's receive() ends with errc::closed),
@@ -49,11 +55,10 @@ public:
     std::size_t connections() const noexcept { return live_; }
 
 private:
-    core::task<void> connection(core::tcp_stream s);
+    core::task<void> connection(core::tcp_stream s, core::stop_token draining);
     session_handler handler_;
     server_options opts_;
     std::size_t live_ = 0;
-    core::stop_source* drain_ = nullptr;
 };
 
 /// Client settings.
@@ -66,8 +71,10 @@ struct connect_options {
     const core::tls_context* tls = nullptr;
 };
 
-/// Opens a client session to a `ws://` or `wss://` URL. Errors: `errc::bad_handshake` (also for
-/// a malformed URL), resolver, connect and TLS errors, `timed_out`.
+/// Opens a client session to a `ws://` or `wss://` URL (parsed by `core::url`: IPv6 literals in
+/// brackets, the port defaulting to 80 or 443, the fragment dropped), through `core::connect`.
+/// Errors: `core::url_errc` for a malformed URL or another scheme (`bad_scheme`), resolver,
+/// connect and TLS errors, the handshake's errors (`request_upgrade`), `timed_out`.
 CORONET_WS_EXPORT core::task<core::result<std::unique_ptr<session>>> connect(std::string url,
                                                                              connect_options opts);
 

@@ -31,11 +31,19 @@ struct message {
     bool is_text() const noexcept { return type == opcode::text; }
 };
 
-/// What a send does when `max_queued_sends` senders already wait (a slow reader).
-enum class slow_reader_policy : std::uint8_t {
-    wait,  ///< wait like the others (back-pressure reaches the sender; see write_timeout)
-    close, ///< close the session with 1008 and fail the send with errc::queue_full
-    drop,  ///< drop this message: the send fails with errc::queue_full, the session goes on
+/// What a send does for a slow reader, the one back-pressure vocabulary of ws: a session's
+/// send when `max_queued_sends` senders already wait (`session_options::slow_reader`), a hub
+/// broadcast when a receiver's queue has no room (`hub_options::on_full`).
+enum class backpressure_policy : std::uint8_t {
+    /// wait like the others (back-pressure reaches the sender; see write_timeout). A hub
+    /// broadcast never waits: there `wait` drops, as `drop` does.
+    wait,
+    /// close the session with 1008 and fail the send with errc::queue_full: the close frame
+    /// goes out right after the frame being written (whoever holds the send lock writes it),
+    /// later sends fail with errc::closed. A peer that stops reading altogether never gets it;
+    /// write_timeout ends such a session.
+    close,
+    drop, ///< drop this message: the send fails with errc::queue_full, the session goes on
 };
 
 /// Session settings; every limit has a safe default.
@@ -54,7 +62,7 @@ struct session_options {
     std::chrono::milliseconds idle_timeout{0};
     /// Senders that may wait for the send lock before `slow_reader` applies.
     std::size_t max_queued_sends = 64;
-    slow_reader_policy slow_reader = slow_reader_policy::wait;
+    backpressure_policy slow_reader = backpressure_policy::wait;
     /// Bounds each write to the peer, whatever `slow_reader` says: a message (or the frames of
     /// one send_prepared call) goes out in pieces of at most 256 KiB, and the peer must take
     /// each piece within this long (a slow but steady reader is never cut off; one that stops
@@ -73,7 +81,8 @@ struct session_options {
     deflate_options deflate;
     /// The total budget for buffered message bytes, shared with every server and session that
     /// names it (null: no budget). Charged beyond the first 64 KiB of each: the session's read
-    /// buffer, the message receive() assembles, an inflated piece. When the budget refuses, the
+    /// buffer and the message receive() assembles (an inflated chunk is at most
+    /// session::max_inflated_chunk, within that allowance). When the budget refuses, the
     /// session closes with 1013 (try again later), receive() fails with `errc::over_budget`,
     /// and `ws.over_budget` is counted. `ws::server` (and the http server in front of the
     /// http_ws bridge) refuse new connections with 503 while it is exhausted. Must outlive the
@@ -81,7 +90,7 @@ struct session_options {
     core::memory_budget* memory_budget = &core::memory_budget::process();
 };
 
-/// A piece of a message from the streaming receive mode.
+/// A piece of a message from the streaming receive mode (see session::receive_some).
 struct message_chunk {
     opcode type = opcode::text; ///< of the whole message
     std::string_view data;      ///< valid until the next receive call
@@ -91,24 +100,18 @@ struct message_chunk {
 
 class session;
 
-/// Event-style use of a session: override what you need; `run(session&, handler&)` drives the
-/// session's receive loop and calls these on its coroutine.
-class CORONET_WS_EXPORT session_handler_base {
+/// Told of the control frames a session receives (its `set_observer`): how the one handler
+/// model (ws/handler.hpp) and the hub see pings and pongs. Handlers themselves are written as
+/// a coroutine or a `ws::events`, not as an observer.
+class CORONET_WS_EXPORT control_observer {
 public:
-    virtual ~session_handler_base() = default;
-    virtual void on_open(session&) {}
-    /// Each whole message; may await sends.
-    virtual core::task<void> on_message(session& s, message& m);
+    virtual ~control_observer() = default;
+    /// A ping arrived; the session answers it with a pong of the same payload right after.
+    /// `payload` (≤ 125 bytes) is valid during the call.
     virtual void on_ping(session&, std::string_view /*payload*/) {}
+    /// A pong arrived. `payload` is valid during the call.
     virtual void on_pong(session&, std::string_view /*payload*/) {}
-    /// The session ended: the peer's code and reason (1006 if it left without a close frame).
-    virtual void on_close(session&, std::uint16_t /*code*/, std::string_view /*reason*/) {}
-    /// A protocol error, timeout or transport error ended the session (on_close follows).
-    virtual void on_error(session&, std::error_code) {}
 };
-
-/// Runs `h` on `s` until the session ends (see session_handler_base).
-CORONET_WS_EXPORT core::task<void> run(session& s, session_handler_base& h);
 
 /// A WebSocket connection (RFC 6455) over any core::stream, as server or client, built after
 /// the opening handshake from the stream plus the bytes already read past it (the http
@@ -134,8 +137,15 @@ public:
     core::task<core::result<message>> receive();
 
     /// Streaming receive: the next piece of a message as it arrives, without assembling it.
+    /// An uncompressed piece is what one read brought of a frame (at most the read buffer,
+    /// `limits.max_frame_size` + 64 KiB); a compressed message is inflated a chunk of at most
+    /// `max_inflated_chunk` bytes at a time, however well it compresses. A piece may be empty.
     /// Errors as receive().
     core::task<core::result<message_chunk>> receive_some();
+
+    /// The most inflated bytes one receive_some() chunk of a compressed message holds (64 KiB,
+    /// the memory budget's free allowance).
+    static constexpr std::size_t max_inflated_chunk = 64 * 1024;
 
     /// Sends a text message (must be UTF-8; not checked here) or a binary message, in one frame,
     /// compressed when permessage-deflate was agreed and the policy says so.
@@ -168,7 +178,7 @@ public:
     void set_auto_response(std::string request, std::string response);
     void clear_auto_response() noexcept;
     /// Messages answered by the auto-response so far.
-    std::uint64_t auto_responses_sent() const noexcept { return auto_responses_sent_; }
+    std::uint64_t auto_responses_sent() const noexcept;
 
     /// Graceful shutdown: when `going_away` fires, the session sends close 1001 ("going away")
     /// — at once if a receive() is waiting, else at the next receive() — and that receive ends
@@ -177,13 +187,14 @@ public:
     void close_on(core::stop_token going_away) noexcept { going_away_ = going_away; }
 
     /// When bytes last arrived from the peer (core::clock).
-    core::clock::time_point last_heard() const noexcept { return last_heard_; }
+    core::clock::time_point last_heard() const noexcept;
 
     /// The peer's close code (1005 if its close frame had none, 1006 if it left without one,
     /// 0 while open).
     std::uint16_t close_code() const noexcept { return close_code_; }
     const std::string& close_reason() const noexcept { return close_reason_; }
-    bool is_open() const noexcept { return !close_sent_ && !close_received_; }
+    /// False once a close frame went either way (or the slow-reader policy queued ours).
+    bool is_open() const noexcept { return !close_sent_ && !close_queued_ && !close_received_; }
     /// The options the session was made with.
     const session_options& options() const noexcept { return opts_; }
     /// permessage-deflate as agreed in the handshake, or nullopt.
@@ -191,57 +202,58 @@ public:
         return opts_.agreed_deflate;
     }
     role side() const noexcept { return role_; }
-    /// Observer of pings and pongs (the event-style runner sets it); may be null.
-    void set_observer(session_handler_base* h) noexcept { observer_ = h; }
+    /// Observer of pings and pongs (`ws::serve_session` and the hub set it); may be null. Must
+    /// outlive the session or be cleared first.
+    void set_observer(control_observer* h) noexcept { observer_ = h; }
     core::stream& stream() noexcept { return *stream_; }
 
 private:
+    struct receive_side; // the message reader and the keepalive (session_receive_side.hpp)
+
     core::task<core::result<void>> send_frame(opcode op, std::span<const std::byte> payload);
+    bool slow_reader_refuses(opcode op) noexcept;
+    bool compress(opcode op, std::span<const std::byte>& payload);
+    std::size_t lay_out(opcode op, std::span<const std::byte> payload, bool rsv1,
+                        std::byte (&header)[14], core::const_buffer (&parts)[2]);
+    core::task<void> send_queued_close();
+    void close_went_out() noexcept;
     core::task<core::result<void>> write_bounded(std::span<const core::const_buffer> parts);
     void abandon(std::error_code ec) noexcept;
     core::task<core::result<void>> send_close(std::uint16_t code, std::string_view reason);
     core::task<void> fail(std::error_code ec);
     /// One decoded data step (whole messages are assembled by the caller), or an error.
     core::task<core::result<message_chunk>> next_data();
+    core::task<core::result<void>> wait_for_bytes();
+    core::task<core::result<void>> answer_going_away();
     core::task<core::result<std::size_t>> fill_with_timers();
     core::task<core::result<std::size_t>> fill_until_close_deadline();
     core::task<std::error_code> fail_over_budget();
+    core::task<core::result<void>> answer_ping(std::string_view payload);
+    core::task<core::result<void>> answer_auto_response(std::string_view reply);
+    core::task<std::error_code> answer_close(std::uint16_t code, std::string_view reason);
 
     core::stream_ptr stream_;
-    role role_;
     session_options opts_;
     core::buffered_reader reader_;
-    frame_decoder decoder_;
+    std::unique_ptr<receive_side> rx_; ///< made with the session (one allocation)
     core::async_mutex send_lock_;
     std::vector<std::byte> tx_; ///< header + masked copy of the payload (client role)
     // permessage-deflate, when agreed (null otherwise: no memory for plain sessions).
     std::unique_ptr<deflater> deflater_; ///< null also when our window is 8 bits (see deflater)
-    std::unique_ptr<inflater> inflater_;
-    std::vector<std::byte> zout_;    ///< the compressed message being sent
-    std::string zin_;                ///< the inflated piece being returned
-    core::memory_charge zin_charge_; ///< zin_'s bytes beyond 64 KiB
-    utf8_validator zutf8_;           ///< inflated text, across pieces
-    std::uint64_t inflated_size_ = 0;
-    bool release_zin_ = false;
-    bool receiving_ = false;
-    session_handler_base* observer_ = nullptr;
+    std::vector<std::byte> zout_;        ///< the compressed message being sent
+    control_observer* observer_ = nullptr;
     std::size_t queued_sends_ = 0;
-    core::clock::time_point last_heard_;   ///< last bytes from the peer
-    core::clock::time_point last_message_; ///< last message either way (idle timeout)
-    bool ping_outstanding_ = false;
-    core::clock::time_point ping_sent_;
-    bool close_sent_ = false;
-    bool close_received_ = false;
     core::clock::time_point close_deadline_{}; ///< for the peer's close, once ours went out
     core::stop_token going_away_;
     core::stop_source* fill_stop_ = nullptr; ///< the receive's wait for bytes, while it runs
-    std::string auto_request_;
-    std::string auto_response_;
-    bool auto_respond_ = false;
-    std::uint64_t auto_responses_sent_ = 0;
-    std::uint16_t close_code_ = 0;
     std::string close_reason_;
     std::error_code abandoned_; ///< a write timed out: the session is over
+    std::uint16_t close_code_ = 0;
+    role role_;
+    bool receiving_ = false;
+    bool close_sent_ = false;
+    bool close_queued_ = false; ///< the slow-reader policy's 1008 waits for the send lock
+    bool close_received_ = false;
 };
 
 } // namespace coronet::ws

@@ -33,18 +33,24 @@ struct server_handshake_options {
     deflate_options deflate;
 };
 
+/// A header field the handshake sends: name and value, owned.
+using response_field = std::pair<std::string, std::string>;
+
 /// The verdict on an upgrade request (RFC 6455 §4.2.1-4.2.2), I/O-free: shared by the
-/// standalone server and the http_ws bridge.
+/// standalone server and the http_ws bridge, each of which writes the response its own way (as
+/// Boost.Beast's `build_response` returns a response object, not text).
 struct upgrade_verdict {
     int status = 400;        ///< 101 to accept; 400, 403 (Origin), 426 (version) otherwise
-    std::string reason;      ///< why it was refused (for logs and the error body)
+    std::string reason;      ///< why it was refused (for logs and the error body); empty on 101
     std::string accept;      ///< Sec-WebSocket-Accept when accepted
     std::string subprotocol; ///< the chosen one, or empty
-    /// permessage-deflate as agreed (its answer is in `response`), or nullopt.
+    /// permessage-deflate as agreed (its answer is in `fields`), or nullopt.
     std::optional<deflate_params> deflate;
-    /// The response head to send: "HTTP/1.1 101 Switching Protocols" with its headers, or the
-    /// error response (with `Sec-WebSocket-Version: 13` for 426), CRLFCRLF-terminated.
-    std::string response;
+    /// The header fields to send, in order, without framing (Content-Length, Content-Type,
+    /// Connection: close are the writer's). On 101: `Upgrade: websocket`, `Connection: Upgrade`,
+    /// `Sec-WebSocket-Accept`, then `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` when
+    /// chosen. On a refusal: `Sec-WebSocket-Version: 13` with 426 (RFC 6455 §4.4), else none.
+    std::vector<response_field> fields;
 };
 
 /// Checks an upgrade request: GET, HTTP/1.1, no body (any `Transfer-Encoding`, or a
@@ -70,9 +76,11 @@ struct accepted_upgrade {
 };
 
 /// Standalone server side: reads one HTTP/1.1 upgrade request from `s` (without the http layer,
-/// bounded by `max_request_bytes`), answers 101 or the error status, and returns what the
-/// session needs. Errors: `errc::bad_handshake` (after answering the error status), the
-/// stream's errors. Wrap it in `with_timeout` for a handshake deadline.
+/// bounded by `max_request_bytes`), answers 101 or the error status (the verdict's fields; a
+/// refusal adds `Content-Type: text/plain`, `Connection: close` and the reason as its body), and
+/// returns what the session needs. Errors: `errc::bad_handshake` (after answering the error
+/// status: 400, 403, 426, or 431 for a request over the limit), the stream's errors. Wrap it in
+/// `with_timeout` for a handshake deadline.
 CORONET_WS_EXPORT core::task<core::result<accepted_upgrade>>
 accept_upgrade(core::stream& s, server_handshake_options opts);
 
@@ -94,11 +102,13 @@ struct client_upgrade {
 };
 
 /// Client side over a connected stream: sends the upgrade request for `host` and `target` with a
-/// fresh random key, reads the response and checks it (101, Upgrade, Connection, the accept
-/// value, no subprotocol or extension that was not offered, a valid permessage-deflate answer
-/// per `accept_deflate_answer`). Errors: `errc::bad_handshake`
-/// (also, before anything is sent, when `host`, `target` or an option holds CR, LF or NUL),
-/// the stream's errors.
+/// fresh random key, reads the response head (at most `max_response_bytes`) and checks it
+/// (RFC 6455 §4.1). Errors, each a `handshake_errc` equal to `errc::bad_handshake`, in the order
+/// checked: `invalid_request_field` (before anything is sent: CR, LF or NUL in `host`, `target`
+/// or an option), `response_too_large`, `malformed_response`, `unexpected_status` (any status
+/// but 101; `handshake_status(ec)` gives it), `no_upgrade_websocket`, `no_connection_upgrade`,
+/// `bad_accept`, `unoffered_extension` / `invalid_extension` (per `accept_deflate_answer`),
+/// `unoffered_subprotocol`; and the stream's errors.
 CORONET_WS_EXPORT core::task<core::result<client_upgrade>>
 request_upgrade(core::stream& s, std::string host, std::string target,
                 client_handshake_options opts);

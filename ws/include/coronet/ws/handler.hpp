@@ -1,0 +1,536 @@
+#pragma once
+// The one WebSocket handler model (docs/ws.md, "Handlers"): a coroutine body or a set of event
+// hooks, accepted alike by ws::server, http_ws upgrade routes and the hub, and checked when the
+// handler is handed over, with a message that names the hook and the signature it needs.
+
+#include <coronet/core/task.hpp>
+#include <coronet/ws/handshake_info.hpp>
+#include <coronet/ws/session.hpp>
+
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace coronet::ws {
+
+class hub_connection;
+
+/// A hook of `ws::events` that was not set.
+struct no_hook {};
+
+/// The per-connection state of an event handler that declared none.
+struct no_state {};
+
+/// What every event hook receives: the connection, its handshake and the handler's typed
+/// per-connection state. `Conn` is `ws::session` (ws::server, http_ws upgrade routes) or
+/// `ws::hub_connection` (the hub); hooks written for `auto&` work on both. Valid while the
+/// hook runs; a hook that keeps a reference past its own return must not outlive `on_close`.
+template <class Conn, class State>
+struct context {
+    Conn& conn;           ///< the connection: send, close, ping; a hub connection: rooms too
+    handshake_info& info; ///< path, params, kept headers, subprotocol, agreed deflate
+    State& state;         ///< made when the connection opens, destroyed after on_close
+};
+
+namespace detail {
+
+enum hook_index : std::size_t {
+    open_hook,
+    message_hook,
+    ping_hook,
+    pong_hook,
+    close_hook,
+    error_hook
+};
+
+template <class F>
+inline constexpr bool is_set = !std::is_same_v<F, no_hook>;
+
+template <class F, class R, class... Args>
+concept hook_returning =
+    std::invocable<F&, Args...> && std::same_as<std::invoke_result_t<F&, Args...>, R>;
+
+template <class F, class... Args>
+concept void_or_task_hook =
+    hook_returning<F, void, Args...> || hook_returning<F, core::task<void>, Args...>;
+
+/// Calls a hook; a task-returning hook's task is returned to be awaited, a void hook runs now.
+/// (Not a coroutine: a coroutine frame holding a hook of a lambda type defined in a function
+/// would trip g++'s -Wsubobject-linkage in every program that includes this header.)
+template <class F, class... Args>
+auto call_hook(F& f, Args&&... args) {
+    if constexpr (hook_returning<F, core::task<void>, Args...>) {
+        return f(std::forward<Args>(args)...);
+    } else {
+        f(std::forward<Args>(args)...);
+        return std::suspend_never();
+    }
+}
+
+} // namespace detail
+
+/// The event style of a WebSocket handler: hooks set one by one, each at most once, on a value
+/// that is then handed to `ws::server`, `http_ws::upgrade_route` or `ws::hub::serve`:
+///
+///     auto echo = ws::events<>()
+///         .on_message([](auto& c, ws::message& m) -> core::task<void> {
+///             co_await c.conn.send_text(m.data);
+///         });
+///
+/// The hooks (each takes the connection's `ws::context<Conn, State>&` first; returning
+/// `core::task<void>` makes the runner await it):
+/// - `on_open(ctx)` -> void or task<void>: once, before the first message;
+/// - `on_message(ctx, ws::message&)` -> void or task<void>: each whole message, in order
+///   (see `concurrency`);
+/// - `on_ping(ctx, std::string_view payload)`, `on_pong(ctx, std::string_view payload)` -> void:
+///   control frames (pings are answered by the session before the hook runs);
+/// - `on_error(ctx, std::error_code)` -> void: a protocol error, timeout or transport error
+///   ended the connection (the session already sent the matching close code);
+/// - `on_close(ctx, std::uint16_t code, std::string_view reason)` -> void: once, last: the
+///   peer's close code (1006 when it left without a close frame).
+///
+/// A misspelled hook does not compile (there is no such member), and a hook with the wrong
+/// parameters or return type, or a handler with no hook at all, is refused where it is handed
+/// over, by a static_assert that names the hook and the signature it needs. `State` is the
+/// per-connection state type (`with_state<T>()`): made when the connection opens — from the
+/// `ws::handshake_info&` when `T` is constructible from it, else default-constructed — and
+/// reached as `ctx.state`. The value is shared by every connection it serves: hooks must not
+/// keep per-connection data in their captures.
+template <class State = no_state, class OnOpen = no_hook, class OnMessage = no_hook,
+          class OnPing = no_hook, class OnPong = no_hook, class OnClose = no_hook,
+          class OnError = no_hook>
+class events {
+public:
+    using state_type = State;
+    using hooks_type = std::tuple<OnOpen, OnMessage, OnPing, OnPong, OnClose, OnError>;
+
+    events() = default;
+    events(hooks_type hooks, std::size_t concurrency)
+        : hooks_(std::move(hooks)), concurrency_(concurrency) {}
+
+    /// Sets `on_open` (see the class comment).
+    template <class F>
+    auto on_open(F f) && {
+        return std::move(*this).template with<detail::open_hook>(std::move(f));
+    }
+    /// Sets `on_message`.
+    template <class F>
+    auto on_message(F f) && {
+        return std::move(*this).template with<detail::message_hook>(std::move(f));
+    }
+    /// Sets `on_ping`.
+    template <class F>
+    auto on_ping(F f) && {
+        return std::move(*this).template with<detail::ping_hook>(std::move(f));
+    }
+    /// Sets `on_pong`.
+    template <class F>
+    auto on_pong(F f) && {
+        return std::move(*this).template with<detail::pong_hook>(std::move(f));
+    }
+    /// Sets `on_close`.
+    template <class F>
+    auto on_close(F f) && {
+        return std::move(*this).template with<detail::close_hook>(std::move(f));
+    }
+    /// Sets `on_error`.
+    template <class F>
+    auto on_error(F f) && {
+        return std::move(*this).template with<detail::error_hook>(std::move(f));
+    }
+    /// The same hooks with per-connection state of type `T` (set it before any hook that
+    /// names the state's type).
+    template <class T>
+    events<T, OnOpen, OnMessage, OnPing, OnPong, OnClose, OnError> with_state() && {
+        return {std::move(hooks_), concurrency_};
+    }
+    /// Bounded concurrent handling: up to `n` `on_message` calls of one connection run at once
+    /// (each starts in arrival order; a task-returning hook that awaits lets the next one
+    /// start). Sends stay serialized by the connection, and each call's own sends reach the
+    /// peer in the order it made them; calls may finish, and so send, in any order. Reading
+    /// pauses while `n` calls run (back-pressure reaches the peer). `on_close` runs after every
+    /// call has finished. Default 1: one message at a time, in order. 0 is taken as 1.
+    events concurrency(std::size_t n) && {
+        concurrency_ = n == 0 ? 1 : n;
+        return std::move(*this);
+    }
+    std::size_t max_concurrency() const noexcept { return concurrency_; }
+
+    /// The hooks, for the runner.
+    hooks_type& hooks() noexcept { return hooks_; }
+
+private:
+    template <std::size_t I, class F>
+    auto with(F f) && {
+        static_assert(!detail::is_set<std::tuple_element_t<I, hooks_type>>,
+                      "ws::events: this hook is already set (each hook may be set once)");
+        return std::move(*this).template rebuild<I>(std::move(f), std::make_index_sequence<6>());
+    }
+    template <std::size_t I, class F, std::size_t... K>
+    auto rebuild(F f, std::index_sequence<K...>) && {
+        using next =
+            events<State, std::conditional_t<K == I, F, std::tuple_element_t<K, hooks_type>>...>;
+        return next(typename next::hooks_type(pick<K, I>(std::move(f))...), concurrency_);
+    }
+    template <std::size_t K, std::size_t I, class F>
+    decltype(auto) pick(F&& f) {
+        if constexpr (K == I)
+            return std::forward<F>(f);
+        else
+            return std::move(std::get<K>(hooks_));
+    }
+
+    hooks_type hooks_;
+    std::size_t concurrency_ = 1;
+};
+
+template <class T>
+inline constexpr bool is_events = false;
+template <class... T>
+inline constexpr bool is_events<events<T...>> = true;
+
+/// A coroutine-style handler for connections of type `Conn`: it owns the conversation and the
+/// connection closes (1000) when it returns.
+template <class H, class Conn>
+concept coroutine_handler =
+    !is_events<H> && detail::hook_returning<H, core::task<void>, Conn&, handshake_info&>;
+
+namespace detail {
+
+/// The static_asserts behind `ws::handler<H, Conn>`: each names the hook and its signature.
+template <class Ev, class Conn>
+consteval bool check_events() {
+    using S = typename Ev::state_type;
+    using ctx = context<Conn, S>&;
+    using H = typename Ev::hooks_type;
+    using open_t = std::tuple_element_t<open_hook, H>;
+    using message_t = std::tuple_element_t<message_hook, H>;
+    using ping_t = std::tuple_element_t<ping_hook, H>;
+    using pong_t = std::tuple_element_t<pong_hook, H>;
+    using close_t = std::tuple_element_t<close_hook, H>;
+    using error_t = std::tuple_element_t<error_hook, H>;
+    static_assert(is_set<open_t> || is_set<message_t> || is_set<ping_t> || is_set<pong_t> ||
+                      is_set<close_t> || is_set<error_t>,
+                  "ws::events: the handler has no hook; set at least one of on_open, "
+                  "on_message, on_ping, on_pong, on_close, on_error");
+    static_assert(!is_set<open_t> || void_or_task_hook<open_t, ctx>,
+                  "ws::events: on_open must be callable as on_open(ws::context<Conn, State>&) "
+                  "and return void or core::task<void>");
+    static_assert(!is_set<message_t> || void_or_task_hook<message_t, ctx, message&>,
+                  "ws::events: on_message must be callable as "
+                  "on_message(ws::context<Conn, State>&, ws::message&) and return void or "
+                  "core::task<void>");
+    static_assert(!is_set<ping_t> || hook_returning<ping_t, void, ctx, std::string_view>,
+                  "ws::events: on_ping must be callable as "
+                  "on_ping(ws::context<Conn, State>&, std::string_view payload) and return void");
+    static_assert(!is_set<pong_t> || hook_returning<pong_t, void, ctx, std::string_view>,
+                  "ws::events: on_pong must be callable as "
+                  "on_pong(ws::context<Conn, State>&, std::string_view payload) and return void");
+    static_assert(!is_set<close_t> ||
+                      hook_returning<close_t, void, ctx, std::uint16_t, std::string_view>,
+                  "ws::events: on_close must be callable as on_close(ws::context<Conn, State>&, "
+                  "std::uint16_t code, std::string_view reason) and return void");
+    static_assert(!is_set<error_t> || hook_returning<error_t, void, ctx, std::error_code>,
+                  "ws::events: on_error must be callable as "
+                  "on_error(ws::context<Conn, State>&, std::error_code) and return void");
+    static_assert(std::is_constructible_v<S, handshake_info&> || std::is_default_constructible_v<S>,
+                  "ws::events: the state type must be constructible from ws::handshake_info& or "
+                  "default-constructible");
+    return true;
+}
+
+template <class H, class Conn>
+consteval bool check_handler() {
+    if constexpr (is_events<H>) {
+        return check_events<H, Conn>();
+    } else {
+        static_assert(coroutine_handler<H, Conn>,
+                      "ws handler: expected a coroutine callable as "
+                      "core::task<void>(Conn&, ws::handshake_info&) (Conn: ws::session, or "
+                      "ws::hub_connection on a hub), or a ws::events<...> with hooks");
+        return true;
+    }
+}
+
+} // namespace detail
+
+namespace detail {
+
+/// The conditions of check_events as one value (no diagnostics), for the concept.
+template <class Ev, class Conn>
+constexpr bool events_fit() {
+    using S = typename Ev::state_type;
+    using ctx = context<Conn, S>&;
+    using H = typename Ev::hooks_type;
+    using open_t = std::tuple_element_t<open_hook, H>;
+    using message_t = std::tuple_element_t<message_hook, H>;
+    using ping_t = std::tuple_element_t<ping_hook, H>;
+    using pong_t = std::tuple_element_t<pong_hook, H>;
+    using close_t = std::tuple_element_t<close_hook, H>;
+    using error_t = std::tuple_element_t<error_hook, H>;
+    return (is_set<open_t> || is_set<message_t> || is_set<ping_t> || is_set<pong_t> || is_set<close_t> || is_set<error_t>)&&(
+        !is_set<open_t> ||
+        void_or_task_hook<
+            open_t,
+            ctx>)&&(!is_set<message_t> ||
+                    void_or_task_hook<
+                        message_t, ctx,
+                        message&>)&&(!is_set<ping_t> ||
+                                     hook_returning<
+                                         ping_t, void, ctx,
+                                         std::
+                                             string_view>)&&(!is_set<pong_t> ||
+                                                             hook_returning<
+                                                                 pong_t, void, ctx,
+                                                                 std::
+                                                                     string_view>)&&(!is_set<close_t> ||
+                                                                                     hook_returning<
+                                                                                         close_t,
+                                                                                         void, ctx,
+                                                                                         std::
+                                                                                             uint16_t,
+                                                                                         std::
+                                                                                             string_view>)&&(!is_set<error_t> ||
+                                                                                                             hook_returning<
+                                                                                                                 error_t,
+                                                                                                                 void,
+                                                                                                                 ctx,
+                                                                                                                 std::
+                                                                                                                     error_code>)&&(std::
+                                                                                                                                        is_constructible_v<
+                                                                                                                                            S,
+                                                                                                                                            handshake_info&> ||
+                                                                                                                                    std::is_default_constructible_v<
+                                                                                                                                        S>);
+}
+
+template <class H, class Conn>
+constexpr bool fits() {
+    if constexpr (is_events<H>)
+        return events_fit<H, Conn>();
+    else
+        return coroutine_handler<H, Conn>;
+}
+
+} // namespace detail
+
+/// A WebSocket handler for connections of type `Conn`: a coroutine handler, or a `ws::events`
+/// whose hooks fit `Conn`. Where a handler is handed over (`any_handler`), a misfit is refused
+/// by a static_assert that says which hook is wrong and what it should look like.
+template <class H, class Conn>
+concept handler_for = detail::fits<H, Conn>();
+
+/// One connection's run of a handler, made by `any_handler::start`: the host (server, route or
+/// hub) calls `run` once, forwards the control frames it sees, then calls `closed` once. One
+/// virtual call per event: message hooks are called directly inside `run`.
+template <class Conn>
+class connection_handler {
+public:
+    virtual ~connection_handler() = default;
+    /// The coroutine body, or on_open and the message loop (until receive fails).
+    virtual core::task<void> run() = 0;
+    virtual void ping(std::string_view /*payload*/) {}
+    virtual void pong(std::string_view /*payload*/) {}
+    /// The connection ended with `code` / `reason` (on_close).
+    virtual void closed(std::uint16_t /*code*/, std::string_view /*reason*/) {}
+};
+
+namespace detail {
+
+template <class Conn, class H>
+class coroutine_run final : public connection_handler<Conn> {
+public:
+    coroutine_run(H& h, Conn& c, handshake_info& info) : h_(h), c_(c), info_(info) {}
+    core::task<void> run() override { return h_(c_, info_); }
+
+private:
+    H& h_;
+    Conn& c_;
+    handshake_info& info_;
+};
+
+template <class Conn, class Ev>
+class events_run final : public connection_handler<Conn> {
+public:
+    using state_type = typename Ev::state_type;
+
+    events_run(Ev& ev, Conn& c, handshake_info& info)
+        : ev_(ev), state_(make_state(info)), ctx_{c, info, state_} {}
+
+    core::task<void> run() override;
+    void ping(std::string_view payload) override {
+        if constexpr (is_set<std::tuple_element_t<ping_hook, typename Ev::hooks_type>>)
+            std::get<ping_hook>(ev_.hooks())(ctx_, payload);
+    }
+    void pong(std::string_view payload) override {
+        if constexpr (is_set<std::tuple_element_t<pong_hook, typename Ev::hooks_type>>)
+            std::get<pong_hook>(ev_.hooks())(ctx_, payload);
+    }
+    void closed(std::uint16_t code, std::string_view reason) override {
+        if constexpr (is_set<std::tuple_element_t<close_hook, typename Ev::hooks_type>>)
+            std::get<close_hook>(ev_.hooks())(ctx_, code, reason);
+    }
+
+private:
+    static state_type make_state(handshake_info& info) {
+        if constexpr (std::is_constructible_v<state_type, handshake_info&>)
+            return state_type(info);
+        else
+            return state_type();
+    }
+    core::task<void> message_loop();
+    core::task<void> concurrent_loop();
+
+    Ev& ev_;
+    state_type state_;
+    context<Conn, state_type> ctx_;
+};
+
+/// Whether a receive error is worth an on_error: a clean close or a cancellation is not.
+CORONET_WS_EXPORT bool reportable(std::error_code ec) noexcept;
+
+/// Runs message handlers of one connection concurrently, at most `limit` at once.
+class CORONET_WS_EXPORT concurrent_calls {
+public:
+    explicit concurrent_calls(std::size_t limit);
+    concurrent_calls(const concurrent_calls&) = delete;
+    concurrent_calls& operator=(const concurrent_calls&) = delete;
+    ~concurrent_calls();
+    /// Waits for a free place (false: cancelled), then starts `call` in it.
+    core::task<bool> start(core::task<void> call);
+    /// Waits for every started call.
+    core::task<void> join();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+template <class Conn, class Ev>
+core::task<void> events_run<Conn, Ev>::run() {
+    using H = typename Ev::hooks_type;
+    if constexpr (is_set<std::tuple_element_t<open_hook, H>>)
+        co_await call_hook(std::get<open_hook>(ev_.hooks()), ctx_);
+    if (ev_.max_concurrency() > 1)
+        co_await concurrent_loop();
+    else
+        co_await message_loop();
+}
+
+template <class Conn, class Ev>
+core::task<void> events_run<Conn, Ev>::message_loop() {
+    using H = typename Ev::hooks_type;
+    for (;;) {
+        auto m = co_await ctx_.conn.receive();
+        if (!m) {
+            if constexpr (is_set<std::tuple_element_t<error_hook, H>>)
+                if (reportable(m.error()))
+                    std::get<error_hook>(ev_.hooks())(ctx_, m.error());
+            co_return;
+        }
+        if constexpr (is_set<std::tuple_element_t<message_hook, H>>)
+            co_await call_hook(std::get<message_hook>(ev_.hooks()), ctx_, *m);
+    }
+}
+
+template <class Conn, class Ev>
+core::task<void> events_run<Conn, Ev>::concurrent_loop() {
+    using H = typename Ev::hooks_type;
+    concurrent_calls calls(ev_.max_concurrency());
+    for (;;) {
+        auto m = co_await ctx_.conn.receive();
+        if (!m) {
+            if constexpr (is_set<std::tuple_element_t<error_hook, H>>)
+                if (reportable(m.error()))
+                    std::get<error_hook>(ev_.hooks())(ctx_, m.error());
+            break;
+        }
+        if constexpr (is_set<std::tuple_element_t<message_hook, H>>) {
+            // The message moves into the call's own frame: the next receive reuses nothing.
+            auto one = [](Ev& ev, context<Conn, state_type>& ctx, message msg) -> core::task<void> {
+                co_await call_hook(std::get<message_hook>(ev.hooks()), ctx, msg);
+            };
+            if (!co_await calls.start(one(ev_, ctx_, std::move(*m))))
+                break;
+        }
+    }
+    co_await calls.join();
+}
+
+} // namespace detail
+
+/// A handler for connections of type `Conn` with its type erased: what servers, routes and the
+/// hub keep. Made from any `handler_for<H, Conn>`; copies share the one handler value (hooks
+/// and coroutine callables must therefore be safe to call for many connections at once on one
+/// loop). Starting a connection costs one allocation; messages cost no virtual call.
+template <class Conn>
+class any_handler {
+public:
+    /// An empty handler (`start` must not be called on it).
+    any_handler() = default;
+    /// Wraps `h`; refused at compile time, with a message naming the problem, unless `H` is a
+    /// coroutine handler or a `ws::events` whose hooks fit `Conn`.
+    template <class H>
+    requires(!std::same_as<std::remove_cvref_t<H>, any_handler>)
+        any_handler(H h) // NOLINT(google-explicit-constructor): handlers convert where handed over
+        : impl_(make(std::move(h))) {}
+
+    explicit operator bool() const noexcept { return static_cast<bool>(impl_); }
+
+    /// One connection's run. `c` and `info` must outlive it.
+    std::unique_ptr<connection_handler<Conn>> start(Conn& c, handshake_info& info) const {
+        return impl_->start(c, info);
+    }
+
+private:
+    struct model_base {
+        virtual ~model_base() = default;
+        virtual std::unique_ptr<connection_handler<Conn>> start(Conn& c, handshake_info& info) = 0;
+    };
+    template <class H>
+    struct model final : model_base {
+        explicit model(H h) : handler(std::move(h)) {}
+        std::unique_ptr<connection_handler<Conn>> start(Conn& c, handshake_info& info) override {
+            if constexpr (is_events<H>)
+                return std::make_unique<detail::events_run<Conn, H>>(handler, c, info);
+            else
+                return std::make_unique<detail::coroutine_run<Conn, H>>(handler, c, info);
+        }
+        H handler;
+    };
+    template <class H>
+    static std::shared_ptr<model_base> make(H h) {
+        static_assert(detail::check_handler<H, Conn>());
+        return std::make_shared<model<H>>(std::move(h));
+    }
+
+    std::shared_ptr<model_base> impl_;
+};
+
+/// A handler for `ws::session`s: what `ws::server` and `http_ws::upgrade_route` take.
+using session_handler = any_handler<session>;
+
+/// The options of a session opened by a handshake: `base` (limits, timeouts, keepalive...)
+/// compressing as the handshake agreed (`agreed`, e.g. `handshake_info::deflate()`), with the
+/// server's or client's compression `policy` (level, memory, thresholds). The one place where
+/// ws::server, ws::connect and the http_ws bridge fill in `session_options`' deflate fields.
+CORONET_WS_EXPORT session_options session_options_for(session_options base,
+                                                      const deflate_options& policy,
+                                                      const std::optional<deflate_params>& agreed);
+
+/// Runs `h` on `s` until the session ends: on_open, each message, control frames, on_error,
+/// then on_close with the peer's code (coroutine style: the body; the session is closed with
+/// 1000 when it returns while still open). `s` and `info` must outlive the returned task.
+/// ws::server and http_ws routes call this; a program that makes its own sessions may too.
+CORONET_WS_EXPORT core::task<void> serve_session(const session_handler& h, session& s,
+                                                 handshake_info& info);
+
+} // namespace coronet::ws

@@ -1,0 +1,194 @@
+// The receiving half of a session as a state machine over bytes; session.cpp drives it.
+#include "message_reader.hpp"
+
+#include <algorithm>
+
+namespace coronet::ws::detail {
+namespace {
+
+// With permessage-deflate the limits are about messages as the application sees them
+// (max_message_size caps the inflated size); on the wire, data that does not compress grows by
+// a few bytes per 16 KiB block, so a 16 MiB message may arrive as a slightly larger frame.
+frame_limits wire_limits(const frame_limits& app, bool compressed) noexcept {
+    frame_limits l = app;
+    if (!compressed)
+        return l;
+    auto grow = [](std::uint64_t v) {
+        const std::uint64_t slack = v / 256 + 4096;
+        return v > UINT64_MAX - slack ? UINT64_MAX : v + slack;
+    };
+    l.max_frame_size = grow(l.max_frame_size);
+    l.max_message_size = grow(l.max_message_size);
+    return l;
+}
+
+std::string_view text_of(std::span<const std::byte> b) noexcept {
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+} // namespace
+
+message_reader::message_reader(role r, const frame_limits& limits,
+                               const std::optional<deflate_params>& agreed, std::size_t max_chunk)
+    : decoder_(r, wire_limits(limits, agreed.has_value())),
+      max_message_size_(limits.max_message_size), max_chunk_(std::max<std::size_t>(max_chunk, 1)) {
+    if (!agreed)
+        return;
+    // This side inflates what the peer compresses: the peer's window and context rule.
+    const bool server = r == role::server;
+    const int their_bits = server ? agreed->client_max_window_bits : agreed->server_max_window_bits;
+    const bool their_reset =
+        server ? agreed->client_no_context_takeover : agreed->server_no_context_takeover;
+    decoder_.allow_rsv1(true);
+    inflater_ = std::make_unique<inflater>(their_bits, their_reset);
+}
+
+message_reader::~message_reader() = default;
+
+message_reader::event message_reader::next(std::span<std::byte> in) {
+    if (release_zin_) {
+        // The last inflated message was handed over: an idle session keeps no big buffer.
+        release_zin_ = false;
+        if (zin_.capacity() > 4096)
+            std::string().swap(zin_);
+    }
+    if (inflating_)
+        return inflate_next(in, 0);
+    const auto s = decoder_.decode(in);
+    switch (s.what) {
+    case frame_decoder::kind::need_more: {
+        event e;
+        e.consumed = s.consumed;
+        return e;
+    }
+    case frame_decoder::kind::error:
+        return error_event(s.ec, s.consumed);
+    case frame_decoder::kind::control:
+        return control_event(s);
+    case frame_decoder::kind::data:
+        break;
+    }
+    if (!s.compressed) {
+        message_chunk c;
+        c.type = s.op;
+        c.data = text_of(s.payload);
+        c.first = s.message_start;
+        c.last = s.message_end;
+        return data_event(c, s.consumed);
+    }
+    if (s.message_start) {
+        inflated_size_ = 0;
+        zutf8_.reset();
+        zfirst_ = true;
+    }
+    zop_ = s.op;
+    pending_ = s.payload.size();
+    piece_ends_ = s.message_end;
+    inflating_ = true;
+    // The piece is the last bytes the decoder took; they stay in the input until inflated.
+    return inflate_next(in, s.consumed - s.payload.size());
+}
+
+// Inflates the next chunk of the piece that starts `skip` bytes into `in`. Chunks are bounded
+// so that a small frame that inflates to megabytes is handed over (or assembled) a chunk at a
+// time instead of being held whole.
+message_reader::event message_reader::inflate_next(std::span<std::byte> in, std::size_t skip) {
+    const auto src = in.subspan(skip, pending_);
+    zin_.clear();
+    // The inflated size counts against max_message_size; one byte past it proves the excess,
+    // so a decompression bomb ends with 1009 holding at most a chunk.
+    const std::uint64_t left = max_message_size_ - inflated_size_;
+    const std::size_t room = left < max_chunk_ ? static_cast<std::size_t>(left) + 1 : max_chunk_;
+    auto r = inflater_->inflate_some(src, piece_ends_, zin_, room);
+    // The excess wins over bad data that zlib found in the same step.
+    if (zin_.size() > left) {
+        inflater_->discard_message();
+        inflating_ = false;
+        return error_event(make_error_code(errc::message_too_big), skip);
+    }
+    if (!r) {
+        inflating_ = false;
+        return error_event(r.error(), skip);
+    }
+    pending_ -= r->consumed;
+    inflated_size_ += zin_.size();
+    inflating_ = !r->done;
+    const bool last = r->done && piece_ends_;
+    if (zop_ == opcode::text && (!zutf8_.feed(zin_) || (last && !zutf8_.complete()))) {
+        inflating_ = false;
+        return error_event(make_error_code(errc::invalid_payload), skip);
+    }
+    message_chunk c;
+    c.type = zop_;
+    c.data = zin_;
+    c.first = zfirst_;
+    c.last = last;
+    zfirst_ = false;
+    release_zin_ = last;
+    return data_event(c, skip + r->consumed);
+}
+
+message_reader::event message_reader::data_event(message_chunk c, std::size_t consumed) const {
+    event e;
+    e.consumed = consumed;
+    if (auto_ && c.first && c.last && c.type == opcode::text && c.data == auto_->request) {
+        e.what = kind::auto_response;
+        e.payload = auto_->response;
+        return e;
+    }
+    e.what = kind::data;
+    e.chunk = c;
+    return e;
+}
+
+message_reader::event message_reader::control_event(const frame_decoder::step& s) {
+    event e;
+    e.consumed = s.consumed;
+    e.payload = text_of(s.payload);
+    if (s.op == opcode::ping) {
+        e.what = kind::ping;
+    } else if (s.op == opcode::pong) {
+        e.what = kind::pong;
+    } else {
+        // The decoder checked the payload: empty, or a valid code and a UTF-8 reason.
+        e.what = kind::close;
+        e.close_code = 1005;
+        if (s.payload.size() >= 2) {
+            const auto* p = reinterpret_cast<const unsigned char*>(s.payload.data());
+            e.close_code = static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+            e.payload.remove_prefix(2);
+        } else {
+            e.payload = {};
+        }
+    }
+    return e;
+}
+
+message_reader::event message_reader::error_event(std::error_code ec, std::size_t consumed) {
+    event e;
+    e.what = kind::error;
+    e.consumed = consumed;
+    e.ec = ec;
+    return e;
+}
+
+// How much to read at once: the rest of a large frame (up to 1 MiB), since a 64 KiB message in
+// 4 KiB reads costs a decode step and a resumption per read. The reader makes at most
+// buffered_reader::growth_step of room beyond what it holds, so a frame's announced length
+// never turns into memory before its bytes arrive.
+std::size_t message_reader::read_hint() const noexcept {
+    return static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20));
+}
+
+void message_reader::set_auto_response(std::string request, std::string response) {
+    if (!auto_)
+        auto_ = std::make_unique<auto_pair>();
+    auto_->request = std::move(request);
+    auto_->response = std::move(response);
+}
+
+void message_reader::clear_auto_response() noexcept {
+    auto_.reset();
+}
+
+} // namespace coronet::ws::detail

@@ -1,0 +1,275 @@
+// The session's sending side: the send lock, the slow-reader policy, compression, framing and
+// bounded writes. Receiving: session.cpp.
+#include <coronet/ws/session.hpp>
+
+#include <coronet/core/timer.hpp>
+
+#include "session_receive_side.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace coronet::ws {
+namespace {
+
+// Client masking keys come from OpenSSL's generator (RFC 6455 §5.3: unpredictable), fetched
+// in batches so a send does not pay a RAND_bytes call.
+std::uint32_t next_mask_key() {
+    thread_local std::uint32_t keys[64];
+    thread_local std::size_t left = 0;
+    if (left == 0) {
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(keys), sizeof keys) != 1)
+            throw std::runtime_error("RAND_bytes failed");
+        left = 64;
+    }
+    return keys[--left];
+}
+
+// Releases the send lock however the holder leaves (a zlib failure throws).
+struct unlock_guard {
+    core::async_mutex& m;
+    ~unlock_guard() { m.unlock(); }
+};
+
+// A bounded write goes out in pieces of this size at most, each with the whole write timeout:
+// a slow but steady reader (a big message over a slow link) is never cut off.
+constexpr std::size_t write_piece = 256 * 1024;
+
+core::task<core::result<void>> write_parts(core::stream& s,
+                                           std::span<const core::const_buffer> parts) {
+    co_return co_await s.writev(parts);
+}
+
+} // namespace
+
+// A slow reader: the lock is busy and enough senders wait already. Close frames always wait.
+bool session::slow_reader_refuses(opcode op) noexcept {
+    if (!send_lock_.locked() || queued_sends_ < opts_.max_queued_sends || op == opcode::close ||
+        opts_.slow_reader == backpressure_policy::wait)
+        return false;
+    // The 1008 cannot overtake the frame being written: the lock's holder sends it next.
+    if (opts_.slow_reader == backpressure_policy::close && !close_sent_)
+        close_queued_ = true;
+    return true;
+}
+
+core::task<core::result<void>> session::send_frame(opcode op, std::span<const std::byte> payload) {
+    if (slow_reader_refuses(op))
+        co_return make_error_code(errc::queue_full);
+    ++queued_sends_;
+    auto locked = co_await send_lock_.lock();
+    --queued_sends_;
+    if (!locked)
+        co_return locked.error();
+    unlock_guard unlock{send_lock_};
+    if (close_queued_ && !close_sent_)
+        co_await send_queued_close();
+    if (close_sent_)
+        co_return make_error_code(errc::closed);
+    if ((op == opcode::text || op == opcode::binary) && rx_->alive.watches_messages())
+        rx_->alive.message_passed(core::clock::now());
+    // Compressed under the lock, so that the compressor's context follows the order in which
+    // messages reach the wire.
+    const bool rsv1 = compress(op, payload);
+    std::byte header[14];
+    core::const_buffer parts[2];
+    const std::size_t n = lay_out(op, payload, rsv1, header, parts);
+    auto r = co_await write_bounded({parts, n});
+    if (zout_.capacity() > 64 * 1024)
+        std::vector<std::byte>().swap(zout_); // idle sessions stay small
+    if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
+        // The compressor's window moved past a message the peer never got: every later
+        // compressed message would inflate wrongly there. This session can send no more.
+        close_sent_ = true;
+        close_deadline_ = core::clock::now();
+        auto sd = co_await stream_->shutdown();
+        (void)sd;
+    }
+    if (op == opcode::close && r)
+        close_went_out();
+    if (r && close_queued_ && !close_sent_)
+        co_await send_queued_close(); // decided while this frame was being written
+    co_return r;
+}
+
+// permessage-deflate per the policy: true, with `payload` pointed at zout_, when the message
+// goes compressed. Empty messages never are: a sync flush of nothing produces no bytes.
+bool session::compress(opcode op, std::span<const std::byte>& payload) {
+    if (!deflater_ || (op != opcode::text && op != opcode::binary) || payload.empty() ||
+        payload.size() < opts_.deflate.min_size)
+        return false;
+    zout_.clear();
+    deflater_->compress(payload, zout_);
+    if (!deflater_->keeps_context() && opts_.deflate.skip_incompressible &&
+        zout_.size() >= payload.size())
+        return false;
+    payload = zout_;
+    return true;
+}
+
+// One frame as write_bounded takes it: a server's header and payload as they are, a client's
+// masked copy in tx_ (the caller's bytes stay untouched).
+std::size_t session::lay_out(opcode op, std::span<const std::byte> payload, bool rsv1,
+                             std::byte (&header)[14], core::const_buffer (&parts)[2]) {
+    if (role_ == role::server) {
+        const std::size_t n = encode_header(header, op, true, payload.size(), false, 0, rsv1);
+        parts[0] = {header, n};
+        parts[1] = payload;
+        return 2;
+    }
+    const std::uint32_t key = next_mask_key();
+    tx_.resize(14 + payload.size());
+    const std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key, rsv1);
+    if (!payload.empty())
+        std::memcpy(tx_.data() + n, payload.data(), payload.size());
+    apply_mask({tx_.data() + n, payload.size()}, key, 0);
+    parts[0] = {tx_.data(), n + payload.size()};
+    return 1;
+}
+
+// The slow-reader policy's 1008, written by whoever holds the send lock: right after the frame
+// that was being written, before any sender still waiting (those then fail with errc::closed).
+core::task<void> session::send_queued_close() {
+    close_queued_ = false;
+    const std::byte code[2] = {std::byte{1008 >> 8}, std::byte{1008 & 0xFF}};
+    std::byte header[14];
+    core::const_buffer parts[2];
+    const std::size_t n = lay_out(opcode::close, code, false, header, parts);
+    auto r = co_await write_bounded({parts, n});
+    close_went_out();
+    if (!r)
+        close_deadline_ = core::clock::now(); // no close frame went out: none will come back
+}
+
+// Our close frame is out: the peer has close_timeout to answer with its own, and a receive
+// waiting without that deadline is woken to wait with it.
+void session::close_went_out() noexcept {
+    close_sent_ = true;
+    close_deadline_ = core::clock::now() + opts_.close_timeout;
+    if (fill_stop_ != nullptr)
+        fill_stop_->request_stop();
+}
+
+core::task<core::result<void>> session::send_prepared(std::span<const core::const_buffer> frames) {
+    if (role_ != role::server)
+        co_return make_error_code(errc::protocol_error);
+    ++queued_sends_;
+    auto locked = co_await send_lock_.lock();
+    --queued_sends_;
+    if (!locked)
+        co_return locked.error();
+    unlock_guard unlock{send_lock_};
+    if (close_queued_ && !close_sent_)
+        co_await send_queued_close();
+    if (close_sent_)
+        co_return make_error_code(errc::closed);
+    if (rx_->alive.watches_messages())
+        rx_->alive.message_passed(core::clock::now());
+    auto r = co_await write_bounded(frames);
+    if (r && close_queued_ && !close_sent_)
+        co_await send_queued_close();
+    co_return r;
+}
+
+// Writes `parts` in order under the send lock; with a write timeout, in pieces of at most
+// write_piece bytes, each of which the peer must take within the timeout.
+core::task<core::result<void>> session::write_bounded(std::span<const core::const_buffer> parts) {
+    // Most frames are small and fit in the socket buffer: such a frame is gathered and sent at
+    // once, without an operation that suspends, and the deadline (a timer per send) is armed
+    // only for what has to wait.
+    std::byte small[1024];
+    core::const_buffer rest;
+    std::size_t total = 0;
+    for (const auto& p : parts)
+        total += p.size();
+    if (total <= sizeof small) {
+        std::size_t at = 0;
+        for (const auto& p : parts) {
+            if (!p.empty())
+                std::memcpy(small + at, p.data(), p.size());
+            at += p.size();
+        }
+        auto sent = stream_->try_write({small, total});
+        if (!sent)
+            co_return sent.error();
+        if (*sent == total)
+            co_return core::result<void>{};
+        rest = core::const_buffer(small + *sent, total - *sent);
+        parts = {&rest, 1};
+    }
+    if (opts_.write_timeout.count() <= 0)
+        co_return co_await stream_->writev(parts);
+    core::const_buffer piece[16];
+    std::size_t i = 0;
+    std::size_t off = 0;
+    while (i < parts.size()) {
+        std::size_t n = 0;
+        std::size_t bytes = 0;
+        while (i < parts.size() && n < std::size(piece) && bytes < write_piece) {
+            const std::size_t take = std::min(parts[i].size() - off, write_piece - bytes);
+            piece[n++] = parts[i].subspan(off, take);
+            bytes += take;
+            off += take;
+            if (off == parts[i].size()) {
+                ++i;
+                off = 0;
+            }
+        }
+        auto r =
+            co_await core::with_timeout(opts_.write_timeout, write_parts(*stream_, {piece, n}));
+        if (!r) {
+            if (r.error() == core::errc::timed_out)
+                abandon(r.error());
+            co_return r;
+        }
+    }
+    co_return core::result<void>{};
+}
+
+// A write ran out of time: the peer stopped reading. Part of a frame may be on the wire, so no
+// close frame can follow and the session is over. The stream is closed by whoever has no
+// operation pending on it: here when nobody receives, else by the receiver, woken for it.
+void session::abandon(std::error_code ec) noexcept {
+    abandoned_ = ec;
+    close_sent_ = true;
+    if (close_code_ == 0)
+        close_code_ = 1006;
+    if (!receiving_)
+        stream_->close();
+    else if (fill_stop_ != nullptr)
+        fill_stop_->request_stop();
+}
+
+// Plain functions, not coroutines: the caller awaits send_frame's own frame directly.
+core::task<core::result<void>> session::send_text(std::string_view text) {
+    return send_frame(opcode::text, core::as_bytes(text));
+}
+
+core::task<core::result<void>> session::send_binary(std::span<const std::byte> data) {
+    return send_frame(opcode::binary, data);
+}
+
+core::task<core::result<void>> session::ping(std::string_view payload) {
+    if (payload.size() > 125)
+        co_return make_error_code(errc::protocol_error);
+    co_return co_await send_frame(opcode::ping, core::as_bytes(payload));
+}
+
+core::task<core::result<void>> session::send_close(std::uint16_t code, std::string_view reason) {
+    std::byte payload[125];
+    std::size_t n = 0;
+    if (code != 0) {
+        payload[0] = static_cast<std::byte>(code >> 8);
+        payload[1] = static_cast<std::byte>(code & 0xFF);
+        std::size_t r = reason.size() > 123 ? 123 : reason.size();
+        if (r > 0)
+            std::memcpy(payload + 2, reason.data(), r);
+        n = 2 + r;
+    }
+    co_return co_await send_frame(opcode::close, {payload, n});
+}
+
+} // namespace coronet::ws
