@@ -5,6 +5,7 @@
 
 #include "events_adapter.hpp"
 #include "frame_feeder.hpp"
+#include "session_pair.hpp"
 
 #include <testing/backends.hpp>
 #include <testing/run_bounded.hpp>
@@ -53,23 +54,11 @@ struct notifier {
     awaiter wait() noexcept { return {this}; }
 };
 
-struct session_pair {
-    std::unique_ptr<ws::session> client;
-    std::unique_ptr<ws::session> server;
-};
+using coronet::testing::session_pair;
 
 /// A client session and a server session connected over 127.0.0.1.
 core::task<session_pair> connect_pair(core::tcp_listener& l) {
-    auto c = co_await core::tcp_stream::connect(endpoint_of(l));
-    REQUIRE(c);
-    auto a = co_await l.accept();
-    REQUIRE(a);
-    session_pair p;
-    p.client = std::make_unique<ws::session>(std::make_unique<core::tcp_stream>(std::move(*c)),
-                                             ws::role::client);
-    p.server = std::make_unique<ws::session>(std::make_unique<core::tcp_stream>(std::move(*a)),
-                                             ws::role::server);
-    co_return p;
+    return coronet::testing::loopback_sessions(l, ws::session_options{});
 }
 
 /// A client's message (masked) in one frame per part: the first of type `op`, FIN on the last.
@@ -160,7 +149,9 @@ struct event_fixture {
     core::task<void> open(core::loop& lp) {
         auto l = listen_local(lp);
         p = co_await connect_pair(l);
-        scope.spawn(hub.serve(*p.server, ws::handshake_info("/events"),
+        ws::handshake_info info("/events/blue?x=1");
+        info.add_param("room", "blue"); // as an upgrade route's /events/:room would
+        scope.spawn(hub.serve(*p.server, std::move(info),
                               coronet::testing::events_of<ws::hub_connection>(handler)));
         while (handler.conn == nullptr)
             co_await handler.note.wait();
@@ -182,6 +173,12 @@ core::task<void> on_ping_payloads(core::loop& lp) {
     co_await f.open(lp);
     peer_log log;
     f.p.client->set_observer(&log);
+
+    // The connection keeps its handshake: target and path parameters.
+    REQUIRE(f.handler.conn != nullptr);
+    CHECK(f.handler.conn->target() == "/events/blue?x=1");
+    CHECK(f.handler.conn->info().param("room") == "blue");
+    CHECK(f.handler.conn->info().query() == "x=1");
 
     REQUIRE(co_await f.p.client->ping("hello"));
     REQUIRE(co_await f.p.client->ping());

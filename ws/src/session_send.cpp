@@ -56,19 +56,30 @@ bool session::slow_reader_refuses(opcode op) noexcept {
     return true;
 }
 
-core::task<core::result<void>> session::send_frame(opcode op, std::span<const std::byte> payload) {
-    if (slow_reader_refuses(op))
-        co_return make_error_code(errc::queue_full);
+// Takes the send lock in turn with the other senders, then writes a close the slow-reader
+// policy queued; fails with errc::closed (lock released) once a close frame went out.
+core::task<core::result<void>> session::lock_for_send() {
     ++queued_sends_;
     auto locked = co_await send_lock_.lock();
     --queued_sends_;
     if (!locked)
         co_return locked.error();
-    unlock_guard unlock{send_lock_};
     if (close_queued_ && !close_sent_)
         co_await send_queued_close();
-    if (close_sent_)
+    if (close_sent_) {
+        send_lock_.unlock();
         co_return make_error_code(errc::closed);
+    }
+    co_return core::result<void>();
+}
+
+core::task<core::result<void>> session::send_frame(opcode op, std::span<const std::byte> payload) {
+    if (slow_reader_refuses(op))
+        co_return make_error_code(errc::queue_full);
+    auto locked = co_await lock_for_send();
+    if (!locked)
+        co_return locked.error();
+    unlock_guard unlock{send_lock_};
     if ((op == opcode::text || op == opcode::binary) && rx_->alive.watches_messages())
         rx_->alive.message_passed(core::clock::now());
     // Compressed under the lock, so that the compressor's context follows the order in which
@@ -156,16 +167,10 @@ void session::close_went_out() noexcept {
 core::task<core::result<void>> session::send_prepared(std::span<const core::const_buffer> frames) {
     if (role_ != role::server)
         co_return make_error_code(errc::protocol_error);
-    ++queued_sends_;
-    auto locked = co_await send_lock_.lock();
-    --queued_sends_;
+    auto locked = co_await lock_for_send();
     if (!locked)
         co_return locked.error();
     unlock_guard unlock{send_lock_};
-    if (close_queued_ && !close_sent_)
-        co_await send_queued_close();
-    if (close_sent_)
-        co_return make_error_code(errc::closed);
     if (rx_->alive.watches_messages())
         rx_->alive.message_passed(core::clock::now());
     auto r = co_await write_bounded(frames);

@@ -216,6 +216,7 @@ private:
     std::size_t lay_out(opcode op, std::span<const std::byte> payload, bool rsv1,
                         std::byte (&header)[14], core::const_buffer (&parts)[2]);
     core::task<void> send_queued_close();
+    core::task<core::result<void>> lock_for_send();
     void close_went_out() noexcept;
     core::task<core::result<void>> write_bounded(std::span<const core::const_buffer> parts);
     void abandon(std::error_code ec) noexcept;
