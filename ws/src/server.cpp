@@ -58,12 +58,13 @@ handshake_info info_of(accepted_upgrade& up, const std::vector<std::string>& kee
     handshake_info info(std::move(up.target));
     info.set_subprotocol(std::move(up.subprotocol));
     info.set_deflate(up.deflate);
-    for (auto& [name, value] : up.headers) {
+    for (auto& field : up.headers) { // not a structured binding: clang 14 cannot capture one
+        const std::string& name = field.first;
         const bool kept = std::any_of(keep.begin(), keep.end(), [&](const std::string& k) {
             return detail::iequal(k, name);
         });
         if (kept)
-            info.add_header(std::move(name), std::move(value));
+            info.add_header(std::move(field.first), std::move(field.second));
     }
     return info;
 }
