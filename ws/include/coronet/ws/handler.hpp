@@ -205,45 +205,64 @@ concept coroutine_handler =
 
 namespace detail {
 
-/// The static_asserts behind `ws::handler<H, Conn>`: each names the hook and its signature.
+/// Whether each hook of `Ev` fits connections of type `Conn`, computed once for both the
+/// concept (handler_for) and the diagnostics (check_events).
 template <class Ev, class Conn>
-consteval bool check_events() {
+struct events_checks {
     using S = typename Ev::state_type;
     using ctx = context<Conn, S>&;
     using H = typename Ev::hooks_type;
-    using open_t = std::tuple_element_t<open_hook, H>;
-    using message_t = std::tuple_element_t<message_hook, H>;
-    using ping_t = std::tuple_element_t<ping_hook, H>;
-    using pong_t = std::tuple_element_t<pong_hook, H>;
-    using close_t = std::tuple_element_t<close_hook, H>;
-    using error_t = std::tuple_element_t<error_hook, H>;
-    static_assert(is_set<open_t> || is_set<message_t> || is_set<ping_t> || is_set<pong_t> ||
-                      is_set<close_t> || is_set<error_t>,
-                  "ws::events: the handler has no hook; set at least one of on_open, "
-                  "on_message, on_ping, on_pong, on_close, on_error");
-    static_assert(!is_set<open_t> || void_or_task_hook<open_t, ctx>,
-                  "ws::events: on_open must be callable as on_open(ws::context<Conn, State>&) "
-                  "and return void or core::task<void>");
-    static_assert(!is_set<message_t> || void_or_task_hook<message_t, ctx, message&>,
-                  "ws::events: on_message must be callable as "
-                  "on_message(ws::context<Conn, State>&, ws::message&) and return void or "
-                  "core::task<void>");
-    static_assert(!is_set<ping_t> || hook_returning<ping_t, void, ctx, std::string_view>,
-                  "ws::events: on_ping must be callable as "
-                  "on_ping(ws::context<Conn, State>&, std::string_view payload) and return void");
-    static_assert(!is_set<pong_t> || hook_returning<pong_t, void, ctx, std::string_view>,
-                  "ws::events: on_pong must be callable as "
-                  "on_pong(ws::context<Conn, State>&, std::string_view payload) and return void");
-    static_assert(!is_set<close_t> ||
-                      hook_returning<close_t, void, ctx, std::uint16_t, std::string_view>,
-                  "ws::events: on_close must be callable as on_close(ws::context<Conn, State>&, "
-                  "std::uint16_t code, std::string_view reason) and return void");
-    static_assert(!is_set<error_t> || hook_returning<error_t, void, ctx, std::error_code>,
-                  "ws::events: on_error must be callable as "
-                  "on_error(ws::context<Conn, State>&, std::error_code) and return void");
-    static_assert(std::is_constructible_v<S, handshake_info&> || std::is_default_constructible_v<S>,
-                  "ws::events: the state type must be constructible from ws::handshake_info& or "
-                  "default-constructible");
+    template <std::size_t I>
+    using hook = std::tuple_element_t<I, H>;
+
+    static constexpr bool any_hook = is_set<hook<open_hook>> || is_set<hook<message_hook>> ||
+                                     is_set<hook<ping_hook>> || is_set<hook<pong_hook>> ||
+                                     is_set<hook<close_hook>> || is_set<hook<error_hook>>;
+    static constexpr bool open_ok =
+        !is_set<hook<open_hook>> || void_or_task_hook<hook<open_hook>, ctx>;
+    static constexpr bool message_ok =
+        !is_set<hook<message_hook>> || void_or_task_hook<hook<message_hook>, ctx, message&>;
+    static constexpr bool ping_ok =
+        !is_set<hook<ping_hook>> || hook_returning<hook<ping_hook>, void, ctx, std::string_view>;
+    static constexpr bool pong_ok =
+        !is_set<hook<pong_hook>> || hook_returning<hook<pong_hook>, void, ctx, std::string_view>;
+    static constexpr bool close_ok =
+        !is_set<hook<close_hook>> ||
+        hook_returning<hook<close_hook>, void, ctx, std::uint16_t, std::string_view>;
+    static constexpr bool error_ok =
+        !is_set<hook<error_hook>> || hook_returning<hook<error_hook>, void, ctx, std::error_code>;
+    static constexpr bool state_ok =
+        std::is_constructible_v<S, handshake_info&> || std::is_default_constructible_v<S>;
+    static constexpr bool all =
+        any_hook && open_ok && message_ok && ping_ok && pong_ok && close_ok && error_ok && state_ok;
+};
+
+/// The static_asserts behind `ws::any_handler`: each names the hook and its signature.
+template <class Ev, class Conn>
+consteval bool check_events() {
+    using c = events_checks<Ev, Conn>;
+    static_assert(c::any_hook, "ws::events: the handler has no hook; set at least one of on_open, "
+                               "on_message, on_ping, on_pong, on_close, on_error");
+    static_assert(c::open_ok, "ws::events: on_open must be callable as "
+                              "on_open(ws::context<Conn, State>&) and return void or "
+                              "core::task<void>");
+    static_assert(c::message_ok, "ws::events: on_message must be callable as "
+                                 "on_message(ws::context<Conn, State>&, ws::message&) and return "
+                                 "void or core::task<void>");
+    static_assert(c::ping_ok, "ws::events: on_ping must be callable as "
+                              "on_ping(ws::context<Conn, State>&, std::string_view payload) and "
+                              "return void");
+    static_assert(c::pong_ok, "ws::events: on_pong must be callable as "
+                              "on_pong(ws::context<Conn, State>&, std::string_view payload) and "
+                              "return void");
+    static_assert(c::close_ok, "ws::events: on_close must be callable as "
+                               "on_close(ws::context<Conn, State>&, std::uint16_t code, "
+                               "std::string_view reason) and return void");
+    static_assert(c::error_ok, "ws::events: on_error must be callable as "
+                               "on_error(ws::context<Conn, State>&, std::error_code) and return "
+                               "void");
+    static_assert(c::state_ok, "ws::events: the state type must be constructible from "
+                               "ws::handshake_info& or default-constructible");
     return true;
 }
 
@@ -260,62 +279,10 @@ consteval bool check_handler() {
     }
 }
 
-} // namespace detail
-
-namespace detail {
-
-/// The conditions of check_events as one value (no diagnostics), for the concept.
-template <class Ev, class Conn>
-constexpr bool events_fit() {
-    using S = typename Ev::state_type;
-    using ctx = context<Conn, S>&;
-    using H = typename Ev::hooks_type;
-    using open_t = std::tuple_element_t<open_hook, H>;
-    using message_t = std::tuple_element_t<message_hook, H>;
-    using ping_t = std::tuple_element_t<ping_hook, H>;
-    using pong_t = std::tuple_element_t<pong_hook, H>;
-    using close_t = std::tuple_element_t<close_hook, H>;
-    using error_t = std::tuple_element_t<error_hook, H>;
-    return (is_set<open_t> || is_set<message_t> || is_set<ping_t> || is_set<pong_t> || is_set<close_t> || is_set<error_t>)&&(
-        !is_set<open_t> ||
-        void_or_task_hook<
-            open_t,
-            ctx>)&&(!is_set<message_t> ||
-                    void_or_task_hook<
-                        message_t, ctx,
-                        message&>)&&(!is_set<ping_t> ||
-                                     hook_returning<
-                                         ping_t, void, ctx,
-                                         std::
-                                             string_view>)&&(!is_set<pong_t> ||
-                                                             hook_returning<
-                                                                 pong_t, void, ctx,
-                                                                 std::
-                                                                     string_view>)&&(!is_set<close_t> ||
-                                                                                     hook_returning<
-                                                                                         close_t,
-                                                                                         void, ctx,
-                                                                                         std::
-                                                                                             uint16_t,
-                                                                                         std::
-                                                                                             string_view>)&&(!is_set<error_t> ||
-                                                                                                             hook_returning<
-                                                                                                                 error_t,
-                                                                                                                 void,
-                                                                                                                 ctx,
-                                                                                                                 std::
-                                                                                                                     error_code>)&&(std::
-                                                                                                                                        is_constructible_v<
-                                                                                                                                            S,
-                                                                                                                                            handshake_info&> ||
-                                                                                                                                    std::is_default_constructible_v<
-                                                                                                                                        S>);
-}
-
 template <class H, class Conn>
 constexpr bool fits() {
     if constexpr (is_events<H>)
-        return events_fit<H, Conn>();
+        return events_checks<H, Conn>::all;
     else
         return coroutine_handler<H, Conn>;
 }
