@@ -3,6 +3,7 @@
 #include <coronet/core/timer.hpp>
 
 #include "backend/backend.hpp"
+#include "loop_access.hpp"
 
 #include <malloc.h>
 #include <sys/eventfd.h>
@@ -23,7 +24,7 @@ bool probe_uring() noexcept;
 
 void op_canceller::fire(stop_callback_base* self) noexcept {
     io_op* op = static_cast<op_canceller*>(self)->op;
-    op->owner->cancel(*op);
+    loop_access::cancel(*op->owner, *op);
 }
 } // namespace detail
 
@@ -181,10 +182,6 @@ bool loop::start(detail::io_op& op) {
 
 void loop::cancel(detail::io_op& op) noexcept {
     backend_->cancel(op);
-}
-
-void loop::add_fd(detail::fd_state& fds) {
-    backend_->add_fd(fds);
 }
 
 void loop::remove_fd(detail::fd_state& fds) noexcept {

@@ -1,5 +1,7 @@
 #include <coronet/core/signal.hpp>
 
+#include "loop_access.hpp"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,7 +31,7 @@ signal_set::signal_set(loop& lp, std::initializer_list<int> signals) : loop_(lp)
 }
 
 signal_set::~signal_set() {
-    loop_.remove_fd(fds_);
+    detail::loop_access::remove_fd(loop_, fds_);
     ::close(fds_.fd);
 }
 
@@ -43,7 +45,7 @@ bool signal_set::wait_awaitable::begin(std::coroutine_handle<> h, stop_token tok
     fds = &set_->fds_;
     buf = &info_;
     len = sizeof info_;
-    if (set_->loop_.start(*this))
+    if (detail::loop_access::start(set_->loop_, *this))
         return false;
     canceller_.attach(tok.source());
     return true;

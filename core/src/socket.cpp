@@ -1,5 +1,7 @@
 #include <coronet/core/socket.hpp>
 
+#include "loop_access.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -43,7 +45,7 @@ tcp_stream::tcp_stream(tcp_stream&& o) noexcept
     : lent_id_(std::exchange(o.lent_id_, no_lent)), loop_(std::exchange(o.loop_, nullptr)) {
     // The epoll registration points at the old fd_state; drop it and re-register lazily.
     if (loop_ != nullptr)
-        loop_->remove_fd(o.fds_);
+        detail::loop_access::remove_fd(*loop_, o.fds_);
     fds_.fd = std::exchange(o.fds_.fd, -1);
 }
 
@@ -53,7 +55,7 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
         loop_ = std::exchange(o.loop_, nullptr);
         lent_id_ = std::exchange(o.lent_id_, no_lent);
         if (loop_ != nullptr)
-            loop_->remove_fd(o.fds_);
+            detail::loop_access::remove_fd(*loop_, o.fds_);
         fds_.fd = std::exchange(o.fds_.fd, -1);
     }
     return *this;
@@ -66,7 +68,7 @@ tcp_stream::~tcp_stream() {
 void tcp_stream::return_lent() noexcept {
     if (lent_id_ == no_lent)
         return;
-    loop_->recycle_provided_buffer(lent_id_);
+    detail::loop_access::recycle_provided_buffer(*loop_, lent_id_);
     lent_id_ = no_lent;
 }
 
@@ -101,7 +103,7 @@ void tcp_stream::close() noexcept {
     if (fds_.fd < 0)
         return;
     if (loop_ != nullptr)
-        loop_->remove_fd(fds_);
+        detail::loop_access::remove_fd(*loop_, fds_);
     ::close(fds_.fd);
     fds_.fd = -1;
 }
@@ -145,7 +147,7 @@ bool tcp_stream::start_read(stream_op& op) {
     op.fds = &fds_;
     op.flags = 0;
     op.on_complete = nullptr;
-    return loop_->start(op);
+    return detail::loop_access::start(*loop_, op);
 }
 
 bool tcp_stream::start_receive(stream_op& op) {
@@ -156,7 +158,7 @@ bool tcp_stream::start_receive(stream_op& op) {
     op.fds = &fds_;
     op.flags = 0;
     op.on_complete = &on_receive_done;
-    return loop_->start(op);
+    return detail::loop_access::start(*loop_, op);
 }
 
 void tcp_stream::on_receive_done(detail::io_op* io) noexcept {
@@ -170,14 +172,14 @@ void tcp_stream::on_receive_done(detail::io_op* io) noexcept {
         return;
     }
     unsigned id = no_lent;
-    std::span<std::byte> b = self.loop_->provided_buffer(op.cqe_flags, id);
+    std::span<std::byte> b = detail::loop_access::provided_buffer(*self.loop_, op.cqe_flags, id);
     if (!b.empty()) {
         op.buf = b.data();
         op.len = b.size();
         if (op.res > 0)
             self.lent_id_ = id;
         else
-            self.loop_->recycle_provided_buffer(id);
+            detail::loop_access::recycle_provided_buffer(*self.loop_, id);
     }
     op.finish();
 }
@@ -213,7 +215,7 @@ bool tcp_stream::write_more(stream_op& op) {
         } else {
             op.code = detail::op_code::sendmsg;
         }
-        if (!op.owner->start(op))
+        if (!detail::loop_access::start(*op.owner, op))
             return false;
         if (op.res < 0)
             return true;
@@ -251,7 +253,7 @@ bool tcp_stream::start_shutdown(stream_op& op) {
 
 void tcp_stream::cancel(stream_op& op) noexcept {
     if (loop_ != nullptr)
-        loop_->cancel(op);
+        detail::loop_access::cancel(*loop_, op);
 }
 
 namespace {
@@ -265,7 +267,7 @@ struct connect_op : detail::io_op {
             res = -ECANCELED;
             return false;
         }
-        if (owner->start(*this))
+        if (detail::loop_access::start(*owner, *this))
             return false;
         canceller.attach(tok.source());
         return true;
@@ -294,7 +296,7 @@ task<result<tcp_stream>> connect_impl(endpoint ep) {
     op.addr = const_cast<::sockaddr*>(ep.data());
     op.addrlen = ep.size();
     int r = co_await op;
-    lp.remove_fd(fds);
+    detail::loop_access::remove_fd(lp, fds);
     if (r == -ECANCELED)
         co_return errc::operation_canceled;
     if (r < 0)
@@ -314,7 +316,7 @@ task<result<tcp_stream>> tcp_stream::connect(endpoint ep) {
 tcp_listener::tcp_listener(tcp_listener&& o) noexcept
     : loop_(std::exchange(o.loop_, nullptr)), opts_(o.opts_) {
     if (loop_ != nullptr)
-        loop_->remove_fd(o.fds_);
+        detail::loop_access::remove_fd(*loop_, o.fds_);
     fds_.fd = std::exchange(o.fds_.fd, -1);
 }
 
@@ -324,7 +326,7 @@ tcp_listener& tcp_listener::operator=(tcp_listener&& o) noexcept {
         loop_ = std::exchange(o.loop_, nullptr);
         opts_ = o.opts_;
         if (loop_ != nullptr)
-            loop_->remove_fd(o.fds_);
+            detail::loop_access::remove_fd(*loop_, o.fds_);
         fds_.fd = std::exchange(o.fds_.fd, -1);
     }
     return *this;
@@ -338,7 +340,7 @@ void tcp_listener::close() noexcept {
     if (fds_.fd < 0)
         return;
     if (loop_ != nullptr)
-        loop_->remove_fd(fds_);
+        detail::loop_access::remove_fd(*loop_, fds_);
     ::close(fds_.fd);
     fds_.fd = -1;
 }
@@ -401,7 +403,7 @@ bool accept_awaitable::begin(std::coroutine_handle<> h, stop_token tok) {
     code = detail::op_code::accept;
     fds = &listener_->fds_;
     addr = nullptr;
-    if (listener_->loop_->start(*this))
+    if (detail::loop_access::start(*listener_->loop_, *this))
         return false;
     canceller_.attach(tok.source());
     return true;

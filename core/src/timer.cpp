@@ -1,5 +1,7 @@
 #include <coronet/core/timer.hpp>
 
+#include "loop_access.hpp"
+
 #include <cerrno>
 
 namespace coronet::core {
@@ -17,7 +19,7 @@ bool sleep_awaitable::suspend(std::coroutine_handle<> h, stop_token tok) {
         canceled_ = true;
         return false;
     }
-    loop_->add_timer(timer_);
+    detail::loop_access::add_timer(*loop_, timer_);
     cancel_.attach(tok.source());
     return true;
 }
@@ -30,7 +32,7 @@ void sleep_awaitable::on_fire(detail::timer_node* t) noexcept {
 
 void sleep_awaitable::on_stop(stop_callback_base* cb) noexcept {
     sleep_awaitable* self = static_cast<canceller*>(cb)->self;
-    self->loop_->remove_timer(self->timer_);
+    detail::loop_access::remove_timer(*self->loop_, self->timer_);
     self->canceled_ = true;
     // Resume from the loop, not from inside request_stop().
     self->loop_->complete_later(self->resume_op_);
@@ -50,11 +52,11 @@ deadline_timer::deadline_timer(loop& lp, clock::time_point when, stop_source& sr
     node_.when = when;
     node_.fire = &on_fire;
     node_.self = this;
-    loop_.add_timer(node_);
+    detail::loop_access::add_timer(loop_, node_);
 }
 
 deadline_timer::~deadline_timer() {
-    loop_.remove_timer(node_);
+    detail::loop_access::remove_timer(loop_, node_);
 }
 
 void deadline_timer::on_fire(timer_node* t) noexcept {

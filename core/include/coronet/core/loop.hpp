@@ -61,6 +61,7 @@ CORONET_CORE_EXPORT bool uring_available() noexcept;
 namespace detail {
 class backend;
 struct timer_node;
+struct loop_access;
 } // namespace detail
 
 /// The clock of loop timers and deadlines.
@@ -96,30 +97,36 @@ public:
     /// Current time of the loop's clock.
     clock::time_point now() const noexcept { return clock::now(); }
 
-    // ---- for operation objects and library internals -------------------------------------
+    /// True if this loop receives into provided buffers (io_uring with a buffer ring set up).
+    bool has_provided_buffers() const noexcept;
+
+    // ---- for stream implementations ---------------------------------------------------------
+    /// Completes `op` (runs `op.complete()`, with `op.res` as set) in the next iteration rather
+    /// than inline: what a custom `stream` does when an operation finishes synchronously or is
+    /// cancelled, so a completion never runs inside the caller's own call.
+    void complete_later(detail::io_op& op) noexcept;
+
+private:
+    // The operation objects of core's sources reach these through detail::loop_access
+    // (core/src/loop_access.hpp), which is not installed.
+    friend struct detail::loop_access;
+
     /// Starts `op`. Returns true if it completed synchronously (epoll only: `op.res` holds the
     /// outcome and no completion will be delivered); false if the completion comes later.
     bool start(detail::io_op& op);
     /// Requests cancellation of a started op; it still completes exactly once (with
     /// -ECANCELED unless it already had a result).
     void cancel(detail::io_op& op) noexcept;
-    /// Registers a descriptor (epoll: adds it edge-triggered for in+out); idempotent.
-    void add_fd(detail::fd_state& fds);
     /// Unregisters and forgets a descriptor before it is closed. No op may be pending on it.
     void remove_fd(detail::fd_state& fds) noexcept;
-    /// Queues `op` to be completed (op.complete()) in the next iteration, with `op.res` as set.
-    void complete_later(detail::io_op& op) noexcept;
     /// Timers (sleep_for, deadlines).
     void add_timer(detail::timer_node& t);
     void remove_timer(detail::timer_node& t) noexcept;
-    /// Provided receive buffers (io_uring only): true if the ring is set up.
-    bool has_provided_buffers() const noexcept;
     /// The provided buffer that a recv_provided completion with `cqe_flags` filled, and its id.
     std::span<std::byte> provided_buffer(std::uint32_t cqe_flags, unsigned& id) const noexcept;
     /// Gives a provided buffer back to the kernel's ring.
     void recycle_provided_buffer(unsigned id) noexcept;
 
-private:
     void run_ready() noexcept;
     void fire_timers();
     std::optional<clock::duration> next_timeout() const;
