@@ -96,10 +96,7 @@ core::task<void> server_connection::run(core::clock::time_point first_head_deadl
     // Waiting for a next request must end on the idle timeout, on this connection's cancellation
     // and on server shutdown. Both stop signals are hooked once per connection (not per request:
     // registering on the server-wide sources touches every other connection's list nodes).
-    auto stop_idle = [this]() noexcept {
-        if (idle_wait_ != nullptr)
-            idle_wait_->request_stop();
-    };
+    auto stop_idle = [this]() noexcept { idle_wait_.interrupt(); };
     own_ = co_await core::get_stop_token();
     core::stop_callback<decltype(stop_idle)> on_cancel(own_, stop_idle);
     core::stop_callback<decltype(stop_idle)> on_drain(draining_, stop_idle);
@@ -177,15 +174,10 @@ core::task<bool> server_connection::read_head() {
         if (idle) {
             // Waiting for a request: the header deadline for the first one, the idle timeout
             // for later ones; shutdown closes us.
-            core::stop_source idle_stop;
             if (own_.stop_requested())
                 co_return false;
-            idle_wait_ = &idle_stop;
-            got = co_await core::with_stop(
-                idle_stop.token(),
-                core::with_timeout(head_started ? time_left(head_deadline) : opts_.idle_timeout,
-                                   reader_.fill()));
-            idle_wait_ = nullptr;
+            got = co_await idle_wait_.run(core::with_timeout(
+                head_started ? time_left(head_deadline) : opts_.idle_timeout, reader_.fill()));
         } else {
             if (!head_started) {
                 head_started = true;

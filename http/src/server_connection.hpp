@@ -10,6 +10,7 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
+#include <coronet/core/with_stop.hpp>
 #include <coronet/http/message.hpp>
 #include <coronet/http/parser.hpp>
 #include <coronet/http/router.hpp>
@@ -92,7 +93,7 @@ private:
     std::string out_; ///< responses gathered until the connection waits for input
     std::string chunk_body_;
     /// Ends the wait for a next request (idle timeout, cancellation, shutdown) while one runs.
-    core::stop_source* idle_wait_ = nullptr;
+    core::interrupt_slot idle_wait_;
     core::clock::time_point first_head_deadline_{};
     bool first_request_ = true;
 

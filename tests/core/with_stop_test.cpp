@@ -83,6 +83,68 @@ core::task<void> plain_results(int& value, bool& caught, bool& inherited) {
     inherited = seen.source() == mine.source();
 }
 
+// interrupt_slot: a parked wait that another task interrupts, and what the slot reports.
+struct slot_report {
+    core::result<int> out = 0;
+    bool waiting_during = false;
+    bool interrupt_during = false;
+    bool interrupted_after = false;
+    bool waiting_after = true;
+    bool interrupt_after = true;
+    bool caller_stopped = true;
+};
+
+core::task<void> wait_in_slot(core::interrupt_slot& slot, core::result<int>& out) {
+    core::async_event never;
+    out = co_await slot.run(park_until_stopped(never));
+}
+
+core::task<void> interrupt_a_parked_wait(slot_report& r) {
+    core::interrupt_slot slot;
+    core::task_scope scope;
+    scope.spawn(wait_in_slot(slot, r.out));
+    co_await core::sleep_for(1ms); // the waiter parks
+    r.waiting_during = slot.waiting();
+    r.interrupt_during = slot.interrupt();
+    co_await scope.join();
+    r.interrupted_after = slot.interrupted();
+    r.waiting_after = slot.waiting();
+    r.interrupt_after = slot.interrupt(); // nothing runs: nothing to stop
+    r.caller_stopped = scope.token().stop_requested();
+}
+
+core::task<void> slot_ends_normally(slot_report& r) {
+    core::interrupt_slot slot;
+    r.out = co_await slot.run(seven());
+    r.interrupted_after = slot.interrupted();
+    r.waiting_after = slot.waiting();
+    r.interrupt_after = slot.interrupt();
+}
+
+core::task<void> caller_stop_is_not_an_interrupt(slot_report& r) {
+    core::interrupt_slot slot;
+    core::task_scope scope;
+    scope.spawn(wait_in_slot(slot, r.out));
+    co_await core::sleep_for(1ms);
+    scope.request_stop();
+    co_await scope.join();
+    r.interrupted_after = slot.interrupted();
+    r.waiting_after = slot.waiting();
+}
+
+core::task<void> detached_wait_is_out_of_reach(slot_report& r) {
+    core::interrupt_slot slot;
+    core::task_scope scope;
+    scope.spawn(wait_in_slot(slot, r.out));
+    co_await core::sleep_for(1ms);
+    slot.detach();
+    r.interrupt_during = slot.interrupt(); // false: the wait goes on
+    r.waiting_during = slot.waiting();
+    scope.request_stop(); // the caller's token still ends it
+    co_await scope.join();
+    r.interrupted_after = slot.interrupted();
+}
+
 } // namespace
 
 TEST_SUITE("core.with_stop") {
@@ -131,6 +193,59 @@ TEST_SUITE("core.with_stop") {
         CHECK(value == 7);
         CHECK(caught);
         CHECK(inherited);
+    }
+
+    TEST_CASE_TEMPLATE("interrupt_slot stops the wait running in it, and only that wait", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        slot_report r;
+        core::run(lp, interrupt_a_parked_wait(r));
+        REQUIRE_FALSE(r.out);
+        CHECK(r.out.error() == core::errc::operation_canceled);
+        CHECK(r.waiting_during);
+        CHECK(r.interrupt_during);
+        CHECK(r.interrupted_after);
+        CHECK_FALSE(r.waiting_after);
+        CHECK_FALSE(r.interrupt_after);
+        CHECK_FALSE(r.caller_stopped);
+    }
+
+    TEST_CASE_TEMPLATE("interrupt_slot yields the value of a wait that was not interrupted", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        slot_report r;
+        core::run(lp, slot_ends_normally(r));
+        REQUIRE(r.out);
+        CHECK(*r.out == 7);
+        CHECK_FALSE(r.interrupted_after);
+        CHECK_FALSE(r.waiting_after);
+        CHECK_FALSE(r.interrupt_after);
+    }
+
+    TEST_CASE_TEMPLATE("a wait in an interrupt_slot stops with the caller's token, which is "
+                       "no interrupt",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        slot_report r;
+        core::run(lp, caller_stop_is_not_an_interrupt(r));
+        REQUIRE_FALSE(r.out);
+        CHECK(r.out.error() == core::errc::operation_canceled);
+        CHECK_FALSE(r.interrupted_after);
+        CHECK_FALSE(r.waiting_after);
+    }
+
+    TEST_CASE_TEMPLATE("a detached wait cannot be interrupted", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        slot_report r;
+        core::run(lp, detached_wait_is_out_of_reach(r));
+        REQUIRE_FALSE(r.out);
+        CHECK_FALSE(r.interrupt_during);
+        CHECK_FALSE(r.waiting_during);
+        CHECK_FALSE(r.interrupted_after);
     }
 
 } // TEST_SUITE

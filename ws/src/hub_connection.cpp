@@ -285,12 +285,8 @@ hub_connection::read_next(core::task<core::result<T>> (session::*read)()) {
             co_await perform_close();
             continue;
         }
-        // The wait runs under a stop source of its own so that a close request can interrupt
-        // it without touching the rest of the connection.
-        core::stop_source stop;
-        receive_stop_ = &stop;
-        auto got = co_await core::with_stop(stop.token(), (session_->*read)());
-        receive_stop_ = nullptr;
+        // A close request interrupts the wait without touching the rest of the connection.
+        auto got = co_await receive_wait_.run((session_->*read)());
         if (got) {
             note_activity();
             if (close_requested_)
@@ -394,8 +390,7 @@ void hub_connection::request_close(std::uint16_t code, std::string reason, bool 
     if (!drain_first)
         drop_pending();
     fail_waiters();
-    if (receive_stop_ != nullptr)
-        receive_stop_->request_stop();
+    receive_wait_.interrupt();
     if (scope_ != nullptr)
         scope_->spawn(watchdog());
 }

@@ -62,8 +62,8 @@ void session::clear_auto_response() noexcept {
 // A protocol error: tell the peer why, then drop the connection (RFC 6455 §7.1.7).
 core::task<void> session::fail(std::error_code ec) {
     // Called from inside the receive's wait for bytes (timeouts): our own close frame must not
-    // cut that wait's stop source, which the shutdown below runs under.
-    fill_stop_ = nullptr;
+    // cut that wait's stop token, which the shutdown below runs under.
+    fill_wait_.detach();
     if (!close_sent_) {
         auto sent =
             co_await core::with_timeout(opts_.close_timeout, send_close(close_code_of(ec), {}));
@@ -184,21 +184,18 @@ core::task<core::result<void>> session::wait_for_bytes() {
     if (close_sent_) {
         got = co_await fill_until_close_deadline();
     } else {
+        // The wait ends early on shutdown (going_away_), on our own close frame going out and
+        // on abandon(): each interrupts fill_wait_.
         core::stop_token outer = co_await core::get_stop_token();
-        core::stop_source local; // with_stop adds the caller's own token
-        auto wake = [&local]() noexcept { local.request_stop(); };
+        if (going_away_.stop_requested() && !outer.stop_requested())
+            co_return co_await answer_going_away();
+        auto wake = [this]() noexcept { fill_wait_.interrupt(); };
         core::stop_callback<decltype(wake)> on_away(going_away_, wake);
-        fill_stop_ = &local;
-        struct clear_on_exit {
-            core::stop_source*& p;
-            ~clear_on_exit() { p = nullptr; }
-        } clear_fill_stop{fill_stop_};
         if (rx_->alive.timed())
-            got = co_await core::with_stop(local.token(), fill_with_timers());
+            got = co_await fill_wait_.run(fill_with_timers());
         else // one coroutine frame less
-            got = co_await core::with_stop(local.token(), reader_.fill(rx_->reader.read_hint()));
-        fill_stop_ = nullptr;
-        if (!got && got.error() == core::errc::operation_canceled && local.stop_requested() &&
+            got = co_await fill_wait_.run(reader_.fill(rx_->reader.read_hint()));
+        if (!got && got.error() == core::errc::operation_canceled && fill_wait_.interrupted() &&
             !outer.stop_requested())
             co_return co_await answer_going_away();
     }

@@ -160,8 +160,7 @@ core::task<void> session::send_queued_close() {
 void session::close_went_out() noexcept {
     close_sent_ = true;
     close_deadline_ = core::clock::now() + opts_.close_timeout;
-    if (fill_stop_ != nullptr)
-        fill_stop_->request_stop();
+    fill_wait_.interrupt();
 }
 
 core::task<core::result<void>> session::send_prepared(std::span<const core::const_buffer> frames) {
@@ -244,8 +243,8 @@ void session::abandon(std::error_code ec) noexcept {
         close_code_ = 1006;
     if (!receiving_)
         stream_->close();
-    else if (fill_stop_ != nullptr)
-        fill_stop_->request_stop();
+    else
+        fill_wait_.interrupt();
 }
 
 // Plain functions, not coroutines: the caller awaits send_frame's own frame directly.

@@ -70,4 +70,80 @@ with_stop_awaitable<T> with_stop(stop_token extra, task<T> t) noexcept {
     return with_stop_awaitable<T>(extra, std::move(t));
 }
 
+/// A wait that another party may interrupt: `co_await slot.run(t)` runs `t` (like `with_stop`)
+/// under a stop token of its own, and `slot.interrupt()`, called from elsewhere on the same
+/// loop while `t` runs, stops that token, and only that one: the rest of the awaiting
+/// coroutine's work is untouched. `interrupted()` then tells the awaiting coroutine why `t`
+/// ended. The caller's own stop token still stops `t` as well.
+///
+/// It replaces the raw `stop_source*` member that a connection would otherwise keep pointing
+/// into a waiting coroutine's frame ("stop the read if one is running"): the slot knows when a
+/// wait runs, and forgets it when the wait ends or its frame goes away. One wait at a time.
+/// Single-threaded, like every stop source; `run` allocates nothing.
+class interrupt_slot {
+public:
+    template <class T>
+    class awaitable;
+
+    interrupt_slot() = default;
+    interrupt_slot(const interrupt_slot&) = delete;
+    interrupt_slot& operator=(const interrupt_slot&) = delete;
+
+    /// Runs `t` as an interruptible wait. Await it in the expression that makes it.
+    template <class T>
+    awaitable<T> run(task<T> t) noexcept {
+        return awaitable<T>(*this, std::move(t));
+    }
+    /// Stops the wait running through `run`, if any. True if one was running.
+    bool interrupt() noexcept {
+        if (current_ == nullptr)
+            return false;
+        current_->request_stop();
+        return true;
+    }
+    /// Lets the running wait go on, unreachable by `interrupt()` from now on (for a waiter that
+    /// must finish its own work under that wait's token).
+    void detach() noexcept { current_ = nullptr; }
+    /// True while a wait runs through `run` (and was not detached).
+    bool waiting() const noexcept { return current_ != nullptr; }
+    /// True if the last wait that ended was stopped by `interrupt()`.
+    bool interrupted() const noexcept { return interrupted_; }
+
+private:
+    stop_source* current_ = nullptr;
+    bool interrupted_ = false;
+};
+
+/// The awaitable of `interrupt_slot::run`.
+template <class T>
+class [[nodiscard]] interrupt_slot::awaitable {
+public:
+    awaitable(interrupt_slot& slot, task<T> t) noexcept
+        : slot_(slot), inner_(own_.token(), std::move(t)) {}
+    awaitable(const awaitable&) = delete;
+    awaitable& operator=(const awaitable&) = delete;
+    ~awaitable() {
+        if (slot_.current_ == &own_)
+            slot_.current_ = nullptr;
+    }
+
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> awaiting) {
+        slot_.current_ = &own_;
+        slot_.interrupted_ = false;
+        return inner_.await_suspend(awaiting);
+    }
+    T await_resume() {
+        slot_.current_ = nullptr;
+        slot_.interrupted_ = own_.stop_requested();
+        return inner_.await_resume();
+    }
+
+private:
+    interrupt_slot& slot_;
+    stop_source own_;              // stopped only by interrupt()
+    with_stop_awaitable<T> inner_; // destroyed first: it links to own_
+};
+
 } // namespace coronet::core

@@ -12,6 +12,7 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/core/waiter_queue.hpp>
+#include <coronet/core/with_stop.hpp>
 #include <coronet/ws/export.hpp>
 #include <coronet/ws/frame.hpp>
 #include <coronet/ws/handler.hpp>
@@ -387,7 +388,7 @@ private:
     connection_state state_ = connection_state::connecting;
     std::size_t index_ = 0;                     ///< position in the hub's list of all connections
     core::task_scope* scope_ = nullptr;         ///< reader, writer, watchdog
-    core::stop_source* receive_stop_ = nullptr; ///< set while receive() waits
+    core::interrupt_slot receive_wait_;         ///< receive()'s wait, for a close request
     connection_handler<hub_connection>* handler_ = nullptr; ///< this connection's run
     observer observer_;
     std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_; ///< room, index in its members

@@ -8,6 +8,7 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/stream.hpp>
 #include <coronet/core/task.hpp>
+#include <coronet/core/with_stop.hpp>
 #include <coronet/ws/deflate.hpp>
 #include <coronet/ws/error.hpp>
 #include <coronet/ws/export.hpp>
@@ -246,7 +247,7 @@ private:
     std::size_t queued_sends_ = 0;
     core::clock::time_point close_deadline_{}; ///< for the peer's close, once ours went out
     core::stop_token going_away_;
-    core::stop_source* fill_stop_ = nullptr; ///< the receive's wait for bytes, while it runs
+    core::interrupt_slot fill_wait_; ///< the receive's wait for bytes
     std::string close_reason_;
     std::error_code abandoned_; ///< a write timed out: the session is over
     std::uint16_t close_code_ = 0;
