@@ -294,7 +294,7 @@ TEST_SUITE("ws.message_reader") {
                 return wt::client_frame(ws::opcode::text, true, text);
             };
             driver d(ws::role::server, {}, agreed, 64);
-            d.get().set_auto_response("ping", "pong");
+            d.get().set_auto_response("ping", "pong", ws::opcode::text);
             d.feed(message("ping"));
             d.feed(message("pingx"));
             d.feed(wt::client_frame(ws::opcode::binary, true, "ping"));

@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -443,6 +444,27 @@ core::task<void> auto_response(core::loop& lp, int& handler_calls) {
     CHECK(server.auto_responses_sent() == 3);
 }
 
+// A binary auto-response answers binary requests only, with a binary message; a text message
+// with the same bytes reaches the handler, and another opcode is refused.
+core::task<void> binary_auto_response(core::loop& lp) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    ws::session server(std::move(b), ws::role::server);
+    ws::session client(std::move(a), ws::role::client);
+    const std::string hb("\x00hb\xff", 4);
+    server.set_auto_response(hb, "ok", ws::opcode::binary);
+    CHECK_THROWS_AS(server.set_auto_response("x", "y", ws::opcode::ping), std::invalid_argument);
+    REQUIRE(co_await client.send_binary(std::as_bytes(std::span(std::string_view(hb)))));
+    REQUIRE(co_await client.send_text("\x00hb")); // not the bytes of the request
+    auto m = co_await server.receive();
+    REQUIRE(m);
+    CHECK(m->is_text());
+    CHECK(server.auto_responses_sent() == 1);
+    auto answer = co_await client.receive();
+    REQUIRE(answer);
+    CHECK_FALSE(answer->is_text());
+    CHECK(answer->data == "ok");
+}
+
 // close_on: the going-away signal makes a waiting receive() send 1001; a peer that does not
 // answer is given up on after close_timeout.
 core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer,
@@ -531,6 +553,12 @@ TEST_CASE_TEMPLATE("an auto-response answers its request without waking the rece
     int calls = 0;
     run_on<B>([&](core::loop& lp) { return auto_response(lp, calls); });
     CHECK(calls == 2);
+}
+
+TEST_CASE_TEMPLATE("a binary auto-response answers binary requests with a binary message", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    run_on<B>([&](core::loop& lp) { return binary_auto_response(lp); });
 }
 
 TEST_CASE_TEMPLATE("close_on sends 1001 and ends receive after the peer answers", B,

@@ -131,9 +131,10 @@ message_reader::event message_reader::inflate_next(std::span<std::byte> in, std:
 message_reader::event message_reader::data_event(message_chunk c, std::size_t consumed) const {
     event e;
     e.consumed = consumed;
-    if (auto_ && c.first && c.last && c.type == opcode::text && c.data == auto_->request) {
+    if (auto_ && c.first && c.last && c.type == auto_->type && c.data == auto_->request) {
         e.what = kind::auto_response;
         e.payload = auto_->response;
+        e.chunk.type = c.type;
         return e;
     }
     e.what = kind::data;
@@ -180,11 +181,12 @@ std::size_t message_reader::read_hint() const noexcept {
     return static_cast<std::size_t>(std::min<std::uint64_t>(decoder_.frame_left(), 1u << 20));
 }
 
-void message_reader::set_auto_response(std::string request, std::string response) {
+void message_reader::set_auto_response(std::string request, std::string response, opcode type) {
     if (!auto_)
         auto_ = std::make_unique<auto_pair>();
     auto_->request = std::move(request);
     auto_->response = std::move(response);
+    auto_->type = type;
 }
 
 void message_reader::clear_auto_response() noexcept {

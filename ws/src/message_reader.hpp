@@ -48,7 +48,8 @@ public:
         data,          ///< `chunk`: the next piece of a message (possibly empty)
         ping,          ///< answer with a pong carrying `payload` (RFC 6455 §5.5.2)
         pong,          ///< `payload`: a pong, to observe (nothing to answer)
-        auto_response, ///< a message equal to the auto-response request: send `payload` as text
+        auto_response, ///< a message equal to the auto-response request: send `payload` as a
+                       ///< message of the request's type (`chunk.type`)
         close,         ///< the peer's close frame: `close_code` (1005 if none) and `payload` (its
                        ///< reason); echo it unless ours went out, then end (RFC 6455 §5.5.1)
         error,         ///< `ec`: send close_code_of(ec) and drop the connection (RFC 6455 §7.1.7)
@@ -59,7 +60,7 @@ public:
     struct event {
         kind what = kind::need_more;
         std::size_t consumed = 0;     ///< bytes of the input used; drop them before the next call
-        message_chunk chunk;          ///< data
+        message_chunk chunk;          ///< data; auto_response: only `type`
         std::string_view payload;     ///< ping, pong, auto_response, close
         std::uint16_t close_code = 0; ///< close
         std::error_code ec;           ///< error
@@ -72,9 +73,9 @@ public:
     /// 1 MiB). Only a hint; a frame's announced length must not turn into memory on its own.
     std::size_t read_hint() const noexcept;
 
-    /// A one-frame text message equal to `request` becomes an auto_response event carrying
-    /// `response` instead of data. Replaces an earlier pair.
-    void set_auto_response(std::string request, std::string response);
+    /// A one-frame message of `type` (text or binary) equal to `request` becomes an
+    /// auto_response event carrying `response` instead of data. Replaces an earlier pair.
+    void set_auto_response(std::string request, std::string response, opcode type);
     void clear_auto_response() noexcept;
     /// The driver answered an auto_response event.
     void count_auto_response() noexcept { ++auto_responses_; }
@@ -85,6 +86,7 @@ private:
     struct auto_pair {
         std::string request;
         std::string response;
+        opcode type = opcode::text;
     };
 
     event inflate_next(std::span<std::byte> in, std::size_t skip);

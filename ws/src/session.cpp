@@ -51,8 +51,10 @@ core::clock::time_point session::last_heard() const noexcept {
     return rx_->alive.last_heard();
 }
 
-void session::set_auto_response(std::string request, std::string response) {
-    rx_->reader.set_auto_response(std::move(request), std::move(response));
+void session::set_auto_response(std::string request, std::string response, opcode type) {
+    if (type != opcode::text && type != opcode::binary)
+        throw std::invalid_argument("ws::session::set_auto_response: text or binary only");
+    rx_->reader.set_auto_response(std::move(request), std::move(response), type);
 }
 
 void session::clear_auto_response() noexcept {
@@ -158,7 +160,7 @@ core::task<core::result<message_chunk>> session::next_data() {
                 observer_->on_pong(*this, ev.payload);
             break;
         case kind::auto_response:
-            r = co_await answer_auto_response(ev.payload);
+            r = co_await answer_auto_response(ev.chunk.type, ev.payload);
             break;
         case kind::close:
             co_return co_await answer_close(ev.close_code, ev.payload);
@@ -287,12 +289,12 @@ core::task<core::result<void>> session::answer_ping(std::string_view payload) {
 }
 
 // Answered here; the application never sees the message.
-core::task<core::result<void>> session::answer_auto_response(std::string_view reply) {
+core::task<core::result<void>> session::answer_auto_response(opcode type, std::string_view reply) {
     if (rx_->alive.watches_messages())
         rx_->alive.message_passed(core::clock::now());
     // A copy: the pair may change while the send waits.
     std::string copy(reply);
-    auto sent = co_await send_frame(opcode::text, core::as_bytes(copy));
+    auto sent = co_await send_frame(type, core::as_bytes(copy));
     if (!sent && sent.error() != errc::closed && sent.error() != errc::queue_full)
         co_return sent.error();
     rx_->reader.count_auto_response();

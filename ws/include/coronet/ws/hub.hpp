@@ -386,9 +386,9 @@ private:
     std::uint64_t id_;
     handshake_info* info_;
     connection_state state_ = connection_state::connecting;
-    std::size_t index_ = 0;                     ///< position in the hub's list of all connections
-    core::task_scope* scope_ = nullptr;         ///< reader, writer, watchdog
-    core::interrupt_slot receive_wait_;         ///< receive()'s wait, for a close request
+    std::size_t index_ = 0;             ///< position in the hub's list of all connections
+    core::task_scope* scope_ = nullptr; ///< reader, writer, watchdog
+    core::interrupt_slot receive_wait_; ///< receive()'s wait, for a close request
     connection_handler<hub_connection>* handler_ = nullptr; ///< this connection's run
     observer observer_;
     std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_; ///< room, index in its members

@@ -172,11 +172,12 @@ public:
     /// policy does not apply: the caller keeps its own queue.
     core::task<core::result<void>> send_prepared(std::span<const core::const_buffer> frames);
 
-    /// Codec-level auto-response: a text message whose payload equals `request` exactly (in one
-    /// frame) is answered with a text message `response` by the receiving coroutine, and is not
-    /// returned by receive() or receive_some() (e.g. a heartbeat "ping" -> "pong" that never
-    /// wakes the application). Replaces an earlier pair.
-    void set_auto_response(std::string request, std::string response);
+    /// Codec-level auto-response: a message of `type` (text or binary) whose payload equals
+    /// `request` exactly (in one frame) is answered with a message of the same type carrying
+    /// `response` by the receiving coroutine, and is not returned by receive() or
+    /// receive_some() (e.g. a heartbeat "ping" -> "pong" that never wakes the application).
+    /// Replaces an earlier pair. Throws std::invalid_argument for another opcode.
+    void set_auto_response(std::string request, std::string response, opcode type = opcode::text);
     void clear_auto_response() noexcept;
     /// Messages answered by the auto-response so far.
     std::uint64_t auto_responses_sent() const noexcept;
@@ -231,7 +232,7 @@ private:
     core::task<core::result<std::size_t>> fill_until_close_deadline();
     core::task<std::error_code> fail_over_budget();
     core::task<core::result<void>> answer_ping(std::string_view payload);
-    core::task<core::result<void>> answer_auto_response(std::string_view reply);
+    core::task<core::result<void>> answer_auto_response(opcode type, std::string_view reply);
     core::task<std::error_code> answer_close(std::uint16_t code, std::string_view reason);
 
     core::stream_ptr stream_;
