@@ -9,6 +9,7 @@
 #include <testing/run_bounded.hpp>
 
 #include "events_adapter.hpp"
+#include "hub_connection_impl.hpp" // detail::frame_ring
 
 #include <doctest/doctest.h>
 

@@ -5,6 +5,7 @@
 #include <coronet/core/timer.hpp>
 #include <coronet/ws/attachment_store.hpp>
 
+#include "hub_connection_impl.hpp"
 #include "hub_state.hpp"
 
 #include <openssl/rand.h>
@@ -115,7 +116,7 @@ std::uint64_t hub_state::next_id() {
     }
 }
 
-void hub_state::add(hub_connection& c) {
+void hub_state::add(hub_connection_impl& c) {
     by_id.emplace(c.id_, &c);
     c.index_ = all.size();
     all.push_back(&c);
@@ -123,16 +124,16 @@ void hub_state::add(hub_connection& c) {
     stats.connections = all.size();
 }
 
-void hub_state::remove(hub_connection& c) noexcept {
+void hub_state::remove(hub_connection_impl& c) noexcept {
     by_id.erase(c.id_);
-    hub_connection* last = all.back();
+    hub_connection_impl* last = all.back();
     all[c.index_] = last;
     last->index_ = c.index_;
     all.pop_back();
     stats.connections = all.size();
 }
 
-bool hub_state::join(hub_connection& c, std::string_view name) {
+bool hub_state::join(hub_connection_impl& c, std::string_view name) {
     if (c.in_room(name))
         return false;
     auto it = rooms.find(name);
@@ -147,7 +148,7 @@ bool hub_state::join(hub_connection& c, std::string_view name) {
     return true;
 }
 
-bool hub_state::leave(hub_connection& c, std::string_view name) {
+bool hub_state::leave(hub_connection_impl& c, std::string_view name) {
     auto mine = std::find_if(c.rooms_.begin(), c.rooms_.end(),
                              [name](const auto& m) { return m.first->name == name; });
     if (mine == c.rooms_.end())
@@ -157,7 +158,7 @@ bool hub_state::leave(hub_connection& c, std::string_view name) {
     *mine = c.rooms_.back();
     c.rooms_.pop_back();
     // Swap-remove from the room; the member moved into the gap learns its new index.
-    hub_connection* moved = r->members.back();
+    hub_connection_impl* moved = r->members.back();
     r->members[at] = moved;
     r->members.pop_back();
     if (moved != &c) {
@@ -173,21 +174,21 @@ bool hub_state::leave(hub_connection& c, std::string_view name) {
     return true;
 }
 
-void hub_state::leave_all(hub_connection& c) noexcept {
+void hub_state::leave_all(hub_connection_impl& c) noexcept {
     while (!c.rooms_.empty()) {
         const std::string name = c.rooms_.back().first->name;
         leave(c, name);
     }
 }
 
-void hub_state::heartbeat_unlink(hub_connection& c) noexcept {
+void hub_state::heartbeat_unlink(hub_connection_impl& c) noexcept {
     if (c.hb_list_ == nullptr)
         return;
     c.hb_list_->erase(c);
     c.hb_list_ = nullptr;
 }
 
-void hub_state::heartbeat_push(heartbeat_list& l, hub_connection& c) noexcept {
+void hub_state::heartbeat_push(heartbeat_list& l, hub_connection_impl& c) noexcept {
     l.push_back(c);
     c.hb_list_ = &l;
 }
@@ -272,14 +273,14 @@ void hub::for_each_member(std::string_view room, const std::function<void(hub_co
     if (it == state_->rooms.end())
         return;
     // A copy: f may make members leave (or the room disappear).
-    const std::vector<hub_connection*> members = it->second->members;
-    for (hub_connection* c : members)
+    const std::vector<detail::hub_connection_impl*> members = it->second->members;
+    for (detail::hub_connection_impl* c : members)
         f(*c);
 }
 
 // ---- broadcast --------------------------------------------------------------------------
 
-std::size_t hub::deliver(hub_connection& c, const prepared_message& m) {
+std::size_t hub::deliver(detail::hub_connection_impl& c, const prepared_message& m) {
     if (c.state_ != connection_state::open)
         return 0;
     if (c.try_push(m.frame_for(c)))
@@ -305,7 +306,7 @@ std::size_t hub::broadcast_except(const prepared_message& m, std::uint64_t excep
     ++state_->stats.broadcasts;
     std::size_t n = 0;
     // deliver() never unregisters or resumes anyone inline, so the list is stable here.
-    for (hub_connection* c : state_->all)
+    for (detail::hub_connection_impl* c : state_->all)
         if (c->id_ != except_id)
             n += deliver(*c, m);
     return n;
@@ -322,7 +323,7 @@ std::size_t hub::broadcast_room_except(std::string_view room, const prepared_mes
     if (it == state_->rooms.end())
         return 0;
     std::size_t n = 0;
-    for (hub_connection* c : it->second->members)
+    for (detail::hub_connection_impl* c : it->second->members)
         if (c->id_ != except_id)
             n += deliver(*c, m);
     return n;
@@ -339,7 +340,7 @@ void hub::sweep() {
     // Both lists are in deadline order, so each loop stops at the first connection that has
     // not expired: the work is proportional to the expired ones.
     while (!st.pinged.empty()) {
-        hub_connection& c = st.pinged.front();
+        detail::hub_connection_impl& c = st.pinged.front();
         if (c.ping_sent_ + st.opts.pong_timeout > now)
             break;
         st.heartbeat_unlink(c);
@@ -349,7 +350,7 @@ void hub::sweep() {
         c.abort("pong timeout");
     }
     while (!st.idle.empty()) {
-        hub_connection& c = st.idle.front();
+        detail::hub_connection_impl& c = st.idle.front();
         if (c.last_activity_ + interval > now)
             break;
         st.heartbeat_unlink(c);
@@ -395,7 +396,7 @@ core::task<void> hub::serve(session& s, handshake_info info, hub_handler h) {
         (void)r;
         co_return;
     }
-    hub_connection c(*this, s, st.next_id(), info);
+    detail::hub_connection_impl c(*this, s, st.next_id(), info);
     st.add(c);
     auto run = h.start(c, info);
     c.handler_ = run.get();
@@ -458,7 +459,8 @@ session_handler hub::as_session_handler(hub_handler h) {
 // The coroutine body, or on_open and the message loop; either way a connection still open when
 // it returns is closed with 1000 after its queued frames (an event loop returns only once the
 // session is closed).
-core::task<void> hub::run_handler(hub_connection& c, connection_handler<hub_connection>& run) {
+core::task<void> hub::run_handler(detail::hub_connection_impl& c,
+                                  connection_handler<hub_connection>& run) {
     std::exception_ptr failed;
     try {
         co_await run.run();
@@ -485,7 +487,7 @@ core::task<void> hub::run_handler(hub_connection& c, connection_handler<hub_conn
 core::task<void> hub::close_all(std::uint16_t code, std::string reason) {
     detail::hub_state& st = *state_;
     st.closing_all = true;
-    for (hub_connection* c : st.all)
+    for (detail::hub_connection_impl* c : st.all)
         c->close(code, reason);
     while (!st.all.empty() || st.finishing > 0) {
         // A failed wait is the caller's stop token: stop waiting, the closes go on without us.
@@ -507,7 +509,8 @@ core::task<core::result<std::vector<std::uint64_t>>> hub::leftover_attachments()
     co_return out;
 }
 
-core::task<core::result<void>> hub::adopt(hub_connection& c, std::uint64_t old_id) {
+core::task<core::result<void>> hub::adopt(hub_connection& conn, std::uint64_t old_id) {
+    detail::hub_connection_impl& c = detail::hub_connection_impl::of(conn);
     if (c.state_ != connection_state::open)
         co_return make_error_code(errc::closed);
     if (state_->by_id.contains(old_id))

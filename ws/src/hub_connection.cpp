@@ -6,6 +6,7 @@
 #include <coronet/core/with_stop.hpp>
 #include <coronet/ws/attachment_store.hpp>
 
+#include "hub_connection_impl.hpp"
 #include "hub_state.hpp"
 
 #include <algorithm>
@@ -15,23 +16,6 @@
 namespace coronet::ws {
 
 namespace detail {
-
-/// A unicast send waiting for room in a connection's queue. It lives in the sending coroutine's
-/// frame, linked into the connection's list in arrival order. When room frees up the writer
-/// queues its frame (so nothing can take the room first) and then wakes it.
-/// Each request has a waiter queue of its own rather than sharing one per connection: the
-/// writer must wake the very sender whose frame it queued, and a cancelled sender leaves a
-/// shared queue at once while its request would still sit in the list.
-struct space_request : core::intrusive_list_hook<> {
-    explicit space_request(core::shared_buffer f) noexcept : frame(std::move(f)) {}
-
-    core::shared_buffer frame;
-    std::error_code outcome;  ///< set before the wake: zero once queued, or errc::closed
-    core::waiter_queue woken; ///< the sender, parked until its frame is queued or refused
-
-    /// True once the sender's stop token took it off `woken`: nobody waits for this room.
-    bool abandoned() const noexcept { return woken.empty(); }
-};
 
 namespace {
 // A cancelled sender unlinks its request only when it resumes (from the loop): until then the
@@ -81,26 +65,30 @@ core::task<core::result<void>> refused(std::error_code e) {
 }
 } // namespace
 
-hub_connection::hub_connection(hub& h, session& s, std::uint64_t id, handshake_info& info)
-    : hub_(&h), session_(&s), id_(id), info_(&info) {
+namespace detail {
+
+hub_connection_impl::hub_connection_impl(hub& h, session& s, std::uint64_t id, handshake_info& info)
+    : hub_connection(h, s, id, info) {
     observer_.self = this;
 }
 
-hub_connection::~hub_connection() = default;
+hub_connection_impl::~hub_connection_impl() = default;
 
-void hub_connection::observer::on_ping(session&, std::string_view payload) {
+} // namespace detail
+
+void detail::hub_connection_impl::observer::on_ping(session&, std::string_view payload) {
     self->note_activity();
     if (self->handler_ != nullptr)
         self->handler_->ping(payload);
 }
 
-void hub_connection::observer::on_pong(session&, std::string_view payload) {
+void detail::hub_connection_impl::observer::on_pong(session&, std::string_view payload) {
     self->note_activity();
     if (self->handler_ != nullptr)
         self->handler_->pong(payload);
 }
 
-void hub_connection::note_activity() noexcept {
+void detail::hub_connection_impl::note_activity() noexcept {
     detail::hub_state& st = *hub_->state_;
     if (st.opts.ping_interval.count() <= 0 || state_ == connection_state::closed)
         return;
@@ -111,7 +99,7 @@ void hub_connection::note_activity() noexcept {
 
 // ---- queue ------------------------------------------------------------------------------
 
-void hub_connection::push(core::shared_buffer frame) {
+void detail::hub_connection_impl::push(core::shared_buffer frame) {
     queued_bytes_ += frame.size();
     queue_.push_back(std::move(frame));
     ++hub_->state_->stats.frames_queued;
@@ -121,7 +109,7 @@ void hub_connection::push(core::shared_buffer frame) {
         writer_wake_.wake_one();
 }
 
-bool hub_connection::try_push(const core::shared_buffer& frame) {
+bool detail::hub_connection_impl::try_push(const core::shared_buffer& frame) {
     if (writer_done_)
         return false;
     if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > hub_->state_->opts.max_queued_bytes)
@@ -130,7 +118,7 @@ bool hub_connection::try_push(const core::shared_buffer& frame) {
     return true;
 }
 
-void hub_connection::grant_waiters() noexcept {
+void detail::hub_connection_impl::grant_waiters() noexcept {
     const std::size_t limit = hub_->state_->opts.max_queued_bytes;
     while (detail::sends_waiting(space_waiters_)) {
         detail::space_request& r = space_waiters_.front();
@@ -142,19 +130,19 @@ void hub_connection::grant_waiters() noexcept {
     }
 }
 
-void hub_connection::fail_waiters() noexcept {
+void detail::hub_connection_impl::fail_waiters() noexcept {
     while (detail::space_request* r = space_waiters_.pop_front()) {
         r->outcome = make_error_code(errc::closed);
         r->woken.wake_one(); // an abandoned request has nobody to wake
     }
 }
 
-void hub_connection::drop_pending() noexcept {
+void detail::hub_connection_impl::drop_pending() noexcept {
     while (queue_.size() > in_flight_)
         queued_bytes_ -= queue_.pop_back();
 }
 
-core::task<void> hub_connection::writer() {
+core::task<void> detail::hub_connection_impl::writer() {
     const core::stop_token tok = co_await core::get_stop_token();
     for (;;) {
         if (tok.stop_requested())
@@ -192,7 +180,7 @@ core::task<void> hub_connection::writer() {
     drained_.wake_all();
 }
 
-core::task<core::result<void>> hub_connection::wait_drained() {
+core::task<core::result<void>> detail::hub_connection_impl::wait_drained() {
     while (queued_bytes_ > 0 && !writer_done_) {
         auto woke = co_await drained_.wait();
         if (!woke)
@@ -201,7 +189,7 @@ core::task<core::result<void>> hub_connection::wait_drained() {
     co_return core::result<void>{};
 }
 
-core::task<core::result<void>> hub_connection::send_frame(core::shared_buffer frame) {
+core::task<core::result<void>> detail::hub_connection_impl::send_frame(core::shared_buffer frame) {
     if (state_ != connection_state::open && state_ != connection_state::connecting)
         co_return make_error_code(errc::closed);
     if (!detail::sends_waiting(space_waiters_) && try_push(frame))
@@ -220,19 +208,20 @@ core::task<core::result<void>> hub_connection::send_frame(core::shared_buffer fr
     co_return core::result<void>{};
 }
 
-core::task<core::result<void>> hub_connection::send_text(std::string_view text) {
+core::task<core::result<void>> detail::hub_connection_impl::send_text(std::string_view text) {
     return send(prepared_message::text(text));
 }
 
-core::task<core::result<void>> hub_connection::send_binary(std::span<const std::byte> data) {
+core::task<core::result<void>>
+detail::hub_connection_impl::send_binary(std::span<const std::byte> data) {
     return send(prepared_message::binary(data));
 }
 
-core::task<core::result<void>> hub_connection::send(const prepared_message& m) {
+core::task<core::result<void>> detail::hub_connection_impl::send(const prepared_message& m) {
     return send_frame(m.frame_for(*this));
 }
 
-bool hub_connection::try_send(const prepared_message& m) {
+bool detail::hub_connection_impl::try_send(const prepared_message& m) {
     if (state_ != connection_state::open && state_ != connection_state::connecting)
         return false;
     if (detail::sends_waiting(space_waiters_))
@@ -241,25 +230,26 @@ bool hub_connection::try_send(const prepared_message& m) {
 }
 
 // Not a coroutine: the payload is encoded (copied) before the caller's view can go away.
-core::task<core::result<void>> hub_connection::send_control(opcode op, std::string_view payload) {
+core::task<core::result<void>> detail::hub_connection_impl::send_control(opcode op,
+                                                                         std::string_view payload) {
     if (payload.size() > 125) // RFC 6455 §5.5: a control frame's payload
         return refused(make_error_code(errc::protocol_error));
     return send_frame(detail::encode_frame(op, core::as_bytes(payload)));
 }
 
-core::task<core::result<void>> hub_connection::ping(std::string_view payload) {
+core::task<core::result<void>> detail::hub_connection_impl::ping(std::string_view payload) {
     return send_control(opcode::ping, payload);
 }
 
-core::task<core::result<void>> hub_connection::ping() {
+core::task<core::result<void>> detail::hub_connection_impl::ping() {
     return send_frame(hub_->state_->ping_frame);
 }
 
-core::task<core::result<void>> hub_connection::pong(std::string_view payload) {
+core::task<core::result<void>> detail::hub_connection_impl::pong(std::string_view payload) {
     return send_control(opcode::pong, payload);
 }
 
-core::task<core::result<void>> hub_connection::pong() {
+core::task<core::result<void>> detail::hub_connection_impl::pong() {
     return send_control(opcode::pong, {});
 }
 
@@ -269,7 +259,7 @@ core::task<core::result<void>> hub_connection::pong() {
 // instantiated for those two alone, here.
 template <class T>
 core::task<core::result<T>>
-hub_connection::read_next(core::task<core::result<T>> (session::*read)()) {
+detail::hub_connection_impl::read_next(core::task<core::result<T>> (session::*read)()) {
     const core::stop_token outer = co_await core::get_stop_token();
     for (;;) {
         if (aborted_ || outer.stop_requested()) {
@@ -312,15 +302,15 @@ hub_connection::read_next(core::task<core::result<T>> (session::*read)()) {
     }
 }
 
-core::task<core::result<message>> hub_connection::receive() {
+core::task<core::result<message>> detail::hub_connection_impl::receive() {
     return read_next(&session::receive);
 }
 
-core::task<core::result<message_chunk>> hub_connection::receive_some() {
+core::task<core::result<message_chunk>> detail::hub_connection_impl::receive_some() {
     return read_next(&session::receive_some);
 }
 
-hub_connection::auto_match hub_connection::match_auto(message& m) {
+detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message& m) {
     if (holding_) {
         // receive_some() held this message's start before the caller switched to receive().
         holding_ = false;
@@ -334,7 +324,7 @@ hub_connection::auto_match hub_connection::match_auto(message& m) {
 
 // A piece may be the start of the request: it is held until the message shows what it is, so
 // that a request split by the network is answered just like one that came in one piece.
-hub_connection::auto_match hub_connection::match_auto(message_chunk& c) {
+detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message_chunk& c) {
     if (c.first)
         holding_ = false;
     if (!(c.first ? (auto_set_ && c.type == auto_type_) : holding_))
@@ -366,7 +356,7 @@ hub_connection::auto_match hub_connection::match_auto(message_chunk& c) {
     return auto_match::deliver;
 }
 
-bool hub_connection::try_answer_auto() {
+bool detail::hub_connection_impl::try_answer_auto() {
     if (state_ != connection_state::open || detail::sends_waiting(space_waiters_) ||
         !try_push(auto_frame_))
         return false;
@@ -374,11 +364,12 @@ bool hub_connection::try_answer_auto() {
     return true;
 }
 
-void hub_connection::close(std::uint16_t code, std::string reason) {
+void detail::hub_connection_impl::close(std::uint16_t code, std::string reason) {
     request_close(code, std::move(reason), true);
 }
 
-void hub_connection::request_close(std::uint16_t code, std::string reason, bool drain_first) {
+void detail::hub_connection_impl::request_close(std::uint16_t code, std::string reason,
+                                                bool drain_first) {
     if (close_requested_ || aborted_ ||
         (state_ != connection_state::open && state_ != connection_state::connecting))
         return;
@@ -395,7 +386,7 @@ void hub_connection::request_close(std::uint16_t code, std::string reason, bool 
         scope_->spawn(watchdog());
 }
 
-core::task<void> hub_connection::perform_close() {
+core::task<void> detail::hub_connection_impl::perform_close() {
     close_performed_ = true;
     state_ = connection_state::closing;
     const auto timeout = hub_->state_->opts.close_timeout;
@@ -410,13 +401,13 @@ core::task<void> hub_connection::perform_close() {
         abort(close_reason_.empty() ? "close timeout" : close_reason_.c_str());
 }
 
-core::task<void> hub_connection::watchdog() {
+core::task<void> detail::hub_connection_impl::watchdog() {
     auto slept = co_await core::sleep_for(2 * hub_->state_->opts.close_timeout);
     if (slept)
         abort("close timeout");
 }
 
-void hub_connection::abort(const char* reason) noexcept {
+void detail::hub_connection_impl::abort(const char* reason) noexcept {
     if (aborted_)
         return;
     aborted_ = true;
@@ -431,22 +422,22 @@ void hub_connection::abort(const char* reason) noexcept {
 
 // ---- rooms and metadata -----------------------------------------------------------------
 
-bool hub_connection::join(std::string_view room) {
+bool detail::hub_connection_impl::join(std::string_view room) {
     if (state_ != connection_state::open && state_ != connection_state::connecting)
         return false;
     return hub_->state_->join(*this, room);
 }
 
-bool hub_connection::leave(std::string_view room) {
+bool detail::hub_connection_impl::leave(std::string_view room) {
     return hub_->state_->leave(*this, room);
 }
 
-bool hub_connection::in_room(std::string_view room) const noexcept {
+bool detail::hub_connection_impl::in_room(std::string_view room) const noexcept {
     return std::any_of(rooms_.begin(), rooms_.end(),
                        [room](const auto& r) { return r.first->name == room; });
 }
 
-std::vector<std::string_view> hub_connection::rooms() const {
+std::vector<std::string_view> detail::hub_connection_impl::rooms() const {
     std::vector<std::string_view> out;
     out.reserve(rooms_.size());
     for (const auto& r : rooms_)
@@ -454,16 +445,16 @@ std::vector<std::string_view> hub_connection::rooms() const {
     return out;
 }
 
-void hub_connection::set_meta(std::string key, std::string value) {
+void detail::hub_connection_impl::set_meta(std::string key, std::string value) {
     meta_.insert_or_assign(std::move(key), std::move(value));
 }
 
-const std::string* hub_connection::meta(std::string_view key) const noexcept {
+const std::string* detail::hub_connection_impl::meta(std::string_view key) const noexcept {
     auto it = meta_.find(key);
     return it == meta_.end() ? nullptr : &it->second;
 }
 
-bool hub_connection::erase_meta(std::string_view key) {
+bool detail::hub_connection_impl::erase_meta(std::string_view key) {
     auto it = meta_.find(key);
     if (it == meta_.end())
         return false;
@@ -475,9 +466,11 @@ bool hub_connection::erase_meta(std::string_view key) {
 
 // Matched here rather than in the session: the answer then takes the outgoing queue like every
 // other frame (in order, within max_queued_bytes), and the reader sees the whole message.
-void hub_connection::set_auto_response(std::string request, std::string response, opcode type) {
+void detail::hub_connection_impl::set_auto_response(std::string request, std::string response,
+                                                    opcode type) {
     if (type != opcode::text && type != opcode::binary)
-        throw std::invalid_argument("ws::hub_connection::set_auto_response: text or binary only");
+        throw std::invalid_argument(
+            "ws::detail::hub_connection_impl::set_auto_response: text or binary only");
     const prepared_message answer(type, core::as_bytes(response));
     auto_frame_ = answer.frame_for(*this);
     auto_request_ = std::move(request);
@@ -485,26 +478,114 @@ void hub_connection::set_auto_response(std::string request, std::string response
     auto_set_ = true;
 }
 
-void hub_connection::clear_auto_response() noexcept {
+void detail::hub_connection_impl::clear_auto_response() noexcept {
     auto_set_ = false;
     auto_request_.clear();
     auto_frame_ = {};
 }
 
-core::task<core::result<void>> hub_connection::set_attachment(std::vector<std::byte> data) {
+core::task<core::result<void>>
+detail::hub_connection_impl::set_attachment(std::vector<std::byte> data) {
     has_attachment_ = true; // before the put: a put that fails half-way may still have stored
     co_return co_await hub_->store().put(id_, std::move(data));
 }
 
-core::task<core::result<std::optional<std::vector<std::byte>>>> hub_connection::attachment() {
+core::task<core::result<std::optional<std::vector<std::byte>>>>
+detail::hub_connection_impl::attachment() {
     return hub_->store().get(id_);
 }
 
-core::task<core::result<void>> hub_connection::clear_attachment() {
+core::task<core::result<void>> detail::hub_connection_impl::clear_attachment() {
     auto r = co_await hub_->store().remove(id_);
     if (r)
         has_attachment_ = false;
     co_return r;
+}
+
+// ---- hub_connection: the public face forwards to the connection's implementation ------------
+
+using detail::hub_connection_impl;
+
+bool hub_connection::join(std::string_view room) {
+    return hub_connection_impl::of(*this).join(room);
+}
+bool hub_connection::leave(std::string_view room) {
+    return hub_connection_impl::of(*this).leave(room);
+}
+bool hub_connection::in_room(std::string_view room) const noexcept {
+    return hub_connection_impl::of(*this).in_room(room);
+}
+std::vector<std::string_view> hub_connection::rooms() const {
+    return hub_connection_impl::of(*this).rooms();
+}
+void hub_connection::set_meta(std::string key, std::string value) {
+    hub_connection_impl::of(*this).set_meta(std::move(key), std::move(value));
+}
+const std::string* hub_connection::meta(std::string_view key) const noexcept {
+    return hub_connection_impl::of(*this).meta(key);
+}
+bool hub_connection::erase_meta(std::string_view key) {
+    return hub_connection_impl::of(*this).erase_meta(key);
+}
+const std::map<std::string, std::string, std::less<>>& hub_connection::metadata() const noexcept {
+    return hub_connection_impl::of(*this).meta_;
+}
+core::task<core::result<void>> hub_connection::send_text(std::string_view text) {
+    return hub_connection_impl::of(*this).send_text(text);
+}
+core::task<core::result<void>> hub_connection::send_binary(std::span<const std::byte> data) {
+    return hub_connection_impl::of(*this).send_binary(data);
+}
+core::task<core::result<void>> hub_connection::send(const prepared_message& m) {
+    return hub_connection_impl::of(*this).send(m);
+}
+bool hub_connection::try_send(const prepared_message& m) {
+    return hub_connection_impl::of(*this).try_send(m);
+}
+core::task<core::result<void>> hub_connection::ping(std::string_view payload) {
+    return hub_connection_impl::of(*this).ping(payload);
+}
+core::task<core::result<void>> hub_connection::ping() {
+    return hub_connection_impl::of(*this).ping();
+}
+core::task<core::result<void>> hub_connection::pong(std::string_view payload) {
+    return hub_connection_impl::of(*this).pong(payload);
+}
+core::task<core::result<void>> hub_connection::pong() {
+    return hub_connection_impl::of(*this).pong();
+}
+std::size_t hub_connection::queued_bytes() const noexcept {
+    return hub_connection_impl::of(*this).queued_bytes_;
+}
+std::uint64_t hub_connection::dropped() const noexcept {
+    return hub_connection_impl::of(*this).dropped_;
+}
+core::task<core::result<message>> hub_connection::receive() {
+    return hub_connection_impl::of(*this).receive();
+}
+core::task<core::result<message_chunk>> hub_connection::receive_some() {
+    return hub_connection_impl::of(*this).receive_some();
+}
+void hub_connection::close(std::uint16_t code, std::string reason) {
+    hub_connection_impl::of(*this).close(code, std::move(reason));
+}
+void hub_connection::set_auto_response(std::string request, std::string response, opcode type) {
+    hub_connection_impl::of(*this).set_auto_response(std::move(request), std::move(response), type);
+}
+void hub_connection::clear_auto_response() noexcept {
+    hub_connection_impl::of(*this).clear_auto_response();
+}
+std::uint64_t hub_connection::auto_responses_sent() const noexcept {
+    return hub_connection_impl::of(*this).auto_sent_;
+}
+core::task<core::result<void>> hub_connection::set_attachment(std::vector<std::byte> data) {
+    return hub_connection_impl::of(*this).set_attachment(std::move(data));
+}
+core::task<core::result<std::optional<std::vector<std::byte>>>> hub_connection::attachment() {
+    return hub_connection_impl::of(*this).attachment();
+}
+core::task<core::result<void>> hub_connection::clear_attachment() {
+    return hub_connection_impl::of(*this).clear_attachment();
 }
 
 } // namespace coronet::ws

@@ -5,6 +5,8 @@
 #include <coronet/ws/attachment_store.hpp>
 #include <coronet/ws/hub.hpp>
 
+#include "hub_connection_impl.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,7 +24,7 @@ core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, 
 
 struct hub_room {
     std::string name;
-    std::vector<hub_connection*> members; ///< unordered; a member knows its index
+    std::vector<hub_connection_impl*> members; ///< unordered; a member knows its index
 };
 
 struct string_hash {
@@ -38,8 +40,8 @@ struct hub_state {
     hub_stats stats;
     bool closing_all = false;
 
-    std::unordered_map<std::uint64_t, hub_connection*> by_id;
-    std::vector<hub_connection*> all; ///< a connection knows its index (swap-remove)
+    std::unordered_map<std::uint64_t, hub_connection_impl*> by_id;
+    std::vector<hub_connection_impl*> all; ///< a connection knows its index (swap-remove)
     std::unordered_map<std::string, std::unique_ptr<hub_room>, string_hash, std::equal_to<>> rooms;
 
     /// Heartbeat lists, each ordered by the time its members entered it: `idle` by last activity
@@ -56,13 +58,13 @@ struct hub_state {
     std::size_t finishing = 0; ///< ended connections whose attachment is being removed
 
     std::uint64_t next_id();
-    void add(hub_connection& c);
-    void remove(hub_connection& c) noexcept;
-    bool join(hub_connection& c, std::string_view room);
-    bool leave(hub_connection& c, std::string_view room);
-    void leave_all(hub_connection& c) noexcept;
-    void heartbeat_unlink(hub_connection& c) noexcept;
-    void heartbeat_push(heartbeat_list& l, hub_connection& c) noexcept;
+    void add(hub_connection_impl& c);
+    void remove(hub_connection_impl& c) noexcept;
+    bool join(hub_connection_impl& c, std::string_view room);
+    bool leave(hub_connection_impl& c, std::string_view room);
+    void leave_all(hub_connection_impl& c) noexcept;
+    void heartbeat_unlink(hub_connection_impl& c) noexcept;
+    void heartbeat_push(heartbeat_list& l, hub_connection_impl& c) noexcept;
 };
 
 } // namespace coronet::ws::detail

@@ -173,50 +173,18 @@ using hub_handler = any_handler<hub_connection>;
 namespace detail {
 struct hub_room;
 struct hub_state;
-struct space_request;
-/// Tells apart the list hook a connection uses for the hub's heartbeat lists.
-struct heartbeat_tag;
-/// A heartbeat list of the hub (idle or pinged); a connection is in at most one.
-using heartbeat_list = core::intrusive_list<hub_connection, heartbeat_tag>;
-
-/// A growable ring of shared frames (no allocation while empty).
-class CORONET_WS_EXPORT frame_ring {
-public:
-    frame_ring() = default;
-    frame_ring(const frame_ring&) = delete;
-    frame_ring& operator=(const frame_ring&) = delete;
-    /// True when it holds no frame.
-    bool empty() const noexcept { return size_ == 0; }
-    /// Frames held.
-    std::size_t size() const noexcept { return size_; }
-    /// The i-th frame from the front (i < size()).
-    core::shared_buffer& operator[](std::size_t i) noexcept {
-        return slots_[(head_ + i) & (slots_.size() - 1)];
-    }
-    /// Appends a frame, doubling the ring when full (the bytes never move: only the handles).
-    void push_back(core::shared_buffer b);
-    /// Removes the first frame and returns its size.
-    std::size_t pop_front() noexcept;
-    /// Removes the last frame and returns its size.
-    std::size_t pop_back() noexcept;
-
-private:
-    std::vector<core::shared_buffer> slots_; ///< power-of-two size
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
+class hub_connection_impl;
 } // namespace detail
 
 /// One WebSocket connection managed by a hub: its id, state, rooms, metadata, attachment and
 /// outgoing queue. It lives in `hub::serve`'s coroutine frame: a pointer or reference to it is
 /// valid until its `on_close` returns (look it up by id with `hub::find` when in doubt). Not
 /// thread-safe: everything runs on the hub's loop.
-class CORONET_WS_EXPORT hub_connection : private core::intrusive_list_hook<detail::heartbeat_tag> {
+class CORONET_WS_EXPORT hub_connection {
 public:
     /// Not copyable: the hub, its rooms and its lists point at it.
     hub_connection(const hub_connection&) = delete;
     hub_connection& operator=(const hub_connection&) = delete;
-    ~hub_connection();
 
     /// The hub-wide id: 64 random bits, unique among live connections and (with overwhelming
     /// probability) across restarts, never 0.
@@ -253,9 +221,7 @@ public:
     /// Removes `key`; false if it was not set.
     bool erase_meta(std::string_view key);
     /// Every metadata entry.
-    const std::map<std::string, std::string, std::less<>>& metadata() const noexcept {
-        return meta_;
-    }
+    const std::map<std::string, std::string, std::less<>>& metadata() const noexcept;
 
     // ---- sending (unicast) -----------------------------------------------------------------
     /// Queues a text message (UTF-8, not checked) for this connection, waiting while its queue
@@ -287,9 +253,9 @@ public:
     /// An unsolicited pong with no payload.
     core::task<core::result<void>> pong();
     /// Encoded bytes waiting in the outgoing queue (including frames being written).
-    std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+    std::size_t queued_bytes() const noexcept;
     /// Broadcast frames dropped for this connection (drop policy).
-    std::uint64_t dropped() const noexcept { return dropped_; }
+    std::uint64_t dropped() const noexcept;
 
     // ---- receiving (coroutine style) -------------------------------------------------------
     /// The next whole message, for the coroutine-style body given to `hub::serve` (the event
@@ -328,7 +294,7 @@ public:
     /// Removes the auto-response.
     void clear_auto_response() noexcept;
     /// Requests answered so far (counted when the answer is queued).
-    std::uint64_t auto_responses_sent() const noexcept { return auto_sent_; }
+    std::uint64_t auto_responses_sent() const noexcept;
 
     // ---- attachment ------------------------------------------------------------------------
     /// Stores `data` as this connection's attachment (replacing an earlier one) in the hub's
@@ -341,96 +307,21 @@ public:
     core::task<core::result<void>> clear_attachment();
 
 private:
-    friend class hub;
+    // Everything else a connection holds (its queue and writer, rooms, metadata, closing and
+    // heartbeat state, auto-response) lives in detail::hub_connection_impl (ws/src), the type
+    // `hub::serve` keeps in its coroutine frame: not in this header, and no allocation more.
+    friend class detail::hub_connection_impl;
     friend class prepared_message;
-    friend struct detail::hub_state;
-    friend detail::heartbeat_list;
 
-    hub_connection(hub& h, session& s, std::uint64_t id, handshake_info& info);
-
-    /// Queues `frame` if it fits (or the queue is empty) and wakes the writer.
-    bool try_push(const core::shared_buffer& frame);
-    void push(core::shared_buffer frame);
-    core::task<core::result<void>> send_frame(core::shared_buffer frame);
-    core::task<core::result<void>> send_control(opcode op, std::string_view payload);
-    /// The reader's loop shared by receive() and receive_some() (`read` is the session's).
-    template <class T>
-    core::task<core::result<T>> read_next(core::task<core::result<T>> (session::*read)());
-    /// What the reader does with what it read, given the auto-response rule.
-    enum class auto_match : std::uint8_t { deliver, hold, answer };
-    auto_match match_auto(message& m);
-    auto_match match_auto(message_chunk& c);
-    /// Queues the auto-response now if it fits; false when it must wait for room.
-    bool try_answer_auto();
-    core::task<void> writer();
-    core::task<void> watchdog();
-    core::task<void> perform_close();
-    core::task<core::result<void>> wait_drained();
-    void grant_waiters() noexcept;
-    void fail_waiters() noexcept;
-    void drop_pending() noexcept;
-    /// Starts a close (see close()); `drain_first`: after the queued frames are written.
-    void request_close(std::uint16_t code, std::string reason, bool drain_first);
-    /// Ends the connection without a closing handshake (1006 with `reason`).
-    void abort(const char* reason) noexcept;
-    void note_activity() noexcept;
-
-    struct observer final : control_observer {
-        hub_connection* self = nullptr;
-        void on_ping(session&, std::string_view) override;
-        void on_pong(session&, std::string_view payload) override;
-    };
+    hub_connection(hub& h, session& s, std::uint64_t id, handshake_info& info) noexcept
+        : hub_(&h), session_(&s), id_(id), info_(&info) {}
+    ~hub_connection() = default;
 
     hub* hub_;
     session* session_;
     std::uint64_t id_;
     handshake_info* info_;
     connection_state state_ = connection_state::connecting;
-    std::size_t index_ = 0;             ///< position in the hub's list of all connections
-    core::task_scope* scope_ = nullptr; ///< reader, writer, watchdog
-    core::interrupt_slot receive_wait_; ///< receive()'s wait, for a close request
-    connection_handler<hub_connection>* handler_ = nullptr; ///< this connection's run
-    observer observer_;
-    std::vector<std::pair<detail::hub_room*, std::size_t>> rooms_; ///< room, index in its members
-    std::map<std::string, std::string, std::less<>> meta_;
-
-    // Outgoing queue and its writer.
-    detail::frame_ring queue_;
-    std::size_t queued_bytes_ = 0;
-    std::size_t in_flight_ = 0; ///< frames at the queue's front being written
-    std::vector<core::const_buffer> batch_;
-    std::uint64_t dropped_ = 0;
-    bool writer_done_ = false;
-    core::waiter_queue writer_wake_; ///< the idle writer
-    core::waiter_queue drained_;     ///< perform_close waiting for the queue to empty
-    core::intrusive_list<detail::space_request> space_waiters_; ///< unicasts waiting for room
-
-    // Closing.
-    bool close_requested_ = false;
-    bool close_performed_ = false;
-    bool drain_first_ = false;
-    bool aborted_ = false;
-    std::uint16_t close_code_ = 0;
-    std::string close_reason_;
-    const char* abort_reason_ = "";
-
-    // Heartbeats: the hub's list this connection is in (idle or pinged), through its base hook.
-    detail::heartbeat_list* hb_list_ = nullptr;
-    core::clock::time_point last_activity_{};
-    core::clock::time_point ping_sent_{};
-    std::uint64_t auto_seen_ = 0; ///< the session's own auto-response count at the last look
-
-    // Auto-response (matched by the reader, see set_auto_response).
-    bool auto_set_ = false;
-    opcode auto_type_ = opcode::text;
-    std::string auto_request_;
-    core::shared_buffer auto_frame_; ///< the answer, encoded once, shared by every answer
-    std::uint64_t auto_sent_ = 0;
-    std::string held_;                ///< receive_some: the start of a possible request
-    bool holding_ = false;            ///< held_ is the start of the message being read
-    opcode held_type_ = opcode::text; ///< that message's type
-
-    bool has_attachment_ = false;
 };
 
 /// A registry of WebSocket connections on one loop, with rooms, broadcast, heartbeats and
@@ -534,10 +425,11 @@ public:
     core::clock::time_point now() const;
 
 private:
-    friend class hub_connection;
+    friend class detail::hub_connection_impl;
     friend struct detail::hub_state;
-    core::task<void> run_handler(hub_connection& c, connection_handler<hub_connection>& run);
-    std::size_t deliver(hub_connection& c, const prepared_message& m);
+    core::task<void> run_handler(detail::hub_connection_impl& c,
+                                 connection_handler<hub_connection>& run);
+    std::size_t deliver(detail::hub_connection_impl& c, const prepared_message& m);
 
     std::unique_ptr<detail::hub_state> state_;
 };
