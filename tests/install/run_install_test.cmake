@@ -2,7 +2,8 @@
 #       -DGENERATOR=<gen> -DCXX=<compiler> -DSTATIC=<bool> -P run_install_test.cmake
 #
 # Installs the build into a scratch prefix, then proves both consumer paths work against it:
-#   1. find_package(coronet) + coronet::http_ws (configure, build and run tests/install/)
+#   1. find_package(coronet) + coronet::http_ws (configure, build and run tests/install/), and
+#      coronet::ws_redis when the build has it
 #   2. pkg-config --cflags --libs coronet-http_ws (compile, link and run tests/install/main.cpp,
 #      with no LD_LIBRARY_PATH: the .pc files carry the run path)
 foreach(var IN ITEMS BUILD_DIR CONSUMER_DIR WORK_DIR GENERATOR CXX STATIC)
@@ -31,6 +32,9 @@ run("${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${WORK_DIR}/consumer" -G "${GENE
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 run("${CMAKE_COMMAND}" --build "${WORK_DIR}/consumer")
 run("${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "${WORK_DIR}/consumer/consumer")
+if(EXISTS "${WORK_DIR}/consumer/redis_consumer")
+    run("${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "${WORK_DIR}/consumer/redis_consumer")
+endif()
 
 message(STATUS "consumer via pkg-config coronet-http_ws")
 file(GLOB_RECURSE pc_files "${prefix}/coronet-core.pc")
