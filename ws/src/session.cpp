@@ -150,7 +150,24 @@ core::task<core::result<message_chunk>> session::next_data() {
                 rx_->alive.message_passed(core::clock::now());
             co_return ev.chunk;
         case kind::need_more:
-            r = co_await wait_for_bytes();
+            if (!plain_wait()) {
+                r = co_await wait_for_bytes();
+                break;
+            }
+            {
+                // wait_for_bytes' common case, inline: one coroutine frame less per read.
+                const core::stop_token outer = co_await core::get_stop_token();
+                auto wake = [this]() noexcept { fill_wait_.interrupt(); };
+                core::stop_callback<decltype(wake)> on_away(going_away_, wake);
+                auto got = co_await fill_wait_.run(reader_.fill(rx_->reader.read_hint()));
+                if (got) {
+                    if (*got > 0)
+                        rx_->alive.heard(core::clock::now());
+                } else {
+                    r = co_await fill_failed(got.error(),
+                                             fill_wait_.interrupted() && !outer.stop_requested());
+                }
+            }
             break;
         case kind::ping:
             r = co_await answer_ping(ev.payload);
@@ -171,6 +188,22 @@ core::task<core::result<message_chunk>> session::next_data() {
         if (!r)
             co_return r.error();
     }
+}
+
+bool session::plain_wait() const noexcept {
+    return !abandoned_ && !close_sent_ && !going_away_.stop_requested() && !rx_->alive.timed();
+}
+
+// A wait for bytes that failed: `interrupted` when the session itself cut it short (shutdown,
+// our close frame going out), not the caller's cancellation.
+core::task<core::result<void>> session::fill_failed(std::error_code ec, bool interrupted) {
+    if (ec == core::errc::operation_canceled && interrupted)
+        co_return co_await answer_going_away();
+    if (ec == core::errc::over_budget)
+        co_return co_await fail_over_budget();
+    if (ec == core::errc::end_of_stream && close_code_ == 0)
+        close_code_ = 1006;
+    co_return ec;
 }
 
 // Waits for more bytes from the peer. The wait runs under a stop source of its own, so that a
@@ -197,17 +230,12 @@ core::task<core::result<void>> session::wait_for_bytes() {
             got = co_await fill_wait_.run(fill_with_timers());
         else // one coroutine frame less
             got = co_await fill_wait_.run(reader_.fill(rx_->reader.read_hint()));
-        if (!got && got.error() == core::errc::operation_canceled && fill_wait_.interrupted() &&
-            !outer.stop_requested())
-            co_return co_await answer_going_away();
+        if (!got)
+            co_return co_await fill_failed(got.error(),
+                                           fill_wait_.interrupted() && !outer.stop_requested());
     }
-    if (!got) {
-        if (got.error() == core::errc::over_budget)
-            co_return co_await fail_over_budget();
-        if (got.error() == core::errc::end_of_stream && close_code_ == 0)
-            close_code_ = 1006;
-        co_return got.error();
-    }
+    if (!got)
+        co_return co_await fill_failed(got.error(), false);
     if (*got > 0)
         rx_->alive.heard(core::clock::now()); // any traffic from the peer proves it alive
     co_return core::result<void>{};

@@ -58,6 +58,10 @@ bool session::slow_reader_refuses(opcode op) noexcept {
 
 // Takes the send lock in turn with the other senders, then writes a close the slow-reader
 // policy queued; fails with errc::closed (lock released) once a close frame went out.
+bool session::try_lock_for_send() noexcept {
+    return !close_queued_ && !close_sent_ && send_lock_.try_lock();
+}
+
 core::task<core::result<void>> session::lock_for_send() {
     ++queued_sends_;
     auto locked = co_await send_lock_.lock();
@@ -76,9 +80,11 @@ core::task<core::result<void>> session::lock_for_send() {
 core::task<core::result<void>> session::send_frame(opcode op, std::span<const std::byte> payload) {
     if (slow_reader_refuses(op))
         co_return make_error_code(errc::queue_full);
-    auto locked = co_await lock_for_send();
-    if (!locked)
-        co_return locked.error();
+    if (!try_lock_for_send()) { // one coroutine frame less when uncontended
+        auto locked = co_await lock_for_send();
+        if (!locked)
+            co_return locked.error();
+    }
     unlock_guard unlock{send_lock_};
     if ((op == opcode::text || op == opcode::binary) && rx_->alive.watches_messages())
         rx_->alive.message_passed(core::clock::now());
@@ -166,9 +172,11 @@ void session::close_went_out() noexcept {
 core::task<core::result<void>> session::send_prepared(std::span<const core::const_buffer> frames) {
     if (role_ != role::server)
         co_return make_error_code(errc::protocol_error);
-    auto locked = co_await lock_for_send();
-    if (!locked)
-        co_return locked.error();
+    if (!try_lock_for_send()) { // one coroutine frame less when uncontended
+        auto locked = co_await lock_for_send();
+        if (!locked)
+            co_return locked.error();
+    }
     unlock_guard unlock{send_lock_};
     if (rx_->alive.watches_messages())
         rx_->alive.message_passed(core::clock::now());

@@ -218,6 +218,9 @@ private:
     std::size_t lay_out(opcode op, std::span<const std::byte> payload, bool rsv1,
                         std::byte (&header)[14], core::const_buffer (&parts)[2]);
     core::task<void> send_queued_close();
+    /// The send lock when it is free and no close waits to go out, without a coroutine frame;
+    /// otherwise false, and the caller awaits lock_for_send().
+    bool try_lock_for_send() noexcept;
     core::task<core::result<void>> lock_for_send();
     void close_went_out() noexcept;
     core::task<core::result<void>> write_bounded(std::span<const core::const_buffer> parts);
@@ -226,7 +229,11 @@ private:
     core::task<void> fail(std::error_code ec);
     /// One decoded data step (whole messages are assembled by the caller), or an error.
     core::task<core::result<message_chunk>> next_data();
+    /// True when the next wait for bytes is the plain one that next_data() runs inline (no
+    /// abandon, no close sent, no going-away yet, no keepalive timers).
+    bool plain_wait() const noexcept;
     core::task<core::result<void>> wait_for_bytes();
+    core::task<core::result<void>> fill_failed(std::error_code ec, bool interrupted);
     core::task<core::result<void>> answer_going_away();
     core::task<core::result<std::size_t>> fill_with_timers();
     core::task<core::result<std::size_t>> fill_until_close_deadline();
