@@ -4,6 +4,7 @@
 
 #include "backend/backend.hpp"
 #include "loop_access.hpp"
+#include "post_queue.hpp"
 
 #include <malloc.h>
 #include <sys/eventfd.h>
@@ -12,9 +13,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 namespace coronet::core {
@@ -113,11 +114,23 @@ struct loop::timer_heap {
     }
 };
 
-struct loop::posted_queue {
-    std::mutex mu;
-    std::vector<std::function<void()>> items;
-    bool wake_pending = false;
+struct loop::posted_queue : detail::post_queue {
+    /// The io_uring ring a `IORING_OP_MSG_RING` wakes, or -1 (epoll, or no msg_ring).
+    int message_fd = -1;
 };
+
+namespace {
+// What post(std::function) queues: the node and the function in one allocation.
+struct function_node : post_node {
+    explicit function_node(std::function<void()> f) : fn(std::move(f)) { run = &invoke; }
+    static void invoke(post_node* self) noexcept {
+        auto* n = static_cast<function_node*>(self);
+        n->fn();
+        delete n;
+    }
+    std::function<void()> fn;
+};
+} // namespace
 
 loop::loop(loop_options opts)
     : kind_(choose_backend(opts)), timers_(std::make_unique<timer_heap>()),
@@ -127,6 +140,7 @@ loop::loop(loop_options opts)
         backend_ = detail::make_uring_backend(*this, opts);
     else
         backend_ = detail::make_epoll_backend(*this);
+    posted_->message_fd = backend_->message_fd();
 
     int efd = ::eventfd(0, EFD_CLOEXEC | (kind_ == backend_kind::epoll ? EFD_NONBLOCK : 0));
     if (efd < 0)
@@ -157,6 +171,17 @@ loop::~loop() {
                 break;
             }
         }
+    }
+    // A poster that found the loop asleep reads its wake-up descriptor after publishing its node:
+    // wait until every such poster is done (a few instructions and one syscall).
+    while (posted_->wakes_outstanding())
+        std::this_thread::yield();
+    // Nodes never run: free the ones post(std::function) allocated; callers own the others.
+    for (post_node* n = posted_->take_all(); n != nullptr;) {
+        post_node* next = n->next;
+        if (n->run == &function_node::invoke)
+            delete static_cast<function_node*>(n);
+        n = next;
     }
     // Cancel our own wake-up read and let the backend deliver it, so nothing refers to us.
     if (wake_op_.in_flight) {
@@ -228,37 +253,38 @@ void loop::stop() noexcept {
 }
 
 void loop::post(std::function<void()> fn) {
-    std::lock_guard<std::mutex> lock(posted_->mu);
-    posted_->items.push_back(std::move(fn));
-    if (posted_->wake_pending)
-        return;
-    posted_->wake_pending = true;
-    // The wake-up is written under the lock (once per drain, it never blocks): the drain that
-    // runs `fn` takes the lock after it, so once `fn` has run this call no longer touches the
-    // loop, which may then be destroyed. That order must also be visible to ThreadSanitizer:
-    // with io_uring the kernel reads the eventfd, so the read gives TSan no edge from this write.
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_.fd, &one, sizeof one);
+    post(*new function_node(std::move(fn)));
+}
+
+void loop::post(post_node& n) noexcept {
+    if (!posted_->push(n))
+        return; // the loop is awake: it drains its inbox every iteration
+    // This loop was blocked in the kernel and this caller cleared its "asleep" flag: wake it.
+    loop* from = current_loop;
+    if (from == this) {
+        // Posted by a completion that runs inside this loop's own wait: nothing to wake.
+    } else if (from == nullptr || !from->running_ || posted_->message_fd < 0 ||
+               !from->backend_->send_message(posted_->message_fd)) {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto r = ::write(wake_fd_.fd, &one, sizeof one);
+    }
+    posted_->wake_sent();
 }
 
 void loop::on_wake(detail::io_op* op) noexcept {
     loop* self = op->owner;
-    // A read that succeeds at once (epoll) consumed the wake-up of a post made after the drain:
-    // drain again, or that work would wait for an unrelated later post.
-    do {
-        self->drain_posted();
-    } while (self->start(self->wake_op_));
+    // The wake-up only ends the wait; run() drains the inbox every iteration. A read that
+    // succeeds at once (epoll) consumed a stale count: read again until it parks.
+    while (self->start(self->wake_op_)) {
+    }
 }
 
 void loop::drain_posted() {
-    std::vector<std::function<void()>> items;
-    {
-        std::lock_guard<std::mutex> lock(posted_->mu);
-        items.swap(posted_->items);
-        posted_->wake_pending = false;
+    for (post_node* n = posted_->take_all(); n != nullptr;) {
+        post_node* next = n->next; // `run` may reuse or free the node
+        n->run(n);
+        n = next;
     }
-    for (auto& fn : items)
-        fn();
 }
 
 void loop::run_ready() noexcept {
@@ -331,11 +357,22 @@ void loop::run() {
     running_ = true;
     while (!stop_) {
         run_ready();
+        drain_posted();
         if (stop_)
             break;
-        backend_->wait(next_wait());
+        auto wait = next_wait();
+        // Blocking in the kernel: say so first (posters then wake us), unless work was posted.
+        const bool may_block = !wait || *wait > clock::duration::zero();
+        const bool asleep = may_block && posted_->try_sleep();
+        if (may_block && !asleep)
+            wait = clock::duration::zero();
+        backend_->wait(wait);
+        if (asleep)
+            posted_->end_sleep();
         fire_timers();
     }
+    // A wake-up for another loop may wait in this loop's submission queue.
+    backend_->flush();
     stop_ = false;
     running_ = false;
     current_loop = prev;

@@ -28,6 +28,15 @@ public:
         return {};
     }
     virtual void recycle_provided_buffer(unsigned) noexcept {}
+    /// Cross-loop wake-ups (io_uring `IORING_OP_MSG_RING`): the descriptor another loop's
+    /// backend sends a message to in order to wake this one, or -1 when this backend cannot
+    /// receive messages.
+    virtual int message_fd() const noexcept { return -1; }
+    /// Queues a message to the ring `target_fd` (sent with this backend's next submission);
+    /// false if this backend cannot send messages.
+    virtual bool send_message(int /*target_fd*/) noexcept { return false; }
+    /// Submits whatever is queued without waiting (a message must not wait for the next run).
+    virtual void flush() noexcept {}
 };
 
 std::unique_ptr<backend> make_epoll_backend(loop& lp);

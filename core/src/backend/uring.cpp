@@ -69,6 +69,11 @@ public:
         // sixteenth of the queue for those so cancellation never waits in the backlog.
         limit_ = ring_.cq.ring_entries - ring_.cq.ring_entries / 16;
         io_uring_register_ring_fd(&ring_);
+        // MSG_RING (kernel 5.18) wakes another loop's ring with a completion, no eventfd.
+        if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+            has_msg_ring_ = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
+            io_uring_free_probe(probe);
+        }
         setup_provided_buffers(opts.uring_provided_buffers, opts.uring_provided_buffer_size);
     }
     ~uring_backend() override {
@@ -96,6 +101,29 @@ public:
             static_cast<unsigned>(size_), static_cast<unsigned short>(id),
             io_uring_buf_ring_mask(count_), 0);
         io_uring_buf_ring_advance(buf_ring_, 1);
+    }
+
+    int message_fd() const noexcept override { return has_msg_ring_ ? ring_.ring_fd : -1; }
+
+    bool send_message(int target_fd) noexcept override {
+        if (!has_msg_ring_)
+            return false;
+        io_uring_sqe* sqe = get_sqe();
+        // The target sees a completion whose user_data is message_tag; ours has none.
+        io_uring_prep_msg_ring(sqe, target_fd, 0, message_tag, 0);
+        io_uring_sqe_set_data(sqe, nullptr);
+        ++inflight_;
+        message_queued_ = true;
+        return true;
+    }
+
+    void flush() noexcept override {
+        // Only for a queued wake-up: the loop is leaving run() and the target may sleep until
+        // it arrives. Other submissions wait for the next run, as they always did.
+        if (message_queued_) {
+            message_queued_ = false;
+            io_uring_submit(&ring_);
+        }
     }
 
     bool start(io_op& op) override {
@@ -127,6 +155,7 @@ public:
     void remove_fd(fd_state&) noexcept override {}
 
     void wait(std::optional<clock::duration> timeout) override {
+        message_queued_ = false; // submitted below
         if (timeout && *timeout <= clock::duration::zero()) {
             io_uring_submit_and_get_events(&ring_);
         } else if (timeout) {
@@ -196,13 +225,21 @@ private:
             io_op* ops[batch];
             int res[batch];
             std::uint32_t flags[batch];
+            unsigned messages = 0;
             for (unsigned i = 0; i < n; ++i) {
+                if (cqes[i]->user_data == message_tag) {
+                    // Another loop's wake-up: it only had to end the wait (the loop drains its
+                    // inbox every iteration), and it was never counted as in flight here.
+                    ops[i] = nullptr;
+                    ++messages;
+                    continue;
+                }
                 ops[i] = static_cast<io_op*>(io_uring_cqe_get_data(cqes[i]));
                 res[i] = cqes[i]->res;
                 flags[i] = cqes[i]->flags;
             }
             io_uring_cq_advance(&ring_, n);
-            inflight_ -= n;
+            inflight_ -= n - messages;
             refill_from_backlog();
             for (unsigned i = 0; i < n; ++i) {
                 io_op* op = ops[i];
@@ -305,6 +342,10 @@ private:
     std::size_t size_ = 0;
 
     static constexpr unsigned batch = 256;
+    // Never an io_op's address (objects are aligned).
+    static constexpr std::uint64_t message_tag = 1;
+    bool has_msg_ring_ = false;
+    bool message_queued_ = false;
     loop& loop_;
     io_uring ring_{};
     unsigned inflight_ = 0;

@@ -67,6 +67,18 @@ struct loop_access;
 /// The clock of loop timers and deadlines.
 using clock = std::chrono::steady_clock;
 
+/// A unit of work posted to a loop with `loop::post(post_node&)`: the caller owns it (usually
+/// inside a larger object or a coroutine frame), so posting allocates nothing. Set `run`, post
+/// it, and keep it alive and unchanged until `run` has been called on the loop's thread; `run`
+/// may then reuse or destroy it.
+struct post_node {
+    using run_fn = void (*)(post_node* self) noexcept;
+    /// Called once on the target loop's thread.
+    run_fn run = nullptr;
+    /// The queue's link; the loop owns it while the node is posted.
+    post_node* next = nullptr;
+};
+
 /// An event loop: one per thread. Drives I/O completions, timers and posted work for every
 /// coroutine that runs on it. Not thread-safe, except `post()` and `stop()`, which any thread may
 /// call. Construction throws std::system_error when no backend can be set up.
@@ -85,8 +97,15 @@ public:
     /// Makes `run()` return after the current iteration. Thread-safe.
     void stop() noexcept;
 
-    /// Queues `fn` to run on the loop thread during a later iteration. Thread-safe; wakes the
-    /// loop through an eventfd. Not for hot paths (one allocation per call).
+    /// Queues `n` to run (`n.run(&n)`) on the loop thread during a later iteration, after every
+    /// node posted before it from the same thread. Thread-safe, lock-free, no allocation: one
+    /// compare-and-swap, plus one wake-up when the loop is blocked in the kernel (an eventfd
+    /// write; on io_uring, from a thread running its own io_uring loop, an `IORING_OP_MSG_RING`
+    /// submitted with that loop's next batch), so a burst of posts costs at most one wake-up.
+    /// The loop must outlive the call; a node still queued when the loop is destroyed is not run.
+    void post(post_node& n) noexcept;
+    /// Queues `fn` like `post(post_node&)`, in a node allocated for it (one allocation per call).
+    /// Thread-safe. `fn` must not throw.
     void post(std::function<void()> fn);
 
     /// The loop of this thread: the most recently constructed live loop on it, or null.
