@@ -1,7 +1,7 @@
 #pragma once
 
-// The command line every example server shares: --host, --port, --backend, --tls-cert,
-// --tls-key, --help (README: "Examples").
+// The command line every example server shares: --host, --port, --backend, --threads,
+// --tls-cert, --tls-key, --help (README: "Examples").
 
 #include <coronet/core/endpoint.hpp>
 #include <coronet/core/loop.hpp>
@@ -20,6 +20,8 @@ struct server_cli {
     std::string host = "127.0.0.1";
     unsigned port = 0;
     std::optional<core::backend_kind> backend;
+    /// Event loops, one thread each (0: one per core); 1 serves on the main thread alone.
+    std::size_t threads = 1;
     std::string tls_cert;
     std::string tls_key;
 
@@ -31,32 +33,42 @@ struct server_cli {
     }
 };
 
-/// Prints the usage of `name` (default port `port`, what TLS does: `tls_what`).
-inline void print_usage(std::FILE* out, const char* name, unsigned port, const char* tls_what) {
+/// Prints the usage of `name` (default port `port`, what TLS does: `tls_what`; `multi_loop`:
+/// it takes --threads).
+inline void print_usage(std::FILE* out, const char* name, unsigned port, const char* tls_what,
+                        bool multi_loop) {
     std::fprintf(out,
-                 "usage: %s [--host ADDR] [--port N] [--backend uring|epoll]\n"
+                 "usage: %s [--host ADDR] [--port N] [--backend uring|epoll]%s\n"
                  "       %*s [--tls-cert FILE --tls-key FILE] [--help]\n"
                  "  --host ADDR      address to listen on (default 127.0.0.1)\n"
                  "  --port N         port (default %u; 0 picks a free one)\n"
                  "  --backend NAME   force the loop backend (same as CORONET_BACKEND)\n"
+                 "%s"
                  "  --tls-cert FILE  PEM certificate chain: %s\n"
                  "  --tls-key FILE   PEM private key of that certificate\n",
-                 name, static_cast<int>(std::strlen(name)), "", port, tls_what);
+                 name, multi_loop ? " [--threads N]" : "", static_cast<int>(std::strlen(name)), "",
+                 port,
+                 multi_loop ? "  --threads N      event loops, one thread and SO_REUSEPORT "
+                              "listener each\n"
+                              "                   (default 1; 0: one per core)\n"
+                            : "",
+                 tls_what);
 }
 
 /// Parses the shared flags; prints usage and exits on --help (0) or a bad flag (2).
+/// `multi_loop`: the server runs on a loop group (serve_loops.hpp) and takes --threads N.
 inline server_cli parse_server_cli(int argc, char** argv, const char* name, unsigned default_port,
-                                   const char* tls_what) {
+                                   const char* tls_what, bool multi_loop = false) {
     server_cli o;
     o.port = default_port;
     auto fail = [&] {
-        print_usage(stderr, name, default_port, tls_what);
+        print_usage(stderr, name, default_port, tls_what, multi_loop);
         std::exit(2);
     };
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") {
-            print_usage(stdout, name, default_port, tls_what);
+            print_usage(stdout, name, default_port, tls_what, multi_loop);
             std::exit(0);
         }
         if (i + 1 >= argc)
@@ -77,6 +89,12 @@ inline server_cli parse_server_cli(int argc, char** argv, const char* name, unsi
                 o.backend = core::backend_kind::epoll;
             else
                 fail();
+        } else if (a == "--threads" && multi_loop) {
+            char* end = nullptr;
+            unsigned long n = std::strtoul(v, &end, 10);
+            if (*end != '\0' || n > 1024)
+                fail();
+            o.threads = n;
         } else if (a == "--tls-cert") {
             o.tls_cert = v;
         } else if (a == "--tls-key") {

@@ -1,6 +1,6 @@
 // ws_echo_server: a standalone WebSocket echo server on coronet::ws (no HTTP layer linked).
 //
-//   ws_echo_server [--host 127.0.0.1] [--port 9001] [--backend uring|epoll]
+//   ws_echo_server [--host 127.0.0.1] [--port 9001] [--backend uring|epoll] [--threads N]
 //                  [--tls-cert FILE --tls-key FILE] [--ping-interval MS] [--no-deflate]
 //                  [--handler-delay-ms D] [--concurrency N]
 //
@@ -10,8 +10,9 @@
 // concurrency): 8 back-to-back messages with N=8 and D=100 are all echoed after about 100 ms
 // instead of 800. Accepts a client's
 // permessage-deflate offer unless --no-deflate is given. Sends no
-// keepalive pings unless --ping-interval is given (benchmark clients do not expect them). Prints
-// "listening on HOST:PORT" once it accepts; exits cleanly on SIGINT/SIGTERM.
+// keepalive pings unless --ping-interval is given (benchmark clients do not expect them).
+// --threads N serves on N event loops (one thread and SO_REUSEPORT listener each; 0: one per
+// core). Prints "listening on HOST:PORT" once it accepts; exits cleanly on SIGINT/SIGTERM.
 #include <coronet/core/loop.hpp>
 #include <coronet/core/signal.hpp>
 #include <coronet/core/socket.hpp>
@@ -20,8 +21,8 @@
 #include <coronet/ws/handler.hpp>
 #include <coronet/ws/server.hpp>
 
+#include <common/serve_loops.hpp>
 #include <common/server_cli.hpp>
-#include <common/stop_signal.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -72,28 +73,11 @@ ws::session_handler make_handler(handling h) {
         .concurrency(h.concurrency);
 }
 
-core::task<void> wait_signal(core::signal_set& signals) {
-    co_await coronet::examples::wait_for_stop_signal(signals, "ws_echo_server");
-}
-
-core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
-                      std::chrono::milliseconds ping_interval, bool deflate, handling h) {
-    auto listener = core::tcp_listener::bind(lp, ep);
-    if (!listener) {
-        std::fprintf(stderr, "ws_echo_server: cannot listen on %s: %s\n", ep.to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    ws::server_options so;
-    so.tls = tls;
-    so.session.ping_interval = ping_interval;
-    so.handshake.deflate.enabled = deflate;
+/// Serves `listener` until the loop's stop token fires, with a server of its own loop.
+core::task<void> serve_loop(const ws::server_options& so, handling h,
+                            core::tcp_listener& listener) {
     ws::server srv(make_handler(h), so);
-    core::signal_set signals(lp, {SIGINT, SIGTERM});
-    std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
-    std::fflush(stdout);
-    (void)co_await core::when_any(srv.serve(*listener), wait_signal(signals));
-    co_return 0;
+    co_await srv.serve(listener);
 }
 
 } // namespace
@@ -131,15 +115,19 @@ int main(int argc, char** argv) {
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
-                                                 "ws_echo_server", 9001, "serve wss://");
+                                                 "ws_echo_server", 9001, "serve wss://", true);
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "ws_echo_server: invalid --host %s\n", o.host.c_str());
         return 2;
     }
     core::tls_context tls = coronet::examples::server_tls(o, "ws_echo_server");
-    core::block_signals({SIGINT, SIGTERM});
     coronet::examples::log_info_to_stderr();
-    core::loop lp(o.loop_options());
-    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ping_interval, deflate, h));
+    ws::server_options so;
+    so.tls = tls.valid() ? &tls : nullptr;
+    so.session.ping_interval = ping_interval;
+    so.handshake.deflate.enabled = deflate;
+    return coronet::examples::serve_on_loops(
+        o, *ep, "ws_echo_server",
+        [&](core::loop&, core::tcp_listener& l) { return serve_loop(so, h, l); });
 }
