@@ -4,6 +4,10 @@
 //
 //   chat [--host 127.0.0.1] [--port 8080] [--backend uring|epoll]
 //        [--tls-cert FILE --tls-key FILE] [--no-deflate] [--max-connections N]
+//        [--redis URL]
+//
+// With --redis (redis://host:port, rediss:// for TLS, unix:///path) rooms are shared with every
+// other chat process started with the same URL, through a Redis backplane (docs/scaling.md).
 //
 // GET /, plain GET /chat/ROOM   the chat page (compiled in; /chat/ROOM preselects ROOM)
 // ws://HOST:PORT/chat/ROOM      a chat connection in ROOM ([A-Za-z0-9._-], 1-32 bytes)
@@ -33,6 +37,7 @@
 #include <coronet/http_ws/upgrade_route.hpp>
 #include <coronet/ws/hub.hpp>
 
+#include <common/redis_backplane.hpp>
 #include <common/server_cli.hpp>
 #include <common/stop_signal.hpp>
 
@@ -62,6 +67,7 @@ constexpr std::size_t max_message_bytes = 4096;
 struct chat_options {
     bool deflate = true;
     std::size_t max_connections = 10'000;
+    std::string redis; ///< --redis: share rooms with other chat processes through this Redis
 };
 
 /// A room name: 1-32 bytes of [A-Za-z0-9._-] (so it needs no percent-encoding in the path).
@@ -203,6 +209,8 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     ho.max_connections = co.max_connections;
     ho.ping_interval = std::chrono::seconds(30); // drops browsers that vanished without a close
     ws::hub hub(ho);
+    // With --redis, rooms are shared with every chat (or ws_rooms) process on that Redis.
+    coronet::examples::backplane_ptr bp = coronet::examples::make_backplane(hub, co.redis);
 
     http_ws::upgrade_options uo;
     uo.handshake.deflate.enabled = co.deflate;
@@ -232,7 +240,8 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     std::fprintf(stderr, "chat: open %s://%s/ in a browser (rooms at /chat/ROOM)\n",
                  tls != nullptr ? "https" : "http", where.c_str());
     (void)co_await core::when_any(srv.serve(*listener), hub.heartbeats(),
-                                  shutdown_on_signal(signals, hub));
+                                  shutdown_on_signal(signals, hub),
+                                  coronet::examples::run_backplane(bp));
     co_return 0;
 }
 
@@ -245,6 +254,11 @@ int main(int argc, char** argv) {
     for (int i = 0; i < argc; ++i) {
         if (std::strcmp(argv[i], "--no-deflate") == 0) {
             co.deflate = false;
+            continue;
+        }
+        if (std::strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            co.redis = argv[++i];
+            coronet::examples::check_redis_url(co.redis, "chat");
             continue;
         }
         if (std::strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc) {
@@ -260,7 +274,10 @@ int main(int argc, char** argv) {
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
             std::puts("extra: --no-deflate         do not negotiate permessage-deflate\n"
                       "       --max-connections N  chat connections at once; more get 503 before\n"
-                      "                            the upgrade (default 10000)");
+                      "                            the upgrade (default 10000)\n"
+                      "       --redis URL          share rooms with other chat processes through\n"
+                      "                            Redis (redis://host:port, rediss://..., "
+                      "unix:///path)");
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(), "chat",

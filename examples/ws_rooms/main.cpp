@@ -2,7 +2,7 @@
 //
 //   ws_rooms [--host 127.0.0.1] [--port 9002] [--backend uring|epoll]
 //            [--tls-cert FILE --tls-key FILE] [--max-connections N] [--ping-interval MS]
-//            [--no-deflate]
+//            [--no-deflate] [--redis URL]
 //
 // A client that connects to ws://HOST:PORT/<room> joins <room> (the path without its leading
 // slash and without the query; "/" is the room ""). Every text or binary message it sends is
@@ -20,6 +20,7 @@
 #include <coronet/ws/hub.hpp>
 #include <coronet/ws/server.hpp>
 
+#include <common/redis_backplane.hpp>
 #include <common/server_cli.hpp>
 #include <common/stop_signal.hpp>
 
@@ -41,6 +42,7 @@ struct rooms_options {
     std::size_t max_connections = 10'000;
     std::chrono::milliseconds ping_interval{0};
     bool deflate = true;
+    std::string redis; ///< --redis: share rooms with other processes through this Redis
 };
 
 /// "/lobby?x=1" -> "lobby".
@@ -78,6 +80,8 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     ho.max_connections = ro.max_connections;
     ho.ping_interval = ro.ping_interval;
     ws::hub hub(ho);
+    // With --redis, rooms are shared with every ws_rooms (or chat) process on that Redis.
+    coronet::examples::backplane_ptr bp = coronet::examples::make_backplane(hub, ro.redis);
     ws::server_options so;
     so.tls = tls;
     // The standalone server counts connections from accept on, so it answers 503 before the
@@ -92,7 +96,8 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
     std::fflush(stdout);
     (void)co_await core::when_any(srv.serve(*listener), hub.heartbeats(),
-                                  shutdown_on_signal(signals, hub));
+                                  shutdown_on_signal(signals, hub),
+                                  coronet::examples::run_backplane(bp));
     co_return 0;
 }
 
@@ -124,11 +129,18 @@ int main(int argc, char** argv) {
             ro.deflate = false;
             continue;
         }
+        if (std::strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            ro.redis = argv[++i];
+            coronet::examples::check_redis_url(ro.redis, "ws_rooms");
+            continue;
+        }
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
             std::puts(
                 "extra: --max-connections N  refuse more (503 before the upgrade; default 10000)\n"
                 "       --ping-interval MS   ping idle connections (default: none)\n"
-                "       --no-deflate         refuse permessage-deflate (negotiated by default)");
+                "       --no-deflate         refuse permessage-deflate (negotiated by default)\n"
+                "       --redis URL          share rooms with other processes through Redis\n"
+                "                            (redis://host:port, rediss://..., unix:///path)");
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),

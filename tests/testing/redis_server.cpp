@@ -122,7 +122,12 @@ redis_server::redis_server(const redis_server_options& opts)
     if (!opts.password.empty())
         argv.insert(argv.end(), {"--requirepass", opts.password});
     argv.insert(argv.end(), opts.args.begin(), opts.args.end());
-    process_ = child_process::spawn(argv);
+    argv_ = std::move(argv);
+    start();
+}
+
+void redis_server::start() {
+    process_ = child_process::spawn(argv_);
 
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     for (;;) {
@@ -161,6 +166,12 @@ std::string redis_server::log_tail() const {
 void redis_server::kill() {
     process_.signal(SIGKILL);
     (void)process_.wait_exit(std::chrono::seconds(10));
+}
+
+void redis_server::restart() {
+    if (process_.running())
+        kill();
+    start();
 }
 
 } // namespace coronet::testing

@@ -57,11 +57,16 @@ public:
 
     /// Kills the server at once (SIGKILL) and reaps it: connections see a reset or EOF.
     void kill();
+    /// Kills the server if it runs, then starts it again with the same arguments: the same Unix
+    /// socket, TCP and TLS ports and password, an empty data set (persistence is off). Waits
+    /// as the constructor does; throws std::runtime_error when it does not come back.
+    void restart();
     /// True while the process runs.
     bool running() { return process_.running(); }
 
 private:
     std::string log_tail() const;
+    void start();
 
     temp_dir dir_;
     std::string socket_;
@@ -69,6 +74,7 @@ private:
     std::uint16_t port_ = 0;
     std::uint16_t tls_port_ = 0;
     std::string ca_file_;
+    std::vector<std::string> argv_;
     child_process process_;
 };
 

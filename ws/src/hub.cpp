@@ -141,6 +141,8 @@ bool hub_state::join(hub_connection_impl& c, std::string_view name) {
         auto r = std::make_unique<hub_room>();
         r->name = std::string(name);
         it = rooms.emplace(r->name, std::move(r)).first;
+        if (bp != nullptr)
+            bp->room_opened(it->second->name);
     }
     hub_room* r = it->second.get();
     c.rooms_.emplace_back(r, r->members.size());
@@ -169,8 +171,11 @@ bool hub_state::leave(hub_connection_impl& c, std::string_view name) {
             }
         }
     }
-    if (r->members.empty())
+    if (r->members.empty()) {
+        if (bp != nullptr)
+            bp->room_closed(r->name);
         rooms.erase(r->name);
+    }
     return true;
 }
 
@@ -319,6 +324,13 @@ std::size_t hub::broadcast_room(std::string_view room, const prepared_message& m
 std::size_t hub::broadcast_room_except(std::string_view room, const prepared_message& m,
                                        std::uint64_t except_id) {
     ++state_->stats.broadcasts;
+    if (state_->bp != nullptr) {
+        // Once per broadcast, whatever the local members: the payload is the frame's tail.
+        const core::shared_buffer& f = m.frame();
+        ++state_->stats.published;
+        state_->bp->publish(room, m.type(),
+                            {f.data() + (f.size() - m.payload_size()), m.payload_size()});
+    }
     auto it = state_->rooms.find(room);
     if (it == state_->rooms.end())
         return 0;
@@ -328,6 +340,31 @@ std::size_t hub::broadcast_room_except(std::string_view room, const prepared_mes
             n += deliver(*c, m);
     return n;
 }
+
+std::size_t hub::deliver_remote(std::string_view room, const prepared_message& m) {
+    ++state_->stats.remote;
+    auto it = state_->rooms.find(room);
+    if (it == state_->rooms.end())
+        return 0;
+    std::size_t n = 0;
+    for (detail::hub_connection_impl* c : it->second->members)
+        n += deliver(*c, m);
+    return n;
+}
+
+void hub::set_backplane(backplane* b) {
+    state_->bp = b;
+    if (b == nullptr)
+        return;
+    for (const auto& [name, room] : state_->rooms)
+        b->room_opened(name);
+}
+
+backplane* hub::current_backplane() const noexcept {
+    return state_->bp;
+}
+
+backplane::~backplane() = default;
 
 // ---- heartbeats -------------------------------------------------------------------------
 

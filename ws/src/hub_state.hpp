@@ -38,6 +38,7 @@ struct hub_state {
     hub_options opts;
     std::unique_ptr<attachment_store> store;
     hub_stats stats;
+    backplane* bp = nullptr; ///< rooms shared with other processes; null: none
     bool closing_all = false;
 
     std::unordered_map<std::uint64_t, hub_connection_impl*> by_id;

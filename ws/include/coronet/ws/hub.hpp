@@ -13,6 +13,7 @@
 #include <coronet/core/task.hpp>
 #include <coronet/core/waiter_queue.hpp>
 #include <coronet/core/with_stop.hpp>
+#include <coronet/ws/backplane.hpp>
 #include <coronet/ws/export.hpp>
 #include <coronet/ws/frame.hpp>
 #include <coronet/ws/handler.hpp>
@@ -108,6 +109,8 @@ struct hub_stats {
     std::uint64_t pings_sent = 0;    ///< heartbeat pings queued
     std::uint64_t timed_out = 0;     ///< connections dropped for a missing pong
     std::uint64_t aborted = 0;       ///< connections dropped without a closing handshake
+    std::uint64_t published = 0;     ///< room broadcasts handed to the backplane
+    std::uint64_t remote = 0;        ///< deliver_remote calls (messages from other processes)
 };
 
 /// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
@@ -387,6 +390,21 @@ public:
     /// As broadcast_room, skipping connection `except_id`.
     std::size_t broadcast_room_except(std::string_view room, const prepared_message& m,
                                       std::uint64_t except_id);
+
+    // ---- backplane: rooms shared with other processes (docs/scaling.md) --------------------
+    /// Gives the hub a backplane (null: none, the default). From then on it hears of every room
+    /// that gets its first local member or loses its last (`room_opened` is called at once for
+    /// the rooms that have members now), and every `broadcast_room`/`broadcast_room_except` is
+    /// also handed to it once (`backplane::publish`, counted in `stats().published`). Not owned:
+    /// it must outlive the hub or be replaced (set null) first. The previous backplane, if any,
+    /// is forgotten without calls.
+    void set_backplane(backplane* b);
+    /// The backplane, or null.
+    backplane* current_backplane() const noexcept;
+    /// Queues `m` for every open member of `room`, like broadcast_room, without handing it to
+    /// the backplane: what a backplane calls with a message another process published (counted
+    /// in `stats().remote`, not in `broadcasts`). Returns how many received it.
+    std::size_t deliver_remote(std::string_view room, const prepared_message& m);
 
     // ---- heartbeats ------------------------------------------------------------------------
     /// One heartbeat sweep at `options().clock` now: pings connections idle for ping_interval

@@ -1,0 +1,391 @@
+// The hub's Redis backplane: one command connection publishes, one subscriber receives; both
+// are rebuilt after any failure, with bounded jittered exponential backoff.
+#include <coronet/ws_redis/backplane.hpp>
+
+#include <coronet/core/async_event.hpp>
+#include <coronet/core/error.hpp>
+#include <coronet/core/scope.hpp>
+#include <coronet/core/stop.hpp>
+#include <coronet/core/timer.hpp>
+#include <coronet/ws_redis/connection.hpp>
+#include <coronet/ws_redis/subscriber.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace coronet::ws_redis {
+
+namespace detail {
+
+namespace {
+
+// The envelope: version, type (1 text, 2 binary), origin (8 bytes, big-endian), sequence of
+// that origin in that room (8 bytes, big-endian), then the payload.
+constexpr unsigned char envelope_version = 1;
+constexpr std::size_t envelope_header = 18;
+// Publishes in flight together on the command connection (Redis answers in order).
+constexpr std::size_t publish_window = 64;
+
+void put_u64(std::string& s, std::uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8)
+        s.push_back(static_cast<char>((v >> shift) & 0xffu));
+}
+
+std::uint64_t get_u64(const char* p) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i)
+        v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+}
+
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+
+template <class V>
+using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
+using string_set = std::unordered_set<std::string, string_hash, std::equal_to<>>;
+
+} // namespace
+
+struct outgoing {
+    std::string channel;
+    std::string envelope;
+};
+
+struct backplane_impl {
+    backplane_impl(ws::hub& h, url w, backplane_options o)
+        : hub(&h), where(std::move(w)), opts(std::move(o)), rng(std::random_device{}()) {
+        while (origin == 0)
+            origin = rng();
+    }
+
+    ws::hub* hub;
+    url where;
+    backplane_options opts;
+    std::mt19937_64 rng;
+    std::uint64_t origin = 0;
+    backplane_stats st;
+    bool link_up = false;
+
+    string_set rooms;      ///< rooms with local members: the subscriptions wanted
+    string_set subscribed; ///< rooms whose channel the current subscriber confirmed
+    core::async_event subs_changed;
+
+    std::deque<outgoing> queue;
+    std::size_t queued_bytes = 0;
+    core::async_event queue_ready;
+
+    string_map<std::uint64_t> sent_seq;                                ///< per room: last sent
+    string_map<std::unordered_map<std::uint64_t, std::uint64_t>> seen; ///< room -> origin -> last
+
+    std::string channel_of(std::string_view room) const {
+        std::string c;
+        c.reserve(opts.channel_prefix.size() + room.size());
+        c += opts.channel_prefix;
+        c += room;
+        return c;
+    }
+
+    void drop_queue() noexcept {
+        st.lost_publishes += queue.size();
+        queue.clear();
+        queued_bytes = 0;
+    }
+
+    std::chrono::milliseconds jittered(std::chrono::milliseconds wait) {
+        const auto hi = std::max<std::int64_t>(wait.count(), 1);
+        std::uniform_int_distribution<std::int64_t> d(hi / 2, hi);
+        return std::chrono::milliseconds(d(rng));
+    }
+
+    void receive(const message& m) {
+        std::string_view ch = m.channel;
+        std::string_view env = m.payload;
+        if (ch.size() < opts.channel_prefix.size() ||
+            ch.substr(0, opts.channel_prefix.size()) != opts.channel_prefix ||
+            env.size() < envelope_header ||
+            static_cast<unsigned char>(env[0]) != envelope_version ||
+            (env[1] != 1 && env[1] != 2)) {
+            ++st.malformed;
+            return;
+        }
+        const std::string_view room = ch.substr(opts.channel_prefix.size());
+        const std::uint64_t from = get_u64(env.data() + 2);
+        const std::uint64_t seq = get_u64(env.data() + 10);
+        if (from == origin) {
+            ++st.own_echoes;
+            return;
+        }
+        auto r = rooms.find(room);
+        if (r == rooms.end())
+            return; // left since: the unsubscribe is on its way
+        auto& last = seen[*r];
+        auto it = last.find(from);
+        if (it == last.end()) {
+            last.emplace(from, seq);
+        } else {
+            // A sequence that starts again (1, or not past the last one) is a new run of that
+            // origin in this room (it left the room and came back): not a gap.
+            if (seq > it->second + 1 && seq != 1)
+                st.gaps += seq - it->second - 1;
+            it->second = seq;
+        }
+        const auto type = env[1] == 1 ? ws::opcode::text : ws::opcode::binary;
+        const ws::prepared_message pm(type, core::as_bytes(env.substr(envelope_header)));
+        ++st.received;
+        hub->deliver_remote(room, pm);
+    }
+
+    core::task<void> publish_one(connection& c, outgoing o, core::task_scope& link) {
+        // Not `cond ? co_await a : co_await b`: g++ 12 destroys the temporaries twice.
+        core::result<std::int64_t> r = make_error_code(errc::closed);
+        if (opts.sharded)
+            r = co_await c.spublish(o.channel, o.envelope);
+        else
+            r = co_await c.publish(o.channel, o.envelope);
+        if (r) {
+            ++st.published;
+            co_return;
+        }
+        ++st.lost_publishes;
+        if (r.error() != make_error_code(errc::error_reply))
+            link.request_stop(); // the link broke under it
+    }
+
+    core::task<void> publisher(connection& c, core::task_scope& link) {
+        for (;;) {
+            if (queue.empty()) {
+                queue_ready.reset();
+                auto w = co_await queue_ready.wait();
+                if (!w)
+                    break;
+                continue;
+            }
+            // A window of publishes in flight: each queues its command as it starts, in order.
+            core::task_scope batch(link.token());
+            for (std::size_t n = 0; n < publish_window && !queue.empty(); ++n) {
+                outgoing o = std::move(queue.front());
+                queue.pop_front();
+                queued_bytes -= o.envelope.size();
+                batch.spawn(publish_one(c, std::move(o), link));
+            }
+            co_await batch.join();
+            if (link.token().stop_requested())
+                break;
+        }
+        link.request_stop();
+    }
+
+    core::task<void> subscriptions(subscriber& s, core::task_scope& link) {
+        for (;;) {
+            std::vector<std::string> add;
+            std::vector<std::string> drop;
+            for (const std::string& r : rooms)
+                if (subscribed.count(r) == 0)
+                    add.push_back(r);
+            for (const std::string& r : subscribed)
+                if (rooms.count(r) == 0)
+                    drop.push_back(r);
+            if (add.empty() && drop.empty()) {
+                subs_changed.reset();
+                auto w = co_await subs_changed.wait();
+                if (!w)
+                    break;
+                continue;
+            }
+            // Sharded: one shard channel per call (a cluster wants one slot per command).
+            const std::size_t step = opts.sharded ? 1 : 256;
+            bool ok = true;
+            for (std::size_t i = 0; ok && i < add.size(); i += step) {
+                const std::size_t end = std::min(add.size(), i + step);
+                std::vector<std::string> channels;
+                for (std::size_t k = i; k < end; ++k)
+                    channels.push_back(channel_of(add[k]));
+                core::result<void> r = make_error_code(errc::closed);
+                if (opts.sharded)
+                    r = co_await s.ssubscribe(std::move(channels));
+                else
+                    r = co_await s.subscribe(std::move(channels));
+                ok = static_cast<bool>(r);
+                if (ok)
+                    for (std::size_t k = i; k < end; ++k)
+                        subscribed.insert(std::move(add[k]));
+            }
+            for (std::size_t i = 0; ok && i < drop.size(); i += step) {
+                const std::size_t end = std::min(drop.size(), i + step);
+                std::vector<std::string> channels;
+                for (std::size_t k = i; k < end; ++k)
+                    channels.push_back(channel_of(drop[k]));
+                core::result<void> r = make_error_code(errc::closed);
+                if (opts.sharded)
+                    r = co_await s.sunsubscribe(std::move(channels));
+                else
+                    r = co_await s.unsubscribe(std::move(channels));
+                ok = static_cast<bool>(r);
+                if (ok)
+                    for (std::size_t k = i; k < end; ++k)
+                        subscribed.erase(drop[k]);
+            }
+            if (!ok)
+                break;
+        }
+        link.request_stop();
+    }
+
+    core::task<void> reader(subscriber& s, core::task_scope& link) {
+        for (;;) {
+            auto m = co_await s.next();
+            if (!m)
+                break;
+            receive(*m);
+        }
+        link.request_stop();
+    }
+
+    /// Runs one pair of connections until one of them fails or the caller stops.
+    core::task<void> serve_link(connection& c, subscriber& s) {
+        core::stop_token parent = co_await core::get_stop_token();
+        core::task_scope link(parent);
+        link.spawn(reader(s, link));
+        link.spawn(subscriptions(s, link));
+        link.spawn(publisher(c, link));
+        co_await link.join();
+    }
+};
+
+} // namespace detail
+
+redis_backplane::redis_backplane(ws::hub& h, url where, backplane_options opts)
+    : impl_(std::make_unique<detail::backplane_impl>(h, std::move(where), std::move(opts))) {
+    h.set_backplane(this);
+}
+
+redis_backplane::redis_backplane(ws::hub& h, url where)
+    : redis_backplane(h, std::move(where), backplane_options{}) {}
+
+redis_backplane::~redis_backplane() {
+    if (impl_->hub->current_backplane() == this)
+        impl_->hub->set_backplane(nullptr);
+}
+
+core::task<void> redis_backplane::run() {
+    detail::backplane_impl& d = *impl_;
+    const core::stop_token tok = co_await core::get_stop_token();
+    std::chrono::milliseconds wait = d.opts.reconnect_min;
+    bool failed_before = false;
+    while (!tok.stop_requested()) {
+        auto c = co_await connection::connect(d.where, d.opts.redis);
+        core::result<subscriber> s = make_error_code(errc::closed);
+        if (c)
+            s = co_await subscriber::connect(d.where, d.opts.redis);
+        if (c && s) {
+            wait = d.opts.reconnect_min;
+            ++d.st.connects;
+            if (failed_before)
+                ++d.st.reconnects;
+            d.link_up = true;
+            d.subscribed.clear();
+            d.subs_changed.set();
+            co_await d.serve_link(*c, *s);
+            d.link_up = false;
+            d.subscribed.clear();
+            d.drop_queue();
+            c->close();
+            s->close();
+        }
+        if (tok.stop_requested())
+            break;
+        ++d.st.failures;
+        failed_before = true;
+        (void)co_await core::sleep_for(d.jittered(wait));
+        wait = std::min(wait * 2, d.opts.reconnect_max);
+    }
+    d.link_up = false;
+    d.subscribed.clear();
+    d.drop_queue();
+}
+
+backplane_stats redis_backplane::stats() const noexcept {
+    backplane_stats s = impl_->st;
+    s.connected = impl_->link_up;
+    s.rooms = impl_->rooms.size();
+    s.queued = impl_->queue.size();
+    return s;
+}
+
+std::uint64_t redis_backplane::origin() const noexcept {
+    return impl_->origin;
+}
+
+bool redis_backplane::subscribed(std::string_view room) const noexcept {
+    return impl_->subscribed.find(room) != impl_->subscribed.end();
+}
+
+std::string redis_backplane::channel_of(std::string_view room) const {
+    return impl_->channel_of(room);
+}
+
+void redis_backplane::room_opened(std::string_view room) {
+    impl_->rooms.emplace(room);
+    impl_->subs_changed.set();
+}
+
+void redis_backplane::room_closed(std::string_view room) {
+    detail::backplane_impl& d = *impl_;
+    auto it = d.rooms.find(room);
+    if (it == d.rooms.end())
+        return;
+    d.sent_seq.erase(*it);
+    d.seen.erase(*it);
+    d.rooms.erase(it);
+    d.subs_changed.set();
+}
+
+void redis_backplane::publish(std::string_view room, ws::opcode type,
+                              std::span<const std::byte> payload) {
+    detail::backplane_impl& d = *impl_;
+    // The sequence advances for every broadcast, lost or not: receivers see what they missed.
+    auto seq_it = d.sent_seq.find(room);
+    if (seq_it == d.sent_seq.end()) {
+        // Rooms without local members keep a counter too; forget those now and then.
+        if (d.sent_seq.size() >= 4 * d.rooms.size() + 1024) {
+            for (auto i = d.sent_seq.begin(); i != d.sent_seq.end();)
+                i = d.rooms.count(i->first) == 0 ? d.sent_seq.erase(i) : std::next(i);
+        }
+        seq_it = d.sent_seq.emplace(std::string(room), 0).first;
+    }
+    const std::uint64_t seq = ++seq_it->second;
+    if (!d.link_up) {
+        ++d.st.lost_publishes;
+        return;
+    }
+    const std::size_t size = detail::envelope_header + payload.size();
+    if (d.queue.size() >= d.opts.max_queued_publishes ||
+        d.queued_bytes + size > d.opts.max_queued_bytes) {
+        ++d.st.lost_publishes;
+        ++d.st.queue_full;
+        return;
+    }
+    detail::outgoing o;
+    o.channel = d.channel_of(room);
+    o.envelope.reserve(size);
+    o.envelope.push_back(static_cast<char>(detail::envelope_version));
+    o.envelope.push_back(type == ws::opcode::binary ? 2 : 1);
+    detail::put_u64(o.envelope, d.origin);
+    detail::put_u64(o.envelope, seq);
+    o.envelope.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+    d.queued_bytes += size;
+    d.queue.push_back(std::move(o));
+    d.queue_ready.set();
+}
+
+} // namespace coronet::ws_redis
