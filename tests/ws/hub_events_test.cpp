@@ -5,6 +5,7 @@
 
 #include "events_adapter.hpp"
 #include "frame_feeder.hpp"
+#include "hub_fixture.hpp"
 #include "session_pair.hpp"
 
 #include <testing/backends.hpp>
@@ -37,22 +38,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Parks the test coroutine until the server side reports that something happened (then the
-/// test checks its condition again): a readiness signal, never a sleep.
-struct notifier {
-    std::coroutine_handle<> waiting;
-    void notify() {
-        if (auto h = std::exchange(waiting, {}))
-            core::loop::current()->post([h] { h.resume(); });
-    }
-    struct awaiter {
-        notifier* n;
-        bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<> h) noexcept { n->waiting = h; }
-        void await_resume() const noexcept {}
-    };
-    awaiter wait() noexcept { return {this}; }
-};
+// Parks the test coroutine until the server side reports that something happened.
+using coronet::testing::hub_fixture::notifier;
 
 using coronet::testing::session_pair;
 
