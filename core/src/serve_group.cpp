@@ -8,7 +8,9 @@ namespace coronet::core {
 
 result<std::vector<tcp_listener>> listen_group(loop_group& group, const endpoint& ep,
                                                listen_options opts) {
-    opts.reuse_port = true;
+    // Several loops share the port through SO_REUSEPORT; a group of one binds like any listener,
+    // so a port already in use is an error rather than silently shared.
+    opts.reuse_port = opts.reuse_port || group.size() > 1;
     std::vector<tcp_listener> out;
     out.reserve(group.size());
     endpoint at = ep;

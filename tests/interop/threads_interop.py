@@ -13,6 +13,9 @@ For each server, started with --threads 2 --port 0 (one SO_REUSEPORT listener pe
     both loops), and the N must add up to 64;
   - every client then sees the graceful end (http: the server closes the idle keep-alive
     connection; ws: a close frame with code 1001 "going away") and the server exits 0.
+While http_hello --threads 2 holds its port, http_hello with the default single loop must
+refuse the same port (exit 1, "cannot listen"): one loop binds a plain listener, so it never
+silently shares a port that is in use.
 Every step has a deadline. Exit 0: pass, 1: fail, 77: skipped (io_uring unavailable).
 """
 
@@ -105,9 +108,23 @@ def check_ws_end(s):
         fail("expected close 1001, got %r" % data[:8])
 
 
+def refuse_port_in_use(path, backend, port):
+    try:
+        r = subprocess.run([path, "--port", str(port), "--backend", backend],
+                           capture_output=True, text=True, timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        fail("a single-loop server joined port %d in use instead of refusing it" % port)
+    if r.returncode != 1 or "cannot listen" not in r.stderr:
+        fail("a single-loop server on port %d in use: exit %d, %r" % (port, r.returncode,
+                                                                       r.stderr))
+    print("single loop on a port in use: refused (%s)" % r.stderr.strip())
+
+
 def run(path, backend, exchange, check_end, label):
     proc, port = start(path, backend)
     try:
+        if label == "http_hello":
+            refuse_port_in_use(path, backend, port)
         socks = [exchange(port) for _ in range(CONNS)]
         proc.send_signal(signal.SIGTERM)
         for s in socks:

@@ -11,13 +11,15 @@
 
 namespace coronet::core {
 
-/// One listener per loop of `group`, all on `ep` with `SO_REUSEPORT` (set whatever
-/// `opts.reuse_port` says), so the kernel spreads new connections over the loops and each loop
-/// accepts its own: listener `i` belongs to `group.at(i)`. With port 0 the first listener picks
-/// a free port and the others bind the same one (read it back from any `local_endpoint()`).
-/// Errors: the first socket/bind/listen error. The listeners are not yet registered with their
-/// loops (that happens at their first accept), so they may be made and destroyed on any thread
-/// until then; once served, close each on its own loop (`serve_group` does).
+/// One listener per loop of `group`, all on `ep` with `SO_REUSEPORT` (set whenever the group has
+/// more than one loop, whatever `opts.reuse_port` says), so the kernel spreads new connections
+/// over the loops and each loop accepts its own: listener `i` belongs to `group.at(i)`. A group
+/// of one loop binds as `tcp_listener::bind` does with `opts`: a port in use is an error. With
+/// port 0 the first listener picks a free port and the others bind the same one (read it back
+/// from any `local_endpoint()`). Errors: the first socket/bind/listen error. The listeners are
+/// not yet registered with their loops (that happens at their first accept), so they may be
+/// made and destroyed on any thread until then; once served, close each on its own loop
+/// (`serve_group` does).
 CORONET_CORE_EXPORT result<std::vector<tcp_listener>>
 listen_group(loop_group& group, const endpoint& ep, listen_options opts);
 
