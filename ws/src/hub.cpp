@@ -1,11 +1,14 @@
 // The hub: registry, rooms, broadcast, heartbeats, serve and attachments.
 #include <coronet/ws/deflate.hpp>
 #include <coronet/ws/hub.hpp>
+#include <coronet/ws/hub_group.hpp>
 
+#include <coronet/core/loop_group.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/ws/attachment_store.hpp>
 
 #include "hub_connection_impl.hpp"
+#include "hub_group_state.hpp"
 #include "hub_state.hpp"
 
 #include <openssl/rand.h>
@@ -14,6 +17,7 @@
 #include <cstring>
 #include <exception>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace coronet::ws {
@@ -31,6 +35,10 @@ public:
             return "no attachment with that id";
         case hub_errc::id_in_use:
             return "that id belongs to a live connection";
+        case hub_errc::not_found:
+            return "no live connection has that id";
+        case hub_errc::queue_full:
+            return "the connection's queue is full";
         }
         return "unknown hub error";
     }
@@ -62,6 +70,32 @@ const std::error_category& hub_category() noexcept {
 prepared_message::prepared_message(opcode type, std::span<const std::byte> payload)
     : type_(type), payload_size_(payload.size()), plain_(detail::encode_frame(type, payload)) {}
 
+prepared_message::prepared_message(const prepared_message& o)
+    : type_(o.type_), payload_size_(o.payload_size_), plain_(o.plain_) {
+    for (std::size_t i = 0; i < 7; ++i) {
+        const std::uint8_t v = o.variant_state_[i].load(std::memory_order_acquire);
+        if (v == 1 || v == 2) {
+            compressed_[i] = o.compressed_[i];
+            variant_state_[i].store(v, std::memory_order_relaxed);
+        }
+    }
+}
+
+prepared_message& prepared_message::operator=(const prepared_message& o) {
+    if (this == &o)
+        return *this;
+    type_ = o.type_;
+    payload_size_ = o.payload_size_;
+    plain_ = o.plain_;
+    for (std::size_t i = 0; i < 7; ++i) {
+        const std::uint8_t v = o.variant_state_[i].load(std::memory_order_acquire);
+        const bool built = v == 1 || v == 2;
+        compressed_[i] = built ? o.compressed_[i] : core::shared_buffer();
+        variant_state_[i].store(built ? v : 0, std::memory_order_relaxed);
+    }
+    return *this;
+}
+
 const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) const {
     const session& s = *c.session_;
     const auto& agreed = s.compression();
@@ -71,27 +105,43 @@ const core::shared_buffer& prepared_message::frame_for(const hub_connection& c) 
     if (payload_size_ < policy.min_size)
         return plain_;
     const std::size_t i = agreed->server_max_window_bits - 9u;
-    if (variant_state_[i] == 0) {
+    std::atomic<std::uint8_t>& state = variant_state_[i];
+    std::uint8_t v = state.load(std::memory_order_acquire);
+    while (v != 1 && v != 2) {
+        if (v == 3) {
+            // Another loop of a hub_group is compressing it: a few microseconds.
+            std::this_thread::yield();
+            v = state.load(std::memory_order_acquire);
+            continue;
+        }
+        if (!state.compare_exchange_weak(v, 3, std::memory_order_acquire))
+            continue;
         // Compressed once for every receiver with this window: no context, so it inflates
         // anywhere the window is at least this large.
-        const std::size_t header = plain_.size() - payload_size_;
-        std::vector<std::byte> z;
-        compress_message({plain_.data() + header, payload_size_}, z, agreed->server_max_window_bits,
-                         policy.level, policy.mem_level);
-        if (z.size() >= payload_size_ && policy.skip_incompressible) {
-            variant_state_[i] = 2;
-        } else {
-            compressed_[i] = detail::encode_frame(type_, z, true);
-            variant_state_[i] = 1;
+        try {
+            const std::size_t header = plain_.size() - payload_size_;
+            std::vector<std::byte> z;
+            compress_message({plain_.data() + header, payload_size_}, z,
+                             agreed->server_max_window_bits, policy.level, policy.mem_level);
+            if (z.size() >= payload_size_ && policy.skip_incompressible) {
+                v = 2;
+            } else {
+                compressed_[i] = detail::encode_frame(type_, z, true);
+                v = 1;
+            }
+        } catch (...) {
+            state.store(0, std::memory_order_release);
+            throw;
         }
+        state.store(v, std::memory_order_release);
     }
-    return variant_state_[i] == 1 ? compressed_[i] : plain_;
+    return v == 1 ? compressed_[i] : plain_;
 }
 
 std::size_t prepared_message::compressed_variants() const noexcept {
     std::size_t n = 0;
-    for (auto v : variant_state_)
-        n += v == 1 ? 1 : 0;
+    for (const auto& v : variant_state_)
+        n += v.load(std::memory_order_acquire) == 1 ? 1 : 0;
     return n;
 }
 
@@ -101,8 +151,9 @@ namespace detail {
 
 // Ids are random (OpenSSL's generator) rather than a counter: attachments outlive the process
 // that made them, so a restarted server must not hand out an id that a leftover attachment
-// still has. 64 random bits make that, and a clash between the hubs of several loops,
-// negligible; a clash with a live id of this hub is drawn again.
+// still has. 64 random bits make that, and a clash between independent hubs, negligible; a
+// clash with a live id of this hub is drawn again. In a hub_group the low 8 bits are the
+// loop's index instead: unique across the group without coordination, and they route a unicast.
 std::uint64_t hub_state::next_id() {
     for (;;) {
         if (ids_left == 0) {
@@ -110,7 +161,9 @@ std::uint64_t hub_state::next_id() {
                 throw std::runtime_error("RAND_bytes failed");
             ids_left = sizeof ids / sizeof ids[0];
         }
-        const std::uint64_t id = ids[--ids_left];
+        std::uint64_t id = ids[--ids_left];
+        if (group != nullptr)
+            id = (id & ~std::uint64_t{0xff}) | group_index;
         if (id != 0 && !by_id.contains(id))
             return id;
     }
@@ -122,6 +175,8 @@ void hub_state::add(hub_connection_impl& c) {
     all.push_back(&c);
     ++stats.accepted;
     stats.connections = all.size();
+    if (group != nullptr)
+        group->connections.fetch_add(1, std::memory_order_relaxed);
 }
 
 void hub_state::remove(hub_connection_impl& c) noexcept {
@@ -131,6 +186,8 @@ void hub_state::remove(hub_connection_impl& c) noexcept {
     last->index_ = c.index_;
     all.pop_back();
     stats.connections = all.size();
+    if (group != nullptr)
+        group->connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool hub_state::join(hub_connection_impl& c, std::string_view name) {
@@ -147,6 +204,8 @@ bool hub_state::join(hub_connection_impl& c, std::string_view name) {
     hub_room* r = it->second.get();
     c.rooms_.emplace_back(r, r->members.size());
     r->members.push_back(&c);
+    if (group != nullptr)
+        group->joined(group_index, name);
     return true;
 }
 
@@ -171,6 +230,8 @@ bool hub_state::leave(hub_connection_impl& c, std::string_view name) {
             }
         }
     }
+    if (group != nullptr)
+        group->left(group_index, name);
     if (r->members.empty()) {
         if (bp != nullptr)
             bp->room_closed(r->name);
@@ -255,7 +316,9 @@ core::clock::time_point hub::now() const {
 
 // ---- rooms ------------------------------------------------------------------------------
 
-std::size_t hub::room_size(std::string_view room) const noexcept {
+std::size_t hub::room_size(std::string_view room) const {
+    if (state_->group != nullptr)
+        return state_->group->room_size(room);
     auto it = state_->rooms.find(room);
     return it == state_->rooms.end() ? 0 : it->second->members.size();
 }
@@ -266,6 +329,8 @@ bool hub::is_member(std::string_view room, std::uint64_t id) const noexcept {
 }
 
 std::vector<std::string> hub::room_names() const {
+    if (state_->group != nullptr)
+        return state_->group->room_names();
     std::vector<std::string> out;
     out.reserve(state_->rooms.size());
     for (const auto& [name, r] : state_->rooms)
@@ -303,17 +368,35 @@ std::size_t hub::deliver(detail::hub_connection_impl& c, const prepared_message&
     return 0;
 }
 
+std::size_t hub::deliver_local(const std::string_view* room, const prepared_message& m,
+                               std::uint64_t except_id) {
+    std::size_t n = 0;
+    // deliver() never unregisters or resumes anyone inline, so the lists are stable here.
+    if (room == nullptr) {
+        for (detail::hub_connection_impl* c : state_->all)
+            if (c->id_ != except_id)
+                n += deliver(*c, m);
+        return n;
+    }
+    auto it = state_->rooms.find(*room);
+    if (it == state_->rooms.end())
+        return 0;
+    for (detail::hub_connection_impl* c : it->second->members)
+        if (c->id_ != except_id)
+            n += deliver(*c, m);
+    return n;
+}
+
 std::size_t hub::broadcast(const prepared_message& m) {
     return broadcast_except(m, 0);
 }
 
 std::size_t hub::broadcast_except(const prepared_message& m, std::uint64_t except_id) {
     ++state_->stats.broadcasts;
-    std::size_t n = 0;
-    // deliver() never unregisters or resumes anyone inline, so the list is stable here.
-    for (detail::hub_connection_impl* c : state_->all)
-        if (c->id_ != except_id)
-            n += deliver(*c, m);
+    const std::size_t n = deliver_local(nullptr, m, except_id);
+    // The other loops get the same message (and the variants compressed here so far).
+    if (state_->group != nullptr)
+        state_->group->fan_out(state_->group_index, nullptr, m, except_id, false);
     return n;
 }
 
@@ -323,36 +406,37 @@ std::size_t hub::broadcast_room(std::string_view room, const prepared_message& m
 
 std::size_t hub::broadcast_room_except(std::string_view room, const prepared_message& m,
                                        std::uint64_t except_id) {
-    ++state_->stats.broadcasts;
-    if (state_->bp != nullptr) {
+    detail::hub_state& st = *state_;
+    ++st.stats.broadcasts;
+    const std::size_t n = deliver_local(&room, m, except_id);
+    if (st.group != nullptr) {
+        // The group publishes it once for the process, on the backplane's loop.
+        if (st.group->current_backplane() != nullptr)
+            ++st.stats.published;
+        st.group->fan_out(st.group_index, &room, m, except_id, true);
+    } else if (st.bp != nullptr) {
         // Once per broadcast, whatever the local members: the payload is the frame's tail.
         const core::shared_buffer& f = m.frame();
-        ++state_->stats.published;
-        state_->bp->publish(room, m.type(),
-                            {f.data() + (f.size() - m.payload_size()), m.payload_size()});
+        ++st.stats.published;
+        st.bp->publish(room, m.type(),
+                       {f.data() + (f.size() - m.payload_size()), m.payload_size()});
     }
-    auto it = state_->rooms.find(room);
-    if (it == state_->rooms.end())
-        return 0;
-    std::size_t n = 0;
-    for (detail::hub_connection_impl* c : it->second->members)
-        if (c->id_ != except_id)
-            n += deliver(*c, m);
     return n;
 }
 
 std::size_t hub::deliver_remote(std::string_view room, const prepared_message& m) {
     ++state_->stats.remote;
-    auto it = state_->rooms.find(room);
-    if (it == state_->rooms.end())
-        return 0;
-    std::size_t n = 0;
-    for (detail::hub_connection_impl* c : it->second->members)
-        n += deliver(*c, m);
+    const std::size_t n = deliver_local(&room, m, 0);
+    if (state_->group != nullptr)
+        state_->group->fan_out(state_->group_index, &room, m, 0, false);
     return n;
 }
 
 void hub::set_backplane(backplane* b) {
+    if (state_->group != nullptr) {
+        state_->group->set_backplane(b, state_->group_index);
+        return;
+    }
     state_->bp = b;
     if (b == nullptr)
         return;
@@ -361,7 +445,79 @@ void hub::set_backplane(backplane* b) {
 }
 
 backplane* hub::current_backplane() const noexcept {
+    if (state_->group != nullptr)
+        return state_->group->current_backplane();
     return state_->bp;
+}
+
+// ---- unicast across loops ----------------------------------------------------------------
+
+namespace {
+
+/// The loop and hub that own connection `id` (this hub's own when it is not in a group), or
+/// nulls when no hub of the group made it.
+std::pair<core::loop*, hub*> owner_of(detail::hub_state& st, hub& self, std::uint64_t id) {
+    if (st.group == nullptr)
+        return {core::loop::current(), &self};
+    const std::size_t i = hub_group::loop_of(id);
+    if (i >= st.group->hubs.size())
+        return {nullptr, nullptr};
+    return {st.group->loops[i], st.group->hubs[i].get()};
+}
+
+std::error_code try_queue(hub& h, std::uint64_t id, const prepared_message& m) {
+    hub_connection* c = h.find(id);
+    if (c == nullptr)
+        return hub_errc::not_found;
+    if (c->state() != connection_state::open)
+        return errc::closed;
+    return c->try_send(m) ? std::error_code() : make_error_code(hub_errc::queue_full);
+}
+
+} // namespace
+
+core::task<core::result<void>> hub::send_to(std::uint64_t id, prepared_message m) {
+    auto [where, owner] = owner_of(*state_, *this, id);
+    if (owner == nullptr)
+        co_return make_error_code(hub_errc::not_found);
+    core::loop* home = core::loop::current();
+    if (where == home)
+        co_return core::result<void>(try_queue(*owner, id, m));
+    // Over there and back: nothing on the way waits, so no stop token is involved.
+    co_await core::resume_on(*where);
+    const std::error_code e = try_queue(*owner, id, m);
+    co_await core::resume_on(*home);
+    if (e)
+        co_return e;
+    co_return core::result<void>();
+}
+
+core::task<bool> hub::visit(std::uint64_t id, std::function<void(hub_connection&)> f) {
+    auto [where, owner] = owner_of(*state_, *this, id);
+    if (owner == nullptr)
+        co_return false;
+    core::loop* home = core::loop::current();
+    auto run = [&] {
+        hub_connection* c = owner->find(id);
+        if (c == nullptr || c->state() == connection_state::closed)
+            return false;
+        f(*c);
+        return true;
+    };
+    if (where == home)
+        co_return run();
+    co_await core::resume_on(*where);
+    std::exception_ptr failed;
+    bool found = false;
+    try {
+        found = run();
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    co_await core::resume_on(*home);
+    if (failed)
+        std::rethrow_exception(failed);
+    co_return found;
 }
 
 backplane::~backplane() = default;

@@ -34,11 +34,16 @@ struct string_hash {
     }
 };
 
+struct hub_group_state;
+
 struct hub_state {
     hub_options opts;
     std::unique_ptr<attachment_store> store;
     hub_stats stats;
-    backplane* bp = nullptr; ///< rooms shared with other processes; null: none
+    backplane* bp = nullptr; ///< rooms shared with other processes; null: none (in a group the
+                             ///< group holds it)
+    hub_group_state* group = nullptr; ///< the hub_group this hub belongs to, or null
+    std::size_t group_index = 0;      ///< its loop's index there (the low 8 bits of its ids)
     bool closing_all = false;
 
     std::unordered_map<std::uint64_t, hub_connection_impl*> by_id;

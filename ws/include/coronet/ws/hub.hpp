@@ -20,6 +20,7 @@
 #include <coronet/ws/handshake_info.hpp>
 #include <coronet/ws/session.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +45,8 @@ enum class hub_errc {
     full = 1,   ///< the hub already has `max_connections` (the connection was closed with 1013)
     unknown_id, ///< adopt: the store holds no attachment for that id
     id_in_use,  ///< adopt: that id belongs to a live connection of this hub
+    not_found,  ///< send_to: no live connection has that id
+    queue_full, ///< send_to: the connection's queue has no room for the message now
 };
 
 /// The category of hub_errc, named "coronet.ws.hub".
@@ -111,6 +114,7 @@ struct hub_stats {
     std::uint64_t aborted = 0;       ///< connections dropped without a closing handshake
     std::uint64_t published = 0;     ///< room broadcasts handed to the backplane
     std::uint64_t remote = 0;        ///< deliver_remote calls (messages from other processes)
+    std::uint64_t from_loops = 0;    ///< broadcasts another loop of its hub_group handed it
 };
 
 /// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
@@ -121,6 +125,11 @@ struct hub_stats {
 /// Connections whose server side keeps context (its compressor's window must match what the
 /// peer saw), whose window is 8 bits, or messages under the session's `min_size` or that do not
 /// shrink get the uncompressed frame, which is always valid.
+///
+/// Thread-safety: copies may live on different threads (the count is atomic), and `frame_for`
+/// may be called on one object from several threads at once (each variant is still built once;
+/// a thread that needs a variant another one is building waits for it), which is how a
+/// `hub_group` shares one message between loops.
 class CORONET_WS_EXPORT prepared_message {
 public:
     /// Encodes an unmasked server frame (FIN set) of `type` (text or binary; text must be
@@ -134,6 +143,9 @@ public:
     static prepared_message binary(std::span<const std::byte> b) {
         return prepared_message(opcode::binary, b);
     }
+    /// Shares the frame and the compressed variants built so far.
+    prepared_message(const prepared_message& o);
+    prepared_message& operator=(const prepared_message& o);
 
     /// Text or binary.
     opcode type() const noexcept { return type_; }
@@ -151,8 +163,9 @@ private:
     opcode type_;
     std::size_t payload_size_;
     core::shared_buffer plain_;
-    // Per server_max_window_bits 9-15: 0 not built yet, 1 compressed_[i], 2 use plain_.
-    mutable std::uint8_t variant_state_[7] = {};
+    // Per server_max_window_bits 9-15: 0 not built yet, 1 compressed_[i], 2 use plain_,
+    // 3 being built by some thread.
+    mutable std::atomic<std::uint8_t> variant_state_[7] = {};
     mutable core::shared_buffer compressed_[7];
 };
 
@@ -176,6 +189,7 @@ using hub_handler = any_handler<hub_connection>;
 namespace detail {
 struct hub_room;
 struct hub_state;
+struct hub_group_state;
 class hub_connection_impl;
 } // namespace detail
 
@@ -330,9 +344,10 @@ private:
 /// A registry of WebSocket connections on one loop, with rooms, broadcast, heartbeats and
 /// attachments (docs/ws_hub.md). Plug it into any server: the handler of `ws::server` (or an
 /// http_ws upgrade route) calls `serve(session, info, handler)` for each session. A hub belongs
-/// to the loop it is used on and is not thread-safe; a multi-loop server runs one hub per loop
-/// (docs/ws_hub.md "Threads: one hub per loop"). Must outlive every `serve` call (destroying it
-/// with live connections is a broken invariant: std::terminate).
+/// to the loop it is used on and is not thread-safe; a multi-loop server uses a `hub_group`,
+/// one hub per loop linked into one (ws/hub_group.hpp; where a member says "in a group", it
+/// describes a hub of one). Must outlive every `serve` call (destroying it with live
+/// connections is a broken invariant: std::terminate).
 class CORONET_WS_EXPORT hub {
 public:
     /// A hub with an in-memory attachment store.
@@ -361,31 +376,42 @@ public:
     /// must outlive every session it serves.
     session_handler as_session_handler(hub_handler h);
 
-    /// The live connection with `id`, or null.
+    /// The live connection with `id` on this hub's loop, or null (in a group, see visit).
     hub_connection* find(std::uint64_t id) noexcept;
-    /// Registered connections.
+    /// Queues `m` for connection `id` if its queue has room now (never waits, like try_send),
+    /// in order with its other frames; in a group, on whichever loop owns it (the caller moves
+    /// to that loop and back, and `m`'s frame is shared, not copied). Errors:
+    /// `hub_errc::not_found`, `errc::closed` (not open), `hub_errc::queue_full`.
+    core::task<core::result<void>> send_to(std::uint64_t id, prepared_message m);
+    /// Calls `f` with connection `id` on the loop that owns it (this one, or in a group any
+    /// loop: the caller moves there and back). True if the connection was live (any state but
+    /// closed) and `f` ran. `f` must not wait; it may send (try_send), join, leave and close.
+    core::task<bool> visit(std::uint64_t id, std::function<void(hub_connection&)> f);
+    /// Registered connections (of this loop).
     std::size_t size() const noexcept;
     /// Calls `f` for every registered connection (f may send, join, leave and close, which never
     /// unregisters synchronously).
     void for_each(const std::function<void(hub_connection&)>& f);
 
     // ---- rooms -----------------------------------------------------------------------------
-    /// Members of `room` (0 if it does not exist).
-    std::size_t room_size(std::string_view room) const noexcept;
-    /// True if connection `id` is a member of `room`.
+    /// Members of `room` (0 if it does not exist); in a group, on every loop.
+    std::size_t room_size(std::string_view room) const;
+    /// True if connection `id` of this loop is a member of `room`.
     bool is_member(std::string_view room, std::uint64_t id) const noexcept;
-    /// Names of the rooms that have members.
+    /// Names of the rooms that have members; in a group, on any loop.
     std::vector<std::string> room_names() const;
-    /// Calls `f` for every member of `room` (same rules as for_each).
+    /// Calls `f` for every member of `room` on this loop (same rules as for_each).
     void for_each_member(std::string_view room, const std::function<void(hub_connection&)>& f);
 
     // ---- broadcast: never waits; the frame is shared by every receiver ----------------------
-    /// Queues `m` for every open connection. Returns how many received it (a full queue applies
-    /// `on_full` instead).
+    /// Queues `m` for every open connection (in a group, of every loop). Returns how many of this
+    /// loop received it (a full queue applies `on_full` instead); other loops deliver after the
+    /// call, each counting `from_loops`.
     std::size_t broadcast(const prepared_message& m);
     /// As broadcast, skipping connection `except_id`.
     std::size_t broadcast_except(const prepared_message& m, std::uint64_t except_id);
-    /// Queues `m` for every open member of `room`.
+    /// Queues `m` for every open member of `room` (in a group, on every loop where it has
+    /// members; the returned count is this loop's, as for broadcast).
     std::size_t broadcast_room(std::string_view room, const prepared_message& m);
     /// As broadcast_room, skipping connection `except_id`.
     std::size_t broadcast_room_except(std::string_view room, const prepared_message& m,
@@ -397,13 +423,15 @@ public:
     /// the rooms that have members now), and every `broadcast_room`/`broadcast_room_except` is
     /// also handed to it once (`backplane::publish`, counted in `stats().published`). Not owned:
     /// it must outlive the hub or be replaced (set null) first. The previous backplane, if any,
-    /// is forgotten without calls.
+    /// is forgotten without calls. In a group it serves every loop (see hub_group): its calls
+    /// come on this hub's loop, and rooms are those of the process.
     void set_backplane(backplane* b);
     /// The backplane, or null.
     backplane* current_backplane() const noexcept;
     /// Queues `m` for every open member of `room`, like broadcast_room, without handing it to
     /// the backplane: what a backplane calls with a message another process published (counted
-    /// in `stats().remote`, not in `broadcasts`). Returns how many received it.
+    /// in `stats().remote`, not in `broadcasts`); in a group, on every loop. Returns how many of
+    /// this loop received it.
     std::size_t deliver_remote(std::string_view room, const prepared_message& m);
 
     // ---- heartbeats ------------------------------------------------------------------------
@@ -445,6 +473,10 @@ public:
 private:
     friend class detail::hub_connection_impl;
     friend struct detail::hub_state;
+    friend struct detail::hub_group_state;
+    friend class hub_group;
+    std::size_t deliver_local(const std::string_view* room, const prepared_message& m,
+                              std::uint64_t except_id);
     core::task<void> run_handler(detail::hub_connection_impl& c,
                                  connection_handler<hub_connection>& run);
     std::size_t deliver(detail::hub_connection_impl& c, const prepared_message& m);
