@@ -3,6 +3,10 @@
 // Chrome DevTools Protocol (CDP) by a small client in this file on top of node `ws`.
 //
 //   node chat_browser_test.mjs PATH/TO/chat OUTPUT_DIR
+//   node chat_browser_test.mjs PATH/TO/chat OUTPUT_DIR --redis PATH/TO/redis-server
+//
+// The first form runs the protocol and browser checks below (ctest interop.chat_browser); the
+// second only the Redis scenario at the end of this comment (interop.chat_browser_redis).
 //
 // Protocol (node `ws`, one server): GET / and a plain GET /chat/ROOM serve the page; name ->
 // "hello NAME"; "* NAME joined" to the others; "NAME: TEXT" to everyone in the room, the sender
@@ -31,6 +35,24 @@
 // page's form the way a key press does; every wait polls Runtime.evaluate up to a deadline;
 // screenshots are Page.captureScreenshot. Works on Debian 12's node 18 as well as newer ones.
 //
+// Redis (--redis): one redis-server on a private Unix socket in a temporary directory (as
+// tests/testing/redis_server.cpp starts it: no TCP port, persistence off; ready once it answers
+// PING; SIGKILLed and its directory removed at the end) and two chat processes with the same
+// `--redis unix://SOCKET`. alice joins "lobby" on process 1, bob "lobby" on process 2, carol
+// "other" on process 2 (three isolated Chromium contexts). The backplane subscribes to a room
+// asynchronously after its first local member joins, and pub/sub drops what is published
+// before that, so alice sends numbered probes until one reaches bob, then bob until one reaches
+// alice (each probe waits a moment, all of them a bounded time). From then on nothing is lost
+// or in flight, so the lines after the last probe must be exactly the same in both logs, in
+// order: alice's line, bob's answer (UTF-8), alice's reply (each sent once the previous one
+// arrived), then a node `ws` client dave on process 1: "* dave joined", "dave: ...", "* dave
+// left" (notices cross too). No line arrives twice (a process does not take its own
+// publication back). carol's log is exactly her greeting and her own line, also after a
+// bounded wait. OUTPUT_DIR/chat-redis.png is bob's page. Both chat processes then get SIGTERM
+// with the pages connected (the pages show 1001) and must exit 0. Exits 77 (skipped) when the
+// redis-server path is empty or not executable, or when chat was built without Redis support
+// (`chat --redis URL` then exits 2 saying it is "not available"), before anything starts.
+//
 // Node packages (ws, pinned by tests/interop/browser/package-lock.json):
 // tests/interop/browser/node_modules when present, else `npm ci` into $CORONET_CHAT_NODE_DIR
 // (default OUTPUT_DIR/browser-node), redone when the lock file changes; nothing is written into
@@ -42,6 +64,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -55,6 +78,8 @@ const TEST_BUDGET_MS = 120_000; // everything after npm ci
 const STEP_MS = 15_000;
 const LAUNCH_MS = 60_000; // chromium's first start on a cold machine
 const POLL_MS = 50;
+const REDIS_START_MS = 10_000; // as tests/testing/redis_server.cpp
+const PROBE_MS = 500; // one probe's wait for the other process
 const CHROMIUM_FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -755,15 +780,257 @@ async function browserChecks(WebSocket, exe, bin, outDir) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Redis: two chat processes sharing rooms through one redis-server.
+
+const redises = new Set(); // {proc, dir}: killed and removed on any exit
+
+function removeRedisDir(redis) {
+  try {
+    fs.rmSync(redis.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  } catch (e) {
+    log(`warning: could not remove ${redis.dir}: ${e.message}`);
+  }
+}
+
+process.on("exit", () => {
+  for (const redis of redises) {
+    if (!redis.exit) redis.proc.kill("SIGKILL");
+    removeRedisDir(redis);
+  }
+});
+
+function findRedisServer(exe) {
+  const how = "Debian package: redis-server, which scripts/deps installs; then reconfigure";
+  if (!exe) throw new Skip(`CMake found no redis-server (${how})`);
+  try {
+    fs.accessSync(exe, fs.constants.X_OK);
+  } catch {
+    throw new Skip(`no redis-server at ${exe} (${how})`);
+  }
+  const r = spawnSync(exe, ["--version"], { encoding: "utf8", timeout: STEP_MS });
+  return { exe, version: (r.stdout || "").trim().split(" ").slice(0, 3).join(" ") };
+}
+
+/// `chat --redis URL` exits 2 saying "not available" when chat was built without hiredis; with
+/// Redis support the URL is only parsed at start and --help then exits 0.
+function checkChatRedis(bin) {
+  const r = spawnSync(bin, ["--redis", "unix:///nonexistent/redis.sock", "--help"],
+                      { encoding: "utf8", timeout: STEP_MS });
+  if (r.error) throw new Error(`${bin} --redis URL --help: ${r.error.message}`);
+  if (r.status === 2 && r.stderr.includes("not available"))
+    throw new Skip(`chat has no Redis support: ${r.stderr.trim()}`);
+  if (r.status !== 0) throw new Error(`${bin} --redis URL --help: exit ${r.status ?? r.signal}: ${r.stderr}`);
+}
+
+/// True when a Redis server answers PING with +PONG on the Unix socket, within ms.
+function redisAnswers(socketPath, ms) {
+  return new Promise((resolve) => {
+    const sock = net.createConnection(socketPath);
+    let got = "";
+    const done = (ok) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    sock.on("connect", () => sock.write("PING\r\n"));
+    sock.on("data", (d) => {
+      got += d;
+      if (got.includes("\r\n")) done(got.startsWith("+PONG\r\n"));
+    });
+    sock.on("error", () => done(false));
+  });
+}
+
+/// redis-server on a private Unix socket in a fresh temporary directory (no TCP port, no
+/// persistence), once it answers PING.
+async function startRedis(redisServer) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "coronet-chat-redis-"));
+  const socketPath = path.join(dir, "redis.sock");
+  const logFile = path.join(dir, "redis.log");
+  const args = ["--port", "0", "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
+                "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logFile, "--daemonize", "no"];
+  const proc = spawn(redisServer.exe, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const redis = { proc, dir, url: "unix://" + socketPath, stderr: "", exit: null, exited: null };
+  redises.add(redis);
+  proc.stderr.on("data", (d) => { redis.stderr = (redis.stderr + d).slice(-2000); });
+  redis.exited = new Promise((resolve) => {
+    proc.on("exit", (code, signal) => resolve(redis.exit = { code, signal }));
+    proc.on("error", (e) => resolve(redis.exit = { code: null, signal: null, error: e.message }));
+  });
+  const logTail = () => {
+    try {
+      return fs.readFileSync(logFile, "utf8").slice(-600);
+    } catch {
+      return redis.stderr;
+    }
+  };
+  const deadline = Date.now() + REDIS_START_MS;
+  for (;;) {
+    if (redis.exit) {
+      await stopRedis(redis);
+      throw new Error(`redis-server exited at start (${JSON.stringify(redis.exit)}): ${logTail()}`);
+    }
+    if (await redisAnswers(socketPath, 1000)) break;
+    if (Date.now() >= deadline) {
+      const tail = logTail();
+      await stopRedis(redis);
+      throw new Error(`redis-server did not answer PING on ${socketPath} within ${REDIS_START_MS} ms: ${tail}`);
+    }
+    await sleep(POLL_MS);
+  }
+  log(`${redisServer.version} on ${socketPath}`);
+  return redis;
+}
+
+/// SIGKILL (persistence is off: nothing to save), reaped, its directory removed.
+async function stopRedis(redis) {
+  if (!redis.exit) {
+    redis.proc.kill("SIGKILL");
+    await within(redis.exited, "redis-server exit after SIGKILL");
+  }
+  removeRedisDir(redis);
+  redises.delete(redis);
+}
+
+const hasLine = (t) => [...document.querySelectorAll("#log li")].some((li) => li.textContent === t);
+
+/// Sends numbered probes from one page until the other shows one: a room's subscription is
+/// made asynchronously once it has a local member, and Redis pub/sub drops what is published
+/// before it. Each probe waits PROBE_MS, all of them together at most ms.
+async function probe(from, fromName, to, toName, ms = STEP_MS) {
+  const deadline = Date.now() + ms;
+  for (let n = 1; ; n++) {
+    const line = `${fromName}: probe ${n}`;
+    await say(from, `probe ${n}`);
+    try {
+      await to.waitFor(`line ${JSON.stringify(line)}`, hasLine, [line], PROBE_MS);
+      log(`ok: ${toName} got ${fromName}'s probe ${n} through Redis (${elapsed()})`);
+      return;
+    } catch {
+      if (Date.now() >= deadline)
+        throw new Error(`${fromName}'s probes never reached ${toName} within ${ms} ms (${n} sent); ` +
+                        `${toName}'s log: ${JSON.stringify(await logLines(to))}`);
+    }
+  }
+}
+
+/// The lines after the last probe line.
+async function afterProbes(page) {
+  const lines = await logLines(page);
+  if (!Array.isArray(lines)) throw new Error(`${page.who}: no log: ${lines}`);
+  let last = -1;
+  lines.forEach((l, i) => { if (/^(alice|bob): probe \d+$/.test(l)) last = i; });
+  return lines.slice(last + 1);
+}
+
+async function redisChecks(WebSocket, exe, bin, redisServer, outDir) {
+  const redis = await startRedis(redisServer);
+  const servers = [];
+  let browser = null;
+  try {
+    const one = await startChat(bin, 0, ["--redis", redis.url]);
+    servers.push(one);
+    const two = await startChat(bin, 0, ["--redis", redis.url]);
+    servers.push(two);
+    const base1 = `http://127.0.0.1:${one.port}`;
+    const base2 = `http://127.0.0.1:${two.port}`;
+
+    browser = await launchChromium(WebSocket, exe);
+    const version = await browser.cdp.send("Browser.getVersion");
+    log(`${version.product} over the DevTools protocol ${version.protocolVersion} (${elapsed()})`);
+    const alice = await newPage(browser, "alice");
+    const bob = await newPage(browser, "bob");
+    const carol = await newPage(browser, "carol");
+    await join(alice, base1, "alice (process 1)", "lobby", "alice", false);
+    await join(bob, base2, "bob (process 2)", "lobby", "bob", true);
+    await waitLine(bob, "bob", "hello bob");
+    await join(carol, base2, "carol (process 2)", "other", "carol", false);
+    await waitLine(carol, "carol", "hello carol");
+
+    await probe(alice, "alice", bob, "bob");
+    await probe(bob, "bob", alice, "alice");
+
+    // Each line is sent once the previous one arrived everywhere, so the order is fixed.
+    const expected = [];
+    const exchange = async (page, name, text) => {
+      const line = `${name}: ${text}`;
+      await say(page, text);
+      await waitLine(alice, "alice (process 1)", line);
+      await waitLine(bob, "bob (process 2)", line);
+      expected.push(line);
+    };
+    await exchange(alice, "alice", "hello bob, alice on process 1 here");
+    await exchange(bob, "bob", "salut alice, ça va ? (bob on process 2)"); // UTF-8 through Redis
+    await exchange(alice, "alice", "très bien: the rooms are shared");
+
+    // Join and leave notices cross as well: dave (node `ws`) joins on process 1.
+    const dave = client(WebSocket, `ws://127.0.0.1:${one.port}/chat/lobby`);
+    await within(dave.opened, "dave connects to process 1");
+    dave.sock.send("dave");
+    check((await dave.next("hello")) === "hello dave", "dave (node ws, process 1): hello dave");
+    await waitLine(bob, "bob (process 2)", "* dave joined");
+    expected.push("* dave joined");
+    dave.sock.send("hi from node");
+    check((await dave.next("own line")) === "dave: hi from node", "dave gets his own line");
+    await waitLine(bob, "bob (process 2)", "dave: hi from node");
+    expected.push("dave: hi from node");
+    dave.sock.close(1000);
+    await within(dave.closed, "dave closes");
+    await waitLine(bob, "bob (process 2)", "* dave left");
+    expected.push("* dave left");
+    await waitLine(alice, "alice (process 1)", "* dave left");
+
+    // carol (room other, process 2, where lobby's lines arrive too): her own later line
+    // arrives, nothing from lobby ever does, also after a bounded wait; and her line stays
+    // out of lobby.
+    await say(carol, "anyone here?");
+    await waitLine(carol, "carol", "carol: anyone here?");
+    await sleep(1000);
+    const carolLog = await logLines(carol);
+    check(JSON.stringify(carolLog) === JSON.stringify(["hello carol", "carol: anyone here?"]),
+          `carol (room other, process 2) saw nothing from lobby: ${JSON.stringify(carolLog)}`);
+    for (const [page, who] of [[alice, "alice (process 1)"], [bob, "bob (process 2)"]]) {
+      const got = await afterProbes(page);
+      const same = JSON.stringify(got) === JSON.stringify(expected);
+      check(same, `${who}: after the probes exactly the ${expected.length} lines above, in order, each once` +
+                  (same ? "" : `: got ${JSON.stringify(got)}, want ${JSON.stringify(expected)}`));
+    }
+    const shot = path.join(outDir, "chat-redis.png");
+    await bob.screenshot(shot);
+    log(`screenshot: ${shot}`);
+
+    // SIGTERM with the pages connected: 1001 to each page, both processes exit 0.
+    for (const [server, name] of [[one, "process 1"], [two, "process 2"]]) {
+      const how = await stopChat(server);
+      const why = how.code === 0 ? "" : ": " + server.stderr.trim().split("\n").slice(-3).join(" | ");
+      check(how.code === 0, `chat ${name} exits 0 on SIGTERM (${how.code ?? how.signal}${why})`);
+    }
+    await waitLine(alice, "alice", "connection lost (1001 server shutting down), reconnecting");
+    await waitLine(bob, "bob", "connection lost (1001 server shutting down), reconnecting");
+  } finally {
+    if (browser) await closeChromium(browser);
+    for (const server of servers) await stopChat(server);
+    await stopRedis(redis);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const USAGE = "usage: node chat_browser_test.mjs PATH/TO/chat OUTPUT_DIR [--redis PATH/TO/redis-server]";
 
 async function main() {
-  const [bin, outDir] = process.argv.slice(2);
-  if (!bin || !outDir) {
-    console.error("usage: node chat_browser_test.mjs PATH/TO/chat OUTPUT_DIR");
+  const [bin, outDir, ...rest] = process.argv.slice(2);
+  const redisMode = rest.length === 2 && rest[0] === "--redis";
+  if (!bin || !outDir || (rest.length && !redisMode)) {
+    console.error(USAGE);
     return 2;
   }
   fs.mkdirSync(outDir, { recursive: true });
   try {
+    // The Redis scenario skips before anything starts.
+    const redisServer = redisMode ? findRedisServer(rest[1]) : null;
+    if (redisMode) checkChatRedis(bin);
     const modules = nodePackages(path.resolve(outDir));
     const require = createRequire(path.join(modules, "noop.js"));
     const WebSocket = require("ws");
@@ -771,11 +1038,18 @@ async function main() {
       console.error(`FAIL: not done within ${TEST_BUDGET_MS / 1000} s`);
       process.exit(1);
     }, TEST_BUDGET_MS);
-    log(`== protocol (node ${process.versions.node}, ws ${require("ws/package.json").version}) (${elapsed()})`);
-    await protocolChecks(WebSocket, bin);
-    const exe = findChromium();
-    log(`== browser (${elapsed()})`);
-    await browserChecks(WebSocket, exe, bin, outDir);
+    const versions = `node ${process.versions.node}, ws ${require("ws/package.json").version}`;
+    if (redisMode) {
+      const exe = findChromium();
+      log(`== two chat processes through Redis (${versions}) (${elapsed()})`);
+      await redisChecks(WebSocket, exe, bin, redisServer, outDir);
+    } else {
+      log(`== protocol (${versions}) (${elapsed()})`);
+      await protocolChecks(WebSocket, bin);
+      const exe = findChromium();
+      log(`== browser (${elapsed()})`);
+      await browserChecks(WebSocket, exe, bin, outDir);
+    }
     clearTimeout(budget);
     log(`PASS (${elapsed()})`);
     return 0;
