@@ -183,6 +183,8 @@ backplane* hub_group_state::current_backplane() const {
 
 void hub_group_state::fan_out(std::size_t from, const std::string_view* room,
                               const prepared_message& m, std::uint64_t except_id, bool publish) {
+    if (loops.size() == 1 && (!publish || room == nullptr))
+        return; // a group of one: nothing to hand over
     std::uint16_t targets[max_loops];
     std::size_t count = 0;
     int publish_at = -1;
