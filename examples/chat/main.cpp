@@ -1,13 +1,17 @@
 // chat: a multi-room chat server. An HTTP/1.1 server serves the chat page at / and WebSocket
-// rooms at /chat/:room through http_ws upgrade routes; one ws::hub runs every connection (rooms,
-// broadcast, per-connection metadata, heartbeats). This is what scripts/demo starts.
+// rooms at /chat/:room through http_ws upgrade routes; a ws::hub runs every connection (rooms,
+// broadcast, per-connection metadata, heartbeats; one hub per loop with --threads, linked into
+// one). This is what scripts/demo starts.
 //
-//   chat [--host 127.0.0.1] [--port 8080] [--backend uring|epoll]
+//   chat [--host 127.0.0.1] [--port 8080] [--backend uring|epoll] [--threads N]
 //        [--tls-cert FILE --tls-key FILE] [--no-deflate] [--max-connections N]
 //        [--redis URL]
 //
-// With --redis (redis://host:port, rediss:// for TLS, unix:///path) rooms are shared with every
-// other chat process started with the same URL, through a Redis backplane (docs/scaling.md).
+// --threads N runs N event loops (0: one per core), each with its own SO_REUSEPORT listener,
+// HTTP server and hub of one ws::hub_group, so rooms span the loops; --max-connections is
+// shared out between them. With --redis (redis://host:port, rediss:// for TLS, unix:///path) rooms
+// are shared with every other chat process started with the same URL, through a Redis backplane
+// (docs/scaling.md).
 //
 // GET /, plain GET /chat/ROOM   the chat page (compiled in; /chat/ROOM preselects ROOM)
 // ws://HOST:PORT/chat/ROOM      a chat connection in ROOM ([A-Za-z0-9._-], 1-32 bytes)
@@ -36,13 +40,16 @@
 #include <coronet/http/server.hpp>
 #include <coronet/http_ws/upgrade_route.hpp>
 #include <coronet/ws/hub.hpp>
+#include <coronet/ws/hub_group.hpp>
 
+#include <common/hub_loop.hpp>
 #include <common/redis_backplane.hpp>
+#include <common/serve_loops.hpp>
 #include <common/server_cli.hpp>
-#include <common/stop_signal.hpp>
 
 #include "chat_page.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -190,27 +197,14 @@ core::task<void> converse(ws::hub& hub, ws::hub_connection& c, ws::handshake_inf
     hub.broadcast_room_except(room, ws::prepared_message::text("* " + name + " left"), c.id());
 }
 
-core::task<void> shutdown_on_signal(core::signal_set& signals, ws::hub& hub) {
-    co_await coronet::examples::wait_for_stop_signal(signals, "chat");
-    // Every chat connection says goodbye with 1001 first (bounded by the hub's close_timeout);
-    // returning then stops the http server, which drains what is left.
-    co_await hub.close_all(1001, "server shutting down");
-}
-
-core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
-                      chat_options co) {
-    auto listener = core::tcp_listener::bind(lp, ep);
-    if (!listener) {
-        std::fprintf(stderr, "chat: cannot listen on %s: %s\n", ep.to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    ws::hub_options ho;
-    ho.max_connections = co.max_connections;
-    ho.ping_interval = std::chrono::seconds(30); // drops browsers that vanished without a close
-    ws::hub hub(ho);
-    // With --redis, rooms are shared with every chat (or ws_rooms) process on that Redis.
-    coronet::examples::backplane_ptr bp = coronet::examples::make_backplane(hub, co.redis);
+/// One loop's part: an HTTP server on the loop's listener whose upgrade routes run on the
+/// loop's hub (of the group), with the Redis backplane on loop 0 when --redis is given.
+core::task<void> serve_loop(ws::hub& hub, core::tcp_listener& listener,
+                            const core::tls_context* tls, const chat_options& co, bool first) {
+    // With --redis, rooms are shared with every chat (or ws_rooms) process on that Redis; the
+    // backplane set on loop 0's hub serves every loop.
+    coronet::examples::backplane_ptr bp =
+        first ? coronet::examples::make_backplane(hub, co.redis) : nullptr;
 
     http_ws::upgrade_options uo;
     uo.handshake.deflate.enabled = co.deflate;
@@ -231,18 +225,19 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     so.tls = tls;
     // The hub refuses upgrades past its limit with 503; the http server leaves room for the
     // page loads and those refusals.
-    so.max_connections = co.max_connections + 64;
+    so.max_connections = hub.options().max_connections + 64;
     http::server srv(routes, so);
-    core::signal_set signals(lp, {SIGINT, SIGTERM});
-    const std::string where = listener->local_endpoint()->to_string();
-    std::printf("listening on %s\n", where.c_str());
-    std::fflush(stdout);
-    std::fprintf(stderr, "chat: open %s://%s/ in a browser (rooms at /chat/ROOM)\n",
-                 tls != nullptr ? "https" : "http", where.c_str());
-    (void)co_await core::when_any(srv.serve(*listener), hub.heartbeats(),
-                                  shutdown_on_signal(signals, hub),
-                                  coronet::examples::run_backplane(bp));
-    co_return 0;
+    if (first)
+        std::fprintf(stderr, "chat: open %s://%s/ in a browser (rooms at /chat/ROOM)\n",
+                     tls != nullptr ? "https" : "http",
+                     listener.local_endpoint()->to_string().c_str());
+    // Every chat connection says goodbye with 1001 first (bounded by the hub's close_timeout);
+    // then the http server shuts down gracefully, draining what is left.
+    std::vector<core::task<void>> background;
+    background.push_back(srv.serve(listener));
+    background.push_back(hub.heartbeats());
+    background.push_back(coronet::examples::run_backplane(bp));
+    co_await coronet::examples::serve_hub_until_stopped(hub, std::move(background));
 }
 
 } // namespace
@@ -280,16 +275,30 @@ int main(int argc, char** argv) {
                       "unix:///path)");
         args.push_back(argv[i]);
     }
-    auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(), "chat",
-                                                 8080, "serve HTTPS and wss:// (ALPN http/1.1)");
+    auto o =
+        coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(), "chat",
+                                            8080, "serve HTTPS and wss:// (ALPN http/1.1)", true);
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "chat: invalid --host %s\n", o.host.c_str());
         return 2;
     }
+    if (o.loops() > 256) {
+        std::fprintf(stderr, "chat: --threads is at most 256\n");
+        return 2;
+    }
     core::tls_context tls = coronet::examples::server_tls(o, "chat", {"http/1.1"});
-    core::block_signals({SIGINT, SIGTERM});
     coronet::examples::log_info_to_stderr();
-    core::loop lp(o.loop_options());
-    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, co));
+    ws::hub_options ho;
+    // The limit is the process's: each loop's hub takes its share.
+    ho.max_connections = std::max<std::size_t>(1, co.max_connections / o.loops());
+    ho.ping_interval = std::chrono::seconds(30); // drops browsers that vanished without a close
+    std::optional<ws::hub_group> hubs;           // one hub per loop, rooms spanning them
+    const bool tls_on = tls.valid();
+    return coronet::examples::serve_on_loops(
+        o, *ep, "chat",
+        [&](core::loop&, core::tcp_listener& l, std::size_t i) {
+            return serve_loop(hubs->at(i), l, tls_on ? &tls : nullptr, co, i == 0);
+        },
+        [&](core::loop_group& group) { hubs.emplace(group, ho); });
 }

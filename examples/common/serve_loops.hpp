@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -29,27 +30,39 @@ inline core::task<void> stop_group_on_signal(core::loop& lp, core::loop_group& g
     group.stop(); // idempotent: also when the wait was cancelled because the group stops
 }
 
+/// serve_one(loop, listener), or serve_one(loop, listener, index) when it takes the index.
+template <class ServeOne>
+core::task<void> start_one(ServeOne& serve_one, core::loop& lp, core::tcp_listener& listener,
+                           std::size_t index) {
+    if constexpr (std::is_invocable_v<ServeOne&, core::loop&, core::tcp_listener&, std::size_t>)
+        return serve_one(lp, listener, index);
+    else
+        return serve_one(lp, listener);
+}
+
 template <class ServeOne>
 core::task<void> serve_one_loop(ServeOne& serve_one, core::loop& lp, core::tcp_listener& listener,
-                                core::loop_group& group, bool watch_signals, std::string name) {
-    if (watch_signals)
-        (void)co_await core::when_any(serve_one(lp, listener),
+                                std::size_t index, core::loop_group& group, std::string name) {
+    if (index == 0) // loop 0 watches the signals
+        (void)co_await core::when_any(start_one(serve_one, lp, listener, index),
                                       stop_group_on_signal(lp, group, std::move(name)));
     else
-        co_await serve_one(lp, listener);
+        co_await start_one(serve_one, lp, listener, index);
     listener.close(); // on its own loop, which registered it
 }
 
 } // namespace detail
 
-/// Serves on `o.threads` loops: `serve_one(loop, listener)` is called once per loop, on that
-/// loop's thread, and returns the task that serves `listener` there until its stop token fires
-/// (e.g. `srv.serve(listener)` of a server object it owns). Prints "listening on HOST:PORT"
-/// once every listener is bound. Returns the process exit status: 1 when the address cannot be
-/// bound, else 0 after a signal stopped every loop and they drained.
-template <class ServeOne>
+/// Serves on `o.threads` loops: `serve_one(loop, listener)` (or `serve_one(loop, listener,
+/// index)`) is called once per loop, on that loop's thread, and returns the task that serves
+/// `listener` there until its stop token fires (e.g. `srv.serve(listener)` of a server object
+/// it owns). `prepare(group)` runs once the loops exist, before any of that (e.g. to build a
+/// ws::hub_group over them). Prints "listening on HOST:PORT" once every listener is bound.
+/// Returns the process exit status: 1 when the address cannot be bound, else 0 after a signal
+/// stopped every loop and they drained.
+template <class ServeOne, class Prepare>
 int serve_on_loops(const server_cli& o, const core::endpoint& ep, const char* name,
-                   ServeOne serve_one) {
+                   ServeOne serve_one, Prepare prepare) {
     core::block_signals({SIGINT, SIGTERM}); // before the group's threads exist: they inherit it
     core::loop_group_options go;
     go.loops = o.threads;
@@ -61,12 +74,20 @@ int serve_on_loops(const server_cli& o, const core::endpoint& ep, const char* na
                      listeners.error().message().c_str());
         return 1;
     }
+    prepare(group);
     std::printf("listening on %s\n", listeners->front().local_endpoint()->to_string().c_str());
     std::fflush(stdout);
     group.run([&](core::loop& lp, std::size_t i) {
-        return detail::serve_one_loop(serve_one, lp, (*listeners)[i], group, i == 0, name);
+        return detail::serve_one_loop(serve_one, lp, (*listeners)[i], i, group, name);
     });
     return 0;
+}
+
+/// serve_on_loops with nothing to prepare.
+template <class ServeOne>
+int serve_on_loops(const server_cli& o, const core::endpoint& ep, const char* name,
+                   ServeOne serve_one) {
+    return serve_on_loops(o, ep, name, std::move(serve_one), [](core::loop_group&) {});
 }
 
 } // namespace coronet::examples

@@ -7,11 +7,13 @@
 #include <coronet/core/loop.hpp>
 #include <coronet/core/tls.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace coronet::examples {
@@ -24,6 +26,12 @@ struct server_cli {
     std::size_t threads = 1;
     std::string tls_cert;
     std::string tls_key;
+
+    /// How many loops --threads means (0: one per core, as core::loop_group counts them).
+    std::size_t loops() const {
+        return threads != 0 ? threads
+                            : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+    }
 
     /// The loop options the flags ask for.
     core::loop_options loop_options() const {

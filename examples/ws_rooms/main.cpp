@@ -1,6 +1,6 @@
 // ws_rooms: a standalone WebSocket room server on coronet::ws's hub (no HTTP layer linked).
 //
-//   ws_rooms [--host 127.0.0.1] [--port 9002] [--backend uring|epoll]
+//   ws_rooms [--host 127.0.0.1] [--port 9002] [--backend uring|epoll] [--threads N]
 //            [--tls-cert FILE --tls-key FILE] [--max-connections N] [--ping-interval MS]
 //            [--no-deflate] [--redis URL]
 //
@@ -11,24 +11,31 @@
 // upgrade. --ping-interval pings idle connections and drops those that do not answer within
 // 10 s. permessage-deflate is negotiated when the client offers it, with
 // server_no_context_takeover so a broadcast is compressed once per window size and shared;
-// --no-deflate turns it off. Prints "listening on HOST:PORT"; on SIGINT/SIGTERM closes every
-// connection with 1001 (bounded) and exits. This is the server of the broadcast benchmark.
+// --no-deflate turns it off. --threads N runs N event loops (0: one per core), each accepting
+// on its own SO_REUSEPORT listener, with one ws::hub_group: rooms span the loops, a broadcast is
+// encoded once per process, and --max-connections is shared out between the loops. Prints
+// "listening on HOST:PORT"; on SIGINT/SIGTERM closes every connection with 1001 (bounded) and
+// exits. This is the server of the broadcast benchmark.
 #include <coronet/core/loop.hpp>
 #include <coronet/core/signal.hpp>
 #include <coronet/core/socket.hpp>
 #include <coronet/core/when.hpp>
 #include <coronet/ws/hub.hpp>
+#include <coronet/ws/hub_group.hpp>
 #include <coronet/ws/server.hpp>
 
+#include <common/hub_loop.hpp>
 #include <common/redis_backplane.hpp>
+#include <common/serve_loops.hpp>
 #include <common/server_cli.hpp>
-#include <common/stop_signal.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -63,25 +70,14 @@ auto rooms_handler(ws::hub& hub) {
         });
 }
 
-core::task<void> shutdown_on_signal(core::signal_set& signals, ws::hub& hub) {
-    co_await coronet::examples::wait_for_stop_signal(signals, "ws_rooms");
-    co_await hub.close_all(1001, "server shutting down");
-}
-
-core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context* tls,
-                      rooms_options ro) {
-    auto listener = core::tcp_listener::bind(lp, ep);
-    if (!listener) {
-        std::fprintf(stderr, "ws_rooms: cannot listen on %s: %s\n", ep.to_string().c_str(),
-                     listener.error().message().c_str());
-        co_return 1;
-    }
-    ws::hub_options ho;
-    ho.max_connections = ro.max_connections;
-    ho.ping_interval = ro.ping_interval;
-    ws::hub hub(ho);
-    // With --redis, rooms are shared with every ws_rooms (or chat) process on that Redis.
-    coronet::examples::backplane_ptr bp = coronet::examples::make_backplane(hub, ro.redis);
+/// One loop's part: its hub (of the group) behind a ws::server on the loop's listener, with
+/// the Redis backplane on loop 0 when --redis is given.
+core::task<void> serve_loop(ws::hub& hub, core::tcp_listener& listener,
+                            const core::tls_context* tls, const rooms_options& ro, bool first) {
+    // With --redis, rooms are shared with every ws_rooms (or chat) process on that Redis; the
+    // backplane set on loop 0's hub serves every loop.
+    coronet::examples::backplane_ptr bp =
+        first ? coronet::examples::make_backplane(hub, ro.redis) : nullptr;
     ws::server_options so;
     so.tls = tls;
     // The standalone server counts connections from accept on, so it answers 503 before the
@@ -92,13 +88,11 @@ core::task<int> serve(core::loop& lp, core::endpoint ep, const core::tls_context
     so.handshake.deflate.enabled = ro.deflate;
     so.handshake.deflate.server_no_context_takeover = true;
     ws::server srv(hub.as_session_handler(rooms_handler(hub)), so);
-    core::signal_set signals(lp, {SIGINT, SIGTERM});
-    std::printf("listening on %s\n", listener->local_endpoint()->to_string().c_str());
-    std::fflush(stdout);
-    (void)co_await core::when_any(srv.serve(*listener), hub.heartbeats(),
-                                  shutdown_on_signal(signals, hub),
-                                  coronet::examples::run_backplane(bp));
-    co_return 0;
+    std::vector<core::task<void>> background;
+    background.push_back(srv.serve(listener));
+    background.push_back(hub.heartbeats());
+    background.push_back(coronet::examples::run_backplane(bp));
+    co_await coronet::examples::serve_hub_until_stopped(hub, std::move(background));
 }
 
 } // namespace
@@ -144,15 +138,23 @@ int main(int argc, char** argv) {
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
-                                                 "ws_rooms", 9002, "serve wss://");
+                                                 "ws_rooms", 9002, "serve wss://", true);
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "ws_rooms: invalid --host %s\n", o.host.c_str());
         return 2;
     }
     core::tls_context tls = coronet::examples::server_tls(o, "ws_rooms");
-    core::block_signals({SIGINT, SIGTERM});
     coronet::examples::log_info_to_stderr();
-    core::loop lp(o.loop_options());
-    return core::run(lp, serve(lp, *ep, tls.valid() ? &tls : nullptr, ro));
+    ws::hub_options ho;
+    // The limit is the process's: each loop's hub takes its share.
+    ho.max_connections = std::max<std::size_t>(1, ro.max_connections / o.loops());
+    ho.ping_interval = ro.ping_interval;
+    std::optional<ws::hub_group> hubs; // one hub per loop, rooms spanning them
+    return coronet::examples::serve_on_loops(
+        o, *ep, "ws_rooms",
+        [&](core::loop&, core::tcp_listener& l, std::size_t i) {
+            return serve_loop(hubs->at(i), l, tls.valid() ? &tls : nullptr, ro, i == 0);
+        },
+        [&](core::loop_group& group) { hubs.emplace(group, ho); });
 }

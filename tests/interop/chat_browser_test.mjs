@@ -38,7 +38,8 @@
 // Redis (--redis): one redis-server on a private Unix socket in a temporary directory (as
 // tests/testing/redis_server.cpp starts it: no TCP port, persistence off; ready once it answers
 // PING; SIGKILLed and its directory removed at the end) and two chat processes with the same
-// `--redis unix://SOCKET`. alice joins "lobby" on process 1, bob "lobby" on process 2, carol
+// `--redis unix://SOCKET`, the second with --threads 2 (its hub_group spans two loops, and the
+// backplane on loop 0 serves both). alice joins "lobby" on process 1, bob "lobby" on process 2, carol
 // "other" on process 2 (three isolated Chromium contexts). The backplane subscribes to a room
 // asynchronously after its first local member joins, and pub/sub drops what is published
 // before that, so alice sends numbered probes until one reaches bob, then bob until one reaches
@@ -931,7 +932,7 @@ async function redisChecks(WebSocket, exe, bin, redisServer, outDir) {
   try {
     const one = await startChat(bin, 0, ["--redis", redis.url]);
     servers.push(one);
-    const two = await startChat(bin, 0, ["--redis", redis.url]);
+    const two = await startChat(bin, 0, ["--redis", redis.url, "--threads", "2"]);
     servers.push(two);
     const base1 = `http://127.0.0.1:${one.port}`;
     const base2 = `http://127.0.0.1:${two.port}`;

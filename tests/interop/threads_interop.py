@@ -2,7 +2,8 @@
 """--threads N on the example servers: connections spread over the loops, and a signal drains
 every loop.
 
-    threads_interop.py PATH/TO/http_hello PATH/TO/ws_echo_server BACKEND(epoll|uring)
+    threads_interop.py PATH/TO/http_hello PATH/TO/ws_echo_server PATH/TO/ws_rooms
+                       BACKEND(epoll|uring)
 
 For each server, started with --threads 2 --port 0 (one SO_REUSEPORT listener per loop):
   - 64 clients connect at once and each makes one exchange (http_hello: a keep-alive GET /,
@@ -13,6 +14,13 @@ For each server, started with --threads 2 --port 0 (one SO_REUSEPORT listener pe
     both loops), and the N must add up to 64;
   - every client then sees the graceful end (http: the server closes the idle keep-alive
     connection; ws: a close frame with code 1001 "going away") and the server exits 0.
+ws_rooms --threads 2 (one hub_group: rooms span the loops): 32 clients in room "lobby" and 8
+in room "other" connect at once (each waits for the answer to a ping, which the hub's reader
+gives only after the connection joined its room); then every client sends 20 numbered messages.
+Every client must receive every message of every other member of its room exactly once, in
+each sender's order, and nothing from the other room. On SIGTERM every loop logs "hub: stop
+requested; closing N connections" (one line per loop, each N > 0, adding up to 40) and every
+client gets close 1001.
 While http_hello --threads 2 holds its port, http_hello with the default single loop must
 refuse the same port (exit 1, "cannot listen"): one loop binds a plain listener, so it never
 silently shares a port that is in use.
@@ -149,13 +157,115 @@ def run(path, backend, exchange, check_end, label):
             proc.wait()
 
 
+class ws_client:
+    """A minimal client of ws_rooms: masked frames out, unmasked server frames in."""
+
+    def __init__(self, port, room):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET /%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n" % (room, key)).encode())
+        data, _ = recv_until(self.sock, lambda d: b"\r\n\r\n" in d, "the 101")
+        if not data.startswith(b"HTTP/1.1 101"):
+            fail("bad handshake answer %r" % data[:80])
+        self.buf = data.split(b"\r\n\r\n", 1)[1]
+
+    def send(self, opcode, payload):
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+    def frame(self, what):
+        """The next frame: (opcode, payload)."""
+        def whole(d):
+            if len(d) < 2:
+                return False
+            n, at = d[1] & 0x7F, 2
+            if n == 126:
+                if len(d) < 4:
+                    return False
+                n, at = int.from_bytes(d[2:4], "big"), 4
+            return len(d) >= at + n
+        if not whole(self.buf):
+            more, _ = recv_until(self.sock, lambda d: whole(self.buf + d), what)
+            self.buf += more
+        n, at = self.buf[1] & 0x7F, 2
+        if n == 126:
+            n, at = int.from_bytes(self.buf[2:4], "big"), 4
+        op, payload = self.buf[0] & 0x0F, self.buf[at:at + n]
+        self.buf = self.buf[at + n:]
+        return op, payload
+
+
+ROOMS = {"lobby": 32, "other": 8}
+MESSAGES = 20
+
+
+def run_rooms(path, backend):
+    proc, port = start(path, backend)
+    try:
+        clients = [(room, ws_client(port, room)) for room, n in ROOMS.items() for _ in range(n)]
+        for _, c in clients:
+            # The pong comes from the connection's reader, which starts after on_open joined.
+            c.send(0x9, b"joined?")
+            op, payload = c.frame("the pong")
+            if op != 0xA or payload != b"joined?":
+                fail("expected the pong, got %r %r" % (op, payload))
+        for seq in range(MESSAGES):
+            for k, (room, c) in enumerate(clients):
+                c.send(0x1, ("%s:%d:%d" % (room, k, seq)).encode())
+        for k, (room, c) in enumerate(clients):
+            expect = (ROOMS[room] - 1) * MESSAGES
+            nxt = {}
+            for _ in range(expect):
+                op, payload = c.frame("room messages")
+                if op != 0x1:
+                    fail("client %d: unexpected frame %r %r" % (k, op, payload))
+                r, sender, seq = payload.decode().split(":")
+                sender, seq = int(sender), int(seq)
+                if r != room or sender == k:
+                    fail("client %d in %s got %r" % (k, room, payload))
+                if seq != nxt.get(sender, 0):
+                    fail("client %d: from %d expected #%d, got #%d" %
+                         (k, sender, nxt.get(sender, 0), seq))
+                nxt[sender] = seq + 1
+            if len(nxt) != ROOMS[room] - 1:
+                fail("client %d heard %d senders" % (k, len(nxt)))
+        print("ws_rooms (%s): %d clients each got every message of its room once, in order" %
+              (backend, len(clients)))
+        proc.send_signal(signal.SIGTERM)
+        for k, (_, c) in enumerate(clients):
+            op, payload = c.frame("a close frame")
+            if op != 0x8 or int.from_bytes(payload[:2], "big") != 1001:
+                fail("client %d: expected close 1001, got %r %r" % (k, op, payload))
+            c.sock.close()
+        try:
+            code = proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            fail("ws_rooms did not exit after SIGTERM")
+        err = proc.stderr.read()
+        counts = [int(n) for n in re.findall(r"hub: stop requested; closing (\d+) connections",
+                                             err)]
+        print("ws_rooms (%s): per-loop connections at shutdown %s" % (backend, counts))
+        if code != 0:
+            fail("ws_rooms exited %d: %s" % (code, err))
+        if len(counts) != LOOPS or sum(counts) != len(clients) or min(counts) == 0:
+            fail("ws_rooms: connections not spread over every loop: %r in %r" % (counts, err))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         print(__doc__)
         return 2
-    http_hello, ws_echo, backend = sys.argv[1:]
+    http_hello, ws_echo, ws_rooms, backend = sys.argv[1:]
     run(http_hello, backend, http_exchange, check_http_end, "http_hello")
     run(ws_echo, backend, ws_exchange, check_ws_end, "ws_echo_server")
+    run_rooms(ws_rooms, backend)
     print("ok")
     return 0
 
