@@ -8,7 +8,10 @@
 #   tests/bench/http/run_http_bench.sh [BUILD_DIR]     (default: build/release)
 #
 # Environment knobs (defaults in brackets):
-#   SERVERS ["epoll uring nginx beast"]   which servers
+#   SERVERS ["epoll uring nginx beast"]   which servers; also epoll2 / uring2: http_hello
+#                                         --threads 2 (two loops), for the 1-vs-2-loop rows
+#   REF [nginx]                           the ratio column's reference server; "loops" compares
+#                                         epoll2 with epoll and uring2 with uring
 #   CONNS ["1 100 1000"]                  wrk -c (always -t1: one wrk thread)
 #   PIPELINE ["0 16"]                     0 = one request per write; N = N pipelined requests
 #                                         per write (pipeline.lua)
@@ -52,7 +55,7 @@ command -v wrk >/dev/null 2>&1 || missing_pkgs+=(wrk)
 command -v taskset >/dev/null 2>&1 || missing_pkgs+=(util-linux)
 for s in $SERVERS; do
     case "$s" in
-    epoll | uring)
+    epoll | uring | epoll2 | uring2)
         [[ -x "$hello" ]] || problems+=("$hello not found: cmake --preset release && cmake --build --preset release")
         ;;
     nginx)
@@ -174,6 +177,7 @@ cpu_ticks() {
 for s in $SERVERS; do
     case "$s" in
     epoll | uring) start_printing "$s" "$hello" --port 0 --backend "$s" ;;
+    epoll2 | uring2) start_printing "$s" "$hello" --port 0 --backend "${s%2}" --threads 2 ;;
     beast) start_printing beast "$beast" --port 0 ;;
     nginx) start_nginx ;;
     esac
@@ -241,19 +245,26 @@ for ((round = 0; round < REPEAT; ++round)); do
 done
 echo "# measured part: $((SECONDS - t0)) s; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+ref_label="$REF"
+[[ "$REF" == loops ]] && ref_label="1 loop"
 echo
-echo "| server | conns | pipelined | req/s | server CPU µs / req | vs nginx | server CPU % | wrk CPU µs / req | wrk errors |"
+echo "| server | conns | pipelined | req/s | server CPU µs / req | vs $ref_label | server CPU % | wrk CPU µs / req | wrk errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 name() {
     case "$1" in
     epoll) echo "coronet epoll" ;; uring) echo "coronet uring" ;;
+    epoll2) echo "coronet epoll, 2 loops" ;; uring2) echo "coronet uring, 2 loops" ;;
     nginx) echo "nginx (1 worker)" ;; beast) echo "Boost.Beast" ;;
     esac
 }
 for c in $CONNS; do
     for pl in $PIPELINE; do
-        nk="nginx|$c|$pl"
         for s in $SERVERS; do
+            ref="$REF"
+            if [[ "$REF" == loops ]]; then
+                case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
+            fi
+            nk="$ref|$c|$pl"
             key="$s|$c|$pl"
             [[ -n "${best_rps[$key]:-}" ]] || continue
             ratio="n/a"

@@ -14,7 +14,10 @@
 #   tests/bench/ws/run_ws_bench.sh [BUILD_DIR]     (default: build/release)
 #
 # Environment knobs (defaults in brackets):
-#   SERVERS ["epoll uring beast node"]      which servers
+#   SERVERS ["epoll uring beast node"]      which servers; also epoll2 / uring2: ws_echo_server
+#                                           --threads 2 (two loops), for the 1-vs-2-loop rows
+#   REF [beast]                             the ratio column's reference server; "loops"
+#                                           compares epoll2 with epoll and uring2 with uring
 #   CELLS ["100:20 1000:20 100:512 10:65536"]  connections:message bytes[:mode], mode one of
 #                                           bin   binary messages (the default; plain rows)
 #                                           json  JSON-like text (ws_load --json), no compression
@@ -60,6 +63,7 @@ WARMUP="${WARMUP:-1}"
 DURATION="${DURATION:-3}"
 REPEAT="${REPEAT:-2}"
 CPU="${CPU:-1}"
+REF="${REF:-beast}"
 TEXT="${TEXT:-0}"
 LOAD_BACKEND="${LOAD_BACKEND:-uring}"
 ZMIN="${ZMIN:-0}"
@@ -85,7 +89,7 @@ for cell in $CELLS; do
 done
 for s in $SERVERS; do
     case "$s" in
-    epoll | uring)
+    epoll | uring | epoll2 | uring2)
         [[ -x "$echo_server" ]] || problems+=("$echo_server not found: cmake --preset release && cmake --build --preset release")
         ;;
     beast)
@@ -103,7 +107,7 @@ for s in $SERVERS; do
             problems+=("$lockdir/package.json + package-lock.json (pinning npm ws) not found")
         ;;
     *)
-        problems+=("unknown server '$s' (epoll uring beast node)")
+        problems+=("unknown server '$s' (epoll uring epoll2 uring2 beast node)")
         ;;
     esac
 done
@@ -160,6 +164,7 @@ for s in "${instances[@]}"; do
     ((ALLOCS)) && mc=("MALLOC_COUNT_FILE=$work/$s.counts")
     case "$s" in
     epoll | uring) start_printing "$s" "${preload[@]}" "${mc[@]}" "$echo_server" --port 0 --backend "$s" ;;
+    epoll2 | uring2) start_printing "$s" "${preload[@]}" "${mc[@]}" "$echo_server" --port 0 --backend "${s%2}" --threads 2 ;;
     beast) start_printing beast "${preload[@]}" "${mc[@]}" "$beast" --port 0 ;;
     beastz) start_printing beastz "${preload[@]}" "${mc[@]}" "$beast" --port 0 --deflate ;;
     node) NODE_PATH="$nodedir/node_modules" start_printing node "${preload[@]}" "${mc[@]}" node "$here/node_ws_echo.js" --port 0 ;;
@@ -262,6 +267,7 @@ echo "# measured part: $((SECONDS - t0)) s; load average at end: $(cut -d' ' -f1
 name() {
     case "$1" in
     epoll) echo "coronet epoll" ;; uring) echo "coronet uring" ;;
+    epoll2) echo "coronet epoll, 2 loops" ;; uring2) echo "coronet uring, 2 loops" ;;
     beast) echo "Boost.Beast" ;; node) echo "node ws ${ws_version}" ;;
     beastz) echo "Boost.Beast (deflate)" ;; nodez) echo "node ws ${ws_version} (deflate)" ;;
     esac
@@ -292,7 +298,10 @@ allocs_sep=""
 ((ALLOCS)) && allocs_head=" server allocs / msg |" && allocs_sep="---:|"
 if ((${#plain_cells[@]})); then
     echo
-    echo "| server | conns | message bytes | msgs/s | server CPU µs / msg | vs Beast (best) | vs Beast per round | server CPU % | ws_load CPU µs / msg |$allocs_head"
+    ref_label="Beast"
+    [[ "$REF" == beast ]] || ref_label="$REF"
+    [[ "$REF" == loops ]] && ref_label="1 loop"
+    echo "| server | conns | message bytes | msgs/s | server CPU µs / msg | vs $ref_label (best) | vs $ref_label per round | server CPU % | ws_load CPU µs / msg |$allocs_head"
     echo "|---|---:|---:|---:|---:|---:|---|---:|---:|$allocs_sep"
     for cell in "${plain_cells[@]}"; do
         c="${cell%%:*}"
@@ -301,7 +310,11 @@ if ((${#plain_cells[@]})); then
         for s in $SERVERS; do
             key="$s|$c|$sz|bin"
             [[ -n "${best_rate[$key]:-}" ]] || continue
-            IFS='|' read -r ratio per_round < <(ratios "$key" "beast|$c|$sz|bin")
+            ref="$REF"
+            if [[ "$REF" == loops ]]; then
+                case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
+            fi
+            IFS='|' read -r ratio per_round < <(ratios "$key" "$ref|$c|$sz|bin")
             extra=""
             ((ALLOCS)) && extra=" ${best_alloc[$key]} |"
             echo "| $(name "$s") | $c | $sz | ${best_rate[$key]} | ${best_cpu[$key]} | $ratio | $per_round | ${best_pct[$key]} | ${best_cli[$key]} |$extra"

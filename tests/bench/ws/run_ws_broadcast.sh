@@ -10,7 +10,10 @@
 #   tests/bench/ws/run_ws_broadcast.sh [BUILD_DIR]     (default: build/release)
 #
 # Environment knobs (defaults in brackets):
-#   SERVERS ["epoll uring node"]
+#   SERVERS ["epoll uring node"]    also epoll2 / uring2: ws_rooms --threads 2 (receivers spread
+#                                   over two loops by SO_REUSEPORT, one hub_group)
+#   REF [node]                      the ratio column's reference server; "loops" compares epoll2
+#                                   with epoll and uring2 with uring
 #   RECEIVERS ["1000 10000"]        receivers per cell (plus the sender)
 #   SIZE [64]                       message bytes (≥ 8)
 #   WINDOW [8]                      broadcasts in flight
@@ -39,6 +42,7 @@ WARMUP="${WARMUP:-1}"
 DURATION="${DURATION:-3}"
 REPEAT="${REPEAT:-2}"
 CPU="${CPU:-1}"
+REF="${REF:-node}"
 LOAD_BACKEND="${LOAD_BACKEND:-uring}"
 
 rooms="$build/examples/ws_rooms/ws_rooms"
@@ -53,9 +57,9 @@ command -v taskset >/dev/null 2>&1 || problems+=("taskset not found (apt-get ins
 [[ -f "$mcount" ]] || problems+=("$mcount not found (build target malloc_count)")
 for s in $SERVERS; do
     case "$s" in
-    epoll | uring) [[ -x "$rooms" ]] || problems+=("$rooms not found (build target ws_rooms)") ;;
+    epoll | uring | epoll2 | uring2) [[ -x "$rooms" ]] || problems+=("$rooms not found (build target ws_rooms)") ;;
     node) command -v node >/dev/null 2>&1 || problems+=("node not found (apt-get install nodejs npm)") ;;
-    *) problems+=("unknown server '$s' (epoll uring node)") ;;
+    *) problems+=("unknown server '$s' (epoll uring epoll2 uring2 node)") ;;
     esac
 done
 if ((${#problems[@]})); then
@@ -85,6 +89,7 @@ trap cleanup EXIT
 name() {
     case "$1" in
     epoll) echo "coronet ws_rooms epoll" ;; uring) echo "coronet ws_rooms uring" ;;
+    epoll2) echo "coronet ws_rooms epoll, 2 loops" ;; uring2) echo "coronet ws_rooms uring, 2 loops" ;;
     node) echo "node ws ${ws_version} rooms" ;;
     esac
 }
@@ -102,6 +107,8 @@ for ((round = 0; round < REPEAT; ++round)); do
             case "$s" in
             epoll | uring) start_printing "$n" "${env[@]}" "$rooms" --port 0 --backend "$s" \
                 --max-connections $((r + 10)) --no-deflate ;;
+            epoll2 | uring2) start_printing "$n" "${env[@]}" "$rooms" --port 0 --backend "${s%2}" \
+                --threads 2 --max-connections $((2 * (r + 10))) --no-deflate ;;
             node) start_printing "$n" "${env[@]}" NODE_PATH="$nodedir/node_modules" node "$here/node_ws_rooms.js" --port 0 ;;
             esac
             limit="$(awk -v w="$WARMUP" -v d="$DURATION" -v r="$r" 'BEGIN{printf "%d", w + d + 60 + r / 500}')"
@@ -140,13 +147,19 @@ done
 echo "# measured part: $((SECONDS - t0)) s; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-echo "| server | receivers | msg bytes | deliveries/s | server CPU µs / delivery | vs node (best) | vs node per round | server CPU % | load CPU µs / delivery | server allocs / broadcast (highest) |"
+ref_label="$REF"
+[[ "$REF" == loops ]] && ref_label="1 loop"
+echo "| server | receivers | msg bytes | deliveries/s | server CPU µs / delivery | vs $ref_label (best) | vs $ref_label per round | server CPU % | load CPU µs / delivery | server allocs / broadcast (highest) |"
 echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 for r in $RECEIVERS; do
     for s in $SERVERS; do
         key="$s|$r"
         [[ -n "${best_rate[$key]:-}" ]] || continue
-        ref="node|$r"
+        ref="$REF"
+        if [[ "$REF" == loops ]]; then
+            case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
+        fi
+        ref="$ref|$r"
         ratio=n/a
         per_round=""
         if [[ -n "${best_cpu[$ref]:-}" ]]; then
