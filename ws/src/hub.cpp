@@ -415,11 +415,9 @@ std::size_t hub::broadcast_room_except(std::string_view room, const prepared_mes
             ++st.stats.published;
         st.group->fan_out(st.group_index, &room, m, except_id, true);
     } else if (st.bp != nullptr) {
-        // Once per broadcast, whatever the local members: the payload is the frame's tail.
-        const core::shared_buffer& f = m.frame();
+        // Once per broadcast, whatever the local members.
         ++st.stats.published;
-        st.bp->publish(room, m.type(),
-                       {f.data() + (f.size() - m.payload_size()), m.payload_size()});
+        st.bp->publish(room, m.type(), detail::payload_of(m));
     }
     return n;
 }
@@ -430,6 +428,12 @@ std::size_t hub::deliver_remote(std::string_view room, const prepared_message& m
     if (state_->group != nullptr)
         state_->group->fan_out(state_->group_index, &room, m, 0, false);
     return n;
+}
+
+bool hub::deliver_remote_to(std::uint64_t id, const prepared_message& m) {
+    if (state_->group != nullptr)
+        return state_->group->unicast_from(state_->group_index, id, m);
+    return detail::hub_group_state::receive_unicast(*this, id, m);
 }
 
 void hub::set_backplane(backplane* b) {
@@ -477,23 +481,47 @@ std::error_code try_queue(hub& h, std::uint64_t id, const prepared_message& m) {
 } // namespace
 
 core::task<core::result<void>> hub::send_to(std::uint64_t id, prepared_message m) {
-    auto [where, owner] = owner_of(*state_, *this, id);
-    if (owner == nullptr)
-        co_return make_error_code(hub_errc::not_found);
+    detail::hub_state& st = *state_;
     core::loop* home = core::loop::current();
-    if (where == home)
-        co_return core::result<void>(try_queue(*owner, id, m));
-    // Over there and back: nothing on the way waits, so no stop token is involved.
-    co_await core::resume_on(*where);
-    const std::error_code e = try_queue(*owner, id, m);
-    co_await core::resume_on(*home);
-    if (e)
-        co_return e;
+    std::error_code e = make_error_code(hub_errc::not_found);
+    auto [where, owner] = owner_of(st, *this, id);
+    if (owner != nullptr && where == home) {
+        e = try_queue(*owner, id, m);
+    } else if (owner != nullptr) {
+        // Over there and back: nothing on the way waits, so no stop token is involved.
+        co_await core::resume_on(*where);
+        e = try_queue(*owner, id, m);
+        co_await core::resume_on(*home);
+    }
+    if (e != hub_errc::not_found) {
+        if (e)
+            co_return e;
+        co_return core::result<void>();
+    }
+    // Not in this process: another one may have it, through the backplane (on its own loop).
+    bool forwarded = false;
+    if (st.group == nullptr) {
+        if (st.bp != nullptr)
+            forwarded = st.bp->send_to(id, m.type(), detail::payload_of(m));
+    } else if (auto [bp, bp_loop] = st.group->backplane_home(); bp != nullptr) {
+        core::loop& there = *bp_loop;
+        co_await core::resume_on(there);
+        // Only that loop's thread changes the backplane: look again there.
+        if (backplane* b = st.group->current_backplane(); b != nullptr)
+            forwarded = b->send_to(id, m.type(), detail::payload_of(m));
+        co_await core::resume_on(*home);
+    }
+    if (!forwarded)
+        co_return make_error_code(hub_errc::not_found);
+    ++st.stats.forwarded;
     co_return core::result<void>();
 }
 
 core::task<bool> hub::visit(std::uint64_t id, std::function<void(hub_connection&)> f) {
-    auto [where, owner] = owner_of(*state_, *this, id);
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const std::pair<core::loop*, hub*> at = owner_of(*state_, *this, id);
+    core::loop* where = at.first;
+    hub* owner = at.second;
     if (owner == nullptr)
         co_return false;
     core::loop* home = core::loop::current();
@@ -521,6 +549,10 @@ core::task<bool> hub::visit(std::uint64_t id, std::function<void(hub_connection&
 }
 
 backplane::~backplane() = default;
+
+bool backplane::send_to(std::uint64_t, opcode, std::span<const std::byte>) {
+    return false;
+}
 
 // ---- heartbeats -------------------------------------------------------------------------
 

@@ -29,12 +29,14 @@ public:
         bool publish = false; ///< this loop holds the backplane: publish it there
     };
 
+    /// `unicast`: `except_id` is the one connection to queue it for (room is null).
     static void send(hub_group_state& g, const std::uint16_t* targets, std::size_t count,
                      int publish_at, const std::string_view* room, const prepared_message& m,
-                     std::uint64_t except_id) {
+                     std::uint64_t except_id, bool unicast = false) {
         static_assert(sizeof(envelope) % alignof(node) == 0);
         void* mem = ::operator new(sizeof(envelope) + count * sizeof(node));
         auto* e = new (mem) envelope(g, room, m, except_id, count);
+        e->unicast_ = unicast;
         for (std::size_t k = 0; k < count; ++k) {
             node* n = new (e->nodes() + k) node;
             n->run = &envelope::run;
@@ -79,6 +81,10 @@ private:
     }
 
     void deliver(hub& h, bool publish) {
+        if (unicast_) {
+            hub_group_state::receive_unicast(h, except_, msg_);
+            return;
+        }
         const std::string_view room = room_;
         // This loop holds the backplane when `publish`, and only its thread changes it.
         hub_group_state::receive(h, all_ ? nullptr : &room, msg_, except_,
@@ -89,6 +95,7 @@ private:
     prepared_message msg_;
     std::string room_;
     bool all_;
+    bool unicast_ = false;
     std::uint64_t except_;
     std::size_t count_;
     std::atomic<std::size_t> pending_;
@@ -99,12 +106,28 @@ private:
 void hub_group_state::receive(hub& h, const std::string_view* room, const prepared_message& m,
                               std::uint64_t except_id, backplane* publish_to) {
     ++h.state_->stats.from_loops;
-    if (publish_to != nullptr) {
-        const core::shared_buffer& f = m.frame();
-        publish_to->publish(*room, m.type(),
-                            {f.data() + (f.size() - m.payload_size()), m.payload_size()});
-    }
+    if (publish_to != nullptr)
+        publish_to->publish(*room, m.type(), payload_of(m));
     h.deliver_local(room, m, except_id);
+}
+
+bool hub_group_state::receive_unicast(hub& h, std::uint64_t id, const prepared_message& m) {
+    hub_connection* c = h.find(id);
+    if (c == nullptr || c->state() != connection_state::open || !c->try_send(m))
+        return false;
+    ++h.state_->stats.remote_unicasts;
+    return true;
+}
+
+bool hub_group_state::unicast_from(std::size_t from, std::uint64_t id, const prepared_message& m) {
+    const std::size_t to = hub_group::loop_of(id);
+    if (to >= loops.size())
+        return false;
+    if (to == from)
+        return receive_unicast(*hubs[to], id, m);
+    const auto target = static_cast<std::uint16_t>(to);
+    envelope::send(*this, &target, 1, -1, nullptr, m, id, true);
+    return true;
 }
 
 void hub_group_state::joined(std::size_t i, std::string_view room) {
@@ -181,6 +204,11 @@ backplane* hub_group_state::current_backplane() const {
     return bp;
 }
 
+std::pair<backplane*, core::loop*> hub_group_state::backplane_home() const {
+    std::lock_guard lock(mu);
+    return {bp, bp != nullptr ? loops[bp_home] : nullptr};
+}
+
 void hub_group_state::fan_out(std::size_t from, const std::string_view* room,
                               const prepared_message& m, std::uint64_t except_id, bool publish) {
     if (loops.size() == 1 && (!publish || room == nullptr))
@@ -211,11 +239,8 @@ void hub_group_state::fan_out(std::size_t from, const std::string_view* room,
             }
         }
     }
-    if (here != nullptr) {
-        const core::shared_buffer& f = m.frame();
-        here->publish(*room, m.type(),
-                      {f.data() + (f.size() - m.payload_size()), m.payload_size()});
-    }
+    if (here != nullptr)
+        here->publish(*room, m.type(), payload_of(m));
     if (count > 0)
         envelope::send(*this, targets, count, publish_at, room, m, except_id);
 }

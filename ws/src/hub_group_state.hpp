@@ -18,6 +18,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace coronet::ws::detail {
@@ -54,10 +55,18 @@ struct hub_group_state : std::enable_shared_from_this<hub_group_state> {
     /// Sets the group's backplane from loop `home` (its thread) and tells it the open rooms.
     void set_backplane(backplane* b, std::size_t home);
     backplane* current_backplane() const;
+    /// The backplane and the loop it lives on (null: none).
+    std::pair<backplane*, core::loop*> backplane_home() const;
     /// On hub h's loop: a broadcast another loop handed over; `publish_to` is the backplane when
     /// this loop holds it and the broadcast is to be published.
     static void receive(hub& h, const std::string_view* room, const prepared_message& m,
                         std::uint64_t except_id, backplane* publish_to);
+    /// On hub h's loop: a unicast from another process; true if queued for connection `id`.
+    static bool receive_unicast(hub& h, std::uint64_t id, const prepared_message& m);
+    /// Called on loop `from`: queues `m` for connection `id` on its loop (there, after this
+    /// returns, when that is another loop). False when `id` names no loop of the group, or (on
+    /// `from` itself) when it was not queued.
+    bool unicast_from(std::size_t from, std::uint64_t id, const prepared_message& m);
     std::size_t room_size(std::string_view room) const;
     std::vector<std::string> room_names() const;
 

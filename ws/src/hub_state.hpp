@@ -22,6 +22,12 @@ namespace coronet::ws::detail {
 /// payload is compressed.
 core::shared_buffer encode_frame(opcode op, std::span<const std::byte> payload, bool rsv1 = false);
 
+/// The payload of a prepared message: the tail of its plain frame.
+inline std::span<const std::byte> payload_of(const prepared_message& m) noexcept {
+    const core::shared_buffer& f = m.frame();
+    return {f.data() + (f.size() - m.payload_size()), m.payload_size()};
+}
+
 struct hub_room {
     std::string name;
     std::vector<hub_connection_impl*> members; ///< unordered; a member knows its index

@@ -8,6 +8,7 @@
 #include <coronet/ws/frame.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -40,6 +41,11 @@ public:
     /// the call (copy what must be kept).
     virtual void publish(std::string_view room, opcode type,
                          std::span<const std::byte> payload) = 0;
+    /// A unicast (`hub::send_to`) to connection `id`, which no hub of this process has: hand it
+    /// to the process that has it, if any, at most once (no answer comes back). Returns false
+    /// when this backplane does not carry unicasts (the default), and send_to then fails with
+    /// `hub_errc::not_found`. `payload` is valid only during the call.
+    virtual bool send_to(std::uint64_t id, opcode type, std::span<const std::byte> payload);
 
 protected:
     backplane() = default;

@@ -101,20 +101,24 @@ struct hub_options {
 
 /// Hub-wide counters (monotonic since construction, except `connections`).
 struct hub_stats {
-    std::size_t connections = 0;     ///< registered now
-    std::uint64_t accepted = 0;      ///< connections registered
-    std::uint64_t refused = 0;       ///< over max_connections (closed with 1013)
-    std::uint64_t broadcasts = 0;    ///< broadcast calls
-    std::uint64_t frames_queued = 0; ///< frames put in a queue (broadcasts, unicasts, pings,
-                                     ///< pongs and auto-responses)
-    std::uint64_t dropped = 0;       ///< broadcast frames dropped for a full queue (drop policy)
-    std::uint64_t closed_slow = 0;   ///< connections closed with 1008 for a full queue
-    std::uint64_t pings_sent = 0;    ///< heartbeat pings queued
-    std::uint64_t timed_out = 0;     ///< connections dropped for a missing pong
-    std::uint64_t aborted = 0;       ///< connections dropped without a closing handshake
-    std::uint64_t published = 0;     ///< room broadcasts handed to the backplane
-    std::uint64_t remote = 0;        ///< deliver_remote calls (messages from other processes)
-    std::uint64_t from_loops = 0;    ///< broadcasts another loop of its hub_group handed it
+    std::size_t connections = 0;       ///< registered now
+    std::uint64_t accepted = 0;        ///< connections registered
+    std::uint64_t refused = 0;         ///< over max_connections (closed with 1013)
+    std::uint64_t broadcasts = 0;      ///< broadcast calls
+    std::uint64_t frames_queued = 0;   ///< frames put in a queue (broadcasts, unicasts, pings,
+                                       ///< pongs and auto-responses)
+    std::uint64_t dropped = 0;         ///< broadcast frames dropped for a full queue (drop policy)
+    std::uint64_t closed_slow = 0;     ///< connections closed with 1008 for a full queue
+    std::uint64_t pings_sent = 0;      ///< heartbeat pings queued
+    std::uint64_t timed_out = 0;       ///< connections dropped for a missing pong
+    std::uint64_t aborted = 0;         ///< connections dropped without a closing handshake
+    std::uint64_t published = 0;       ///< room broadcasts handed to the backplane
+    std::uint64_t remote = 0;          ///< deliver_remote calls (messages from other processes)
+    std::uint64_t from_loops = 0;      ///< broadcasts another loop of its hub_group handed it
+    std::uint64_t forwarded = 0;       ///< send_to calls handed to the backplane (the id is not
+                                       ///< in this process)
+    std::uint64_t remote_unicasts = 0; ///< unicasts of other processes queued here
+                                       ///< (deliver_remote_to)
 };
 
 /// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
@@ -380,8 +384,10 @@ public:
     hub_connection* find(std::uint64_t id) noexcept;
     /// Queues `m` for connection `id` if its queue has room now (never waits, like try_send),
     /// in order with its other frames; in a group, on whichever loop owns it (the caller moves
-    /// to that loop and back, and `m`'s frame is shared, not copied). Errors:
-    /// `hub_errc::not_found`, `errc::closed` (not open), `hub_errc::queue_full`.
+    /// to that loop and back, and `m`'s frame is shared, not copied). An id that is not in this
+    /// process goes to the backplane when it carries unicasts (`backplane::send_to`; counted in
+    /// `stats().forwarded`, and a success: delivery is then at most once, with no answer).
+    /// Errors: `hub_errc::not_found`, `errc::closed` (not open), `hub_errc::queue_full`.
     core::task<core::result<void>> send_to(std::uint64_t id, prepared_message m);
     /// Calls `f` with connection `id` on the loop that owns it (this one, or in a group any
     /// loop: the caller moves there and back). True if the connection was live (any state but
@@ -433,6 +439,11 @@ public:
     /// in `stats().remote`, not in `broadcasts`); in a group, on every loop. Returns how many of
     /// this loop received it.
     std::size_t deliver_remote(std::string_view room, const prepared_message& m);
+    /// Queues `m` for connection `id` if this process has it (try_send: never waits), without
+    /// handing it to the backplane: what a backplane calls with a unicast another process sent.
+    /// In a group, a connection of another loop gets it there, after this returns (counted in
+    /// that hub's `stats().remote_unicasts`). True if queued here or handed to its loop.
+    bool deliver_remote_to(std::uint64_t id, const prepared_message& m);
 
     // ---- heartbeats ------------------------------------------------------------------------
     /// One heartbeat sweep at `options().clock` now: pings connections idle for ping_interval
