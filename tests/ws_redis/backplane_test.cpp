@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -101,6 +102,13 @@ struct node {
         co_await scope.join();
     }
 
+    /// The id of the only member of `room`.
+    std::uint64_t member_id(const std::string& room) {
+        std::uint64_t id = 0;
+        hub.for_each_member(room, [&id](ws::hub_connection& c) { id = c.id(); });
+        return id;
+    }
+
     core::loop* lp_;
     ws::hub hub;
     redis::redis_backplane bp;
@@ -117,6 +125,16 @@ std::string describe(const redis::backplane_stats& st) {
            " received=" + std::to_string(st.received) + " echoes=" + std::to_string(st.own_echoes) +
            " gaps=" + std::to_string(st.gaps) + " connects=" + std::to_string(st.connects) +
            " failures=" + std::to_string(st.failures);
+}
+
+/// Polls an asynchronous condition (every 10 ms, at most 10 s).
+core::task<bool> poll_until_task(std::function<core::task<bool>()> done) {
+    for (int i = 0; i < 1000; ++i) {
+        if (co_await done())
+            co_return true;
+        (void)co_await core::sleep_for(std::chrono::milliseconds(10));
+    }
+    co_return false;
 }
 
 /// Every hub's loop reaches `phase` (an atomic counter shared by the threads) before any goes on.
@@ -307,9 +325,149 @@ void survive_restart(redis_server& server, const std::string& where, bool sharde
         std::chrono::seconds(40));
 }
 
+/// Two hubs: hub 0 sends to a connection of hub 1 by id (hub::send_to through Redis), and to an
+/// id that no process has.
+template <class B>
+void unicast_across(const std::string& where) {
+    std::atomic<std::uint64_t> target{0};
+    std::atomic<int> ready{0};
+    std::atomic<int> done{0};
+    std::atomic<bool> probed{false};
+    on_loops<B>(
+        2,
+        [&](int k, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
+            core::stop_token tok = co_await core::get_stop_token();
+            node n(lp, where, fast_reconnect(false), tok);
+            const std::string room = k == 0 ? "zero" : "one";
+            const std::size_t me = n.add(room);
+            CHECK(co_await poll_until(
+                [&n, &room] { return n.hub.room_size(room) == 1 && n.bp.stats().connected; }));
+            if (k == 1)
+                target = n.member_id("one");
+            CHECK(co_await barrier(ready, 2));
+            if (k == 0) {
+                const std::uint64_t id = target;
+                // The other side subscribes to the unicast channel as its link comes up: probe
+                // until one arrives, then the message itself.
+                for (int i = 0; i < 500 && !probed; ++i) {
+                    auto r = co_await n.hub.send_to(id, ws::prepared_message::text("probe"));
+                    CHECK(r);
+                    (void)co_await core::sleep_for(std::chrono::milliseconds(20));
+                }
+                CHECK(probed);
+                auto sent = co_await n.hub.send_to(id, ws::prepared_message::text("direct"));
+                CHECK(sent);
+                // Nobody has this one: handed over all the same, and dropped everywhere.
+                auto nowhere =
+                    co_await n.hub.send_to(id ^ 0x5a5a5a5a00, ws::prepared_message::text("lost"));
+                CHECK(nowhere);
+                CHECK(n.hub.stats().forwarded >= 3);
+                CHECK(n.bp.stats().unicasts == n.hub.stats().forwarded);
+                // Still ours: queued here, nothing forwarded.
+                const std::uint64_t before = n.hub.stats().forwarded;
+                auto mine =
+                    co_await n.hub.send_to(n.member_id("zero"), ws::prepared_message::text("self"));
+                CHECK(mine);
+                CHECK(n.hub.stats().forwarded == before);
+                CHECK(co_await poll_until([&n, me] { return n.got[me]->size() == 1; }));
+                CHECK(*n.got[me] == std::vector<std::string>{"self"});
+            } else {
+                CHECK(co_await poll_until([&n, me] { return !n.got[me]->empty(); }));
+                probed = true;
+                CHECK(co_await poll_until(
+                    [&n, me] { return !n.got[me]->empty() && n.got[me]->back() == "direct"; }));
+                // Probes, then "direct", nothing else.
+                const std::vector<std::string>& got = *n.got[me];
+                CHECK(std::all_of(got.begin(), got.end() - 1,
+                                  [](const std::string& m) { return m == "probe"; }));
+                CHECK(n.hub.stats().remote_unicasts == got.size());
+                CHECK(n.bp.stats().unicasts_read >= got.size());
+            }
+            CHECK(co_await barrier(done, 2));
+            co_await n.stop();
+        },
+        std::chrono::seconds(30));
+}
+
+/// Room sizes over every process: two hubs with 2 and 3 members of one room; a third "process"
+/// written by hand (as a backplane writes it) counts until its entry expires.
+template <class B>
+void cluster_sizes(const std::string& where) {
+    std::atomic<int> ready{0};
+    std::atomic<int> done{0};
+    on_loops<B>(
+        2,
+        [&](int k, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
+            core::stop_token tok = co_await core::get_stop_token();
+            redis::backplane_options o = fast_reconnect(false);
+            o.size_interval = std::chrono::milliseconds(50);
+            node n(lp, where, o, tok);
+            for (int i = 0; i < 2 + k; ++i)
+                n.add("shared");
+            n.add(k == 0 ? "only-zero" : "only-one");
+            CHECK(co_await poll_until([&n] { return n.bp.stats().connected; }));
+            CHECK(co_await barrier(ready, 2));
+            std::size_t seen = 0;
+            std::size_t mine = 0;
+            const bool added_up = co_await poll_until_task([&]() -> core::task<bool> {
+                auto a = co_await n.bp.cluster_room_size("shared");
+                auto b = co_await n.bp.cluster_room_size(k == 0 ? "only-zero" : "only-one");
+                seen = a ? *a : 0;
+                mine = b ? *b : 0;
+                co_return seen == 5 && mine == 1;
+            });
+            CHECK_MESSAGE(added_up, "hub " << k << " sees " << seen << " and " << mine);
+            auto none = co_await n.bp.cluster_room_size("nobody-here");
+            CHECK(none);
+            CHECK((none ? *none : 99) == 0);
+            CHECK(co_await barrier(done, 2));
+            if (k == 0) {
+                // A process that wrote 7 members and then died: it counts until its entry
+                // expires (here 300 ms), then not at all.
+                auto c = co_await redis::connection::connect(parsed(where));
+                REQUIRE(c);
+                const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+                auto h = co_await c->command("HSET", "coronet:sizes:42", "shared", "7");
+                auto z =
+                    co_await c->command("ZADD", "coronet:origins", std::to_string(now + 300), "42");
+                CHECK((h && z));
+                auto with_dead = co_await n.bp.cluster_room_size("shared");
+                CHECK((with_dead ? *with_dead : 0) == 12);
+                const bool expired = co_await poll_until_task([&]() -> core::task<bool> {
+                    auto a = co_await n.bp.cluster_room_size("shared");
+                    seen = a ? *a : 0;
+                    co_return seen == 5;
+                });
+                CHECK_MESSAGE(expired, "still " << seen);
+                c->close();
+            }
+            CHECK(co_await barrier(ready, 4));
+            co_await n.stop();
+        },
+        std::chrono::seconds(30));
+}
+
 } // namespace
 
 TEST_SUITE("ws_redis.backplane") {
+    TEST_CASE_TEMPLATE("hub::send_to reaches a connection of another process through redis", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        CORONET_REQUIRE_REDIS();
+        redis_server server(redis_server_options{});
+        unicast_across<B>(server.unix_url());
+    }
+
+    TEST_CASE_TEMPLATE("cluster_room_size adds up every live process's members", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        CORONET_REQUIRE_REDIS();
+        redis_server server(redis_server_options{});
+        cluster_sizes<B>(server.unix_url());
+    }
+
     TEST_CASE_TEMPLATE("hubs share a room through redis pub/sub: exactly once, in order per "
                        "sender, no leak, own echo dropped",
                        B, CORONET_BACKENDS) {

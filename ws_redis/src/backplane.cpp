@@ -11,7 +11,10 @@
 #include <coronet/ws_redis/subscriber.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <deque>
+#include <memory>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -25,7 +28,8 @@ namespace detail {
 namespace {
 
 // The envelope: version, type (1 text, 2 binary), origin (8 bytes, big-endian), sequence of
-// that origin in that room (8 bytes, big-endian), then the payload.
+// that origin in that room (8 bytes, big-endian; on the unicast channel: the connection id),
+// then the payload.
 constexpr unsigned char envelope_version = 1;
 constexpr std::size_t envelope_header = 18;
 // Publishes in flight together on the command connection (Redis answers in order).
@@ -63,7 +67,8 @@ struct outgoing {
 
 struct backplane_impl {
     backplane_impl(ws::hub& h, url w, backplane_options o)
-        : hub(&h), where(std::move(w)), opts(std::move(o)), rng(std::random_device{}()) {
+        : hub(&h), where(std::move(w)), opts(std::move(o)), rng(std::random_device{}()),
+          unicast_ch(opts.key_prefix + "unicast") {
         while (origin == 0)
             origin = rng();
     }
@@ -72,6 +77,7 @@ struct backplane_impl {
     url where;
     backplane_options opts;
     std::mt19937_64 rng;
+    std::string unicast_ch;
     std::uint64_t origin = 0;
     backplane_stats st;
     bool link_up = false;
@@ -86,6 +92,16 @@ struct backplane_impl {
 
     string_map<std::uint64_t> sent_seq;                                ///< per room: last sent
     string_map<std::unordered_map<std::uint64_t, std::uint64_t>> seen; ///< room -> origin -> last
+
+    const std::string& unicast_channel() const { return unicast_ch; }
+    std::string origins_key() const { return opts.key_prefix + "origins"; }
+    std::string sizes_key(std::string_view of) const {
+        return opts.key_prefix + "sizes:" + std::string(of);
+    }
+
+    std::shared_ptr<connection> cmd; ///< the command connection while the link is up
+    bool unicast_subscribed = false;
+    string_set sizes_written; ///< rooms in this process's sizes hash in Redis
 
     std::string channel_of(std::string_view room) const {
         std::string c;
@@ -110,6 +126,26 @@ struct backplane_impl {
     void receive(const message& m) {
         std::string_view ch = m.channel;
         std::string_view env = m.payload;
+        if (ch == unicast_channel()) {
+            if (env.size() < envelope_header ||
+                static_cast<unsigned char>(env[0]) != envelope_version ||
+                (env[1] != 1 && env[1] != 2)) {
+                ++st.malformed;
+                return;
+            }
+            if (get_u64(env.data() + 2) == origin) {
+                ++st.own_echoes;
+                return;
+            }
+            const auto type = env[1] == 1 ? ws::opcode::text : ws::opcode::binary;
+            // Every process reads every unicast; the one that has the connection queues it (in a
+            // hub_group, on the connection's loop).
+            ++st.unicasts_read;
+            hub->deliver_remote_to(
+                get_u64(env.data() + 10),
+                ws::prepared_message(type, core::as_bytes(env.substr(envelope_header))));
+            return;
+        }
         if (ch.size() < opts.channel_prefix.size() ||
             ch.substr(0, opts.channel_prefix.size()) != opts.channel_prefix ||
             env.size() < envelope_header ||
@@ -186,6 +222,20 @@ struct backplane_impl {
     }
 
     core::task<void> subscriptions(subscriber& s, core::task_scope& link) {
+        // The unicast channel, for as long as the link lives.
+        {
+            std::vector<std::string> channels{unicast_channel()};
+            core::result<void> r = make_error_code(errc::closed);
+            if (opts.sharded)
+                r = co_await s.ssubscribe(std::move(channels));
+            else
+                r = co_await s.subscribe(std::move(channels));
+            if (!r) {
+                link.request_stop();
+                co_return;
+            }
+            unicast_subscribed = true;
+        }
         for (;;) {
             std::vector<std::string> add;
             std::vector<std::string> drop;
@@ -251,6 +301,62 @@ struct backplane_impl {
         link.request_stop();
     }
 
+    static std::int64_t wall_ms() {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    /// One write of this process's room sizes: HSET the rooms it has, HDEL those it no longer
+    /// has, refresh the hash's expiry and this origin's entry among the live ones.
+    core::task<bool> write_sizes(connection& c) {
+        const std::string key = sizes_key(std::to_string(origin));
+        const std::int64_t ttl = 3 * std::max<std::int64_t>(opts.size_interval.count(), 1);
+        std::vector<std::string> set{"HSET", key};
+        for (const std::string& r : rooms) {
+            set.push_back(r);
+            set.push_back(std::to_string(hub->room_size(r)));
+        }
+        std::vector<std::string> gone{"HDEL", key};
+        for (const std::string& r : sizes_written)
+            if (rooms.count(r) == 0)
+                gone.push_back(r);
+        if (set.size() > 2) {
+            auto r = co_await c.command(set);
+            if (!r || r->is_error())
+                co_return false;
+        }
+        if (gone.size() > 2) {
+            auto r = co_await c.command(gone);
+            if (!r || r->is_error())
+                co_return false;
+        }
+        sizes_written = rooms;
+        const std::int64_t now = wall_ms();
+        auto e = co_await c.command("PEXPIRE", key, std::to_string(ttl));
+        auto z = co_await c.command("ZADD", origins_key(), std::to_string(now + ttl),
+                                    std::to_string(origin));
+        auto old =
+            co_await c.command("ZREMRANGEBYSCORE", origins_key(), "-inf", std::to_string(now));
+        co_return e&& z&& old && !e->is_error() && !z->is_error() && !old->is_error();
+    }
+
+    core::task<void> sizes(connection& c, core::task_scope& link) {
+        // Not `if (!co_await write_sizes(c)) break;`: g++ 12 compiled that into a task that
+        // never saw the link's stop (the backplane's run() then never returned).
+        sizes_written.clear(); // the hash may be gone (expired, Redis restarted): write it all
+        bool stopped = false;
+        while (!stopped) {
+            const bool written = co_await write_sizes(c);
+            if (!written)
+                break;
+            auto slept = co_await core::sleep_for(opts.size_interval);
+            stopped = !slept;
+        }
+        if (!stopped)
+            link.request_stop(); // Redis refused or the link broke
+    }
+
     /// Runs one pair of connections until one of them fails or the caller stops.
     core::task<void> serve_link(connection& c, subscriber& s) {
         core::stop_token parent = co_await core::get_stop_token();
@@ -258,6 +364,8 @@ struct backplane_impl {
         link.spawn(reader(s, link));
         link.spawn(subscriptions(s, link));
         link.spawn(publisher(c, link));
+        if (opts.size_interval.count() > 0)
+            link.spawn(sizes(c, link));
         co_await link.join();
     }
 };
@@ -295,11 +403,15 @@ core::task<void> redis_backplane::run() {
             d.link_up = true;
             d.subscribed.clear();
             d.subs_changed.set();
-            co_await d.serve_link(*c, *s);
+            // Shared with cluster_room_size calls: the last one holding it closes it (a call may
+            // still wait for its reply when the link ends).
+            d.cmd = std::make_shared<connection>(std::move(*c));
+            co_await d.serve_link(*d.cmd, *s);
+            d.cmd.reset();
             d.link_up = false;
+            d.unicast_subscribed = false;
             d.subscribed.clear();
             d.drop_queue();
-            c->close();
             s->close();
         }
         if (tok.stop_requested())
@@ -310,6 +422,7 @@ core::task<void> redis_backplane::run() {
         wait = std::min(wait * 2, d.opts.reconnect_max);
     }
     d.link_up = false;
+    d.unicast_subscribed = false;
     d.subscribed.clear();
     d.drop_queue();
 }
@@ -348,6 +461,63 @@ void redis_backplane::room_closed(std::string_view room) {
     d.seen.erase(*it);
     d.rooms.erase(it);
     d.subs_changed.set();
+}
+
+bool redis_backplane::send_to(std::uint64_t id, ws::opcode type,
+                              std::span<const std::byte> payload) {
+    detail::backplane_impl& d = *impl_;
+    ++d.st.unicasts;
+    const std::size_t size = detail::envelope_header + payload.size();
+    if (!d.link_up) {
+        ++d.st.lost_publishes;
+        return true;
+    }
+    if (d.queue.size() >= d.opts.max_queued_publishes ||
+        d.queued_bytes + size > d.opts.max_queued_bytes) {
+        ++d.st.lost_publishes;
+        ++d.st.queue_full;
+        return true;
+    }
+    detail::outgoing o;
+    o.channel = d.unicast_channel();
+    o.envelope.reserve(size);
+    o.envelope.push_back(static_cast<char>(detail::envelope_version));
+    o.envelope.push_back(type == ws::opcode::binary ? 2 : 1);
+    detail::put_u64(o.envelope, d.origin);
+    detail::put_u64(o.envelope, id);
+    o.envelope.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+    d.queued_bytes += size;
+    d.queue.push_back(std::move(o));
+    d.queue_ready.set();
+    return true;
+}
+
+core::task<core::result<std::size_t>> redis_backplane::cluster_room_size(std::string room) {
+    detail::backplane_impl& d = *impl_;
+    std::shared_ptr<connection> c = d.cmd;
+    if (!c)
+        co_return make_error_code(errc::closed);
+    auto live = co_await c->command("ZRANGEBYSCORE", d.origins_key(),
+                                    std::to_string(detail::backplane_impl::wall_ms()), "+inf");
+    if (!live)
+        co_return live.error();
+    if (!live->is_array())
+        co_return make_error_code(errc::error_reply);
+    // This process's own count is exact now; the others' are as fresh as their last write.
+    std::size_t total = d.hub->room_size(room);
+    const std::string self = std::to_string(d.origin);
+    for (const reply& o : live->elements) {
+        if (!o.is_string() || o.str == self)
+            continue;
+        auto n = co_await c->command("HGET", d.sizes_key(o.str), room);
+        if (!n)
+            co_return n.error();
+        if (n->is_error())
+            co_return make_error_code(errc::error_reply);
+        if (n->is_string())
+            total += static_cast<std::size_t>(std::strtoull(n->str.c_str(), nullptr, 10));
+    }
+    co_return total;
 }
 
 void redis_backplane::publish(std::string_view room, ws::opcode type,

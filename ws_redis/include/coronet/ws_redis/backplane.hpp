@@ -28,6 +28,14 @@ struct backplane_impl;
 struct backplane_options {
     /// A room's channel is this prefix followed by the room's name.
     std::string channel_prefix = "coronet:room:";
+    /// The prefix of the backplane's other names: the unicast channel (`KEY_PREFIX unicast`),
+    /// each process's room sizes (hash `KEY_PREFIX sizes:ORIGIN`) and the live processes
+    /// (sorted set `KEY_PREFIX origins`).
+    std::string key_prefix = "coronet:";
+    /// How often this process writes its room sizes for `cluster_room_size` (its entry expires
+    /// after three intervals without a write: a process that died stops counting). Zero: never
+    /// (cluster_room_size then counts only the processes that do).
+    std::chrono::milliseconds size_interval{1000};
     /// Sharded pub/sub (Redis 7: SPUBLISH / SSUBSCRIBE), so that a Redis Cluster spreads the
     /// rooms over its shards; false: PUBLISH / SUBSCRIBE.
     bool sharded = false;
@@ -60,6 +68,11 @@ struct backplane_stats {
     std::uint64_t gaps = 0;           ///< messages of other processes seen missing (sequence
                                       ///< gaps, per origin and room)
     std::uint64_t malformed = 0;      ///< messages on our channels that are not ours (dropped)
+    std::uint64_t unicasts = 0;       ///< unicasts handed to Redis (hub::send_to to an id that
+                                      ///< is not in this process)
+    std::uint64_t unicasts_read = 0;  ///< unicasts of other processes read (every process
+                                      ///< reads every one; the hub that has the connection
+                                      ///< counts it in `hub_stats::remote_unicasts`)
     std::uint64_t connects = 0;       ///< successful connections (both links up)
     std::uint64_t reconnects = 0;     ///< of connects: after a failure
     std::uint64_t failures = 0;       ///< links lost or connection attempts failed
@@ -81,6 +94,14 @@ struct backplane_stats {
 ///   the backplane reconnects with bounded jittered exponential backoff and resubscribes every
 ///   room that still has local members; messages of other processes missed meanwhile are
 ///   counted from their sequences (`gaps`).
+/// - Unicast across processes: `hub::send_to(id, m)` with an id that is in no hub of this
+///   process publishes `m` on the unicast channel, which every backplane subscribes to; the
+///   process that has connection `id` queues it there (`hub::deliver_remote_to`, `try_send`:
+///   never waits), the others drop it. At most once, with no answer to the sender; every process
+///   reads every unicast.
+/// - Cluster-wide room sizes: every `size_interval` each process writes how many members each
+///   of its rooms has (`HSET`, with an expiry of three intervals) and refreshes its entry in
+///   the set of live processes; `cluster_room_size(room)` adds them up.
 ///
 /// Uses two connections (one for commands, one in subscriber mode). Not thread-safe: the hub's
 /// loop. The constructor attaches it to the hub (`hub::set_backplane`), the destructor detaches
@@ -110,12 +131,18 @@ public:
     bool subscribed(std::string_view room) const noexcept;
     /// The Redis channel of `room`.
     std::string channel_of(std::string_view room) const;
+    /// Members of `room` in every process sharing this Redis: this process's own count now,
+    /// plus what every other live process wrote last (at most `size_interval` old). Call it on
+    /// the hub's loop. Errors: `errc::closed` while the link to Redis is down, the connection's
+    /// errors, `errc::error_reply`.
+    core::task<core::result<std::size_t>> cluster_room_size(std::string room);
 
     // ws::backplane (called by the hub).
     void room_opened(std::string_view room) override;
     void room_closed(std::string_view room) override;
     void publish(std::string_view room, ws::opcode type,
                  std::span<const std::byte> payload) override;
+    bool send_to(std::uint64_t id, ws::opcode type, std::span<const std::byte> payload) override;
 
 private:
     std::unique_ptr<detail::backplane_impl> impl_;
