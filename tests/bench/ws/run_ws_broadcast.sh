@@ -15,7 +15,7 @@
 #   REF [node]                      the ratio column's reference server; "loops" compares epoll2
 #                                   with epoll and uring2 with uring
 #   RECEIVERS ["1000 10000"]        receivers per cell (plus the sender)
-#   SIZE [64]                       message bytes (≥ 8)
+#   SIZE [64]                       message bytes (≥ 16)
 #   WINDOW [8]                      broadcasts in flight
 #   WARMUP [1], DURATION [3]        seconds
 #   REPEAT [2]                      rounds; a cell shows the best deliveries/s and the lowest
