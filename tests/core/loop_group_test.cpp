@@ -31,18 +31,11 @@
 #include <vector>
 
 namespace core = coronet::core;
+using coronet::testing::group_options;
 using coronet::testing::poll_until;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class B>
-core::loop_group_options group_options(std::size_t loops) {
-    core::loop_group_options o;
-    o.loops = loops;
-    o.loop = coronet::testing::options<B>();
-    return o;
-}
 
 core::task<core::result<void>> nap(core::clock::duration d) {
     co_return co_await core::sleep_for(d);

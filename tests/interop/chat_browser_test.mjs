@@ -360,12 +360,17 @@ function killChromium(browser) {
   }
 }
 
-function removeProfile(browser) {
+/// Removes a temporary directory; a failure is only a warning.
+function removeDir(dir) {
   try {
-    fs.rmSync(browser.userDataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   } catch (e) {
-    log(`warning: could not remove ${browser.userDataDir}: ${e.message}`);
+    log(`warning: could not remove ${dir}: ${e.message}`);
   }
+}
+
+function removeProfile(browser) {
+  removeDir(browser.userDataDir);
 }
 
 process.on("exit", () => {
@@ -786,11 +791,7 @@ async function browserChecks(WebSocket, exe, bin, outDir) {
 const redises = new Set(); // {proc, dir}: killed and removed on any exit
 
 function removeRedisDir(redis) {
-  try {
-    fs.rmSync(redis.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-  } catch (e) {
-    log(`warning: could not remove ${redis.dir}: ${e.message}`);
-  }
+  removeDir(redis.dir);
 }
 
 process.on("exit", () => {

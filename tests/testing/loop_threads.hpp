@@ -4,6 +4,7 @@
 // several loops, each constructed and run on its own thread, and a polling wait.
 
 #include <coronet/core/loop.hpp>
+#include <coronet/core/loop_group.hpp>
 #include <coronet/core/timer.hpp>
 
 #include <testing/backends.hpp>
@@ -22,6 +23,17 @@
 #include <vector>
 
 namespace coronet::testing {
+
+/// Options of a core::loop_group of `loops` loops of backend B; `use_calling_thread` as in
+/// core::loop_group_options.
+template <class B>
+core::loop_group_options group_options(std::size_t loops, bool use_calling_thread = true) {
+    core::loop_group_options o;
+    o.loops = loops;
+    o.loop = options<B>();
+    o.use_calling_thread = use_calling_thread;
+    return o;
+}
 
 /// Polls `done` on the current loop (1 ms sleeps) until it is true or `limit` passed; false on
 /// timeout.

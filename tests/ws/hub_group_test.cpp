@@ -40,15 +40,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-template <class B>
-core::loop_group_options group_options(std::size_t loops) {
-    core::loop_group_options o;
-    o.loops = loops;
-    o.loop = coronet::testing::options<B>();
-    o.use_calling_thread = false; // the test's thread only waits
-    return o;
-}
-
 /// The server side of every connection: joins the room named by its target, tells its client
 /// its id, and broadcasts each message to the rest of the room (on every loop).
 core::task<void> member(ws::hub_connection& c, ws::handshake_info& info) {
@@ -151,7 +142,7 @@ TEST_SUITE("ws.hub_group.threads") {
         constexpr std::size_t loops = 3;
         constexpr int in_a = 3; // per loop
         constexpr int rounds = 40;
-        core::loop_group group(group_options<B>(loops));
+        core::loop_group group(coronet::testing::group_options<B>(loops, false));
         ws::hub_group hubs(group);
         REQUIRE(hubs.size() == loops);
         std::latch joined(static_cast<std::ptrdiff_t>(loops));
@@ -246,7 +237,7 @@ TEST_SUITE("ws.hub_group.threads") {
                        B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         constexpr int per_loop = 4;
-        core::loop_group group(group_options<B>(2));
+        core::loop_group group(coronet::testing::group_options<B>(2, false));
         ws::hub_group hubs(group);
         std::latch joined(2);
         std::latch checked(2);
@@ -320,7 +311,7 @@ TEST_SUITE("ws.hub_group.threads") {
     TEST_CASE_TEMPLATE("send_to and visit reach a connection on another loop; unknown ids fail", B,
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
-        core::loop_group group(group_options<B>(2));
+        core::loop_group group(coronet::testing::group_options<B>(2, false));
         ws::hub_group hubs(group);
         std::latch ready(2);
         std::latch done(2);
@@ -398,7 +389,7 @@ TEST_SUITE("ws.hub_group.threads") {
     TEST_CASE_TEMPLATE("a backplane set on one hub serves the rooms and broadcasts of every loop",
                        B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
-        core::loop_group group(group_options<B>(2));
+        core::loop_group group(coronet::testing::group_options<B>(2, false));
         ws::hub_group hubs(group);
         recording_backplane bp;
         std::latch attached(1);

@@ -117,6 +117,34 @@ struct backplane_impl {
         queued_bytes = 0;
     }
 
+    /// Queues an envelope (`word`: the room sequence, or the connection id of a unicast) for
+    /// `channel`, or counts it lost when the link is down or the queue full.
+    void enqueue(std::string channel, ws::opcode type, std::uint64_t word,
+                 std::span<const std::byte> payload) {
+        const std::size_t size = envelope_header + payload.size();
+        if (!link_up) {
+            ++st.lost_publishes;
+            return;
+        }
+        if (queue.size() >= opts.max_queued_publishes ||
+            queued_bytes + size > opts.max_queued_bytes) {
+            ++st.lost_publishes;
+            ++st.queue_full;
+            return;
+        }
+        outgoing o;
+        o.channel = std::move(channel);
+        o.envelope.reserve(size);
+        o.envelope.push_back(static_cast<char>(envelope_version));
+        o.envelope.push_back(type == ws::opcode::binary ? 2 : 1);
+        put_u64(o.envelope, origin);
+        put_u64(o.envelope, word);
+        o.envelope.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+        queued_bytes += size;
+        queue.push_back(std::move(o));
+        queue_ready.set();
+    }
+
     std::chrono::milliseconds jittered(std::chrono::milliseconds wait) {
         const auto hi = std::max<std::int64_t>(wait.count(), 1);
         std::uniform_int_distribution<std::int64_t> d(hi / 2, hi);
@@ -465,30 +493,8 @@ void redis_backplane::room_closed(std::string_view room) {
 
 bool redis_backplane::send_to(std::uint64_t id, ws::opcode type,
                               std::span<const std::byte> payload) {
-    detail::backplane_impl& d = *impl_;
-    ++d.st.unicasts;
-    const std::size_t size = detail::envelope_header + payload.size();
-    if (!d.link_up) {
-        ++d.st.lost_publishes;
-        return true;
-    }
-    if (d.queue.size() >= d.opts.max_queued_publishes ||
-        d.queued_bytes + size > d.opts.max_queued_bytes) {
-        ++d.st.lost_publishes;
-        ++d.st.queue_full;
-        return true;
-    }
-    detail::outgoing o;
-    o.channel = d.unicast_channel();
-    o.envelope.reserve(size);
-    o.envelope.push_back(static_cast<char>(detail::envelope_version));
-    o.envelope.push_back(type == ws::opcode::binary ? 2 : 1);
-    detail::put_u64(o.envelope, d.origin);
-    detail::put_u64(o.envelope, id);
-    o.envelope.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-    d.queued_bytes += size;
-    d.queue.push_back(std::move(o));
-    d.queue_ready.set();
+    ++impl_->st.unicasts;
+    impl_->enqueue(impl_->unicast_channel(), type, id, payload);
     return true;
 }
 
@@ -534,28 +540,7 @@ void redis_backplane::publish(std::string_view room, ws::opcode type,
         seq_it = d.sent_seq.emplace(std::string(room), 0).first;
     }
     const std::uint64_t seq = ++seq_it->second;
-    if (!d.link_up) {
-        ++d.st.lost_publishes;
-        return;
-    }
-    const std::size_t size = detail::envelope_header + payload.size();
-    if (d.queue.size() >= d.opts.max_queued_publishes ||
-        d.queued_bytes + size > d.opts.max_queued_bytes) {
-        ++d.st.lost_publishes;
-        ++d.st.queue_full;
-        return;
-    }
-    detail::outgoing o;
-    o.channel = d.channel_of(room);
-    o.envelope.reserve(size);
-    o.envelope.push_back(static_cast<char>(detail::envelope_version));
-    o.envelope.push_back(type == ws::opcode::binary ? 2 : 1);
-    detail::put_u64(o.envelope, d.origin);
-    detail::put_u64(o.envelope, seq);
-    o.envelope.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-    d.queued_bytes += size;
-    d.queue.push_back(std::move(o));
-    d.queue_ready.set();
+    d.enqueue(d.channel_of(room), type, seq, payload);
 }
 
 } // namespace coronet::ws_redis
