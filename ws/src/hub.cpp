@@ -410,10 +410,10 @@ std::size_t hub::broadcast_room_except(std::string_view room, const prepared_mes
     ++st.stats.broadcasts;
     const std::size_t n = deliver_local(&room, m, except_id);
     if (st.group != nullptr) {
-        // The group publishes it once for the process, on the backplane's loop.
-        if (st.group->current_backplane() != nullptr)
+        // The group publishes it once for the process, on the backplane's loop; one look at
+        // the directory (one lock) decides both.
+        if (st.group->fan_out(st.group_index, &room, m, except_id, true))
             ++st.stats.published;
-        st.group->fan_out(st.group_index, &room, m, except_id, true);
     } else if (st.bp != nullptr) {
         // Once per broadcast, whatever the local members.
         ++st.stats.published;

@@ -209,10 +209,10 @@ std::pair<backplane*, core::loop*> hub_group_state::backplane_home() const {
     return {bp, bp != nullptr ? loops[bp_home] : nullptr};
 }
 
-void hub_group_state::fan_out(std::size_t from, const std::string_view* room,
+bool hub_group_state::fan_out(std::size_t from, const std::string_view* room,
                               const prepared_message& m, std::uint64_t except_id, bool publish) {
     if (loops.size() == 1 && (!publish || room == nullptr))
-        return; // a group of one: nothing to hand over
+        return false; // a group of one: nothing to hand over
     std::uint16_t targets[max_loops];
     std::size_t count = 0;
     int publish_at = -1;
@@ -243,6 +243,7 @@ void hub_group_state::fan_out(std::size_t from, const std::string_view* room,
         here->publish(*room, m.type(), payload_of(m));
     if (count > 0)
         envelope::send(*this, targets, count, publish_at, room, m, except_id);
+    return here != nullptr || publish_at >= 0;
 }
 
 std::size_t hub_group_state::room_size(std::string_view room) const {

@@ -49,8 +49,9 @@ struct hub_group_state : std::enable_shared_from_this<hub_group_state> {
     void joined(std::size_t i, std::string_view room);
     void left(std::size_t i, std::string_view room);
     /// Hands `m` to the other loops that should see it: the room's loops (or every loop when
-    /// `room` is null), and the backplane's loop when `publish`. Called on loop `from`.
-    void fan_out(std::size_t from, const std::string_view* room, const prepared_message& m,
+    /// `room` is null), and the backplane's loop when `publish`. Called on loop `from`. True
+    /// when the backplane gets it (published here, or posted to its loop).
+    bool fan_out(std::size_t from, const std::string_view* room, const prepared_message& m,
                  std::uint64_t except_id, bool publish);
     /// Sets the group's backplane from loop `home` (its thread) and tells it the open rooms.
     void set_backplane(backplane* b, std::size_t home);
