@@ -283,10 +283,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "chat: invalid --host %s\n", o.host.c_str());
         return 2;
     }
-    if (o.loops() > 256) {
-        std::fprintf(stderr, "chat: --threads is at most 256\n");
-        return 2;
-    }
+    coronet::examples::check_hub_loops(o, "chat");
     core::tls_context tls = coronet::examples::server_tls(o, "chat", {"http/1.1"});
     coronet::examples::log_info_to_stderr();
     ws::hub_options ho;

@@ -10,11 +10,25 @@
 #include <coronet/core/task.hpp>
 #include <coronet/ws/hub.hpp>
 
+#include <common/server_cli.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace coronet::examples {
+
+/// A ws::hub_group has at most 256 loops: exits with status 2 and a message when --threads
+/// asks for more.
+inline void check_hub_loops(const server_cli& o, const char* program) {
+    if (o.loops() > 256) {
+        std::fprintf(stderr, "%s: --threads is at most 256\n", program);
+        std::exit(2);
+    }
+}
 
 /// Runs `background` (the server's serve, the hub's heartbeats, the backplane's run) until the
 /// caller's stop token fires, then closes every connection of `hub` with 1001 (each bounded by

@@ -81,8 +81,8 @@ core::task<void> serve_loop(ws::hub& hub, core::tcp_listener& listener,
     ws::server_options so;
     so.tls = tls;
     // The standalone server counts connections from accept on, so it answers 503 before the
-    // upgrade; the hub's own limit (close 1013) is the backstop.
-    so.max_connections = ro.max_connections;
+    // upgrade; the hub's own limit (close 1013) is the backstop. Both are this loop's share.
+    so.max_connections = hub.options().max_connections;
     // A compressed broadcast frame is shared only without server context (RFC 7692 lets the
     // server add server_no_context_takeover to its answer).
     so.handshake.deflate.enabled = ro.deflate;
@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
                                                  "ws_rooms", 9002, "serve wss://", true);
+    coronet::examples::check_hub_loops(o, "ws_rooms");
     auto ep = core::endpoint::from_ip(o.host, static_cast<std::uint16_t>(o.port));
     if (!ep) {
         std::fprintf(stderr, "ws_rooms: invalid --host %s\n", o.host.c_str());
