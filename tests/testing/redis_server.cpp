@@ -106,9 +106,15 @@ redis_server::redis_server(const redis_server_options& opts)
                                      dir_.path() + "/redis.log",
                                      "--daemonize",
                                      "no"};
-    if (opts.tcp) {
+    if (opts.tcp || opts.cluster) {
         port_ = free_loopback_port();
         argv[2] = std::to_string(port_);
+    }
+    if (opts.cluster) {
+        cluster_port_ = free_loopback_port();
+        argv.insert(argv.end(),
+                    {"--cluster-enabled", "yes", "--cluster-port", std::to_string(cluster_port_),
+                     "--cluster-config-file", dir_.path() + "/nodes.conf"});
     }
     if (opts.tls) {
         const test_pki& pki = test_certificates();

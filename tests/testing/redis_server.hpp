@@ -32,6 +32,10 @@ struct redis_server_options {
     bool tcp = false;
     /// Also listen with TLS on a free loopback port, with test_certificates().server.
     bool tls = false;
+    /// A Redis Cluster node (--cluster-enabled, its bus on another free port), with no slots
+    /// and no peers yet: the test forms the cluster (CLUSTER ADDSLOTSRANGE, CLUSTER MEET).
+    /// Implies `tcp`.
+    bool cluster = false;
 };
 
 /// One redis-server process owned by a test. Move-only; the destructor kills it (SIGKILL) and
@@ -54,6 +58,10 @@ public:
     /// The PEM file of the CA that signed the TLS certificate (tls only).
     std::string ca_file() const { return ca_file_; }
     const std::string& socket_path() const noexcept { return socket_; }
+    /// The TCP port (tcp only).
+    std::uint16_t port() const noexcept { return port_; }
+    /// The cluster bus port (cluster only).
+    std::uint16_t cluster_port() const noexcept { return cluster_port_; }
 
     /// Kills the server at once (SIGKILL) and reaps it: connections see a reset or EOF.
     void kill();
@@ -73,6 +81,7 @@ private:
     std::string password_;
     std::uint16_t port_ = 0;
     std::uint16_t tls_port_ = 0;
+    std::uint16_t cluster_port_ = 0;
     std::string ca_file_;
     std::vector<std::string> argv_;
     child_process process_;

@@ -7,6 +7,7 @@
 #include <coronet/core/scope.hpp>
 #include <coronet/core/stop.hpp>
 #include <coronet/core/timer.hpp>
+#include <coronet/ws_redis/cluster.hpp>
 #include <coronet/ws_redis/connection.hpp>
 #include <coronet/ws_redis/subscriber.hpp>
 
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -65,6 +67,106 @@ struct outgoing {
     std::string envelope;
 };
 
+/// One Redis server of the link: a command connection and a subscriber.
+struct shard {
+    std::string address; ///< "host:port" as the cluster names it (empty for one server)
+    connection cmd;
+    subscriber sub;
+};
+
+/// The servers of one link and which one owns each slot. One server (no cluster, or plain
+/// pub/sub): `owner` is empty and the only shard serves everything.
+struct topology {
+    static constexpr std::uint16_t no_shard = 0xffff;
+
+    std::vector<std::unique_ptr<shard>> shards;
+    std::vector<std::uint16_t> owner; ///< per slot: an index in `shards`, or no_shard
+    bool stale = false;               ///< a redirection or a moved slot: rebuild the link
+    core::task_scope* link = nullptr; ///< the link serving it, while it runs
+
+    bool clustered() const noexcept { return !owner.empty(); }
+
+    /// The shard that owns `key` (a key or a shard channel); null when no node serves its slot.
+    shard* for_key(std::string_view key) const noexcept {
+        if (!clustered())
+            return shards.front().get();
+        const std::uint16_t i = owner[key_slot(key)];
+        return i == no_shard ? nullptr : shards[i].get();
+    }
+
+    shard* at(std::string_view address) const noexcept {
+        for (const auto& s : shards)
+            if (s->address == address)
+                return s.get();
+        return nullptr;
+    }
+
+    /// The map no longer matches the cluster: stop the link, the next one asks again.
+    void mark_stale() noexcept {
+        stale = true;
+        if (link != nullptr)
+            link->request_stop();
+    }
+};
+
+/// A master of CLUSTER SLOTS: its slot ranges and where it is.
+struct slot_owner {
+    std::string host;
+    std::uint16_t port = 0;
+    std::vector<std::pair<std::uint16_t, std::uint16_t>> ranges;
+    std::string address() const { return host + ":" + std::to_string(port); }
+};
+
+/// The masters of a CLUSTER SLOTS reply (`[[first, last, [host, port, id...], replicas...]...]`);
+/// an empty or "?" host is the seed's. Nullopt for a reply of another shape.
+std::optional<std::vector<slot_owner>> parse_slots(const reply& r, const std::string& seed_host) {
+    if (!r.is_array())
+        return std::nullopt;
+    std::vector<slot_owner> owners;
+    for (const reply& range : r.elements) {
+        if (!range.is_array() || range.elements.size() < 3 || !range.elements[0].is_integer() ||
+            !range.elements[1].is_integer() || !range.elements[2].is_array())
+            return std::nullopt;
+        const std::int64_t first = range.elements[0].integer;
+        const std::int64_t last = range.elements[1].integer;
+        const reply& master = range.elements[2];
+        if (first < 0 || last < first || last >= static_cast<std::int64_t>(cluster_slots) ||
+            master.elements.size() < 2 || !master.elements[0].is_string() ||
+            !master.elements[1].is_integer() || master.elements[1].integer <= 0 ||
+            master.elements[1].integer > 65535)
+            return std::nullopt;
+        std::string host = master.elements[0].str;
+        if (host.empty() || host == "?")
+            host = seed_host;
+        const auto port = static_cast<std::uint16_t>(master.elements[1].integer);
+        auto it = std::find_if(owners.begin(), owners.end(), [&](const slot_owner& o) {
+            return o.host == host && o.port == port;
+        });
+        if (it == owners.end()) {
+            owners.push_back(slot_owner{std::move(host), port, {}});
+            it = std::prev(owners.end());
+        }
+        it->ranges.emplace_back(static_cast<std::uint16_t>(first),
+                                static_cast<std::uint16_t>(last));
+    }
+    return owners;
+}
+
+/// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381": the address, when `r` is that
+/// redirection.
+std::optional<std::string> redirection(const reply& r, std::string_view kind) {
+    if (!r.is_error())
+        return std::nullopt;
+    std::string_view text = r.str;
+    if (text.size() <= kind.size() + 1 || text.substr(0, kind.size()) != kind ||
+        text[kind.size()] != ' ')
+        return std::nullopt;
+    const auto space = text.find(' ', kind.size() + 1);
+    if (space == std::string_view::npos)
+        return std::nullopt;
+    return std::string(text.substr(space + 1));
+}
+
 struct backplane_impl {
     backplane_impl(ws::hub& h, url w, backplane_options o)
         : hub(&h), where(std::move(w)), opts(std::move(o)), rng(std::random_device{}()),
@@ -99,7 +201,10 @@ struct backplane_impl {
         return opts.key_prefix + "sizes:" + std::string(of);
     }
 
-    std::shared_ptr<connection> cmd; ///< the command connection while the link is up
+    /// The servers of the link while it is up; shared with cluster_room_size calls (the last
+    /// one holding it closes it: a call may still wait for its reply when the link ends).
+    std::shared_ptr<topology> topo;
+    std::vector<url> known_nodes; ///< the masters of the last cluster map: seeds after `where`
     bool unicast_subscribed = false;
     string_set sizes_written; ///< rooms in this process's sizes hash in Redis
 
@@ -209,13 +314,78 @@ struct backplane_impl {
         hub->deliver_remote(room, pm);
     }
 
-    core::task<void> publish_one(connection& c, outgoing o, core::task_scope& link) {
+    static core::task<void> command_into(connection& c, std::span<const std::string_view> args,
+                                         core::result<reply>& out) {
+        out = co_await c.command(args);
+    }
+
+    /// `args` on `c` after ASKING (the reply to an ASK redirection: the slot is being migrated
+    /// there). Both are queued at once, so nothing comes between them.
+    static core::task<core::result<reply>> asking(connection& c,
+                                                  std::span<const std::string_view> args) {
+        static constexpr std::string_view ask[] = {"ASKING"};
+        core::result<reply> first = make_error_code(errc::closed);
+        core::result<reply> second = make_error_code(errc::closed);
+        core::task_scope both(co_await core::get_stop_token());
+        both.spawn(command_into(c, ask, first)); // each queues its command as it starts
+        both.spawn(command_into(c, args, second));
+        co_await both.join();
+        co_return second;
+    }
+
+    /// Sends `args` to the server that owns `key`. In a cluster, follows one redirection: ASK
+    /// goes to the named node after ASKING; MOVED goes there too and marks the map stale (the
+    /// link is rebuilt with a new one). A slot that no node serves marks it stale as well.
+    core::task<core::result<reply>> routed(topology& t, std::string_view key,
+                                           std::span<const std::string_view> args) {
+        shard* s = t.for_key(key);
+        if (s == nullptr) {
+            t.mark_stale();
+            co_return make_error_code(errc::closed);
+        }
+        auto r = co_await s->cmd.command(args);
+        if (!r || !t.clustered() || !r->is_error())
+            co_return r;
+        const bool moved = r->str.rfind("MOVED ", 0) == 0;
+        auto to = redirection(*r, moved ? "MOVED" : "ASK");
+        if (!to)
+            co_return r;
+        ++st.redirects;
+        if (moved)
+            t.mark_stale();
+        shard* target = t.at(*to);
+        if (target == nullptr)
+            co_return r;
+        if (moved)
+            co_return co_await target->cmd.command(args);
+        co_return co_await asking(target->cmd, args);
+    }
+
+    /// `routed` for a command whose answer only needs to be a success.
+    core::task<bool> routed_ok(topology& t, std::string_view key,
+                               const std::vector<std::string>& args) {
+        const std::vector<std::string_view> views(args.begin(), args.end());
+        auto r = co_await routed(t, key, views);
+        co_return r && !r->is_error();
+    }
+
+    core::task<void> publish_one(topology& t, outgoing o, core::task_scope& link) {
         // Not `cond ? co_await a : co_await b`: g++ 12 destroys the temporaries twice.
         core::result<std::int64_t> r = make_error_code(errc::closed);
-        if (opts.sharded)
-            r = co_await c.spublish(o.channel, o.envelope);
-        else
-            r = co_await c.publish(o.channel, o.envelope);
+        if (t.clustered()) {
+            const std::string_view args[] = {"SPUBLISH", o.channel, o.envelope};
+            auto answer = co_await routed(t, o.channel, args);
+            if (!answer)
+                r = answer.error();
+            else if (!answer->is_integer())
+                r = make_error_code(errc::error_reply);
+            else
+                r = answer->integer;
+        } else if (opts.sharded) {
+            r = co_await t.shards.front()->cmd.spublish(o.channel, o.envelope);
+        } else {
+            r = co_await t.shards.front()->cmd.publish(o.channel, o.envelope);
+        }
         if (r) {
             ++st.published;
             co_return;
@@ -225,7 +395,7 @@ struct backplane_impl {
             link.request_stop(); // the link broke under it
     }
 
-    core::task<void> publisher(connection& c, core::task_scope& link) {
+    core::task<void> publisher(topology& t, core::task_scope& link) {
         for (;;) {
             if (queue.empty()) {
                 queue_ready.reset();
@@ -240,7 +410,7 @@ struct backplane_impl {
                 outgoing o = std::move(queue.front());
                 queue.pop_front();
                 queued_bytes -= o.envelope.size();
-                batch.spawn(publish_one(c, std::move(o), link));
+                batch.spawn(publish_one(t, std::move(o), link));
             }
             co_await batch.join();
             if (link.token().stop_requested())
@@ -249,15 +419,35 @@ struct backplane_impl {
         link.request_stop();
     }
 
-    core::task<void> subscriptions(subscriber& s, core::task_scope& link) {
+    /// (Un)subscribes `channels` on the subscriber of their shard (sharded in a cluster: one
+    /// channel, or several of one slot). An error reply there in a cluster is most likely a
+    /// MOVED: the map is marked stale.
+    core::task<core::result<void>> change(topology& t, bool add,
+                                          std::vector<std::string> channels) {
+        shard* s = t.for_key(channels.front());
+        if (s == nullptr) {
+            t.mark_stale();
+            co_return make_error_code(errc::closed);
+        }
+        core::result<void> r = make_error_code(errc::closed);
+        if (opts.sharded && add)
+            r = co_await s->sub.ssubscribe(std::move(channels));
+        else if (opts.sharded)
+            r = co_await s->sub.sunsubscribe(std::move(channels));
+        else if (add)
+            r = co_await s->sub.subscribe(std::move(channels));
+        else
+            r = co_await s->sub.unsubscribe(std::move(channels));
+        if (!r && t.clustered() && r.error() == make_error_code(errc::error_reply))
+            t.mark_stale();
+        co_return r;
+    }
+
+    core::task<void> subscriptions(topology& t, core::task_scope& link) {
         // The unicast channel, for as long as the link lives.
         {
             std::vector<std::string> channels{unicast_channel()};
-            core::result<void> r = make_error_code(errc::closed);
-            if (opts.sharded)
-                r = co_await s.ssubscribe(std::move(channels));
-            else
-                r = co_await s.subscribe(std::move(channels));
+            auto r = co_await change(t, true, std::move(channels));
             if (!r) {
                 link.request_stop();
                 co_return;
@@ -288,11 +478,7 @@ struct backplane_impl {
                 std::vector<std::string> channels;
                 for (std::size_t k = i; k < end; ++k)
                     channels.push_back(channel_of(add[k]));
-                core::result<void> r = make_error_code(errc::closed);
-                if (opts.sharded)
-                    r = co_await s.ssubscribe(std::move(channels));
-                else
-                    r = co_await s.subscribe(std::move(channels));
+                auto r = co_await change(t, true, std::move(channels));
                 ok = static_cast<bool>(r);
                 if (ok)
                     for (std::size_t k = i; k < end; ++k)
@@ -303,11 +489,7 @@ struct backplane_impl {
                 std::vector<std::string> channels;
                 for (std::size_t k = i; k < end; ++k)
                     channels.push_back(channel_of(drop[k]));
-                core::result<void> r = make_error_code(errc::closed);
-                if (opts.sharded)
-                    r = co_await s.sunsubscribe(std::move(channels));
-                else
-                    r = co_await s.unsubscribe(std::move(channels));
+                auto r = co_await change(t, false, std::move(channels));
                 ok = static_cast<bool>(r);
                 if (ok)
                     for (std::size_t k = i; k < end; ++k)
@@ -319,11 +501,14 @@ struct backplane_impl {
         link.request_stop();
     }
 
-    core::task<void> reader(subscriber& s, core::task_scope& link) {
+    core::task<void> reader(subscriber& s, topology& t, core::task_scope& link) {
         for (;;) {
             auto m = co_await s.next();
-            if (!m)
+            if (!m) {
+                if (m.error() == make_error_code(errc::slot_moved))
+                    t.mark_stale();
                 break;
+            }
             receive(*m);
         }
         link.request_stop();
@@ -337,7 +522,7 @@ struct backplane_impl {
 
     /// One write of this process's room sizes: HSET the rooms it has, HDEL those it no longer
     /// has, refresh the hash's expiry and this origin's entry among the live ones.
-    core::task<bool> write_sizes(connection& c) {
+    core::task<bool> write_sizes(topology& t) {
         const std::string key = sizes_key(std::to_string(origin));
         const std::int64_t ttl = 3 * std::max<std::int64_t>(opts.size_interval.count(), 1);
         std::vector<std::string> set{"HSET", key};
@@ -349,33 +534,39 @@ struct backplane_impl {
         for (const std::string& r : sizes_written)
             if (rooms.count(r) == 0)
                 gone.push_back(r);
+        // Each `ok` in a variable: see sizes() about g++ 12 and `!co_await`.
         if (set.size() > 2) {
-            auto r = co_await c.command(set);
-            if (!r || r->is_error())
+            const bool ok = co_await routed_ok(t, key, set);
+            if (!ok)
                 co_return false;
         }
         if (gone.size() > 2) {
-            auto r = co_await c.command(gone);
-            if (!r || r->is_error())
+            const bool ok = co_await routed_ok(t, key, gone);
+            if (!ok)
                 co_return false;
         }
         sizes_written = rooms;
         const std::int64_t now = wall_ms();
-        auto e = co_await c.command("PEXPIRE", key, std::to_string(ttl));
-        auto z = co_await c.command("ZADD", origins_key(), std::to_string(now + ttl),
-                                    std::to_string(origin));
-        auto old =
-            co_await c.command("ZREMRANGEBYSCORE", origins_key(), "-inf", std::to_string(now));
-        co_return e&& z&& old && !e->is_error() && !z->is_error() && !old->is_error();
+        const std::string origins = origins_key();
+        // Vectors built first: g++ 12 cannot compile a braced list inside `co_await`.
+        const std::vector<std::string> expire{"PEXPIRE", key, std::to_string(ttl)};
+        const std::vector<std::string> add{"ZADD", origins, std::to_string(now + ttl),
+                                           std::to_string(origin)};
+        const std::vector<std::string> prune{"ZREMRANGEBYSCORE", origins, "-inf",
+                                             std::to_string(now)};
+        const bool expiring = co_await routed_ok(t, key, expire);
+        const bool live = co_await routed_ok(t, origins, add);
+        const bool pruned = co_await routed_ok(t, origins, prune);
+        co_return expiring&& live&& pruned;
     }
 
-    core::task<void> sizes(connection& c, core::task_scope& link) {
+    core::task<void> sizes(topology& t, core::task_scope& link) {
         // Not `if (!co_await write_sizes(c)) break;`: g++ 12 compiled that into a task that
         // never saw the link's stop (the backplane's run() then never returned).
         sizes_written.clear(); // the hash may be gone (expired, Redis restarted): write it all
         bool stopped = false;
         while (!stopped) {
-            const bool written = co_await write_sizes(c);
+            const bool written = co_await write_sizes(t);
             if (!written)
                 break;
             auto slept = co_await core::sleep_for(opts.size_interval);
@@ -385,16 +576,106 @@ struct backplane_impl {
             link.request_stop(); // Redis refused or the link broke
     }
 
-    /// Runs one pair of connections until one of them fails or the caller stops.
-    core::task<void> serve_link(connection& c, subscriber& s) {
+    /// Runs the servers of one link until one of them fails, the map goes stale or the caller
+    /// stops.
+    core::task<void> serve_link(topology& t) {
         core::stop_token parent = co_await core::get_stop_token();
         core::task_scope link(parent);
-        link.spawn(reader(s, link));
-        link.spawn(subscriptions(s, link));
-        link.spawn(publisher(c, link));
+        t.link = &link;
+        for (const auto& s : t.shards)
+            link.spawn(reader(s->sub, t, link));
+        link.spawn(subscriptions(t, link));
+        link.spawn(publisher(t, link));
         if (opts.size_interval.count() > 0)
-            link.spawn(sizes(c, link));
+            link.spawn(sizes(t, link));
         co_await link.join();
+        t.link = nullptr;
+    }
+
+    /// `where` with another TCP (or TLS) address: a node of the cluster.
+    url node_url(const std::string& host, std::uint16_t port) const {
+        url u = where;
+        if (u.transport == url::transport_kind::unix_socket) {
+            u.transport = url::transport_kind::tcp;
+            u.path.clear();
+        }
+        u.host = host;
+        u.port = port;
+        return u;
+    }
+
+    /// The servers of a new link. Connects to `where` (or, when that fails, to a node of the
+    /// last cluster map). Sharded, it asks that server for the cluster's map (CLUSTER SLOTS)
+    /// and connects to every master; a server that is not in a cluster (its error reply) is
+    /// the only one, as without `sharded`.
+    core::task<core::result<std::shared_ptr<topology>>> connect_link() {
+        std::vector<url> seeds{where};
+        seeds.insert(seeds.end(), known_nodes.begin(), known_nodes.end());
+        std::error_code failure = make_error_code(errc::closed);
+        for (const url& seed : seeds) {
+            auto c = co_await connection::connect(seed, opts.redis);
+            if (!c) {
+                failure = c.error();
+                continue;
+            }
+            std::optional<std::vector<slot_owner>> owners;
+            if (opts.sharded) {
+                auto slots = co_await c->command("CLUSTER", "SLOTS");
+                if (!slots) {
+                    failure = slots.error();
+                    continue;
+                }
+                if (!slots->is_error()) {
+                    owners = parse_slots(*slots, seed.host);
+                    if (!owners || owners->empty() || owners->size() >= topology::no_shard) {
+                        failure = make_error_code(errc::protocol_error);
+                        continue;
+                    }
+                }
+            }
+            auto t = std::make_shared<topology>();
+            if (!owners) {
+                auto sub = co_await subscriber::connect(seed, opts.redis);
+                if (!sub) {
+                    failure = sub.error();
+                    continue;
+                }
+                auto one = std::make_unique<shard>();
+                one->cmd = std::move(*c);
+                one->sub = std::move(*sub);
+                t->shards.push_back(std::move(one));
+                co_return t;
+            }
+            c->close();
+            t->owner.assign(cluster_slots, topology::no_shard);
+            std::vector<url> nodes;
+            for (const slot_owner& o : *owners) {
+                const url u = node_url(o.host, o.port);
+                auto cmd = co_await connection::connect(u, opts.redis);
+                core::result<subscriber> sub = make_error_code(errc::closed);
+                if (cmd)
+                    sub = co_await subscriber::connect(u, opts.redis);
+                if (!cmd || !sub) {
+                    failure = !cmd ? cmd.error() : sub.error();
+                    break;
+                }
+                const auto index = static_cast<std::uint16_t>(t->shards.size());
+                for (const auto& range : o.ranges)
+                    std::fill(t->owner.begin() + range.first, t->owner.begin() + range.second + 1,
+                              index);
+                auto node = std::make_unique<shard>();
+                node->address = o.address();
+                node->cmd = std::move(*cmd);
+                node->sub = std::move(*sub);
+                t->shards.push_back(std::move(node));
+                nodes.push_back(u);
+            }
+            if (t->shards.size() != owners->size())
+                continue;
+            known_nodes = std::move(nodes);
+            co_return t;
+        }
+        co_return failure;
     }
 };
 
@@ -419,11 +700,9 @@ core::task<void> redis_backplane::run() {
     std::chrono::milliseconds wait = d.opts.reconnect_min;
     bool failed_before = false;
     while (!tok.stop_requested()) {
-        auto c = co_await connection::connect(d.where, d.opts.redis);
-        core::result<subscriber> s = make_error_code(errc::closed);
-        if (c)
-            s = co_await subscriber::connect(d.where, d.opts.redis);
-        if (c && s) {
+        auto t = co_await d.connect_link();
+        bool moved = false;
+        if (t) {
             wait = d.opts.reconnect_min;
             ++d.st.connects;
             if (failed_before)
@@ -431,21 +710,27 @@ core::task<void> redis_backplane::run() {
             d.link_up = true;
             d.subscribed.clear();
             d.subs_changed.set();
-            // Shared with cluster_room_size calls: the last one holding it closes it (a call may
-            // still wait for its reply when the link ends).
-            d.cmd = std::make_shared<connection>(std::move(*c));
-            co_await d.serve_link(*d.cmd, *s);
-            d.cmd.reset();
+            d.topo = *t;
+            co_await d.serve_link(**t);
+            moved = (*t)->stale;
+            d.topo.reset();
             d.link_up = false;
             d.unicast_subscribed = false;
             d.subscribed.clear();
             d.drop_queue();
-            s->close();
+            for (const auto& s : (*t)->shards)
+                s->sub.close();
         }
         if (tok.stop_requested())
             break;
-        ++d.st.failures;
-        failed_before = true;
+        if (moved) {
+            // The cluster's map changed (a slot moved): not a failure, but still a short wait,
+            // so that a cluster in the middle of a change is not asked in a tight loop.
+            ++d.st.topology_changes;
+        } else {
+            ++d.st.failures;
+            failed_before = true;
+        }
         (void)co_await core::sleep_for(d.jittered(wait));
         wait = std::min(wait * 2, d.opts.reconnect_max);
     }
@@ -460,6 +745,7 @@ backplane_stats redis_backplane::stats() const noexcept {
     s.connected = impl_->link_up;
     s.rooms = impl_->rooms.size();
     s.queued = impl_->queue.size();
+    s.shards = impl_->topo ? impl_->topo->shards.size() : 0;
     return s;
 }
 
@@ -500,11 +786,13 @@ bool redis_backplane::send_to(std::uint64_t id, ws::opcode type,
 
 core::task<core::result<std::size_t>> redis_backplane::cluster_room_size(std::string room) {
     detail::backplane_impl& d = *impl_;
-    std::shared_ptr<connection> c = d.cmd;
-    if (!c)
+    const std::shared_ptr<detail::topology> t = d.topo;
+    if (!t)
         co_return make_error_code(errc::closed);
-    auto live = co_await c->command("ZRANGEBYSCORE", d.origins_key(),
-                                    std::to_string(detail::backplane_impl::wall_ms()), "+inf");
+    const std::string origins = d.origins_key();
+    const std::string now = std::to_string(detail::backplane_impl::wall_ms());
+    const std::string_view range[] = {"ZRANGEBYSCORE", origins, now, "+inf"};
+    auto live = co_await d.routed(*t, origins, range);
     if (!live)
         co_return live.error();
     if (!live->is_array())
@@ -515,7 +803,9 @@ core::task<core::result<std::size_t>> redis_backplane::cluster_room_size(std::st
     for (const reply& o : live->elements) {
         if (!o.is_string() || o.str == self)
             continue;
-        auto n = co_await c->command("HGET", d.sizes_key(o.str), room);
+        const std::string key = d.sizes_key(o.str);
+        const std::string_view get[] = {"HGET", key, room};
+        auto n = co_await d.routed(*t, key, get);
         if (!n)
             co_return n.error();
         if (n->is_error())

@@ -99,7 +99,9 @@ struct subscriber_impl {
         if (kind == "subscribe" || kind == "unsubscribe" || kind == "ssubscribe" ||
             kind == "sunsubscribe") {
             if (pending.empty() || pending.front().kind != kind) {
-                fail(make_error_code(errc::protocol_error));
+                // A shard channel the server dropped by itself: its cluster slot moved.
+                fail(make_error_code(kind == "sunsubscribe" ? errc::slot_moved
+                                                            : errc::protocol_error));
                 return;
             }
             confirm(std::error_code());

@@ -36,8 +36,10 @@ struct backplane_options {
     /// after three intervals without a write: a process that died stops counting). Zero: never
     /// (cluster_room_size then counts only the processes that do).
     std::chrono::milliseconds size_interval{1000};
-    /// Sharded pub/sub (Redis 7: SPUBLISH / SSUBSCRIBE), so that a Redis Cluster spreads the
-    /// rooms over its shards; false: PUBLISH / SUBSCRIBE.
+    /// Sharded pub/sub (Redis 7: SPUBLISH / SSUBSCRIBE); false: PUBLISH / SUBSCRIBE. Sharded,
+    /// the URL may name any node of a Redis Cluster: the backplane reads the cluster's slot map
+    /// (CLUSTER SLOTS), connects to every master and sends each channel and key to the master
+    /// of its slot, so the cluster spreads the rooms over its masters.
     bool sharded = false;
     /// Broadcasts waiting to be published (while the command connection is busy). One more is
     /// dropped and counted (`lost_publishes`, `queue_full`): memory stays bounded.
@@ -56,26 +58,31 @@ struct backplane_options {
 
 /// Counters of a `redis_backplane` (monotonic, except `connected`, `queued` and `rooms`).
 struct backplane_stats {
-    bool connected = false;           ///< both Redis connections are up now
-    std::size_t rooms = 0;            ///< rooms with local members (subscribed, or about to be)
-    std::size_t queued = 0;           ///< broadcasts waiting to be published now
-    std::uint64_t published = 0;      ///< broadcasts Redis accepted (PUBLISH answered)
-    std::uint64_t lost_publishes = 0; ///< broadcasts that did not go out: Redis down (link not
-                                      ///< up), the queue full, or the link failing under them
-    std::uint64_t queue_full = 0;     ///< of lost_publishes: dropped for a full queue
-    std::uint64_t received = 0;       ///< messages of other processes fanned out here
-    std::uint64_t own_echoes = 0;     ///< this process's own messages coming back (dropped)
-    std::uint64_t gaps = 0;           ///< messages of other processes seen missing (sequence
-                                      ///< gaps, per origin and room)
-    std::uint64_t malformed = 0;      ///< messages on our channels that are not ours (dropped)
-    std::uint64_t unicasts = 0;       ///< unicasts handed to Redis (hub::send_to to an id that
-                                      ///< is not in this process)
-    std::uint64_t unicasts_read = 0;  ///< unicasts of other processes read (every process
-                                      ///< reads every one; the hub that has the connection
-                                      ///< counts it in `hub_stats::remote_unicasts`)
-    std::uint64_t connects = 0;       ///< successful connections (both links up)
-    std::uint64_t reconnects = 0;     ///< of connects: after a failure
-    std::uint64_t failures = 0;       ///< links lost or connection attempts failed
+    bool connected = false;             ///< both Redis connections are up now
+    std::size_t rooms = 0;              ///< rooms with local members (subscribed, or about to be)
+    std::size_t queued = 0;             ///< broadcasts waiting to be published now
+    std::uint64_t published = 0;        ///< broadcasts Redis accepted (PUBLISH answered)
+    std::uint64_t lost_publishes = 0;   ///< broadcasts that did not go out: Redis down (link not
+                                        ///< up), the queue full, or the link failing under them
+    std::uint64_t queue_full = 0;       ///< of lost_publishes: dropped for a full queue
+    std::uint64_t received = 0;         ///< messages of other processes fanned out here
+    std::uint64_t own_echoes = 0;       ///< this process's own messages coming back (dropped)
+    std::uint64_t gaps = 0;             ///< messages of other processes seen missing (sequence
+                                        ///< gaps, per origin and room)
+    std::uint64_t malformed = 0;        ///< messages on our channels that are not ours (dropped)
+    std::uint64_t unicasts = 0;         ///< unicasts handed to Redis (hub::send_to to an id that
+                                        ///< is not in this process)
+    std::uint64_t unicasts_read = 0;    ///< unicasts of other processes read (every process
+                                        ///< reads every one; the hub that has the connection
+                                        ///< counts it in `hub_stats::remote_unicasts`)
+    std::uint64_t connects = 0;         ///< successful connections (both links up)
+    std::uint64_t reconnects = 0;       ///< of connects: after a failure
+    std::uint64_t failures = 0;         ///< links lost or connection attempts failed
+    std::size_t shards = 0;             ///< Redis servers the link uses now: a cluster's masters
+                                        ///< (sharded), else 1; 0 while it is down
+    std::uint64_t redirects = 0;        ///< MOVED and ASK replies of a cluster followed
+    std::uint64_t topology_changes = 0; ///< links rebuilt because the cluster's slot map
+                                        ///< changed (a MOVED, a shard channel dropped)
 };
 
 /// A `ws::backplane` over Redis pub/sub: give it a hub, start `run()` on the hub's loop, and
@@ -103,9 +110,16 @@ struct backplane_stats {
 ///   of its rooms has (`HSET`, with an expiry of three intervals) and refreshes its entry in
 ///   the set of live processes; `cluster_room_size(room)` adds them up.
 ///
-/// Uses two connections (one for commands, one in subscriber mode). Not thread-safe: the hub's
-/// loop. The constructor attaches it to the hub (`hub::set_backplane`), the destructor detaches
-/// it; `run()` must have returned before it is destroyed, and it must not outlive the hub.
+/// - Redis Cluster (`sharded`): one command connection and one subscriber per master, each
+///   channel and key routed by its slot (`key_slot`). A MOVED reply is followed once and a
+///   dropped shard channel (`errc::slot_moved`) noticed: either rebuilds the link with a new
+///   map (`topology_changes`; what is published meanwhile is lost and counted). ASK is followed
+///   with ASKING.
+///
+/// Uses two connections per Redis server (one for commands, one in subscriber mode). Not
+/// thread-safe: the hub's loop. The constructor attaches it to the hub (`hub::set_backplane`),
+/// the destructor detaches it; `run()` must have returned before it is destroyed, and it must
+/// not outlive the hub.
 class CORONET_WS_REDIS_EXPORT redis_backplane final : public ws::backplane {
 public:
     /// Attaches to `h` (its current rooms count as opened). Nothing connects before `run()`.

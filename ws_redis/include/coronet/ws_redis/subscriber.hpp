@@ -67,7 +67,9 @@ public:
     /// `SSUBSCRIBE` to shard channels (Redis 7), as `subscribe`. In a cluster, all the channels
     /// of one call must hash to one slot and the connection must be to that slot's node.
     core::task<core::result<void>> ssubscribe(std::vector<std::string> channels);
-    /// `SUNSUBSCRIBE` from shard channels, as `unsubscribe`.
+    /// `SUNSUBSCRIBE` from shard channels, as `unsubscribe`. A `sunsubscribe` push nobody asked
+    /// for (a Redis Cluster node drops the shard channels of a slot that moved away) fails the
+    /// subscriber with `errc::slot_moved`.
     core::task<core::result<void>> sunsubscribe(std::vector<std::string> channels);
 
     /// The next message: a queued one at once, else waits for one (no deadline: cancel it

@@ -1,0 +1,366 @@
+// The backplane on a real Redis Cluster: three redis-server masters formed into one cluster by
+// the test. Shard channels and keys are routed to the node that owns their slot; a slot that
+// moves (its shard channels dropped, MOVED replies) makes the backplane read the new map and
+// carry on.
+#include <coronet/ws_redis/backplane.hpp>
+#include <coronet/ws_redis/cluster.hpp>
+#include <coronet/ws_redis/connection.hpp>
+
+#include <testing/backends.hpp>
+#include <testing/redis_server.hpp>
+
+#include "backplane_testing.hpp"
+
+#include <doctest/doctest.h>
+
+#include <ostream> // doctest prints std::error_code through it
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using coronet::testing::on_loops;
+using coronet::testing::poll_until;
+using coronet::testing::redis_server;
+using coronet::testing::redis_server_options;
+using coronet::testing::run_on;
+using namespace coronet::testing::backplane;
+
+namespace {
+
+constexpr std::size_t masters = 3;
+
+/// The first slot of master i: the slots are split in thirds as redis-cli splits them.
+constexpr std::array<std::uint16_t, masters + 1> first_slot = {0, 5461, 10923, 16384};
+
+std::size_t third_of(std::uint16_t slot) {
+    std::size_t i = 0;
+    while (slot >= first_slot[i + 1])
+        ++i;
+    return i;
+}
+
+/// Three cluster-enabled redis-server processes (no slots, no peers until formed).
+struct redis_cluster {
+    redis_cluster() {
+        redis_server_options o;
+        o.cluster = true;
+        for (std::size_t i = 0; i < masters; ++i)
+            nodes.emplace_back(o);
+    }
+    std::string url(std::size_t i) const { return nodes[i].tcp_url(); }
+
+    std::vector<redis_server> nodes;
+};
+
+core::task<redis::connection> connect_to(const std::string& where) {
+    auto c = co_await redis::connection::connect(parsed(where));
+    REQUIRE_MESSAGE(c, c.error().message());
+    co_return std::move(*c);
+}
+
+core::task<redis::reply> must(redis::connection& c, std::vector<std::string> args) {
+    auto r = co_await c.command(args);
+    REQUIRE_MESSAGE(r, r.error().message());
+    REQUIRE_MESSAGE(!r->is_error(), r->to_string());
+    co_return std::move(*r);
+}
+
+/// Gives each node a third of the slots, introduces them, and waits until every node sees the
+/// whole cluster (cluster_state:ok, three masters in CLUSTER SLOTS).
+core::task<void> form(const redis_cluster& cl) {
+    std::vector<redis::connection> c;
+    for (std::size_t i = 0; i < masters; ++i)
+        c.push_back(co_await connect_to(cl.url(i)));
+    for (std::size_t i = 0; i < masters; ++i) {
+        const std::vector<std::string> add{"CLUSTER", "ADDSLOTSRANGE",
+                                           std::to_string(first_slot[i]),
+                                           std::to_string(first_slot[i + 1] - 1)};
+        (void)co_await must(c[i], add);
+    }
+    for (std::size_t i = 1; i < masters; ++i) {
+        const std::vector<std::string> meet{"CLUSTER", "MEET", "127.0.0.1",
+                                            std::to_string(cl.nodes[i].port()),
+                                            std::to_string(cl.nodes[i].cluster_port())};
+        (void)co_await must(c[0], meet);
+    }
+    bool formed = false;
+    for (int round = 0; round < 1000 && !formed; ++round) {
+        formed = true;
+        for (auto& node : c) {
+            const std::vector<std::string> info{"CLUSTER", "INFO"};
+            const std::vector<std::string> slots{"CLUSTER", "SLOTS"};
+            redis::reply i = co_await must(node, info);
+            redis::reply s = co_await must(node, slots);
+            formed = formed && i.str.find("cluster_state:ok") != std::string::npos &&
+                     s.elements.size() == masters;
+        }
+        if (!formed)
+            (void)co_await core::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE_MESSAGE(formed, "the cluster did not form within 10 s");
+    for (auto& node : c)
+        node.close();
+}
+
+/// A room whose shard channel lands on master `i` (the first of "a0", "a1"... that does).
+std::string room_on(std::size_t i, const std::string& stem) {
+    for (int n = 0;; ++n) {
+        std::string room = stem + std::to_string(n);
+        if (third_of(redis::key_slot("coronet:room:" + room)) == i)
+            return room;
+    }
+}
+
+/// The messages of `got` that start with `prefix`, in order.
+std::vector<std::string> starting(const std::vector<std::string>& got, const std::string& prefix) {
+    std::vector<std::string> out;
+    for (const std::string& m : got)
+        if (m.rfind(prefix, 0) == 0)
+            out.push_back(m);
+    return out;
+}
+
+/// Hub k (of 2) is seeded with node k: each has a member in a room of every master, broadcasts
+/// to each, unicasts to the other, and counts the cluster's members of a room.
+template <class B>
+void rooms_on_every_shard(const redis_cluster& cl) {
+    constexpr int hubs = 2;
+    constexpr int per_room = 20;
+    std::vector<std::string> rooms;
+    for (std::size_t i = 0; i < masters; ++i)
+        rooms.push_back(room_on(i, "r"));
+    std::atomic<int> ready{0};
+    std::atomic<int> done{0};
+    std::array<std::atomic<std::uint64_t>, hubs> ids{};
+    on_loops<B>(
+        hubs,
+        [&](int k, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
+            core::stop_token tok = co_await core::get_stop_token();
+            node n(lp, cl.url(static_cast<std::size_t>(k)), fast_reconnect(true), tok);
+            std::vector<std::size_t> member;
+            for (const std::string& r : rooms)
+                member.push_back(n.add(r));
+            const std::size_t direct = n.add("direct" + std::to_string(k));
+            CHECK(co_await poll_until([&] {
+                bool all = n.bp.stats().connected;
+                for (const std::string& r : rooms)
+                    all = all && n.bp.subscribed(r);
+                return all && n.hub.room_size("direct" + std::to_string(k)) == 1;
+            }));
+            CHECK(n.bp.stats().shards == masters);
+            ids[static_cast<std::size_t>(k)] = n.member_id("direct" + std::to_string(k));
+            CHECK(co_await barrier(ready, hubs));
+
+            for (const std::string& r : rooms)
+                for (int i = 0; i < per_room; ++i)
+                    n.hub.broadcast_room(
+                        r, ws::prepared_message::text(std::to_string(k) + ":" + std::to_string(i)));
+            const std::size_t all = hubs * per_room;
+            const bool arrived = co_await poll_until([&n, &member, all] {
+                for (std::size_t m : member)
+                    if (n.got[m]->size() < all)
+                        return false;
+                return true;
+            });
+            CHECK_MESSAGE(arrived, "hub " << k << ": " << describe(n.bp.stats()));
+            for (std::size_t m : member)
+                for (int from = 0; from < hubs; ++from) {
+                    std::vector<std::string> want;
+                    for (int i = 0; i < per_room; ++i)
+                        want.push_back(std::to_string(from) + ":" + std::to_string(i));
+                    CHECK(starting(*n.got[m], std::to_string(from) + ":") == want);
+                }
+
+            // Unicast (the unicast channel is on one master; every hub subscribed to it there).
+            const std::uint64_t other = ids[static_cast<std::size_t>(1 - k)];
+            auto sent = co_await n.hub.send_to(other, ws::prepared_message::text("hi"));
+            CHECK(sent);
+            CHECK(co_await poll_until([&n, direct] { return !n.got[direct]->empty(); }));
+            CHECK(*n.got[direct] == std::vector<std::string>{"hi"});
+
+            // Room sizes: each process's hash and the set of live ones may be on any master.
+            std::size_t seen = 0;
+            const bool counted = co_await poll_until_task([&]() -> core::task<bool> {
+                auto size = co_await n.bp.cluster_room_size(rooms[0]);
+                seen = size ? *size : 0;
+                co_return seen == hubs;
+            });
+            CHECK_MESSAGE(counted, "cluster_room_size: " << seen);
+
+            const redis::backplane_stats st = n.bp.stats();
+            CHECK(st.published == masters * per_room + 1); // the rooms' broadcasts + the unicast
+            CHECK(st.lost_publishes == 0);
+            CHECK(st.gaps == 0);
+            CHECK(st.topology_changes == 0);
+            CHECK(co_await barrier(done, hubs));
+            co_await n.stop();
+        },
+        std::chrono::seconds(40));
+}
+
+/// The slot of room "m"'s channel moves from its master to the next one. Hubs 0 and 1 have a
+/// member of "m" (their subscriptions are dropped by the old owner); hub 2 only publishes to it
+/// (its next SPUBLISH is answered MOVED). All three find the new owner and delivery resumes,
+/// exactly once and in order once the map is new everywhere.
+template <class B>
+void slot_moves(const redis_cluster& cl) {
+    constexpr int hubs = 3;
+    const std::string room = room_on(0, "m");
+    const std::uint16_t slot = redis::key_slot("coronet:room:" + room);
+    std::atomic<int> ready{0};
+    std::atomic<int> moved{0};
+    std::atomic<int> relinked{0};
+    std::atomic<int> settled{0};
+    std::atomic<int> done{0};
+    std::atomic<bool> reached{false};
+    on_loops<B>(
+        hubs,
+        [&](int k, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
+            core::stop_token tok = co_await core::get_stop_token();
+            node n(lp, cl.url(static_cast<std::size_t>(k)), fast_reconnect(true), tok);
+            std::size_t m = 0;
+            if (k < 2)
+                m = n.add(room);
+            CHECK(co_await poll_until([&n, k, &room] {
+                return n.bp.stats().connected && (k == 2 || n.bp.subscribed(room));
+            }));
+            CHECK(co_await barrier(ready, hubs));
+            n.hub.broadcast_room(room, ws::prepared_message::text("before:" + std::to_string(k)));
+            if (k < 2)
+                CHECK(
+                    co_await poll_until([&n, m] { return n.got[m]->size() == 3; })); // one per hub
+
+            if (k == 0) {
+                // Move the (empty) slot: the new owner first, then the others (CLUSTER SETSLOT
+                // slot NODE id, as the last step of a resharding does).
+                auto target = co_await connect_to(cl.url(1));
+                const std::vector<std::string> myid{"CLUSTER", "MYID"};
+                const redis::reply mine = co_await must(target, myid);
+                const std::string id = mine.str;
+                target.close();
+                for (std::size_t i : {std::size_t{1}, std::size_t{0}, std::size_t{2}}) {
+                    auto c = co_await connect_to(cl.url(i));
+                    const std::vector<std::string> set{"CLUSTER", "SETSLOT", std::to_string(slot),
+                                                       "NODE", id};
+                    (void)co_await must(c, set);
+                    c.close();
+                }
+            }
+            CHECK(co_await barrier(moved, hubs));
+
+            if (k < 2) {
+                // The old owner dropped the channel: a new map, subscribed on the new owner.
+                CHECK(co_await poll_until([&n, &room] {
+                    return n.bp.stats().topology_changes >= 1 && n.bp.stats().connected &&
+                           n.bp.subscribed(room);
+                }));
+            }
+            CHECK(co_await barrier(relinked, hubs));
+            if (k == 2) {
+                // Hub 2 still has the old map: its publishes meet MOVED until it reads the new
+                // one. Publish until hub 0 has seen one.
+                for (int i = 0; i < 500 && !reached; ++i) {
+                    n.hub.broadcast_room(room, ws::prepared_message::text("probe"));
+                    (void)co_await core::sleep_for(std::chrono::milliseconds(20));
+                }
+                CHECK(reached);
+                // The probe that reached hub 0 may be the one resent after MOVED, on the link
+                // that the redirection ended: wait for the new one.
+                CHECK(co_await poll_until(
+                    [&n] { return n.bp.stats().topology_changes >= 1 && n.bp.stats().connected; }));
+                const redis::backplane_stats st = n.bp.stats();
+                CHECK_MESSAGE(st.redirects >= 1, describe(st));
+                CHECK_MESSAGE(st.topology_changes >= 1, describe(st));
+            } else if (k == 0) {
+                CHECK(co_await poll_until([&n, m] {
+                    const auto& got = *n.got[m];
+                    return std::find(got.begin(), got.end(), "probe") != got.end();
+                }));
+                reached = true;
+            }
+            CHECK(co_await barrier(settled, hubs));
+
+            // Every hub's map is the new one: exact delivery again.
+            constexpr std::size_t after = 10;
+            constexpr std::size_t expected = hubs * after;
+            for (std::size_t i = 0; i < after; ++i)
+                n.hub.broadcast_room(room, ws::prepared_message::text("after:" + std::to_string(k) +
+                                                                      ":" + std::to_string(i)));
+            if (k < 2) {
+                const bool all = co_await poll_until(
+                    [&n, m] { return starting(*n.got[m], "after:").size() >= expected; });
+                CHECK_MESSAGE(all, "hub " << k << ": " << describe(n.bp.stats()));
+                for (int from = 0; from < hubs; ++from) {
+                    std::vector<std::string> want;
+                    for (std::size_t i = 0; i < after; ++i)
+                        want.push_back("after:" + std::to_string(from) + ":" + std::to_string(i));
+                    CHECK(starting(*n.got[m], "after:" + std::to_string(from) + ":") == want);
+                }
+            }
+            CHECK(n.bp.stats().shards == masters);
+            CHECK(co_await barrier(done, hubs));
+            co_await n.stop();
+        },
+        std::chrono::seconds(60));
+}
+
+} // namespace
+
+TEST_SUITE("ws_redis.cluster") {
+    TEST_CASE("key_slot agrees with CLUSTER KEYSLOT, hash tags included") {
+        CORONET_REQUIRE_REDIS();
+        redis_server_options o;
+        o.cluster = true;
+        redis_server server(o);
+        run_on<coronet::testing::epoll_backend>([&](core::loop&) -> core::task<void> {
+            auto c = co_await connect_to(server.tcp_url());
+            std::vector<std::string> keys = {"",
+                                             "a",
+                                             "123456789",
+                                             "{user1}.a",
+                                             "a{b}c",
+                                             "{}x",
+                                             "a{",
+                                             "a}b{c}",
+                                             "{{x}}",
+                                             "x{}{y}",
+                                             "{a}{b}",
+                                             "caf\xc3\xa9",
+                                             std::string("\xff\x00\x7f", 3)};
+            for (int i = 0; i < 300; ++i)
+                keys.push_back("coronet:room:" + std::to_string(i));
+            for (const std::string& k : keys) {
+                const std::vector<std::string> ask{"CLUSTER", "KEYSLOT", k};
+                redis::reply r = co_await must(c, ask);
+                REQUIRE(r.is_integer());
+                CHECK_MESSAGE(redis::key_slot(k) == r.integer, "key " << k);
+            }
+            // The CRC-16/XMODEM check value, and a hash tag hashing only its tag.
+            CHECK(redis::key_slot("123456789") == 0x31c3 % 16384);
+            CHECK(redis::key_slot("{user1}.following") == redis::key_slot("user1"));
+            c.close();
+        });
+    }
+
+    TEST_CASE_TEMPLATE("a backplane on a redis cluster: rooms on every master, unicast, room "
+                       "sizes",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        CORONET_REQUIRE_REDIS();
+        redis_cluster cl;
+        run_on<B>([&](core::loop&) { return form(cl); }, std::chrono::seconds(20));
+        rooms_on_every_shard<B>(cl);
+    }
+
+    TEST_CASE_TEMPLATE("a room's slot moves to another master: the backplanes follow", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        CORONET_REQUIRE_REDIS();
+        redis_cluster cl;
+        run_on<B>([&](core::loop&) { return form(cl); }, std::chrono::seconds(20));
+        slot_moves<B>(cl);
+    }
+}
