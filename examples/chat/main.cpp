@@ -5,13 +5,14 @@
 //
 //   chat [--host 127.0.0.1] [--port 8080] [--backend uring|epoll] [--threads N]
 //        [--tls-cert FILE --tls-key FILE] [--no-deflate] [--max-connections N]
-//        [--redis URL]
+//        [--redis URL [--redis-sharded]]
 //
 // --threads N runs N event loops (0: one per core), each with its own SO_REUSEPORT listener,
 // HTTP server and hub of one ws::hub_group, so rooms span the loops; --max-connections is
 // shared out between them. With --redis (redis://host:port, rediss:// for TLS, unix:///path) rooms
 // are shared with every other chat process started with the same URL, through a Redis backplane
-// (docs/scaling.md).
+// (docs/scaling.md); --redis-sharded uses sharded pub/sub, and with a Redis Cluster node as URL
+// spreads the rooms over the cluster's masters.
 //
 // GET /, plain GET /chat/ROOM   the chat page (compiled in; /chat/ROOM preselects ROOM)
 // ws://HOST:PORT/chat/ROOM      a chat connection in ROOM ([A-Za-z0-9._-], 1-32 bytes)
@@ -75,6 +76,7 @@ struct chat_options {
     bool deflate = true;
     std::size_t max_connections = 10'000;
     std::string redis; ///< --redis: share rooms with other chat processes through this Redis
+    bool redis_sharded = false; ///< --redis-sharded: sharded pub/sub, a Redis Cluster's masters
 };
 
 /// A room name: 1-32 bytes of [A-Za-z0-9._-] (so it needs no percent-encoding in the path).
@@ -204,7 +206,7 @@ core::task<void> serve_loop(ws::hub& hub, core::tcp_listener& listener,
     // With --redis, rooms are shared with every chat (or ws_rooms) process on that Redis; the
     // backplane set on loop 0's hub serves every loop.
     coronet::examples::backplane_ptr bp =
-        first ? coronet::examples::make_backplane(hub, co.redis) : nullptr;
+        first ? coronet::examples::make_backplane(hub, co.redis, co.redis_sharded) : nullptr;
 
     http_ws::upgrade_options uo;
     uo.handshake.deflate.enabled = co.deflate;
@@ -256,6 +258,10 @@ int main(int argc, char** argv) {
             coronet::examples::check_redis_url(co.redis, "chat");
             continue;
         }
+        if (std::strcmp(argv[i], "--redis-sharded") == 0) {
+            co.redis_sharded = true;
+            continue;
+        }
         if (std::strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc) {
             char* end = nullptr;
             const unsigned long n = std::strtoul(argv[++i], &end, 10);
@@ -267,12 +273,15 @@ int main(int argc, char** argv) {
             continue;
         }
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
-            std::puts("extra: --no-deflate         do not negotiate permessage-deflate\n"
-                      "       --max-connections N  chat connections at once; more get 503 before\n"
-                      "                            the upgrade (default 10000)\n"
-                      "       --redis URL          share rooms with other chat processes through\n"
-                      "                            Redis (redis://host:port, rediss://..., "
-                      "unix:///path)");
+            std::puts(
+                "extra: --no-deflate         do not negotiate permessage-deflate\n"
+                "       --max-connections N  chat connections at once; more get 503 before\n"
+                "                            the upgrade (default 10000)\n"
+                "       --redis URL          share rooms with other chat processes through\n"
+                "                            Redis (redis://host:port, rediss://..., "
+                "unix:///path)\n"
+                "       --redis-sharded      sharded pub/sub (SPUBLISH); with a Redis Cluster\n"
+                "                            node as URL, every master carries its rooms");
         args.push_back(argv[i]);
     }
     auto o =

@@ -47,16 +47,20 @@ inline void check_redis_url(const std::string& url, const char* program) {
 }
 
 /// A Redis backplane attached to `hub` when `url` is not empty (checked by check_redis_url),
-/// else null.
-inline backplane_ptr make_backplane(ws::hub& hub, const std::string& url) {
+/// else null. `sharded` (`--redis-sharded`): SPUBLISH/SSUBSCRIBE, and when `url` is a node of a
+/// Redis Cluster, every master of the cluster, each room on the master of its slot.
+inline backplane_ptr make_backplane(ws::hub& hub, const std::string& url, bool sharded) {
 #if CORONET_EXAMPLE_REDIS
     if (url.empty())
         return nullptr;
     auto parsed = ws_redis::url::parse(url);
-    return std::make_unique<ws_redis::redis_backplane>(hub, std::move(*parsed));
+    ws_redis::backplane_options o;
+    o.sharded = sharded;
+    return std::make_unique<ws_redis::redis_backplane>(hub, std::move(*parsed), std::move(o));
 #else
     (void)hub;
     (void)url;
+    (void)sharded;
     return nullptr;
 #endif
 }

@@ -2,7 +2,7 @@
 //
 //   ws_rooms [--host 127.0.0.1] [--port 9002] [--backend uring|epoll] [--threads N]
 //            [--tls-cert FILE --tls-key FILE] [--max-connections N] [--ping-interval MS]
-//            [--no-deflate] [--redis URL]
+//            [--no-deflate] [--redis URL [--redis-sharded]]
 //
 // A client that connects to ws://HOST:PORT/<room> joins <room> (the path without its leading
 // slash and without the query; "/" is the room ""). Every text or binary message it sends is
@@ -49,7 +49,8 @@ struct rooms_options {
     std::size_t max_connections = 10'000;
     std::chrono::milliseconds ping_interval{0};
     bool deflate = true;
-    std::string redis; ///< --redis: share rooms with other processes through this Redis
+    std::string redis;          ///< --redis: share rooms with other processes through this Redis
+    bool redis_sharded = false; ///< --redis-sharded: sharded pub/sub, a Redis Cluster's masters
 };
 
 /// "/lobby?x=1" -> "lobby".
@@ -77,7 +78,7 @@ core::task<void> serve_loop(ws::hub& hub, core::tcp_listener& listener,
     // With --redis, rooms are shared with every ws_rooms (or chat) process on that Redis; the
     // backplane set on loop 0's hub serves every loop.
     coronet::examples::backplane_ptr bp =
-        first ? coronet::examples::make_backplane(hub, ro.redis) : nullptr;
+        first ? coronet::examples::make_backplane(hub, ro.redis, ro.redis_sharded) : nullptr;
     ws::server_options so;
     so.tls = tls;
     // The standalone server counts connections from accept on, so it answers 503 before the
@@ -128,13 +129,19 @@ int main(int argc, char** argv) {
             coronet::examples::check_redis_url(ro.redis, "ws_rooms");
             continue;
         }
+        if (std::strcmp(argv[i], "--redis-sharded") == 0) {
+            ro.redis_sharded = true;
+            continue;
+        }
         if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
             std::puts(
                 "extra: --max-connections N  refuse more (503 before the upgrade; default 10000)\n"
                 "       --ping-interval MS   ping idle connections (default: none)\n"
                 "       --no-deflate         refuse permessage-deflate (negotiated by default)\n"
                 "       --redis URL          share rooms with other processes through Redis\n"
-                "                            (redis://host:port, rediss://..., unix:///path)");
+                "                            (redis://host:port, rediss://..., unix:///path)\n"
+                "       --redis-sharded      sharded pub/sub (SPUBLISH); with a Redis Cluster\n"
+                "                            node as URL, every master carries its rooms");
         args.push_back(argv[i]);
     }
     auto o = coronet::examples::parse_server_cli(static_cast<int>(args.size()), args.data(),
