@@ -5,6 +5,7 @@
 #include <coronet/ws_redis/backplane.hpp>
 #include <coronet/ws_redis/cluster.hpp>
 #include <coronet/ws_redis/connection.hpp>
+#include <coronet/ws_redis/subscriber.hpp>
 
 #include <testing/backends.hpp>
 #include <testing/redis_server.hpp>
@@ -32,12 +33,16 @@ namespace {
 
 constexpr std::size_t masters = 3;
 
-/// The first slot of master i: the slots are split in thirds as redis-cli splits them.
-constexpr std::array<std::uint16_t, masters + 1> first_slot = {0, 5461, 10923, 16384};
+/// The first slot of master i of n: the slots are split evenly, as redis-cli splits them
+/// (thirds: 0, 5461, 10923).
+std::size_t first_slot(std::size_t i, std::size_t n) {
+    return (i * redis::cluster_slots + n / 2) / n;
+}
 
-std::size_t third_of(std::uint16_t slot) {
+/// Which of n masters owns `slot`.
+std::size_t master_of(std::uint16_t slot, std::size_t n) {
     std::size_t i = 0;
-    while (slot >= first_slot[i + 1])
+    while (slot >= first_slot(i + 1, n))
         ++i;
     return i;
 }
@@ -68,16 +73,17 @@ core::task<redis::reply> must(redis::connection& c, std::vector<std::string> arg
     co_return std::move(*r);
 }
 
-/// Gives each node a third of the slots, introduces them, and waits until every node sees the
-/// whole cluster (cluster_state:ok, three masters in CLUSTER SLOTS).
-core::task<void> form(const redis_cluster& cl) {
+/// Gives each of the first `with_slots` nodes its share of the slots (the others none: masters
+/// with no slots, which CLUSTER SLOTS does not list), introduces them all, and waits until
+/// every node sees the whole cluster (cluster_state:ok, `with_slots` masters in CLUSTER SLOTS).
+core::task<void> form(const redis_cluster& cl, std::size_t with_slots) {
     std::vector<redis::connection> c;
     for (std::size_t i = 0; i < masters; ++i)
         c.push_back(co_await connect_to(cl.url(i)));
-    for (std::size_t i = 0; i < masters; ++i) {
+    for (std::size_t i = 0; i < with_slots; ++i) {
         const std::vector<std::string> add{"CLUSTER", "ADDSLOTSRANGE",
-                                           std::to_string(first_slot[i]),
-                                           std::to_string(first_slot[i + 1] - 1)};
+                                           std::to_string(first_slot(i, with_slots)),
+                                           std::to_string(first_slot(i + 1, with_slots) - 1)};
         (void)co_await must(c[i], add);
     }
     for (std::size_t i = 1; i < masters; ++i) {
@@ -95,7 +101,7 @@ core::task<void> form(const redis_cluster& cl) {
             redis::reply i = co_await must(node, info);
             redis::reply s = co_await must(node, slots);
             formed = formed && i.str.find("cluster_state:ok") != std::string::npos &&
-                     s.elements.size() == masters;
+                     s.elements.size() == with_slots;
         }
         if (!formed)
             (void)co_await core::sleep_for(std::chrono::milliseconds(10));
@@ -105,11 +111,31 @@ core::task<void> form(const redis_cluster& cl) {
         node.close();
 }
 
-/// A room whose shard channel lands on master `i` (the first of "a0", "a1"... that does).
-std::string room_on(std::size_t i, const std::string& stem) {
-    for (int n = 0;; ++n) {
-        std::string room = stem + std::to_string(n);
-        if (third_of(redis::key_slot("coronet:room:" + room)) == i)
+/// Moves the (empty) `slot` to node `to`: the new owner first, then the others (CLUSTER
+/// SETSLOT slot NODE id, as the last step of a resharding does).
+core::task<void> move_slot(const redis_cluster& cl, std::uint16_t slot, std::size_t to) {
+    auto target = co_await connect_to(cl.url(to));
+    const std::vector<std::string> myid{"CLUSTER", "MYID"};
+    const redis::reply mine = co_await must(target, myid);
+    const std::string id = mine.str;
+    target.close();
+    std::vector<std::size_t> order{to};
+    for (std::size_t i = 0; i < masters; ++i)
+        if (i != to)
+            order.push_back(i);
+    for (std::size_t i : order) {
+        auto c = co_await connect_to(cl.url(i));
+        const std::vector<std::string> set{"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", id};
+        (void)co_await must(c, set);
+        c.close();
+    }
+}
+
+/// A room whose shard channel lands on master `i` of `n` (the first of "a0", "a1"... that does).
+std::string room_on(std::size_t i, const std::string& stem, std::size_t n = masters) {
+    for (int k = 0;; ++k) {
+        std::string room = stem + std::to_string(k);
+        if (master_of(redis::key_slot("coronet:room:" + room), n) == i)
             return room;
     }
 }
@@ -190,8 +216,12 @@ void rooms_on_every_shard(const redis_cluster& cl) {
             });
             CHECK_MESSAGE(counted, "cluster_room_size: " << seen);
 
+            // The rooms' broadcasts and the unicast (whose reply may still be on its way).
+            const std::uint64_t publishes = masters * per_room + 1;
+            CHECK(co_await poll_until(
+                [&n, publishes] { return n.bp.stats().published == publishes; }));
             const redis::backplane_stats st = n.bp.stats();
-            CHECK(st.published == masters * per_room + 1); // the rooms' broadcasts + the unicast
+            CHECK(st.published == publishes);
             CHECK(st.lost_publishes == 0);
             CHECK(st.gaps == 0);
             CHECK(st.topology_changes == 0);
@@ -203,8 +233,8 @@ void rooms_on_every_shard(const redis_cluster& cl) {
 
 /// The slot of room "m"'s channel moves from its master to the next one. Hubs 0 and 1 have a
 /// member of "m" (their subscriptions are dropped by the old owner); hub 2 only publishes to it
-/// (its next SPUBLISH is answered MOVED). All three find the new owner and delivery resumes,
-/// exactly once and in order once the map is new everywhere.
+/// (its next SPUBLISH is answered MOVED). All three read the map again in place (no new link)
+/// and delivery resumes, exactly once and in order once the map is new everywhere.
 template <class B>
 void slot_moves(const redis_cluster& cl) {
     constexpr int hubs = 3;
@@ -234,20 +264,19 @@ void slot_moves(const redis_cluster& cl) {
                     co_await poll_until([&n, m] { return n.got[m]->size() == 3; })); // one per hub
 
             if (k == 0) {
-                // Move the (empty) slot: the new owner first, then the others (CLUSTER SETSLOT
-                // slot NODE id, as the last step of a resharding does).
-                auto target = co_await connect_to(cl.url(1));
-                const std::vector<std::string> myid{"CLUSTER", "MYID"};
-                const redis::reply mine = co_await must(target, myid);
-                const std::string id = mine.str;
-                target.close();
-                for (std::size_t i : {std::size_t{1}, std::size_t{0}, std::size_t{2}}) {
-                    auto c = co_await connect_to(cl.url(i));
-                    const std::vector<std::string> set{"CLUSTER", "SETSLOT", std::to_string(slot),
-                                                       "NODE", id};
-                    (void)co_await must(c, set);
-                    c.close();
-                }
+                // A plain subscriber of the channel on its owner sees the drop.
+                auto sub = co_await redis::subscriber::connect(parsed(cl.url(0)));
+                REQUIRE_MESSAGE(sub, sub.error().message());
+                std::vector<std::string> watched{"coronet:room:" + room};
+                CHECK(co_await sub->ssubscribe(watched));
+                co_await move_slot(cl, slot, 1);
+                auto drop = co_await sub->next();
+                REQUIRE_MESSAGE(drop, drop.error().message());
+                CHECK(drop->dropped);
+                CHECK(drop->channel == "coronet:room:" + room);
+                CHECK(drop->payload.empty());
+                CHECK(sub->is_open());
+                sub->close();
             }
             CHECK(co_await barrier(moved, hubs));
 
@@ -267,10 +296,9 @@ void slot_moves(const redis_cluster& cl) {
                     (void)co_await core::sleep_for(std::chrono::milliseconds(20));
                 }
                 CHECK(reached);
-                // The probe that reached hub 0 may be the one resent after MOVED, on the link
-                // that the redirection ended: wait for the new one.
-                CHECK(co_await poll_until(
-                    [&n] { return n.bp.stats().topology_changes >= 1 && n.bp.stats().connected; }));
+                // The probe that reached hub 0 may be the one resent after MOVED: wait until
+                // the map was read again.
+                CHECK(co_await poll_until([&n] { return n.bp.stats().topology_changes >= 1; }));
                 const redis::backplane_stats st = n.bp.stats();
                 CHECK_MESSAGE(st.redirects >= 1, describe(st));
                 CHECK_MESSAGE(st.topology_changes >= 1, describe(st));
@@ -301,6 +329,56 @@ void slot_moves(const redis_cluster& cl) {
                 }
             }
             CHECK(n.bp.stats().shards == masters);
+            // Followed in place: the links were never rebuilt.
+            CHECK_MESSAGE(n.bp.stats().connects == 1, describe(n.bp.stats()));
+            CHECK(co_await barrier(done, hubs));
+            co_await n.stop();
+        },
+        std::chrono::seconds(60));
+}
+
+/// Two masters hold the slots and a third has none. The slot of room "n"'s channel moves to the
+/// third: a node the backplanes' links do not know, so they are rebuilt on the new map (three
+/// shards), without counting a failure, and delivery resumes.
+template <class B>
+void slot_moves_to_new_master(const redis_cluster& cl) {
+    constexpr int hubs = 2;
+    const std::string room = room_on(0, "n", 2);
+    const std::uint16_t slot = redis::key_slot("coronet:room:" + room);
+    std::atomic<int> ready{0};
+    std::atomic<int> moved{0};
+    std::atomic<int> done{0};
+    std::atomic<bool> reached{false};
+    on_loops<B>(
+        hubs,
+        [&](int k, core::loop& lp, const std::vector<core::loop*>&) -> core::task<void> {
+            core::stop_token tok = co_await core::get_stop_token();
+            node n(lp, cl.url(static_cast<std::size_t>(k)), fast_reconnect(true), tok);
+            const std::size_t m = n.add(room);
+            CHECK(co_await poll_until([&n, &room] { return n.bp.subscribed(room); }));
+            CHECK(n.bp.stats().shards == 2);
+            CHECK(co_await barrier(ready, hubs));
+            if (k == 0)
+                co_await move_slot(cl, slot, 2);
+            CHECK(co_await barrier(moved, hubs));
+            CHECK(co_await poll_until([&n, &room] {
+                const redis::backplane_stats st = n.bp.stats();
+                return st.shards == 3 && st.connects == 2 && n.bp.subscribed(room);
+            }));
+            // Hub 0 probes until hub 1 has one (hub 0 may publish before hub 1 subscribed).
+            if (k == 0) {
+                for (int i = 0; i < 500 && !reached; ++i) {
+                    n.hub.broadcast_room(room, ws::prepared_message::text("probe"));
+                    (void)co_await core::sleep_for(std::chrono::milliseconds(20));
+                }
+                CHECK(reached);
+            } else {
+                CHECK(co_await poll_until([&n, m] { return !n.got[m]->empty(); }));
+                reached = true;
+            }
+            const redis::backplane_stats st = n.bp.stats();
+            CHECK_MESSAGE(st.topology_changes >= 1, describe(st));
+            CHECK_MESSAGE(st.failures == 0, describe(st));
             CHECK(co_await barrier(done, hubs));
             co_await n.stop();
         },
@@ -351,7 +429,7 @@ TEST_SUITE("ws_redis.cluster") {
         CORONET_REQUIRE_BACKEND(B);
         CORONET_REQUIRE_REDIS();
         redis_cluster cl;
-        run_on<B>([&](core::loop&) { return form(cl); }, std::chrono::seconds(20));
+        run_on<B>([&](core::loop&) { return form(cl, masters); }, std::chrono::seconds(20));
         rooms_on_every_shard<B>(cl);
     }
 
@@ -360,7 +438,16 @@ TEST_SUITE("ws_redis.cluster") {
         CORONET_REQUIRE_BACKEND(B);
         CORONET_REQUIRE_REDIS();
         redis_cluster cl;
-        run_on<B>([&](core::loop&) { return form(cl); }, std::chrono::seconds(20));
+        run_on<B>([&](core::loop&) { return form(cl, masters); }, std::chrono::seconds(20));
         slot_moves<B>(cl);
+    }
+
+    TEST_CASE_TEMPLATE("a room's slot moves to a master the links did not know: they are rebuilt",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        CORONET_REQUIRE_REDIS();
+        redis_cluster cl;
+        run_on<B>([&](core::loop&) { return form(cl, 2); }, std::chrono::seconds(20));
+        slot_moves_to_new_master<B>(cl);
     }
 }

@@ -69,6 +69,7 @@ struct outgoing {
 
 /// One Redis server of the link: a command connection and a subscriber.
 struct shard {
+    std::string host;    ///< where it was reached (a CLUSTER SLOTS entry without one means it)
     std::string address; ///< "host:port" as the cluster names it (empty for one server)
     connection cmd;
     subscriber sub;
@@ -81,24 +82,47 @@ struct topology {
 
     std::vector<std::unique_ptr<shard>> shards;
     std::vector<std::uint16_t> owner; ///< per slot: an index in `shards`, or no_shard
-    bool stale = false;               ///< a redirection or a moved slot: rebuild the link
+    std::uint64_t generation = 0;     ///< maps read in place since the link started
+    bool stale = false;               ///< the map names a node we have no link to: rebuild
+    bool refresh_wanted = false;      ///< a redirection or a dropped channel: read the map
+    bool refreshing = false;          ///< the map is being read
+    core::async_event refresh_ready;  ///< set with refresh_wanted
     core::task_scope* link = nullptr; ///< the link serving it, while it runs
 
     bool clustered() const noexcept { return !owner.empty(); }
 
-    /// The shard that owns `key` (a key or a shard channel); null when no node serves its slot.
-    shard* for_key(std::string_view key) const noexcept {
+    /// The index of the shard that owns `key` (a key or a shard channel); nullopt when no node
+    /// serves its slot.
+    std::optional<std::uint16_t> owner_of(std::string_view key) const noexcept {
         if (!clustered())
-            return shards.front().get();
+            return std::uint16_t{0};
         const std::uint16_t i = owner[key_slot(key)];
-        return i == no_shard ? nullptr : shards[i].get();
+        return i == no_shard ? std::nullopt : std::optional<std::uint16_t>(i);
+    }
+
+    /// The shard that owns `key`; null when no node serves its slot.
+    shard* for_key(std::string_view key) const noexcept {
+        const auto i = owner_of(key);
+        return i ? shards[*i].get() : nullptr;
+    }
+
+    std::optional<std::uint16_t> index_of(std::string_view address) const noexcept {
+        for (std::size_t i = 0; i < shards.size(); ++i)
+            if (shards[i]->address == address)
+                return static_cast<std::uint16_t>(i);
+        return std::nullopt;
     }
 
     shard* at(std::string_view address) const noexcept {
-        for (const auto& s : shards)
-            if (s->address == address)
-                return s.get();
-        return nullptr;
+        const auto i = index_of(address);
+        return i ? shards[*i].get() : nullptr;
+    }
+
+    /// The map may be out of date (a MOVED, a channel dropped by its node): read it again, in
+    /// place, from the link's refresher.
+    void want_refresh() {
+        refresh_wanted = true;
+        refresh_ready.set();
     }
 
     /// The map no longer matches the cluster: stop the link, the next one asks again.
@@ -152,6 +176,20 @@ std::optional<std::vector<slot_owner>> parse_slots(const reply& r, const std::st
     return owners;
 }
 
+/// The owner of every slot, as indexes of `t.shards`; nullopt when a master is not among them.
+std::optional<std::vector<std::uint16_t>> slot_table(const std::vector<slot_owner>& owners,
+                                                     const topology& t) {
+    std::vector<std::uint16_t> table(cluster_slots, topology::no_shard);
+    for (const slot_owner& o : owners) {
+        const std::optional<std::uint16_t> index = t.index_of(o.address());
+        if (!index)
+            return std::nullopt;
+        for (const auto& range : o.ranges)
+            std::fill(table.begin() + range.first, table.begin() + range.second + 1, *index);
+    }
+    return table;
+}
+
 /// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381": the address, when `r` is that
 /// redirection.
 std::optional<std::string> redirection(const reply& r, std::string_view kind) {
@@ -184,8 +222,9 @@ struct backplane_impl {
     backplane_stats st;
     bool link_up = false;
 
-    string_set rooms;      ///< rooms with local members: the subscriptions wanted
-    string_set subscribed; ///< rooms whose channel the current subscriber confirmed
+    string_set rooms; ///< rooms with local members: the subscriptions wanted
+    /// Rooms whose channel a subscriber of the current link confirmed, with its shard.
+    string_map<std::uint16_t> subscribed;
     core::async_event subs_changed;
 
     std::deque<outgoing> queue;
@@ -205,8 +244,8 @@ struct backplane_impl {
     /// one holding it closes it: a call may still wait for its reply when the link ends).
     std::shared_ptr<topology> topo;
     std::vector<url> known_nodes; ///< the masters of the last cluster map: seeds after `where`
-    bool unicast_subscribed = false;
-    string_set sizes_written; ///< rooms in this process's sizes hash in Redis
+    std::optional<std::uint16_t> unicast_on; ///< the shard subscribed to the unicast channel
+    string_set sizes_written;                ///< rooms in this process's sizes hash in Redis
 
     std::string channel_of(std::string_view room) const {
         std::string c;
@@ -334,8 +373,9 @@ struct backplane_impl {
     }
 
     /// Sends `args` to the server that owns `key`. In a cluster, follows one redirection: ASK
-    /// goes to the named node after ASKING; MOVED goes there too and marks the map stale (the
-    /// link is rebuilt with a new one). A slot that no node serves marks it stale as well.
+    /// goes to the named node after ASKING; MOVED goes there too and has the map read again. A
+    /// node the link does not know, or a slot that no node serves, marks the map stale (the
+    /// link is rebuilt).
     core::task<core::result<reply>> routed(topology& t, std::string_view key,
                                            std::span<const std::string_view> args) {
         shard* s = t.for_key(key);
@@ -351,14 +391,15 @@ struct backplane_impl {
         if (!to)
             co_return r;
         ++st.redirects;
-        if (moved)
-            t.mark_stale();
         shard* target = t.at(*to);
-        if (target == nullptr)
+        if (target == nullptr) {
+            t.mark_stale(); // a node this link does not know
             co_return r;
-        if (moved)
-            co_return co_await target->cmd.command(args);
-        co_return co_await asking(target->cmd, args);
+        }
+        if (!moved)
+            co_return co_await asking(target->cmd, args);
+        t.want_refresh();
+        co_return co_await target->cmd.command(args);
     }
 
     /// `routed` for a command whose answer only needs to be a success.
@@ -419,16 +460,18 @@ struct backplane_impl {
         link.request_stop();
     }
 
-    /// (Un)subscribes `channels` on the subscriber of their shard (sharded in a cluster: one
-    /// channel, or several of one slot). An error reply there in a cluster is most likely a
-    /// MOVED: the map is marked stale.
-    core::task<core::result<void>> change(topology& t, bool add,
-                                          std::vector<std::string> channels) {
-        shard* s = t.for_key(channels.front());
-        if (s == nullptr) {
+    /// (Un)subscribes `channels` (sharded in a cluster: one channel, or several of one slot) on
+    /// the subscriber of shard `on`, or of the shard that owns them; returns the shard's index.
+    core::task<core::result<std::uint16_t>> change(topology& t, bool add,
+                                                   std::vector<std::string> channels,
+                                                   std::optional<std::uint16_t> on) {
+        if (!on)
+            on = t.owner_of(channels.front());
+        if (!on || *on >= t.shards.size()) {
             t.mark_stale();
             co_return make_error_code(errc::closed);
         }
+        shard* s = t.shards[*on].get();
         core::result<void> r = make_error_code(errc::closed);
         if (opts.sharded && add)
             r = co_await s->sub.ssubscribe(std::move(channels));
@@ -438,78 +481,191 @@ struct backplane_impl {
             r = co_await s->sub.subscribe(std::move(channels));
         else
             r = co_await s->sub.unsubscribe(std::move(channels));
-        if (!r && t.clustered() && r.error() == make_error_code(errc::error_reply))
-            t.mark_stale();
-        co_return r;
+        if (!r)
+            co_return r.error();
+        co_return *on;
+    }
+
+    /// (Un)subscribes one batch of rooms; false when a call failed (`why` tells how).
+    core::task<bool> change_rooms(topology& t, bool add, std::vector<std::string>& rooms_,
+                                  std::error_code& why) {
+        // Sharded: one shard channel per call (a cluster wants one slot per command).
+        const std::size_t step = opts.sharded ? 1 : 256;
+        for (std::size_t i = 0; i < rooms_.size(); i += step) {
+            const std::size_t end = std::min(rooms_.size(), i + step);
+            std::vector<std::string> channels;
+            for (std::size_t k = i; k < end; ++k)
+                channels.push_back(channel_of(rooms_[k]));
+            // Leaving: where it was subscribed (one shard per call: sharded, one channel).
+            std::optional<std::uint16_t> on;
+            if (!add) {
+                auto it = subscribed.find(rooms_[i]);
+                if (it != subscribed.end())
+                    on = it->second;
+            }
+            auto r = co_await change(t, add, std::move(channels), on);
+            if (!r) {
+                why = r.error();
+                co_return false;
+            }
+            for (std::size_t k = i; k < end; ++k) {
+                if (add)
+                    subscribed.insert_or_assign(rooms_[k], *r);
+                else
+                    subscribed.erase(rooms_[k]);
+            }
+        }
+        co_return true;
     }
 
     core::task<void> subscriptions(topology& t, core::task_scope& link) {
-        // The unicast channel, for as long as the link lives.
-        {
-            std::vector<std::string> channels{unicast_channel()};
-            auto r = co_await change(t, true, std::move(channels));
-            if (!r) {
-                link.request_stop();
-                co_return;
-            }
-            unicast_subscribed = true;
-        }
+        // The map's generation at the last refusal: a second one on the same map ends the link.
+        std::optional<std::uint64_t> refused_on;
         for (;;) {
+            std::error_code why;
+            bool ok = true;
+            // The unicast channel, for as long as the link lives.
+            if (!unicast_on) {
+                std::vector<std::string> channels{unicast_channel()};
+                auto r = co_await change(t, true, std::move(channels), std::nullopt);
+                ok = static_cast<bool>(r);
+                if (ok)
+                    unicast_on = *r;
+                else
+                    why = r.error();
+            }
             std::vector<std::string> add;
             std::vector<std::string> drop;
             for (const std::string& r : rooms)
                 if (subscribed.count(r) == 0)
                     add.push_back(r);
-            for (const std::string& r : subscribed)
-                if (rooms.count(r) == 0)
-                    drop.push_back(r);
-            if (add.empty() && drop.empty()) {
+            for (const auto& entry : subscribed)
+                if (rooms.count(entry.first) == 0)
+                    drop.push_back(entry.first);
+            if (ok && add.empty() && drop.empty()) {
                 subs_changed.reset();
                 auto w = co_await subs_changed.wait();
                 if (!w)
                     break;
                 continue;
             }
-            // Sharded: one shard channel per call (a cluster wants one slot per command).
-            const std::size_t step = opts.sharded ? 1 : 256;
-            bool ok = true;
-            for (std::size_t i = 0; ok && i < add.size(); i += step) {
-                const std::size_t end = std::min(add.size(), i + step);
-                std::vector<std::string> channels;
-                for (std::size_t k = i; k < end; ++k)
-                    channels.push_back(channel_of(add[k]));
-                auto r = co_await change(t, true, std::move(channels));
-                ok = static_cast<bool>(r);
-                if (ok)
-                    for (std::size_t k = i; k < end; ++k)
-                        subscribed.insert(std::move(add[k]));
+            if (ok)
+                ok = co_await change_rooms(t, true, add, why);
+            if (ok)
+                ok = co_await change_rooms(t, false, drop, why);
+            if (ok)
+                continue;
+            // Refused in a cluster: most likely MOVED (a slot moved since the map was read).
+            // Read the map again and retry; refused again on the same map, give up the link.
+            if (!t.clustered() || why != make_error_code(errc::error_reply) ||
+                refused_on == t.generation)
+                break;
+            refused_on = t.generation;
+            t.want_refresh();
+            bool stopped = false;
+            while (!stopped && (t.refresh_wanted || t.refreshing)) {
+                subs_changed.reset();
+                auto w = co_await subs_changed.wait();
+                stopped = !w;
             }
-            for (std::size_t i = 0; ok && i < drop.size(); i += step) {
-                const std::size_t end = std::min(drop.size(), i + step);
-                std::vector<std::string> channels;
-                for (std::size_t k = i; k < end; ++k)
-                    channels.push_back(channel_of(drop[k]));
-                auto r = co_await change(t, false, std::move(channels));
-                ok = static_cast<bool>(r);
-                if (ok)
-                    for (std::size_t k = i; k < end; ++k)
-                        subscribed.erase(drop[k]);
-            }
-            if (!ok)
+            if (stopped)
                 break;
         }
         link.request_stop();
     }
 
-    core::task<void> reader(subscriber& s, topology& t, core::task_scope& link) {
+    /// Shard `from` dropped a shard channel by itself: its slot moved. If that is where the
+    /// channel is subscribed, forget the subscription and read the map (then it is subscribed
+    /// again on its new owner); a drop by a shard it already left changes nothing.
+    void dropped(topology& t, std::uint16_t from, const std::string& channel) {
+        if (channel == unicast_channel()) {
+            if (unicast_on != from)
+                return;
+            unicast_on.reset();
+        } else {
+            if (channel.size() < opts.channel_prefix.size() ||
+                channel.compare(0, opts.channel_prefix.size(), opts.channel_prefix) != 0)
+                return;
+            auto it = subscribed.find(std::string_view(channel).substr(opts.channel_prefix.size()));
+            if (it == subscribed.end() || it->second != from)
+                return;
+            subscribed.erase(it);
+        }
+        if (t.clustered())
+            t.want_refresh();
+        else
+            subs_changed.set();
+    }
+
+    /// Reads the cluster's map again from any master and applies it in place: the rooms whose
+    /// slot changed owner are subscribed again on the new one. False when the map names a node
+    /// this link has no connection to, or no master answers sensibly: then rebuild the link.
+    core::task<bool> refresh(topology& t) {
+        for (const auto& s : t.shards) {
+            const std::string_view args[] = {"CLUSTER", "SLOTS"};
+            auto r = co_await s->cmd.command(args);
+            if (!r)
+                continue; // that connection failed: its tasks end the link
+            if (r->is_error())
+                co_return false;
+            auto owners = parse_slots(*r, s->host);
+            if (!owners)
+                co_return false;
+            auto fresh = slot_table(*owners, t);
+            if (!fresh)
+                co_return false;
+            if (*fresh == t.owner)
+                co_return true;
+            // Channels subscribed on a shard that no longer owns them: their old owner dropped
+            // them (or will; that drop is then ignored). Subscribe them on the new one.
+            auto elsewhere = [&fresh](const std::string& channel, std::uint16_t on) {
+                return (*fresh)[key_slot(channel)] != on;
+            };
+            for (auto it = subscribed.begin(); it != subscribed.end();)
+                it = elsewhere(channel_of(it->first), it->second) ? subscribed.erase(it)
+                                                                  : std::next(it);
+            if (unicast_on && elsewhere(unicast_channel(), *unicast_on))
+                unicast_on.reset();
+            t.owner = std::move(*fresh);
+            ++t.generation;
+            ++st.topology_changes;
+            co_return true;
+        }
+        co_return false;
+    }
+
+    core::task<void> refresher(topology& t, core::task_scope& link) {
         for (;;) {
-            auto m = co_await s.next();
-            if (!m) {
-                if (m.error() == make_error_code(errc::slot_moved))
-                    t.mark_stale();
+            if (!t.refresh_wanted) {
+                t.refresh_ready.reset();
+                auto w = co_await t.refresh_ready.wait();
+                if (!w)
+                    break;
+                continue;
+            }
+            t.refresh_wanted = false;
+            t.refreshing = true;
+            const bool applied = co_await refresh(t);
+            t.refreshing = false;
+            subs_changed.set();
+            if (!applied) {
+                t.mark_stale();
                 break;
             }
-            receive(*m);
+        }
+        link.request_stop();
+    }
+
+    core::task<void> reader(std::uint16_t index, topology& t, core::task_scope& link) {
+        subscriber& s = t.shards[index]->sub;
+        for (;;) {
+            auto m = co_await s.next();
+            if (!m)
+                break;
+            if (m->dropped)
+                dropped(t, index, m->channel);
+            else
+                receive(*m);
         }
         link.request_stop();
     }
@@ -582,9 +738,11 @@ struct backplane_impl {
         core::stop_token parent = co_await core::get_stop_token();
         core::task_scope link(parent);
         t.link = &link;
-        for (const auto& s : t.shards)
-            link.spawn(reader(s->sub, t, link));
+        for (std::size_t i = 0; i < t.shards.size(); ++i)
+            link.spawn(reader(static_cast<std::uint16_t>(i), t, link));
         link.spawn(subscriptions(t, link));
+        if (t.clustered())
+            link.spawn(refresher(t, link));
         link.spawn(publisher(t, link));
         if (opts.size_interval.count() > 0)
             link.spawn(sizes(t, link));
@@ -641,13 +799,13 @@ struct backplane_impl {
                     continue;
                 }
                 auto one = std::make_unique<shard>();
+                one->host = seed.host;
                 one->cmd = std::move(*c);
                 one->sub = std::move(*sub);
                 t->shards.push_back(std::move(one));
                 co_return t;
             }
             c->close();
-            t->owner.assign(cluster_slots, topology::no_shard);
             std::vector<url> nodes;
             for (const slot_owner& o : *owners) {
                 const url u = node_url(o.host, o.port);
@@ -659,11 +817,8 @@ struct backplane_impl {
                     failure = !cmd ? cmd.error() : sub.error();
                     break;
                 }
-                const auto index = static_cast<std::uint16_t>(t->shards.size());
-                for (const auto& range : o.ranges)
-                    std::fill(t->owner.begin() + range.first, t->owner.begin() + range.second + 1,
-                              index);
                 auto node = std::make_unique<shard>();
+                node->host = o.host;
                 node->address = o.address();
                 node->cmd = std::move(*cmd);
                 node->sub = std::move(*sub);
@@ -672,6 +827,12 @@ struct backplane_impl {
             }
             if (t->shards.size() != owners->size())
                 continue;
+            auto table = slot_table(*owners, *t);
+            if (!table) {
+                failure = make_error_code(errc::protocol_error);
+                continue;
+            }
+            t->owner = std::move(*table);
             known_nodes = std::move(nodes);
             co_return t;
         }
@@ -715,7 +876,7 @@ core::task<void> redis_backplane::run() {
             moved = (*t)->stale;
             d.topo.reset();
             d.link_up = false;
-            d.unicast_subscribed = false;
+            d.unicast_on.reset();
             d.subscribed.clear();
             d.drop_queue();
             for (const auto& s : (*t)->shards)
@@ -735,7 +896,7 @@ core::task<void> redis_backplane::run() {
         wait = std::min(wait * 2, d.opts.reconnect_max);
     }
     d.link_up = false;
-    d.unicast_subscribed = false;
+    d.unicast_on.reset();
     d.subscribed.clear();
     d.drop_queue();
 }

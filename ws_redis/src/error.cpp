@@ -28,8 +28,6 @@ public:
             return "Redis subscriber queue overflow";
         case errc::closed:
             return "Redis connection closed";
-        case errc::slot_moved:
-            return "Redis dropped a shard channel (its cluster slot moved)";
         }
         return "unknown coronet.ws_redis error";
     }

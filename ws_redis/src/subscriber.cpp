@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <deque>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace coronet::ws_redis {
 
@@ -28,6 +30,9 @@ struct owed {
     confirmation* caller;  ///< null once the caller left (the confirmations are still read)
     std::string kind;      ///< the push kind that confirms: "subscribe", "sunsubscribe"...
     std::size_t remaining; ///< channels not confirmed yet
+    /// SUNSUBSCRIBE: the channels not confirmed yet (a `sunsubscribe` push for another channel
+    /// is the server dropping it by itself).
+    std::vector<std::string> channels;
 };
 
 struct subscriber_impl {
@@ -98,16 +103,41 @@ struct subscriber_impl {
         }
         if (kind == "subscribe" || kind == "unsubscribe" || kind == "ssubscribe" ||
             kind == "sunsubscribe") {
-            if (pending.empty() || pending.front().kind != kind) {
+            if (kind == "sunsubscribe" && !answers_sunsubscribe(r.elements[1].str)) {
                 // A shard channel the server dropped by itself: its cluster slot moved.
-                fail(make_error_code(kind == "sunsubscribe" ? errc::slot_moved
-                                                            : errc::protocol_error));
+                if (messages.size() >= link->opts().max_queued_messages) {
+                    fail(make_error_code(errc::queue_overflow));
+                    return;
+                }
+                message m;
+                m.channel = std::move(r.elements[1].str);
+                m.sharded = true;
+                m.dropped = true;
+                messages.push_back(std::move(m));
+                progress.set();
+                return;
+            }
+            if (pending.empty() || pending.front().kind != kind) {
+                fail(make_error_code(errc::protocol_error));
                 return;
             }
             confirm(std::error_code());
             return;
         }
         // pmessage/psubscribe and later push kinds: not used by this client.
+    }
+
+    /// True when a `sunsubscribe` push for `channel` confirms the oldest call (a SUNSUBSCRIBE
+    /// that named it), which then stops waiting for it.
+    bool answers_sunsubscribe(const std::string& channel) {
+        if (pending.empty() || pending.front().kind != "sunsubscribe")
+            return false;
+        auto& left = pending.front().channels;
+        auto it = std::find(left.begin(), left.end(), channel);
+        if (it == left.end())
+            return false;
+        left.erase(it);
+        return true;
     }
 
     void deliver() {
@@ -165,11 +195,14 @@ struct subscriber_impl {
     }
 
     core::task<core::result<void>> change(std::string encoded, std::string kind,
-                                          std::size_t channels) {
+                                          std::vector<std::string> channels) {
         if (link->failed())
             co_return link->error();
         confirmation c;
-        pending.push_back(owed{&c, std::move(kind), channels});
+        const std::size_t n = channels.size();
+        if (kind != "sunsubscribe")
+            channels.clear();
+        pending.push_back(owed{&c, std::move(kind), n, std::move(channels)});
         link->queue(encoded);
         auto waited =
             co_await core::with_timeout(link->opts().command_timeout, await_confirmation(c));
@@ -232,8 +265,8 @@ core::task<core::result<void>> subscriber::change(const char* verb,
     std::string kind(verb);
     std::transform(kind.begin(), kind.end(), kind.begin(),
                    [](char ch) { return static_cast<char>(ch - 'A' + 'a'); });
-    co_return co_await impl_->change(detail::encode_command(args), std::move(kind),
-                                     channels.size());
+    std::string encoded = detail::encode_command(args);
+    co_return co_await impl_->change(std::move(encoded), std::move(kind), std::move(channels));
 }
 
 core::task<core::result<void>> subscriber::subscribe(std::vector<std::string> channels) {

@@ -13,6 +13,9 @@
 #   redis    two processes with the same --redis: the sender on one, the receivers on the other
 #            (each broadcast: PUBLISH by the first, delivered by Redis to the second, which
 #            fans it out); server CPU is both processes', Redis' own CPU is reported beside it
+#   sharded  the same over TCP with --redis-sharded (SPUBLISH/SSUBSCRIBE) on the same Redis
+#   cluster  the same with --redis-sharded on a Redis Cluster of three masters (loopback TCP),
+#            each process seeded with another node; Redis CPU is the room's master's
 #
 # Environment knobs (defaults in brackets):
 #   CELLS ["1000:8 100:1"]   receivers:window (window 1: one broadcast in flight, latency alone)
@@ -44,6 +47,7 @@ CPU="${CPU:-0-1}"
 REDIS_SERVER="${REDIS_SERVER:-$(command -v redis-server || true)}"
 
 rooms="$build/examples/ws_rooms/ws_rooms"
+REDIS_CLI="$(command -v redis-cli || true)"
 load="$build/tests/bench/ws_broadcast_load"
 # shellcheck source-path=SCRIPTDIR source=bench_common.sh
 source "$here/bench_common.sh"
@@ -53,6 +57,7 @@ command -v taskset >/dev/null 2>&1 || problems+=("taskset not found (apt-get ins
 [[ -x "$load" ]] || problems+=("$load not found (build target ws_broadcast_load)")
 [[ -x "$rooms" ]] || problems+=("$rooms not found (build target ws_rooms)")
 [[ -n "$REDIS_SERVER" && -x "$REDIS_SERVER" ]] || problems+=("redis-server not found (apt-get install redis-server)")
+[[ -n "$REDIS_CLI" ]] || problems+=("redis-cli not found (apt-get install redis-tools)")
 if ((${#problems[@]})); then
     for p in "${problems[@]}"; do echo "run_ws_redis: $p" >&2; done
     exit 1
@@ -65,19 +70,34 @@ fi
 raise_nofile 2100
 work="$(mktemp -d /tmp/ws_redis.XXXXXX)"
 redis_pid=""
+cluster_pids=()
 cleanup() {
     stop_all
-    if [[ -n "$redis_pid" ]]; then
-        kill -KILL "$redis_pid" 2>/dev/null || true
-        wait "$redis_pid" 2>/dev/null || true
-    fi
+    for p in $redis_pid "${cluster_pids[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
+# A loopback port nobody listens on now (and its +1, for a cluster node's bus).
+free_port() {
+    local p
+    for ((;;)); do
+        p=$((20000 + RANDOM % 20000))
+        if ! ss -Htln "( sport = :$p or sport = :$((p + 1)) )" | grep -q .; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
 sock="$work/redis.sock"
-taskset -c "$CPU" "$REDIS_SERVER" --port 0 --unixsocket "$sock" --unixsocketperm 700 --save "" \
-    --appendonly no --dir "$work" --logfile "$work/redis.log" --daemonize no &
+tcp_port="$(free_port)"
+taskset -c "$CPU" "$REDIS_SERVER" --port "$tcp_port" --bind 127.0.0.1 --unixsocket "$sock" \
+    --unixsocketperm 700 --save "" --appendonly no --dir "$work" --logfile "$work/redis.log" \
+    --daemonize no &
 redis_pid=$!
 for ((i = 0; i < 200; ++i)); do
     [[ -S "$sock" ]] && break
@@ -89,6 +109,47 @@ done
     exit 1
 }
 url="unix://$sock"
+tcp_url="redis://127.0.0.1:$tcp_port"
+
+# Three masters, a third of the slots each, introduced to each other (as redis-cli --cluster
+# create does with no replicas).
+cluster_ports=()
+for ((k = 0; k < 3; ++k)); do
+    p="$(free_port)"
+    mkdir -p "$work/node$k"
+    taskset -c "$CPU" "$REDIS_SERVER" --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-port $((p + 1)) --cluster-config-file "$work/node$k/nodes.conf" --save "" \
+        --appendonly no --dir "$work/node$k" --logfile "$work/node$k/redis.log" --daemonize no &
+    cluster_pids+=($!)
+    cluster_ports+=("$p")
+done
+for p in "${cluster_ports[@]}"; do
+    for ((i = 0; i < 200; ++i)); do
+        "$REDIS_CLI" -p "$p" ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+done
+"$REDIS_CLI" -p "${cluster_ports[0]}" cluster addslotsrange 0 5460 >/dev/null
+"$REDIS_CLI" -p "${cluster_ports[1]}" cluster addslotsrange 5461 10922 >/dev/null
+"$REDIS_CLI" -p "${cluster_ports[2]}" cluster addslotsrange 10923 16383 >/dev/null
+for p in "${cluster_ports[@]:1}"; do
+    "$REDIS_CLI" -p "${cluster_ports[0]}" cluster meet 127.0.0.1 "$p" $((p + 1)) >/dev/null
+done
+for ((i = 0; i < 200; ++i)); do
+    ok=0
+    for p in "${cluster_ports[@]}"; do
+        "$REDIS_CLI" -p "$p" cluster info | grep -q cluster_state:ok && ok=$((ok + 1))
+    done
+    ((ok == 3)) && break
+    sleep 0.05
+done
+((ok == 3)) || {
+    echo "run_ws_redis: the Redis Cluster did not form" >&2
+    exit 1
+}
+# The master that owns room "bench"'s channel: its CPU is the cluster's cost per broadcast.
+slot="$("$REDIS_CLI" -p "${cluster_ports[0]}" cluster keyslot coronet:room:bench)"
+room_master=$((slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2))
 
 {
     machine_line
@@ -97,7 +158,7 @@ url="unix://$sock"
     echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-setups=(local publish redis)
+setups=(local publish redis sharded cluster)
 declare -A best_rate best_cpu best_p50 best_p99 best_redis
 t0=$SECONDS
 for ((round = 0; round < REPEAT; ++round)); do
@@ -119,19 +180,28 @@ for ((round = 0; round < REPEAT; ++round)); do
                 start_printing "$n" "${common[@]}" --redis "$url"
                 pids=("${pid[$n]}")
                 ;;
-            redis)
-                start_printing "$n" "${common[@]}" --redis "$url"
-                start_printing "$n-send" "${common[@]}" --redis "$url"
+            redis | sharded | cluster)
+                first=("$url")
+                second=("$url")
+                [[ "$s" == sharded ]] && first=("$tcp_url" --redis-sharded) && second=("${first[@]}")
+                if [[ "$s" == cluster ]]; then
+                    first=("redis://127.0.0.1:${cluster_ports[0]}" --redis-sharded)
+                    second=("redis://127.0.0.1:${cluster_ports[1]}" --redis-sharded)
+                fi
+                start_printing "$n" "${common[@]}" --redis "${first[@]}"
+                start_printing "$n-send" "${common[@]}" --redis "${second[@]}"
                 pids=("${pid[$n]}" "${pid[$n-send]}")
                 extra=(--sender-port "${port[$n-send]}")
                 ;;
             esac
+            rpid="$redis_pid"
+            [[ "$s" == cluster ]] && rpid="${cluster_pids[$room_master]}"
             pidargs=()
             for p in "${pids[@]}"; do pidargs+=(--server-pid "$p"); done
             limit="$(awk -v w="$WARMUP" -v d="$DURATION" -v r="$r" 'BEGIN{printf "%d", w + d + 60 + r / 500}')"
             if ! timeout "$limit" taskset -c "$CPU" "$load" --port "${port[$n]}" --receivers "$r" \
                 --size "$SIZE" --window "$w" --warmup "$WARMUP" --duration "$DURATION" \
-                "${pidargs[@]}" --redis-pid "$redis_pid" "${extra[@]}" >"$work/load.out" 2>"$work/load.err"; then
+                "${pidargs[@]}" --redis-pid "$rpid" "${extra[@]}" >"$work/load.out" 2>"$work/load.err"; then
                 echo "run_ws_redis: $s receivers=$r window=$w failed:" >&2
                 cat "$work/load.out" "$work/load.err" >&2
             else
@@ -155,7 +225,7 @@ for ((round = 0; round < REPEAT; ++round)); do
                 if lower "$p99" "${best_p99[$key]:-}"; then best_p99[$key]=$p99; fi
             fi
             stop_one "$n"
-            [[ "$s" == redis ]] && stop_one "$n-send"
+            [[ -n "${pid[$n-send]:-}" ]] && stop_one "$n-send"
         done
     done
 done

@@ -81,8 +81,9 @@ struct backplane_stats {
     std::size_t shards = 0;             ///< Redis servers the link uses now: a cluster's masters
                                         ///< (sharded), else 1; 0 while it is down
     std::uint64_t redirects = 0;        ///< MOVED and ASK replies of a cluster followed
-    std::uint64_t topology_changes = 0; ///< links rebuilt because the cluster's slot map
-                                        ///< changed (a MOVED, a shard channel dropped)
+    std::uint64_t topology_changes = 0; ///< changes of the cluster's slot map followed (a
+                                        ///< MOVED, a shard channel dropped): read again in
+                                        ///< place, or the link rebuilt for a new node
 };
 
 /// A `ws::backplane` over Redis pub/sub: give it a hub, start `run()` on the hub's loop, and
@@ -112,9 +113,9 @@ struct backplane_stats {
 ///
 /// - Redis Cluster (`sharded`): one command connection and one subscriber per master, each
 ///   channel and key routed by its slot (`key_slot`). A MOVED reply is followed once and a
-///   dropped shard channel (`errc::slot_moved`) noticed: either rebuilds the link with a new
-///   map (`topology_changes`; what is published meanwhile is lost and counted). ASK is followed
-///   with ASKING.
+///   shard channel dropped by its node noticed: either has the map read again in place, and
+///   the rooms whose slot moved are subscribed on their new owner (`topology_changes`); a map
+///   that names a new node rebuilds the link. ASK is followed with ASKING.
 ///
 /// Uses two connections per Redis server (one for commands, one in subscriber mode). Not
 /// thread-safe: the hub's loop. The constructor attaches it to the hub (`hub::set_backplane`),

@@ -34,10 +34,6 @@ enum class errc {
     queue_overflow,
     /// The connection was closed by `close()` (or was never opened).
     closed,
-    /// A subscriber's server dropped one of its shard channels by itself (`sunsubscribe` that
-    /// nobody asked for): in a Redis Cluster, the channel's slot moved to another node. The
-    /// subscriber fails with it: subscribe again on the slot's new owner.
-    slot_moved,
 };
 
 /// The category of ws_redis::errc, named "coronet.ws_redis".

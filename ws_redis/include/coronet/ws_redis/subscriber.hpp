@@ -24,6 +24,9 @@ struct message {
     std::string channel;  ///< the channel (or shard channel) it was published on
     std::string payload;  ///< the published bytes
     bool sharded = false; ///< true for an `smessage` (SPUBLISH to a shard channel)
+    /// No payload: the server dropped this shard channel by itself (a Redis Cluster node whose
+    /// slot moved away sends `sunsubscribe` unasked). Subscribe again on the slot's new owner.
+    bool dropped = false;
 };
 
 /// A Redis connection in subscriber mode (RESP2: a connection that subscribed only receives
@@ -67,9 +70,9 @@ public:
     /// `SSUBSCRIBE` to shard channels (Redis 7), as `subscribe`. In a cluster, all the channels
     /// of one call must hash to one slot and the connection must be to that slot's node.
     core::task<core::result<void>> ssubscribe(std::vector<std::string> channels);
-    /// `SUNSUBSCRIBE` from shard channels, as `unsubscribe`. A `sunsubscribe` push nobody asked
-    /// for (a Redis Cluster node drops the shard channels of a slot that moved away) fails the
-    /// subscriber with `errc::slot_moved`.
+    /// `SUNSUBSCRIBE` from shard channels, as `unsubscribe`. A `sunsubscribe` push for a channel
+    /// no call asked to leave (a Redis Cluster node drops the shard channels of a slot that moved
+    /// away) is yielded by `next()` as a `message` with `dropped` set.
     core::task<core::result<void>> sunsubscribe(std::vector<std::string> channels);
 
     /// The next message: a queued one at once, else waits for one (no deadline: cancel it
