@@ -1,5 +1,6 @@
 #include <testing/process.hpp>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -80,6 +81,14 @@ child_process child_process::run_forked(const std::function<int()>& body) {
 }
 
 child_process child_process::spawn(const std::vector<std::string>& argv) {
+    return spawn_with(argv, false);
+}
+
+child_process child_process::spawn_detached_io(const std::vector<std::string>& argv) {
+    return spawn_with(argv, true);
+}
+
+child_process child_process::spawn_with(const std::vector<std::string>& argv, bool null_io) {
     std::vector<char*> args;
     args.reserve(argv.size() + 1);
     for (const auto& a : argv)
@@ -98,8 +107,16 @@ child_process child_process::spawn(const std::vector<std::string>& argv) {
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawn_file_actions_t io;
+    posix_spawn_file_actions_init(&io);
+    if (null_io) {
+        posix_spawn_file_actions_addopen(&io, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&io, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&io, 2, "/dev/null", O_WRONLY, 0);
+    }
     pid_t pid = -1;
-    int e = ::posix_spawnp(&pid, args[0], nullptr, &attr, args.data(), environ);
+    int e = ::posix_spawnp(&pid, args[0], &io, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&io);
     posix_spawnattr_destroy(&attr);
     if (e != 0)
         throw std::system_error(e, std::system_category(), "posix_spawnp");

@@ -33,6 +33,10 @@ public:
     /// (POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF), so a test binary that blocked signals
     /// for a signal_set does not hand the block on. Throws std::system_error on failure.
     static child_process spawn(const std::vector<std::string>& argv);
+    /// As `spawn`, with stdin, stdout and stderr on /dev/null: for a server that logs to a file.
+    /// Should the test binary die without reaping it, it then holds no pipe of the test runner
+    /// open (ctest would wait for that pipe until the test's timeout).
+    static child_process spawn_detached_io(const std::vector<std::string>& argv);
 
     pid_t pid() const noexcept { return pid_; }
     /// True until the child was reaped (it may already be a zombie).
@@ -50,6 +54,7 @@ public:
 
 private:
     explicit child_process(pid_t pid) noexcept : pid_(pid) {}
+    static child_process spawn_with(const std::vector<std::string>& argv, bool null_io);
     void kill_and_reap() noexcept;
     pid_t pid_ = -1;
     std::optional<int> status_;

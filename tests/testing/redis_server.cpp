@@ -133,7 +133,7 @@ redis_server::redis_server(const redis_server_options& opts)
 }
 
 void redis_server::start() {
-    process_ = child_process::spawn(argv_);
+    process_ = child_process::spawn_detached_io(argv_); // it logs to its file
 
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     for (;;) {

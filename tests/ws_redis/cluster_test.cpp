@@ -16,6 +16,7 @@
 
 #include <ostream> // doctest prints std::error_code through it
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -75,7 +76,8 @@ core::task<redis::reply> must(redis::connection& c, std::vector<std::string> arg
 
 /// Gives each of the first `with_slots` nodes its share of the slots (the others none: masters
 /// with no slots, which CLUSTER SLOTS does not list), introduces them all, and waits until
-/// every node sees the whole cluster (cluster_state:ok, `with_slots` masters in CLUSTER SLOTS).
+/// every node sees the whole cluster (cluster_state:ok, `with_slots` masters in CLUSTER SLOTS,
+/// every node in CLUSTER NODES).
 core::task<void> form(const redis_cluster& cl, std::size_t with_slots) {
     std::vector<redis::connection> c;
     for (std::size_t i = 0; i < masters; ++i)
@@ -98,10 +100,14 @@ core::task<void> form(const redis_cluster& cl, std::size_t with_slots) {
         for (auto& node : c) {
             const std::vector<std::string> info{"CLUSTER", "INFO"};
             const std::vector<std::string> slots{"CLUSTER", "SLOTS"};
+            const std::vector<std::string> nodes{"CLUSTER", "NODES"};
             redis::reply i = co_await must(node, info);
             redis::reply s = co_await must(node, slots);
-            formed = formed && i.str.find("cluster_state:ok") != std::string::npos &&
-                     s.elements.size() == with_slots;
+            redis::reply n = co_await must(node, nodes); // one line per node it knows
+            formed =
+                formed && i.str.find("cluster_state:ok") != std::string::npos &&
+                s.elements.size() == with_slots &&
+                static_cast<std::size_t>(std::count(n.str.begin(), n.str.end(), '\n')) == masters;
         }
         if (!formed)
             (void)co_await core::sleep_for(std::chrono::milliseconds(10));
