@@ -155,12 +155,25 @@ std::vector<std::string> starting(const std::vector<std::string>& got, const std
     return out;
 }
 
+/// Every sender's messages `PREFIX FROM:I` (FROM < senders, I < count) arrived exactly once
+/// and in order.
+void check_each_sender(const std::vector<std::string>& got, const std::string& prefix, int senders,
+                       std::size_t count) {
+    for (int from = 0; from < senders; ++from) {
+        const std::string head = prefix + std::to_string(from) + ":";
+        std::vector<std::string> want;
+        for (std::size_t i = 0; i < count; ++i)
+            want.push_back(head + std::to_string(i));
+        CHECK_MESSAGE(starting(got, head) == want, "from " << head);
+    }
+}
+
 /// Hub k (of 2) is seeded with node k: each has a member in a room of every master, broadcasts
 /// to each, unicasts to the other, and counts the cluster's members of a room.
 template <class B>
 void rooms_on_every_shard(const redis_cluster& cl) {
     constexpr int hubs = 2;
-    constexpr int per_room = 20;
+    constexpr std::size_t per_room = 20;
     std::vector<std::string> rooms;
     for (std::size_t i = 0; i < masters; ++i)
         rooms.push_back(room_on(i, "r"));
@@ -187,7 +200,7 @@ void rooms_on_every_shard(const redis_cluster& cl) {
             CHECK(co_await barrier(ready, hubs));
 
             for (const std::string& r : rooms)
-                for (int i = 0; i < per_room; ++i)
+                for (std::size_t i = 0; i < per_room; ++i)
                     n.hub.broadcast_room(
                         r, ws::prepared_message::text(std::to_string(k) + ":" + std::to_string(i)));
             const std::size_t all = hubs * per_room;
@@ -199,12 +212,7 @@ void rooms_on_every_shard(const redis_cluster& cl) {
             });
             CHECK_MESSAGE(arrived, "hub " << k << ": " << describe(n.bp.stats()));
             for (std::size_t m : member)
-                for (int from = 0; from < hubs; ++from) {
-                    std::vector<std::string> want;
-                    for (int i = 0; i < per_room; ++i)
-                        want.push_back(std::to_string(from) + ":" + std::to_string(i));
-                    CHECK(starting(*n.got[m], std::to_string(from) + ":") == want);
-                }
+                check_each_sender(*n.got[m], "", hubs, per_room);
 
             // Unicast (the unicast channel is on one master; every hub subscribed to it there).
             const std::uint64_t other = ids[static_cast<std::size_t>(1 - k)];
@@ -327,12 +335,7 @@ void slot_moves(const redis_cluster& cl) {
                 const bool all = co_await poll_until(
                     [&n, m] { return starting(*n.got[m], "after:").size() >= expected; });
                 CHECK_MESSAGE(all, "hub " << k << ": " << describe(n.bp.stats()));
-                for (int from = 0; from < hubs; ++from) {
-                    std::vector<std::string> want;
-                    for (std::size_t i = 0; i < after; ++i)
-                        want.push_back("after:" + std::to_string(from) + ":" + std::to_string(i));
-                    CHECK(starting(*n.got[m], "after:" + std::to_string(from) + ":") == want);
-                }
+                check_each_sender(*n.got[m], "after:", hubs, after);
             }
             CHECK(n.bp.stats().shards == masters);
             // Followed in place: the links were never rebuilt.
