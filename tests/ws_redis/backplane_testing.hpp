@@ -70,11 +70,15 @@ inline core::task<void> read_all(ws::session& s, std::vector<std::string>& got) 
 
 /// A hub with a Redis backplane on the current loop, and its members' client ends.
 struct node {
+    /// `run_now` false: the backplane's run() waits for start().
     node(core::loop& lp, const std::string& where, redis::backplane_options o,
-         core::stop_token parent)
+         core::stop_token parent, bool run_now = true)
         : lp_(&lp), bp(hub, parsed(where), std::move(o)), scope(parent) {
-        scope.spawn(bp.run());
+        if (run_now)
+            start();
     }
+
+    void start() { scope.spawn(bp.run()); }
 
     /// Adds a member of `room`; returns its index in `got`.
     std::size_t add(const std::string& room) {

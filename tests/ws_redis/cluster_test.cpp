@@ -239,6 +239,7 @@ void rooms_on_every_shard(const redis_cluster& cl) {
             CHECK(st.lost_publishes == 0);
             CHECK(st.gaps == 0);
             CHECK(st.topology_changes == 0);
+            CHECK(st.redirects == 0); // every channel and key went straight to its master
             CHECK(co_await barrier(done, hubs));
             co_await n.stop();
         },
@@ -344,6 +345,60 @@ void slot_moves(const redis_cluster& cl) {
             co_await n.stop();
         },
         std::chrono::seconds(60));
+}
+
+/// The node id of master `i`.
+core::task<std::string> node_id(const redis_cluster& cl, std::size_t i) {
+    auto c = co_await connect_to(cl.url(i));
+    const std::vector<std::string> myid{"CLUSTER", "MYID"};
+    const redis::reply id = co_await must(c, myid);
+    c.close();
+    co_return id.str;
+}
+
+/// The slot of this process's room-sizes hash is being migrated (MIGRATING on its owner,
+/// IMPORTING on the next master) before the backplane starts: the hash does not exist on the
+/// owner, which answers ASK; the backplane follows it (ASKING on the importing master), the
+/// hash is written there, and the map is never read again.
+core::task<void> sizes_while_migrating(core::loop& lp, const redis_cluster& cl) {
+    core::stop_token tok = co_await core::get_stop_token();
+    node n(lp, cl.url(0), fast_reconnect(true), tok, false);
+    n.add("a");
+    const std::string key = "coronet:sizes:" + std::to_string(n.bp.origin());
+    const std::uint16_t slot = redis::key_slot(key);
+    const std::size_t from = master_of(slot, masters);
+    const std::size_t to = (from + 1) % masters;
+    const std::string from_id = co_await node_id(cl, from);
+    const std::string to_id = co_await node_id(cl, to);
+    auto importing = co_await connect_to(cl.url(to));
+    const std::vector<std::string> import{"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING",
+                                          from_id};
+    (void)co_await must(importing, import);
+    auto migrating = co_await connect_to(cl.url(from));
+    const std::vector<std::string> migrate{"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING",
+                                           to_id};
+    (void)co_await must(migrating, migrate);
+    migrating.close();
+
+    n.start();
+    CHECK(co_await poll_until([&n] { return n.bp.stats().redirects >= 1; }));
+    // The hash is on the importing master (read there after ASKING, as the backplane wrote it).
+    std::string seen;
+    const bool written = co_await poll_until_task([&]() -> core::task<bool> {
+        const std::vector<std::string> asking{"ASKING"};
+        const std::vector<std::string> get{"HGET", key, "a"};
+        (void)co_await must(importing, asking);
+        const redis::reply r = co_await must(importing, get);
+        seen = r.to_string();
+        co_return r.is_string() && r.str == "1";
+    });
+    CHECK_MESSAGE(written, "HGET on the importing master: " << seen);
+    const redis::backplane_stats st = n.bp.stats();
+    CHECK_MESSAGE(st.topology_changes == 0, describe(st));
+    CHECK_MESSAGE(st.connects == 1, describe(st));
+    CHECK_MESSAGE(st.failures == 0, describe(st));
+    importing.close();
+    co_await n.stop();
 }
 
 /// Two masters hold the slots and a third has none. The slot of room "n"'s channel moves to the
@@ -458,5 +513,15 @@ TEST_SUITE("ws_redis.cluster") {
         redis_cluster cl;
         run_on<B>([&](core::loop&) { return form(cl, 2); }, std::chrono::seconds(20));
         slot_moves_to_new_master<B>(cl);
+    }
+
+    TEST_CASE_TEMPLATE("a key in a migrating slot: ASK is followed with ASKING", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        CORONET_REQUIRE_REDIS();
+        redis_cluster cl;
+        run_on<B>([&](core::loop&) { return form(cl, masters); }, std::chrono::seconds(20));
+        run_on<B>([&](core::loop& lp) { return sizes_while_migrating(lp, cl); },
+                  std::chrono::seconds(30));
     }
 }

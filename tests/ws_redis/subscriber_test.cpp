@@ -82,11 +82,20 @@ core::task<void> sharded(std::string where) {
     CHECK(m->channel == "shard:{1}");
     CHECK(m->payload == std::string("bin\0ary", 7));
     CHECK(m->sharded);
+    CHECK_FALSE(m->dropped);
     auto gone = co_await sub.sunsubscribe(shard);
     REQUIRE(gone);
     auto after = co_await pub.spublish("shard:{1}", "late");
     REQUIRE(after);
     CHECK(*after == 0);
+    // Our own SUNSUBSCRIBE's confirmations, for several channels at once (one of them never
+    // subscribed), are confirmations: nothing is yielded as a channel the server dropped.
+    std::vector<std::string> two = {"shard:{2}a", "shard:{2}b"};
+    REQUIRE(co_await sub.ssubscribe(two));
+    std::vector<std::string> three = {"shard:{2}a", "shard:{2}b", "shard:{2}never"};
+    REQUIRE(co_await sub.sunsubscribe(three));
+    CHECK(sub.queued() == 0);
+    CHECK(sub.is_open());
 }
 
 core::task<void> unsubscribes(std::string where) {

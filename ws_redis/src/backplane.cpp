@@ -85,6 +85,7 @@ struct topology {
     std::uint64_t generation = 0;     ///< maps read in place since the link started
     bool stale = false;               ///< the map names a node we have no link to: rebuild
     bool refresh_wanted = false;      ///< a redirection or a dropped channel: read the map
+    std::uint16_t refresh_first = 0;  ///< the shard to ask first: the one that knows
     bool refreshing = false;          ///< the map is being read
     core::async_event refresh_ready;  ///< set with refresh_wanted
     core::task_scope* link = nullptr; ///< the link serving it, while it runs
@@ -119,9 +120,11 @@ struct topology {
     }
 
     /// The map may be out of date (a MOVED, a channel dropped by its node): read it again, in
-    /// place, from the link's refresher.
-    void want_refresh() {
+    /// place, from the link's refresher, asking shard `first` first (the node that answered
+    /// MOVED, or dropped the channel, knows the new owner; another may not know yet).
+    void want_refresh(std::uint16_t first) {
         refresh_wanted = true;
+        refresh_first = first;
         refresh_ready.set();
     }
 
@@ -191,8 +194,10 @@ std::optional<std::vector<std::uint16_t>> slot_table(const std::vector<slot_owne
 }
 
 /// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381": the address, when `r` is that
-/// redirection.
-std::optional<std::string> redirection(const reply& r, std::string_view kind) {
+/// redirection. An address without a host (":6381", a node whose endpoint is unknown) is on
+/// `host`, the host of the node that answered.
+std::optional<std::string> redirection(const reply& r, std::string_view kind,
+                                       const std::string& host) {
     if (!r.is_error())
         return std::nullopt;
     std::string_view text = r.str;
@@ -202,7 +207,10 @@ std::optional<std::string> redirection(const reply& r, std::string_view kind) {
     const auto space = text.find(' ', kind.size() + 1);
     if (space == std::string_view::npos)
         return std::nullopt;
-    return std::string(text.substr(space + 1));
+    std::string address(text.substr(space + 1));
+    if (!address.empty() && address.front() == ':')
+        address.insert(0, host);
+    return address;
 }
 
 struct backplane_impl {
@@ -245,7 +253,11 @@ struct backplane_impl {
     std::shared_ptr<topology> topo;
     std::vector<url> known_nodes; ///< the masters of the last cluster map: seeds after `where`
     std::optional<std::uint16_t> unicast_on; ///< the shard subscribed to the unicast channel
-    string_set sizes_written;                ///< rooms in this process's sizes hash in Redis
+    /// Subscriptions in flight: room -> the shard asked (no_shard once that shard dropped the
+    /// channel meanwhile: its confirmation, if any, is then not recorded).
+    string_map<std::uint16_t> subscribing;
+    std::optional<std::uint16_t> unicast_subscribing; ///< the same for the unicast channel
+    string_set sizes_written; ///< rooms in this process's sizes hash in Redis
 
     std::string channel_of(std::string_view room) const {
         std::string c;
@@ -373,9 +385,10 @@ struct backplane_impl {
     }
 
     /// Sends `args` to the server that owns `key`. In a cluster, follows one redirection: ASK
-    /// goes to the named node after ASKING; MOVED goes there too and has the map read again. A
-    /// node the link does not know, or a slot that no node serves, marks the map stale (the
-    /// link is rebuilt).
+    /// goes to the named node after ASKING; MOVED goes there too and has the map read again.
+    /// MOVED to a node the link does not know, or a slot that no node serves, marks the map
+    /// stale (the link is rebuilt); ASK to such a node (a master being added) fails this one
+    /// command with its error reply.
     core::task<core::result<reply>> routed(topology& t, std::string_view key,
                                            std::span<const std::string_view> args) {
         shard* s = t.for_key(key);
@@ -387,27 +400,34 @@ struct backplane_impl {
         if (!r || !t.clustered() || !r->is_error())
             co_return r;
         const bool moved = r->str.rfind("MOVED ", 0) == 0;
-        auto to = redirection(*r, moved ? "MOVED" : "ASK");
+        auto to = redirection(*r, moved ? "MOVED" : "ASK", s->host);
         if (!to)
             co_return r;
         ++st.redirects;
-        shard* target = t.at(*to);
-        if (target == nullptr) {
-            t.mark_stale(); // a node this link does not know
+        const std::optional<std::uint16_t> target = t.index_of(*to);
+        if (!target) {
+            if (moved)
+                t.mark_stale(); // a master this link does not know
             co_return r;
         }
+        connection& there = t.shards[*target]->cmd;
         if (!moved)
-            co_return co_await asking(target->cmd, args);
-        t.want_refresh();
-        co_return co_await target->cmd.command(args);
+            co_return co_await asking(there, args);
+        t.want_refresh(*target);
+        co_return co_await there.command(args);
     }
 
-    /// `routed` for a command whose answer only needs to be a success.
-    core::task<bool> routed_ok(topology& t, std::string_view key,
-                               const std::vector<std::string>& args) {
+    /// How a command whose answer only needs to be a success went.
+    enum class outcome { done, refused, broken };
+
+    /// `routed` for such a command.
+    core::task<outcome> routed_ok(topology& t, std::string_view key,
+                                  const std::vector<std::string>& args) {
         const std::vector<std::string_view> views(args.begin(), args.end());
         auto r = co_await routed(t, key, views);
-        co_return r && !r->is_error();
+        if (!r)
+            co_return outcome::broken;
+        co_return r->is_error() ? outcome::refused : outcome::done;
     }
 
     core::task<void> publish_one(topology& t, outgoing o, core::task_scope& link) {
@@ -481,8 +501,12 @@ struct backplane_impl {
             r = co_await s->sub.subscribe(std::move(channels));
         else
             r = co_await s->sub.unsubscribe(std::move(channels));
-        if (!r)
+        if (!r) {
+            // Refused in a cluster: most likely MOVED (the slot moved since the map was read).
+            if (t.clustered() && r.error() == make_error_code(errc::error_reply))
+                t.want_refresh(*on);
             co_return r.error();
+        }
         co_return *on;
     }
 
@@ -496,23 +520,39 @@ struct backplane_impl {
             std::vector<std::string> channels;
             for (std::size_t k = i; k < end; ++k)
                 channels.push_back(channel_of(rooms_[k]));
-            // Leaving: where it was subscribed (one shard per call: sharded, one channel).
+            // Joining: the slot's owner, noted while in flight (a drop meanwhile cancels it).
+            // Leaving: where it was subscribed. Sharded, one channel per call: one shard.
             std::optional<std::uint16_t> on;
-            if (!add) {
+            if (add) {
+                on = t.owner_of(channels.front());
+                for (std::size_t k = i; k < end && on; ++k)
+                    subscribing.insert_or_assign(rooms_[k], *on);
+            } else {
                 auto it = subscribed.find(rooms_[i]);
                 if (it != subscribed.end())
                     on = it->second;
             }
             auto r = co_await change(t, add, std::move(channels), on);
+            for (std::size_t k = i; k < end; ++k) {
+                if (!add) {
+                    if (r)
+                        subscribed.erase(rooms_[k]);
+                    continue;
+                }
+                auto it = subscribing.find(rooms_[k]);
+                // Recorded only if the shard still owns it and did not drop it meanwhile.
+                const bool holds = r && it != subscribing.end() && it->second == *r &&
+                                   t.owner_of(channel_of(rooms_[k])) == *r;
+                if (it != subscribing.end())
+                    subscribing.erase(it);
+                if (holds)
+                    subscribed.insert_or_assign(rooms_[k], *r);
+                else if (r)
+                    subs_changed.set(); // subscribe it again where it is now
+            }
             if (!r) {
                 why = r.error();
                 co_return false;
-            }
-            for (std::size_t k = i; k < end; ++k) {
-                if (add)
-                    subscribed.insert_or_assign(rooms_[k], *r);
-                else
-                    subscribed.erase(rooms_[k]);
             }
         }
         co_return true;
@@ -527,12 +567,14 @@ struct backplane_impl {
             // The unicast channel, for as long as the link lives.
             if (!unicast_on) {
                 std::vector<std::string> channels{unicast_channel()};
-                auto r = co_await change(t, true, std::move(channels), std::nullopt);
+                unicast_subscribing = t.owner_of(unicast_channel());
+                auto r = co_await change(t, true, std::move(channels), unicast_subscribing);
                 ok = static_cast<bool>(r);
-                if (ok)
-                    unicast_on = *r;
-                else
+                if (ok && unicast_subscribing == *r && t.owner_of(unicast_channel()) == *r)
+                    unicast_on = *r; // else dropped or moved meanwhile: the next round again
+                if (!ok)
                     why = r.error();
+                unicast_subscribing.reset();
             }
             std::vector<std::string> add;
             std::vector<std::string> drop;
@@ -555,13 +597,12 @@ struct backplane_impl {
                 ok = co_await change_rooms(t, false, drop, why);
             if (ok)
                 continue;
-            // Refused in a cluster: most likely MOVED (a slot moved since the map was read).
-            // Read the map again and retry; refused again on the same map, give up the link.
+            // Refused in a cluster: change() asked for the map again. Retry once it is read;
+            // refused again on the same map, give up the link.
             if (!t.clustered() || why != make_error_code(errc::error_reply) ||
                 refused_on == t.generation)
                 break;
             refused_on = t.generation;
-            t.want_refresh();
             bool stopped = false;
             while (!stopped && (t.refresh_wanted || t.refreshing)) {
                 subs_changed.reset();
@@ -575,47 +616,65 @@ struct backplane_impl {
     }
 
     /// Shard `from` dropped a shard channel by itself: its slot moved. If that is where the
-    /// channel is subscribed, forget the subscription and read the map (then it is subscribed
-    /// again on its new owner); a drop by a shard it already left changes nothing.
+    /// channel is subscribed (or being subscribed), forget the subscription and read the map
+    /// (then it is subscribed again on its new owner); a drop by a shard it already left
+    /// changes nothing.
     void dropped(topology& t, std::uint16_t from, const std::string& channel) {
         if (channel == unicast_channel()) {
-            if (unicast_on != from)
+            if (unicast_on == from)
+                unicast_on.reset();
+            else if (unicast_subscribing == from)
+                unicast_subscribing = topology::no_shard;
+            else
                 return;
-            unicast_on.reset();
         } else {
             if (channel.size() < opts.channel_prefix.size() ||
                 channel.compare(0, opts.channel_prefix.size(), opts.channel_prefix) != 0)
                 return;
-            auto it = subscribed.find(std::string_view(channel).substr(opts.channel_prefix.size()));
-            if (it == subscribed.end() || it->second != from)
+            const std::string_view room =
+                std::string_view(channel).substr(opts.channel_prefix.size());
+            auto it = subscribed.find(room);
+            auto pending = subscribing.find(room);
+            if (it != subscribed.end() && it->second == from)
+                subscribed.erase(it);
+            else if (pending != subscribing.end() && pending->second == from)
+                pending->second = topology::no_shard;
+            else
                 return;
-            subscribed.erase(it);
         }
         if (t.clustered())
-            t.want_refresh();
+            t.want_refresh(from);
         else
             subs_changed.set();
     }
 
-    /// Reads the cluster's map again from any master and applies it in place: the rooms whose
-    /// slot changed owner are subscribed again on the new one. False when the map names a node
-    /// this link has no connection to, or no master answers sensibly: then rebuild the link.
-    core::task<bool> refresh(topology& t) {
-        for (const auto& s : t.shards) {
+    /// What reading the map again found.
+    enum class refreshed { done, stale, broken };
+
+    /// Reads the cluster's map again and applies it in place: the rooms whose slot changed
+    /// owner are subscribed again on the new one. Asks `t.refresh_first` first, then the other
+    /// masters, until one has a map that differs (a master can lag behind a change): `done`
+    /// also when none does. `stale` when a map names a master this link has no connection to,
+    /// or an answer makes no sense (rebuild the link); `broken` when no master answered.
+    core::task<refreshed> refresh(topology& t) {
+        bool answered = false;
+        for (std::size_t n = 0; n < t.shards.size(); ++n) {
+            const std::size_t i = (t.refresh_first + n) % t.shards.size();
             const std::string_view args[] = {"CLUSTER", "SLOTS"};
-            auto r = co_await s->cmd.command(args);
+            auto r = co_await t.shards[i]->cmd.command(args);
             if (!r)
                 continue; // that connection failed: its tasks end the link
+            answered = true;
             if (r->is_error())
-                co_return false;
-            auto owners = parse_slots(*r, s->host);
+                co_return refreshed::stale;
+            auto owners = parse_slots(*r, t.shards[i]->host);
             if (!owners)
-                co_return false;
+                co_return refreshed::stale;
             auto fresh = slot_table(*owners, t);
             if (!fresh)
-                co_return false;
+                co_return refreshed::stale;
             if (*fresh == t.owner)
-                co_return true;
+                continue;
             // Channels subscribed on a shard that no longer owns them: their old owner dropped
             // them (or will; that drop is then ignored). Subscribe them on the new one.
             auto elsewhere = [&fresh](const std::string& channel, std::uint16_t on) {
@@ -629,9 +688,9 @@ struct backplane_impl {
             t.owner = std::move(*fresh);
             ++t.generation;
             ++st.topology_changes;
-            co_return true;
+            co_return refreshed::done;
         }
-        co_return false;
+        co_return answered ? refreshed::done : refreshed::broken;
     }
 
     core::task<void> refresher(topology& t, core::task_scope& link) {
@@ -645,13 +704,13 @@ struct backplane_impl {
             }
             t.refresh_wanted = false;
             t.refreshing = true;
-            const bool applied = co_await refresh(t);
+            const refreshed found = co_await refresh(t);
             t.refreshing = false;
             subs_changed.set();
-            if (!applied) {
+            if (found == refreshed::stale)
                 t.mark_stale();
+            if (found != refreshed::done)
                 break;
-            }
         }
         link.request_stop();
     }
@@ -678,7 +737,7 @@ struct backplane_impl {
 
     /// One write of this process's room sizes: HSET the rooms it has, HDEL those it no longer
     /// has, refresh the hash's expiry and this origin's entry among the live ones.
-    core::task<bool> write_sizes(topology& t) {
+    core::task<outcome> write_sizes(topology& t) {
         const std::string key = sizes_key(std::to_string(origin));
         const std::int64_t ttl = 3 * std::max<std::int64_t>(opts.size_interval.count(), 1);
         std::vector<std::string> set{"HSET", key};
@@ -690,16 +749,16 @@ struct backplane_impl {
         for (const std::string& r : sizes_written)
             if (rooms.count(r) == 0)
                 gone.push_back(r);
-        // Each `ok` in a variable: see sizes() about g++ 12 and `!co_await`.
+        // Each outcome in a variable: see sizes() about g++ 12 and `!co_await`.
         if (set.size() > 2) {
-            const bool ok = co_await routed_ok(t, key, set);
-            if (!ok)
-                co_return false;
+            const outcome o = co_await routed_ok(t, key, set);
+            if (o != outcome::done)
+                co_return o;
         }
         if (gone.size() > 2) {
-            const bool ok = co_await routed_ok(t, key, gone);
-            if (!ok)
-                co_return false;
+            const outcome o = co_await routed_ok(t, key, gone);
+            if (o != outcome::done)
+                co_return o;
         }
         sizes_written = rooms;
         const std::int64_t now = wall_ms();
@@ -710,10 +769,10 @@ struct backplane_impl {
                                            std::to_string(origin)};
         const std::vector<std::string> prune{"ZREMRANGEBYSCORE", origins, "-inf",
                                              std::to_string(now)};
-        const bool expiring = co_await routed_ok(t, key, expire);
-        const bool live = co_await routed_ok(t, origins, add);
-        const bool pruned = co_await routed_ok(t, origins, prune);
-        co_return expiring&& live&& pruned;
+        const outcome expiring = co_await routed_ok(t, key, expire);
+        const outcome live = co_await routed_ok(t, origins, add);
+        const outcome pruned = co_await routed_ok(t, origins, prune);
+        co_return std::max({expiring, live, pruned}); // the worst of the three
     }
 
     core::task<void> sizes(topology& t, core::task_scope& link) {
@@ -722,14 +781,16 @@ struct backplane_impl {
         sizes_written.clear(); // the hash may be gone (expired, Redis restarted): write it all
         bool stopped = false;
         while (!stopped) {
-            const bool written = co_await write_sizes(t);
-            if (!written)
+            // Refused (an ACL, a full Redis, a slot migrating to a node the link does not
+            // know): written again next time.
+            const outcome written = co_await write_sizes(t);
+            if (written == outcome::broken)
                 break;
             auto slept = co_await core::sleep_for(opts.size_interval);
             stopped = !slept;
         }
         if (!stopped)
-            link.request_stop(); // Redis refused or the link broke
+            link.request_stop(); // the link broke
     }
 
     /// Runs the servers of one link until one of them fails, the map goes stale or the caller

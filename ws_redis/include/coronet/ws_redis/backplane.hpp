@@ -58,10 +58,10 @@ struct backplane_options {
 
 /// Counters of a `redis_backplane` (monotonic, except `connected`, `queued` and `rooms`).
 struct backplane_stats {
-    bool connected = false;             ///< both Redis connections are up now
-    std::size_t rooms = 0;              ///< rooms with local members (subscribed, or about to be)
-    std::size_t queued = 0;             ///< broadcasts waiting to be published now
-    std::uint64_t published = 0;        ///< broadcasts Redis accepted (PUBLISH answered)
+    bool connected = false;      ///< the link is up now (its connections to every Redis server)
+    std::size_t rooms = 0;       ///< rooms with local members (subscribed, or about to be)
+    std::size_t queued = 0;      ///< broadcasts waiting to be published now
+    std::uint64_t published = 0; ///< broadcasts Redis accepted (PUBLISH answered)
     std::uint64_t lost_publishes = 0;   ///< broadcasts that did not go out: Redis down (link not
                                         ///< up), the queue full, or the link failing under them
     std::uint64_t queue_full = 0;       ///< of lost_publishes: dropped for a full queue
