@@ -11,9 +11,12 @@
 #
 # Environment knobs (defaults in brackets):
 #   SERVERS ["epoll uring node"]    also epoll2 / uring2: ws_rooms --threads 2 (receivers spread
-#                                   over two loops by SO_REUSEPORT, one hub_group)
+#                                   over two loops by SO_REUSEPORT, one hub_group); floor_epoll /
+#                                   floor_uring: tests/bench/ws/broadcast_floor.c, the plain-C
+#                                   floor (validates nothing, one send per receiver per read)
 #   REF [node]                      the ratio column's reference server; "loops" compares epoll2
-#                                   with epoll and uring2 with uring
+#                                   with epoll and uring2 with uring; "floor" compares epoll,
+#                                   epoll2 with floor_epoll and uring, uring2 with floor_uring
 #   RECEIVERS ["1000 10000"]        receivers per cell (plus the sender)
 #   SIZE [64]                       message bytes (≥ 16)
 #   WINDOW [8]                      broadcasts in flight
@@ -48,6 +51,7 @@ LOAD_BACKEND="${LOAD_BACKEND:-uring}"
 rooms="$build/examples/ws_rooms/ws_rooms"
 load="$build/tests/bench/ws_broadcast_load"
 mcount="$build/tests/bench/libmalloc_count.so"
+floor="$build/tests/bench/broadcast_floor"
 # shellcheck source-path=SCRIPTDIR source=bench_common.sh
 source "$here/bench_common.sh"
 
@@ -59,7 +63,8 @@ for s in $SERVERS; do
     case "$s" in
     epoll | uring | epoll2 | uring2) [[ -x "$rooms" ]] || problems+=("$rooms not found (build target ws_rooms)") ;;
     node) command -v node >/dev/null 2>&1 || problems+=("node not found (apt-get install nodejs npm)") ;;
-    *) problems+=("unknown server '$s' (epoll uring epoll2 uring2 node)") ;;
+    floor_epoll | floor_uring) [[ -x "$floor" ]] || problems+=("$floor not found (build target broadcast_floor)") ;;
+    *) problems+=("unknown server '$s' (epoll uring epoll2 uring2 node floor_epoll floor_uring)") ;;
     esac
 done
 if ((${#problems[@]})); then
@@ -91,6 +96,7 @@ name() {
     epoll) echo "coronet ws_rooms epoll" ;; uring) echo "coronet ws_rooms uring" ;;
     epoll2) echo "coronet ws_rooms epoll, 2 loops" ;; uring2) echo "coronet ws_rooms uring, 2 loops" ;;
     node) echo "node ws ${ws_version} rooms" ;;
+    floor_epoll) echo "C floor epoll" ;; floor_uring) echo "C floor uring" ;;
     esac
 }
 
@@ -110,6 +116,7 @@ for ((round = 0; round < REPEAT; ++round)); do
             epoll2 | uring2) start_printing "$n" "${env[@]}" "$rooms" --port 0 --backend "${s%2}" \
                 --threads 2 --max-connections $((2 * (r + 10))) --no-deflate ;;
             node) start_printing "$n" "${env[@]}" NODE_PATH="$nodedir/node_modules" node "$here/node_ws_rooms.js" --port 0 ;;
+            floor_epoll | floor_uring) start_printing "$n" "${env[@]}" "$floor" --port 0 --backend "${s#floor_}" ;;
             esac
             limit="$(awk -v w="$WARMUP" -v d="$DURATION" -v r="$r" 'BEGIN{printf "%d", w + d + 60 + r / 500}')"
             if ! timeout "$limit" taskset -c "$CPU" "$load" --port "${port[$n]}" --receivers "$r" --size "$SIZE" \
@@ -149,6 +156,7 @@ echo "# measured part: $((SECONDS - t0)) s; load average at end: $(cut -d' ' -f1
 echo
 ref_label="$REF"
 [[ "$REF" == loops ]] && ref_label="1 loop"
+[[ "$REF" == floor ]] && ref_label="C floor"
 echo "| server | receivers | msg bytes | deliveries/s | server CPU µs / delivery | vs $ref_label (best) | vs $ref_label per round | server CPU % | load CPU µs / delivery | server allocs / broadcast (highest) |"
 echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 for r in $RECEIVERS; do
@@ -158,6 +166,8 @@ for r in $RECEIVERS; do
         ref="$REF"
         if [[ "$REF" == loops ]]; then
             case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
+        elif [[ "$REF" == floor ]]; then
+            case "$s" in epoll | epoll2) ref=floor_epoll ;; uring | uring2) ref=floor_uring ;; *) ref=none ;; esac
         fi
         ref="$ref|$r"
         ratio=n/a
