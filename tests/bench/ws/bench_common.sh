@@ -32,7 +32,20 @@ ws_npm_ci() {
 started=()
 declare -A pid port
 
-# Starts `"$@"` pinned to $CPU, waits for its "listening on HOST:PORT" line; sets pid[$1],
+# A loopback port nobody listens on now, nor on the port after it (a Redis Cluster node's bus).
+free_port() {
+    local p
+    for ((;;)); do
+        p=$((20000 + RANDOM % 20000))
+        if ! ss -Htln "( sport = :$p or sport = :$((p + 1)) )" | grep -q .; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# Starts `"$@"` pinned to $CPU, waits for its "listening on HOST:PORT" line (which may start
+# with one word, as the C floors' "ideal_uring(defer) listening on ..."); sets pid[$1],
 # port[$1]. Output goes to $work/NAME.out / .err. $work must exist.
 start_printing() {
     local name="$1"
@@ -42,12 +55,12 @@ start_printing() {
     started+=("$p")
     local i
     for ((i = 0; i < 200; ++i)); do
-        if grep -q '^listening on ' "$work/$name.out" 2>/dev/null; then break; fi
+        if grep -Eq '^([^ ]+ )?listening on ' "$work/$name.out" 2>/dev/null; then break; fi
         if ! kill -0 "$p" 2>/dev/null; then break; fi
         sleep 0.05
     done
     local line
-    line="$(grep -m1 '^listening on ' "$work/$name.out" || true)"
+    line="$(grep -E -m1 '^([^ ]+ )?listening on ' "$work/$name.out" || true)"
     if [[ -z "$line" ]]; then
         echo "$name did not start:" >&2
         cat "$work/$name.err" >&2

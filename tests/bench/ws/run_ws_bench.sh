@@ -6,8 +6,9 @@
 # it, Beast and node run without it); cells with a mode (below) send JSON-like text, optionally
 # with permessage-deflate, against the same coronet servers and deflate-enabled Beast and node
 # instances.
-# Builds nothing and installs no system packages: it checks for the binaries, taskset and node
-# and names what is missing. The one thing it fetches is npm `ws` at the version pinned by
+# Builds nothing of coronet and installs no system packages: it checks for the binaries, taskset
+# and node and names what is missing (the C floors, below, are compiled with gcc into a
+# temporary directory). The one thing it fetches is npm `ws` at the version pinned by
 # tests/interop/package-lock.json, with `npm ci` into BUILD_DIR/tests/bench/ws_node (skipped
 # when that version is already there).
 #
@@ -15,9 +16,15 @@
 #
 # Environment knobs (defaults in brackets):
 #   SERVERS ["epoll uring beast node"]      which servers; also epoll2 / uring2: ws_echo_server
-#                                           --threads 2 (two loops), for the 1-vs-2-loop rows
+#                                           --threads 2 (two loops), for the 1-vs-2-loop rows;
+#                                           ideal_epoll / ideal_uring: the minimal C echo floors
+#                                           of $IDEAL_DIR (they validate nothing; binary cells
+#                                           up to ~60 KiB)
 #   REF [beast]                             the ratio column's reference server; "loops"
-#                                           compares epoll2 with epoll and uring2 with uring
+#                                           compares epoll2 with epoll and uring2 with uring;
+#                                           "floor" compares epoll with ideal_epoll and uring
+#                                           with ideal_uring
+#   IDEAL_DIR [../shared/bench beside the repo]  ideal_epoll.c, ideal_uring.c and common.h
 #   CELLS ["100:20 1000:20 100:512 10:65536"]  connections:message bytes[:mode], mode one of
 #                                           bin   binary messages (the default; plain rows)
 #                                           json  JSON-like text (ws_load --json), no compression
@@ -58,6 +65,7 @@ if [[ ! -d "$build" && -d "$root/$build" ]]; then build="$root/$build"; fi
 build="$(cd "$build" && pwd)"
 
 SERVERS="${SERVERS:-epoll uring beast node}"
+IDEAL_DIR="${IDEAL_DIR:-$root/../shared/bench}"
 CELLS="${CELLS:-100:20 1000:20 100:512 10:65536}"
 WARMUP="${WARMUP:-1}"
 DURATION="${DURATION:-3}"
@@ -106,8 +114,13 @@ for s in $SERVERS; do
         [[ -f "$lockdir/package-lock.json" && -f "$lockdir/package.json" ]] ||
             problems+=("$lockdir/package.json + package-lock.json (pinning npm ws) not found")
         ;;
+    ideal_epoll | ideal_uring)
+        [[ -f "$IDEAL_DIR/$s.c" && -f "$IDEAL_DIR/common.h" ]] ||
+            problems+=("$IDEAL_DIR/$s.c not found (set IDEAL_DIR)")
+        command -v gcc >/dev/null 2>&1 || missing_pkgs+=(gcc)
+        ;;
     *)
-        problems+=("unknown server '$s' (epoll uring epoll2 uring2 beast node)")
+        problems+=("unknown server '$s' (epoll uring epoll2 uring2 beast node ideal_epoll ideal_uring)")
         ;;
     esac
 done
@@ -166,6 +179,12 @@ for s in "${instances[@]}"; do
     epoll | uring) start_printing "$s" "${preload[@]}" "${mc[@]}" "$echo_server" --port 0 --backend "$s" ;;
     epoll2 | uring2) start_printing "$s" "${preload[@]}" "${mc[@]}" "$echo_server" --port 0 --backend "${s%2}" --threads 2 ;;
     beast) start_printing beast "${preload[@]}" "${mc[@]}" "$beast" --port 0 ;;
+    ideal_epoll | ideal_uring)
+        libs=(-lcrypto)
+        [[ "$s" == ideal_uring ]] && libs+=(-luring)
+        gcc -O2 -w "$IDEAL_DIR/$s.c" -o "$work/$s" "${libs[@]}"
+        start_printing "$s" "${preload[@]}" "${mc[@]}" "$work/$s" "$(free_port)"
+        ;;
     beastz) start_printing beastz "${preload[@]}" "${mc[@]}" "$beast" --port 0 --deflate ;;
     node) NODE_PATH="$nodedir/node_modules" start_printing node "${preload[@]}" "${mc[@]}" node "$here/node_ws_echo.js" --port 0 ;;
     nodez) NODE_PATH="$nodedir/node_modules" start_printing nodez "${preload[@]}" "${mc[@]}" node "$here/node_ws_echo.js" \
@@ -269,6 +288,7 @@ name() {
     epoll) echo "coronet epoll" ;; uring) echo "coronet uring" ;;
     epoll2) echo "coronet epoll, 2 loops" ;; uring2) echo "coronet uring, 2 loops" ;;
     beast) echo "Boost.Beast" ;; node) echo "node ws ${ws_version}" ;;
+    ideal_epoll) echo "C floor epoll (validates nothing)" ;; ideal_uring) echo "C floor uring (validates nothing)" ;;
     beastz) echo "Boost.Beast (deflate)" ;; nodez) echo "node ws ${ws_version} (deflate)" ;;
     esac
 }
@@ -301,6 +321,7 @@ if ((${#plain_cells[@]})); then
     ref_label="Beast"
     [[ "$REF" == beast ]] || ref_label="$REF"
     [[ "$REF" == loops ]] && ref_label="1 loop"
+    [[ "$REF" == floor ]] && ref_label="C floor"
     echo "| server | conns | message bytes | msgs/s | server CPU µs / msg | vs $ref_label (best) | vs $ref_label per round | server CPU % | ws_load CPU µs / msg |$allocs_head"
     echo "|---|---:|---:|---:|---:|---:|---|---:|---:|$allocs_sep"
     for cell in "${plain_cells[@]}"; do
@@ -313,6 +334,8 @@ if ((${#plain_cells[@]})); then
             ref="$REF"
             if [[ "$REF" == loops ]]; then
                 case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
+            elif [[ "$REF" == floor ]]; then
+                case "$s" in epoll | epoll2) ref=ideal_epoll ;; uring | uring2) ref=ideal_uring ;; *) ref=none ;; esac
             fi
             IFS='|' read -r ratio per_round < <(ratios "$key" "$ref|$c|$sz|bin")
             extra=""

@@ -81,18 +81,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A loopback port nobody listens on now (and its +1, for a cluster node's bus).
-free_port() {
-    local p
-    for ((;;)); do
-        p=$((20000 + RANDOM % 20000))
-        if ! ss -Htln "( sport = :$p or sport = :$((p + 1)) )" | grep -q .; then
-            echo "$p"
-            return
-        fi
-    done
-}
-
 sock="$work/redis.sock"
 tcp_port="$(free_port)"
 taskset -c "$CPU" "$REDIS_SERVER" --port "$tcp_port" --bind 127.0.0.1 --unixsocket "$sock" \
