@@ -114,11 +114,6 @@ struct topology {
         return std::nullopt;
     }
 
-    shard* at(std::string_view address) const noexcept {
-        const auto i = index_of(address);
-        return i ? shards[*i].get() : nullptr;
-    }
-
     /// The map may be out of date (a MOVED, a channel dropped by its node): read it again, in
     /// place, from the link's refresher, asking shard `first` first (the node that answered
     /// MOVED, or dropped the channel, knows the new owner; another may not know yet).
