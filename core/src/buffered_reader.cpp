@@ -11,9 +11,99 @@ namespace coronet::core {
 buffered_reader::buffered_reader(stream& s, std::size_t max_buffer, memory_budget* budget)
     : stream_(&s), max_(max_buffer), charge_(budget, growth_step) {}
 
+namespace {
+// The smallest buffer worth a read.
+constexpr std::size_t min_buffer = 4096;
+// A buffer up to this size is kept while the reader is empty (the steady state of a connection
+// that reads frames or requests of ordinary size); a larger one goes back to the allocator.
+constexpr std::size_t kept_when_empty = 2 * buffered_reader::growth_step;
+// The most a reader expects to read for it to wait in a lent buffer (a stream lends 16 KiB):
+// a reader that knows a larger frame is coming reads straight into its own buffer.
+constexpr std::size_t lent_read_limit = 16 * 1024;
+
+// Buffers given up by readers that ran empty on this thread, for the next reader that needs
+// one: a message that arrives in two pieces costs no allocation. Only buffers within the first
+// growth_step bytes, which a memory budget never charges.
+struct buffer_cache {
+    static constexpr int slots = 4;
+    std::byte* p[slots]{};
+    std::size_t n[slots]{};
+    int count = 0;
+    bool alive = true;
+    buffer_cache() = default;
+    buffer_cache(const buffer_cache&) = delete;
+    buffer_cache& operator=(const buffer_cache&) = delete;
+    ~buffer_cache() {
+        for (int i = 0; i < count; ++i)
+            std::free(p[i]);
+        count = 0;
+        alive = false;
+    }
+};
+thread_local buffer_cache cache;
+} // namespace
+
+void buffered_reader::storage::give_up() noexcept {
+    if (p == nullptr)
+        return;
+    if (cache.alive && cache.count < buffer_cache::slots && n <= growth_step) {
+        cache.p[cache.count] = p;
+        cache.n[cache.count] = n;
+        ++cache.count;
+    } else {
+        std::free(p);
+    }
+    p = nullptr;
+    n = 0;
+}
+
+bool buffered_reader::may_receive_lent(std::size_t expected) const noexcept {
+    return begin_ == end_ && lent_ == nullptr && expected <= lent_read_limit &&
+           stream_->lends_receive_buffers();
+}
+
+// The reader holds nothing: its own buffer goes (to the thread's cache) before it waits in a
+// lent one.
+void buffered_reader::give_up_own() noexcept {
+    buf_.give_up();
+    charge_.reset();
+    begin_ = end_ = 0;
+}
+
+void buffered_reader::adopt_lent(std::span<const std::byte> got) noexcept {
+    // The lent buffer is the reader's to write (stream::lends_receive_buffers).
+    lent_ = const_cast<std::byte*>(got.data());
+    begin_ = 0;
+    end_ = got.size();
+}
+
+// Before the next read: what is left of the lent bytes moves into the reader's own buffer (empty
+// while a buffer is lent), and the stream gets its buffer back.
+result<void> buffered_reader::settle_lent() {
+    if (lent_ == nullptr)
+        return {};
+    const std::size_t held = end_ - begin_;
+    if (held > 0) {
+        const std::size_t want = std::max(held, min_buffer);
+        if (buf_.size() < want) {
+            if (!charge_.resize(want))
+                return errc::over_budget;
+            buf_.resize(want);
+        }
+        std::memcpy(buf_.data(), lent_ + begin_, held);
+    }
+    lent_ = nullptr;
+    begin_ = 0;
+    end_ = held;
+    stream_->release_receive_buffer();
+    return {};
+}
+
 result<void> buffered_reader::prime(std::span<const std::byte> bytes) {
     if (bytes.empty())
         return {};
+    if (auto s = settle_lent(); !s)
+        return s;
     if (end_ - begin_ + bytes.size() > max_)
         return errc::limit_exceeded;
     if (buf_.size() - end_ < bytes.size()) {
@@ -36,18 +126,14 @@ void buffered_reader::consume(std::size_t n) noexcept {
 }
 
 std::vector<std::byte> buffered_reader::release_prefetched() {
-    std::vector<std::byte> out(buf_.data() + begin_, buf_.data() + end_);
+    std::vector<std::byte> out(data() + begin_, data() + end_);
     begin_ = end_ = 0;
+    if (lent_ != nullptr) {
+        lent_ = nullptr;
+        stream_->release_receive_buffer();
+    }
     return out;
 }
-
-namespace {
-// The smallest buffer worth a read.
-constexpr std::size_t min_buffer = 4096;
-// A buffer up to this size is kept while the reader is empty (the steady state of a connection
-// that reads frames or requests of ordinary size); a larger one goes back to the allocator.
-constexpr std::size_t kept_when_empty = 2 * buffered_reader::growth_step;
-} // namespace
 
 void buffered_reader::compact() noexcept {
     const std::size_t held = end_ - begin_;
@@ -92,6 +178,18 @@ void buffered_reader::storage::resize(std::size_t m) {
         reset();
         return;
     }
+    if (p == nullptr && m <= growth_step) {
+        for (int i = 0; i < cache.count; ++i) {
+            if (cache.n[i] < m)
+                continue;
+            p = cache.p[i];
+            n = cache.n[i]; // may be more than asked for: all of it is usable room
+            --cache.count;
+            cache.p[i] = cache.p[cache.count];
+            cache.n[i] = cache.n[cache.count];
+            return;
+        }
+    }
     void* q = std::realloc(p, m);
     if (q == nullptr)
         throw std::bad_alloc();
@@ -117,7 +215,33 @@ result<std::size_t> buffered_reader::prepare_space(std::size_t want) {
     return buf_.size() - end_;
 }
 
+// A reader that holds nothing waits in a lent buffer (receive_lent); one that holds a partial
+// frame or request reads into its own (fill_own). Two coroutines, not one with both waits: an
+// idle connection's frame then holds one operation, not two.
 task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
+    if (end_ == begin_ && expected <= lent_read_limit && stream_->lends_receive_buffers())
+        return receive_lent();
+    return fill_own(expected);
+}
+
+task<result<std::size_t>> buffered_reader::fill() {
+    return fill(0);
+}
+
+task<result<std::size_t>> buffered_reader::receive_lent() {
+    if (auto s = settle_lent(); !s)
+        co_return s.error();
+    give_up_own();
+    auto got = co_await stream_->receive();
+    if (!got)
+        co_return got.error();
+    adopt_lent(*got);
+    co_return got->size();
+}
+
+task<result<std::size_t>> buffered_reader::fill_own(std::size_t expected) {
+    if (auto s = settle_lent(); !s)
+        co_return s.error();
     release_if_empty_and_large();
     const std::size_t held = end_ - begin_;
     if (expected > 1 && buf_.size() - end_ < expected) {
@@ -137,29 +261,28 @@ task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
     co_return *n;
 }
 
-task<result<std::size_t>> buffered_reader::fill() {
-    auto space = prepare_space(end_ - begin_ + 1);
-    if (!space)
-        co_return space.error();
-    auto n = co_await stream_->read_some(mutable_buffer(buf_.data() + end_, *space));
-    if (!n)
-        co_return n.error();
-    end_ += *n;
-    co_return *n;
-}
-
 task<result<std::span<const std::byte>>> buffered_reader::read_until(std::string delim,
                                                                      std::size_t max) {
     std::size_t scanned = 0; // bytes of the unconsumed data already searched
     for (;;) {
-        std::string_view hay(reinterpret_cast<const char*>(buf_.data() + begin_), end_ - begin_);
+        std::string_view hay(reinterpret_cast<const char*>(data() + begin_), end_ - begin_);
         std::size_t from = scanned >= delim.size() ? scanned - delim.size() + 1 : 0;
         std::size_t pos = hay.find(delim, from);
         if (pos != std::string_view::npos && pos + delim.size() <= max)
-            co_return std::span<const std::byte>(buf_.data() + begin_, pos + delim.size());
+            co_return std::span<const std::byte>(data() + begin_, pos + delim.size());
         if (hay.size() >= max)
             co_return errc::limit_exceeded;
         scanned = hay.size();
+        if (auto s = settle_lent(); !s)
+            co_return s.error();
+        if (may_receive_lent(0)) {
+            give_up_own();
+            auto got = co_await stream_->receive();
+            if (!got)
+                co_return got.error();
+            adopt_lent(*got);
+            continue;
+        }
         auto space = prepare_space(std::min(max, max_));
         if (!space)
             co_return space.error();
@@ -174,6 +297,10 @@ task<result<std::span<const std::byte>>> buffered_reader::read_until(std::string
 task<result<std::span<const std::byte>>> buffered_reader::read_exactly(std::size_t n) {
     if (n > max_)
         co_return errc::limit_exceeded;
+    if (end_ - begin_ < n) {
+        if (auto s = settle_lent(); !s)
+            co_return s.error();
+    }
     while (end_ - begin_ < n) {
         auto space = prepare_space(n);
         if (!space)
@@ -183,7 +310,7 @@ task<result<std::span<const std::byte>>> buffered_reader::read_exactly(std::size
             co_return r.error();
         end_ += *r;
     }
-    co_return std::span<const std::byte>(buf_.data() + begin_, n);
+    co_return std::span<const std::byte>(data() + begin_, n);
 }
 
 } // namespace coronet::core

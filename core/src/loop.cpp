@@ -139,7 +139,7 @@ loop::loop(loop_options opts)
     if (kind_ == backend_kind::uring)
         backend_ = detail::make_uring_backend(*this, opts);
     else
-        backend_ = detail::make_epoll_backend(*this);
+        backend_ = detail::make_epoll_backend(*this, opts);
     posted_->message_fd = backend_->message_fd();
 
     int efd = ::eventfd(0, EFD_CLOEXEC | (kind_ == backend_kind::epoll ? EFD_NONBLOCK : 0));

@@ -78,6 +78,10 @@ void tcp_stream::release_receive_buffer() noexcept {
     stream::release_receive_buffer();
 }
 
+bool tcp_stream::lends_receive_buffers() const noexcept {
+    return fds_.fd >= 0 && loop_ != nullptr && loop_->has_provided_buffers();
+}
+
 result<std::size_t> tcp_stream::try_write(const_buffer buf) noexcept {
     if (fds_.fd < 0)
         return errc::not_open;
@@ -158,30 +162,36 @@ bool tcp_stream::start_receive(stream_op& op) {
     op.fds = &fds_;
     op.flags = 0;
     op.on_complete = &on_receive_done;
-    return detail::loop_access::start(*loop_, op);
+    if (!detail::loop_access::start(*loop_, op))
+        return false;
+    op.on_complete = nullptr; // done at once (epoll): no completion will come
+    return adopt_received(op);
 }
 
 void tcp_stream::on_receive_done(detail::io_op* io) noexcept {
     auto& op = static_cast<stream_op&>(*io);
-    auto& self = static_cast<tcp_stream&>(op.target());
-    if (op.res == -ENOBUFS) {
-        // Every provided buffer is lent out: receive through the stream's own buffer instead.
-        op.on_complete = nullptr;
-        if (self.stream::start_receive(op))
-            op.finish();
-        return;
-    }
+    op.on_complete = nullptr;
+    if (static_cast<tcp_stream&>(op.target()).adopt_received(op))
+        op.finish();
+}
+
+// A recv_provided's outcome: keep the buffer it filled as lent, or give an unused one back.
+// True when the receive is done; false when it went on as a read into the stream's own buffer
+// (every provided buffer was lent: -ENOBUFS) and completes later.
+bool tcp_stream::adopt_received(stream_op& op) noexcept {
+    if (op.res == -ENOBUFS)
+        return stream::start_receive(op);
     unsigned id = no_lent;
-    std::span<std::byte> b = detail::loop_access::provided_buffer(*self.loop_, op.cqe_flags, id);
+    std::span<std::byte> b = detail::loop_access::provided_buffer(*loop_, op.cqe_flags, id);
     if (!b.empty()) {
         op.buf = b.data();
         op.len = b.size();
         if (op.res > 0)
-            self.lent_id_ = id;
+            lent_id_ = id;
         else
-            detail::loop_access::recycle_provided_buffer(*self.loop_, id);
+            detail::loop_access::recycle_provided_buffer(*loop_, id);
     }
-    op.finish();
+    return true;
 }
 
 bool tcp_stream::start_write(stream_op& op) {

@@ -186,6 +186,7 @@ task<result<void>> pull(tls_stream::state& st, stream& transport) {
         co_return result<void>{};
     }
     BIO_write(st.rbio, got->data(), static_cast<int>(got->size()));
+    transport.release_receive_buffer(); // copied: an idle connection holds no lent buffer
     co_return result<void>{};
 }
 

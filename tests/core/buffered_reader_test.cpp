@@ -8,10 +8,12 @@
 
 #include <testing/backends.hpp>
 #include <testing/memory_stream.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -445,6 +447,135 @@ TEST_SUITE("core.buffered_reader") {
         CHECK(probe.after_big_read >= big);
         CHECK(probe.next == "next");
         CHECK(probe.after_next_fill <= core::buffered_reader::growth_step);
+    }
+
+} // TEST_SUITE
+
+// Over a tcp_stream the loop lends receive buffers (io_uring's provided-buffer ring, epoll's
+// pool): a reader that holds nothing owns no buffer.
+namespace {
+
+core::task<void> lent_reads(core::loop& lp) {
+    auto l = coronet::testing::listen_local(lp);
+    auto [client, server] = co_await coronet::testing::connect_pair(l);
+    REQUIRE(server.lends_receive_buffers());
+    core::buffered_reader rd(server);
+
+    // A whole message arrives in a lent buffer: parsed where it lies, no buffer of the reader's.
+    REQUIRE(co_await client.write_all(core::as_bytes("first")));
+    auto n = co_await rd.fill();
+    REQUIRE(n);
+    CHECK(core::as_string(rd.buffered()) == "first");
+    CHECK(rd.reading_lent());
+    CHECK(rd.capacity() == 0);
+    // The bytes are writable where they lie (a protocol unmasks in place).
+    rd.mutable_buffered()[0] = std::byte{'F'};
+    CHECK(core::as_string(rd.buffered()) == "First");
+    // A view stays valid across consume() until the next read call.
+    auto view = rd.buffered();
+    rd.consume(3);
+    CHECK(core::as_string(view) == "First");
+    CHECK(core::as_string(rd.buffered()) == "st");
+
+    // The next read keeps the 2 unconsumed bytes: they move into the reader's own buffer.
+    REQUIRE(co_await client.write_all(core::as_bytes("-second")));
+    while (rd.buffered().size() < 9) {
+        auto more = co_await rd.fill();
+        REQUIRE(more);
+    }
+    CHECK(core::as_string(rd.buffered()) == "st-second");
+    CHECK_FALSE(rd.reading_lent());
+    CHECK(rd.capacity() > 0);
+
+    // Consumed to the end, the reader gives its own buffer up at the next read.
+    rd.consume(rd.buffered().size());
+    REQUIRE(co_await client.write_all(core::as_bytes("third")));
+    auto t = co_await rd.fill();
+    REQUIRE(t);
+    CHECK(core::as_string(rd.buffered()) == "third");
+    CHECK(rd.reading_lent());
+    CHECK(rd.capacity() == 0);
+
+    // read_until on an empty reader waits in a lent buffer too, and release_prefetched hands
+    // back what followed the delimiter.
+    rd.consume(rd.buffered().size());
+    REQUIRE(co_await client.write_all(core::as_bytes("head\r\n\r\nrest")));
+    auto h = co_await rd.read_until("\r\n\r\n", 1024);
+    REQUIRE(h);
+    const std::string head(core::as_string(*h));
+    CHECK(head == "head\r\n\r\n");
+    rd.consume(head.size());
+    auto pre = rd.release_prefetched();
+    CHECK_FALSE(rd.reading_lent());
+    std::string rest(reinterpret_cast<const char*>(pre.data()), pre.size());
+    // "rest" may come in a later segment on a slow machine: read what is missing.
+    while (rest.size() < 4) {
+        auto more = co_await rd.fill();
+        REQUIRE(more);
+        rest += core::as_string(rd.buffered());
+        rd.consume(rd.buffered().size());
+    }
+    CHECK(rest == "rest");
+
+    // The peer's end is reported through the lent path as well.
+    client.close();
+    auto end = co_await rd.fill();
+    REQUIRE_FALSE(end);
+    CHECK(end.error() == core::errc::end_of_stream);
+}
+
+// Many readers on one loop, each left holding a partial message between reads: every byte
+// arrives in order although the lent buffers are shared.
+core::task<void> lent_reads_interleaved(core::loop& lp, std::size_t conns) {
+    auto l = coronet::testing::listen_local(lp);
+    std::vector<coronet::testing::stream_pair> pairs;
+    for (std::size_t i = 0; i < conns; ++i)
+        pairs.push_back(co_await coronet::testing::connect_pair(l));
+    std::vector<std::unique_ptr<core::buffered_reader>> readers;
+    for (auto& p : pairs)
+        readers.push_back(std::make_unique<core::buffered_reader>(p.server));
+    const std::string msg = "0123456789abcdef";
+    // Round r sends bytes [r*4, r*4+4) of msg on every connection, and each reader fills once.
+    for (std::size_t r = 0; r < 4; ++r) {
+        for (auto& p : pairs)
+            REQUIRE(co_await p.client.write_all(core::as_bytes(msg.substr(r * 4, 4))));
+        for (auto& rd : readers) {
+            while (rd->buffered().size() < (r + 1) * 4) {
+                auto n = co_await rd->fill();
+                REQUIRE(n);
+            }
+        }
+    }
+    for (auto& rd : readers) {
+        CHECK(core::as_string(rd->buffered()) == msg);
+        rd->consume(msg.size());
+    }
+}
+
+} // namespace
+
+TEST_SUITE("core.buffered_reader") {
+
+    TEST_CASE_TEMPLATE("over a tcp stream an empty reader reads into a lent buffer", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        coronet::testing::run_on<B>([](core::loop& lp) { return lent_reads(lp); });
+    }
+
+    TEST_CASE_TEMPLATE("readers that keep partial messages between lent reads lose no byte", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        SUBCASE("a pool larger than the readers") {
+            coronet::testing::run_on<B>(
+                [](core::loop& lp) { return lent_reads_interleaved(lp, 8); });
+        }
+        SUBCASE("a pool that runs dry") {
+            auto o = coronet::testing::options<B>();
+            o.uring_provided_buffers = 2;
+            o.uring_provided_buffer_size = 4096;
+            core::loop lp(o);
+            core::run(lp, lent_reads_interleaved(lp, 8));
+        }
     }
 
 } // TEST_SUITE

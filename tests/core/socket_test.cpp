@@ -28,6 +28,7 @@
 namespace core = coronet::core;
 using namespace std::chrono_literals;
 
+using coronet::testing::connect_pair;
 using coronet::testing::endpoint_of;
 using coronet::testing::run_on;
 
@@ -44,23 +45,6 @@ core::tcp_listener listen_on(core::loop& lp, const core::endpoint& ep,
 
 core::tcp_listener listen_local(core::loop& lp, core::listen_options o = {}) {
     return listen_on(lp, core::endpoint::loopback_v4(0), o);
-}
-
-core::task<core::result<core::tcp_stream>> accept_one(core::tcp_listener& l) {
-    co_return co_await l.accept();
-}
-
-struct stream_pair {
-    core::tcp_stream client;
-    core::tcp_stream server;
-};
-
-/// Connects a client to `l` and accepts it.
-core::task<stream_pair> connect_pair(core::tcp_listener& l) {
-    auto [c, s] = co_await core::when_all(core::tcp_stream::connect(endpoint_of(l)), accept_one(l));
-    REQUIRE_MESSAGE(c, c.error().message());
-    REQUIRE_MESSAGE(s, s.error().message());
-    co_return stream_pair{std::move(*c), std::move(*s)};
 }
 
 /// Reads exactly `n` bytes (or fails with the read's error).

@@ -54,4 +54,25 @@ inline core::endpoint endpoint_of(const core::tcp_listener& l) {
     return *e;
 }
 
+namespace detail {
+inline core::task<core::result<core::tcp_stream>> accept_one(core::tcp_listener& l) {
+    co_return co_await l.accept();
+}
+} // namespace detail
+
+/// Both ends of a loopback TCP connection.
+struct stream_pair {
+    core::tcp_stream client;
+    core::tcp_stream server;
+};
+
+/// Connects a client to `l` and accepts it.
+inline core::task<stream_pair> connect_pair(core::tcp_listener& l) {
+    auto [c, s] =
+        co_await core::when_all(core::tcp_stream::connect(endpoint_of(l)), detail::accept_one(l));
+    REQUIRE_MESSAGE(c, c.error().message());
+    REQUIRE_MESSAGE(s, s.error().message());
+    co_return stream_pair{std::move(*c), std::move(*s)};
+}
+
 } // namespace coronet::testing

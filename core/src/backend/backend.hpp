@@ -22,7 +22,7 @@ public:
     /// Submits what is queued, waits up to `timeout` (empty = forever, zero = poll) and delivers
     /// every completion that arrived (op.complete()).
     virtual void wait(std::optional<clock::duration> timeout) = 0;
-    /// Provided buffers (io_uring): see loop::provided_buffer.
+    /// Provided buffers (io_uring's ring, or epoll's pool): see loop::provided_buffer.
     virtual bool has_provided_buffers() const noexcept { return false; }
     virtual std::span<std::byte> provided_buffer(std::uint32_t, unsigned&) const noexcept {
         return {};
@@ -39,7 +39,7 @@ public:
     virtual void flush() noexcept {}
 };
 
-std::unique_ptr<backend> make_epoll_backend(loop& lp);
+std::unique_ptr<backend> make_epoll_backend(loop& lp, const loop_options& opts);
 /// Throws std::system_error when io_uring cannot be set up.
 std::unique_ptr<backend> make_uring_backend(loop& lp, const loop_options& opts);
 

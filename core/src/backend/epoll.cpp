@@ -1,19 +1,36 @@
 // The readiness backend: edge-triggered epoll. An operation first tries its syscall; only on
 // EAGAIN does it park in its descriptor's reader or writer slot until epoll reports an edge.
+//
+// Provided buffers, as io_uring's ring but in user space: a recv_provided parks without a
+// buffer and takes one from the loop's pool only when the socket has bytes, so an idle
+// connection's pending receive holds no memory. The pool is one mapping of count x size bytes
+// whose pages are touched only when a buffer is first used; its free list is a stack, so a
+// busy loop keeps reusing the same few (cache-warm) buffers.
 #include "backend.hpp"
 
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
+#include <vector>
 
 namespace coronet::core::detail {
 namespace {
 
 bool is_reader(op_code c) noexcept {
-    return c == op_code::recv || c == op_code::read || c == op_code::accept;
+    return c == op_code::recv || c == op_code::recv_provided || c == op_code::read ||
+           c == op_code::accept;
 }
+
+bool is_recv(op_code c) noexcept {
+    return c == op_code::recv || c == op_code::recv_provided;
+}
+
+// A completion's flags name the pool buffer it filled, as io_uring's IORING_CQE_F_BUFFER does.
+constexpr std::uint32_t lent_flag = 1;
+constexpr unsigned lent_shift = 16;
 
 // Operations that complete synchronously in a row before the loop takes a turn; keeps one busy
 // connection from starving timers and other descriptors.
@@ -21,19 +38,34 @@ constexpr unsigned sync_budget = 64;
 
 class epoll_backend final : public backend {
 public:
-    explicit epoll_backend(loop& lp) : loop_(lp) {
+    epoll_backend(loop& lp, const loop_options& opts) : loop_(lp) {
         epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
         if (epfd_ < 0)
             throw std::system_error(errno, std::system_category(), "epoll_create1");
+        setup_pool(opts.uring_provided_buffers, opts.uring_provided_buffer_size);
     }
-    ~epoll_backend() override { ::close(epfd_); }
+    ~epoll_backend() override {
+        ::close(epfd_);
+        if (pool_ != nullptr)
+            ::munmap(pool_, static_cast<std::size_t>(pool_count_) * pool_size_);
+    }
+
+    bool has_provided_buffers() const noexcept override { return pool_ != nullptr; }
+
+    std::span<std::byte> provided_buffer(std::uint32_t flags,
+                                         unsigned& id) const noexcept override {
+        if (!(flags & lent_flag))
+            return {};
+        id = flags >> lent_shift;
+        return {pool_ + static_cast<std::size_t>(id) * pool_size_, pool_size_};
+    }
+
+    void recycle_provided_buffer(unsigned id) noexcept override { free_.push_back(id); }
 
     bool start(io_op& op) override {
         if (op.code == op_code::connect)
             op.res = 0;
-        if (op.code == op_code::recv_provided)
-            op.code = op_code::recv; // io_uring only
-        if (op.code == op_code::recv && !op.fds->readable && op.fds->registered) {
+        if (is_recv(op.code) && !op.fds->readable && op.fds->registered) {
             // The last read drained the socket and no input was reported since: waiting for
             // the edge saves the recv that would only say EAGAIN.
             park(op);
@@ -45,7 +77,7 @@ public:
             return false;
         }
         --budget_;
-        int r = perform_now(op);
+        int r = perform(op);
         note_read(op, r);
         if (r != -EAGAIN) {
             op.res = r;
@@ -133,7 +165,7 @@ private:
         if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
             f.read_closed = true;
         if (f.reader != nullptr && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
-            int r = perform_now(*f.reader);
+            int r = perform(*f.reader);
             note_read(*f.reader, r);
             if (r != -EAGAIN) {
                 done_r = f.reader;
@@ -159,9 +191,44 @@ private:
         }
     }
 
+    // The syscall; a recv_provided borrows a pool buffer for it and keeps it only if bytes
+    // arrived (-ENOBUFS when every buffer is lent: the stream then reads into its own).
+    int perform(io_op& op) noexcept {
+        if (op.code != op_code::recv_provided)
+            return perform_now(op);
+        if (free_.empty())
+            return -ENOBUFS;
+        const unsigned id = free_.back();
+        op.buf = pool_ + static_cast<std::size_t>(id) * pool_size_;
+        op.len = pool_size_;
+        const int r = perform_now(op);
+        if (r > 0) {
+            free_.pop_back();
+            op.cqe_flags = lent_flag | (id << lent_shift);
+        } else {
+            op.cqe_flags = 0;
+        }
+        return r;
+    }
+
+    void setup_pool(unsigned count, std::size_t size) {
+        if (count == 0 || size == 0 || size > (1u << 30) || count > (1u << 15))
+            return;
+        void* mem = ::mmap(nullptr, static_cast<std::size_t>(count) * size, PROT_READ | PROT_WRITE,
+                           MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (mem == MAP_FAILED)
+            return;
+        pool_ = static_cast<std::byte*>(mem);
+        pool_count_ = count;
+        pool_size_ = size;
+        free_.reserve(count);
+        for (unsigned i = count; i-- > 0;)
+            free_.push_back(i); // buffer 0 on top: the first ones used stay the hot ones
+    }
+
     // A stream read that returned fewer bytes than asked for (or EAGAIN) drained the socket.
     static void note_read(io_op& op, int r) noexcept {
-        if (op.code != op_code::recv || op.fds->read_closed)
+        if (!is_recv(op.code) || op.fds->read_closed)
             return;
         if (r == -EAGAIN || (r > 0 && static_cast<std::size_t>(r) < op.len))
             op.fds->readable = false;
@@ -200,7 +267,7 @@ private:
             io_op& op = *list;
             list = op.next;
             op.next = nullptr;
-            int r = perform_now(op);
+            int r = perform(op);
             note_read(op, r);
             if (r == -EAGAIN) {
                 park(op);
@@ -221,12 +288,16 @@ private:
     int next_event_ = 0;
     io_op* deferred_head_ = nullptr;
     io_op* deferred_tail_ = nullptr;
+    std::byte* pool_ = nullptr;
+    unsigned pool_count_ = 0;
+    std::size_t pool_size_ = 0;
+    std::vector<unsigned> free_; ///< ids of the pool buffers not lent, the next one last
 };
 
 } // namespace
 
-std::unique_ptr<backend> make_epoll_backend(loop& lp) {
-    return std::make_unique<epoll_backend>(lp);
+std::unique_ptr<backend> make_epoll_backend(loop& lp, const loop_options& opts) {
+    return std::make_unique<epoll_backend>(lp, opts);
 }
 
 } // namespace coronet::core::detail

@@ -28,6 +28,15 @@ namespace coronet::core {
 /// than 2 × growth_step by a big read is released when a later read call finds the reader
 /// empty (an idle keep-alive connection after an upload holds no big buffer).
 ///
+/// Over a stream that lends receive buffers from a shared pool (`lends_receive_buffers()`: a
+/// `tcp_stream`, whose loop lends io_uring provided buffers or epoll's pool), a reader that
+/// holds no bytes does not read into a buffer of its own: it waits in `receive()`, and the bytes
+/// that arrive are parsed where the loop put them. Only what is left over when the next read
+/// call comes (a partial frame or request) is copied into the reader's own buffer, and that
+/// buffer is given up again when the reader runs empty, so an idle connection holds no read
+/// buffer at all. Up to four given-up buffers of at most `growth_step` bytes are kept per thread
+/// for the next reader that needs one (no allocation per message in steady state).
+///
 /// With a `memory_budget`, the buffer's size beyond its first `growth_step` bytes is charged to
 /// it (`memory_charge`): growing past that costs one atomic operation per growth step, a read
 /// within it nothing. When the budget refuses a growth the read call fails with
@@ -65,12 +74,10 @@ public:
 
     /// The buffered, unconsumed bytes.
     std::span<const std::byte> buffered() const noexcept {
-        return {buf_.data() + begin_, end_ - begin_};
+        return {data() + begin_, end_ - begin_};
     }
     /// The buffered bytes, writable (a protocol may transform them in place, e.g. unmask).
-    std::span<std::byte> mutable_buffered() noexcept {
-        return {buf_.data() + begin_, end_ - begin_};
-    }
+    std::span<std::byte> mutable_buffered() noexcept { return {data() + begin_, end_ - begin_}; }
     /// Appends bytes that were read elsewhere (a connection's prefetched bytes handed over by a
     /// takeover) before any read from the stream. Errors: `errc::limit_exceeded`.
     result<void> prime(std::span<const std::byte> bytes);
@@ -80,13 +87,22 @@ public:
     std::vector<std::byte> release_prefetched();
     /// The underlying stream.
     stream& underlying() noexcept { return *stream_; }
-    /// Bytes of memory the reader's buffer holds now (buffered or free), for tests and
-    /// monitoring.
+    /// Bytes of memory the reader's own buffer holds now (buffered or free), for tests and
+    /// monitoring; a buffer lent by the stream is not counted.
     std::size_t capacity() const noexcept { return buf_.size(); }
+    /// True while the buffered bytes are in a buffer the stream lent (until the next read call).
+    bool reading_lent() const noexcept { return lent_ != nullptr; }
     /// Bytes charged to the budget now (0 without one).
     std::size_t charged() const noexcept { return charge_.charged(); }
 
 private:
+    std::byte* data() const noexcept { return lent_ != nullptr ? lent_ : buf_.data(); }
+    bool may_receive_lent(std::size_t expected) const noexcept;
+    void adopt_lent(std::span<const std::byte> got) noexcept;
+    result<void> settle_lent();
+    void give_up_own() noexcept;
+    task<result<std::size_t>> receive_lent();
+    task<result<std::size_t>> fill_own(std::size_t expected);
     result<std::size_t> prepare_space(std::size_t want);
     void release_if_empty_and_large() noexcept;
     void compact() noexcept;
@@ -113,6 +129,8 @@ private:
             std::free(std::exchange(p, nullptr));
             n = 0;
         }
+        /// Gives the memory to this thread's cache of small buffers (or frees it).
+        void give_up() noexcept;
     };
 
     stream* stream_;
@@ -121,6 +139,7 @@ private:
     memory_charge charge_; ///< buf_'s size beyond growth_step, when there is a budget
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
+    std::byte* lent_ = nullptr; ///< the stream's lent buffer begin_/end_ index, if any
 };
 
 } // namespace coronet::core

@@ -37,11 +37,13 @@ struct loop_options {
     /// bounds how many connections one loop serves on io_uring; operations beyond it wait in a
     /// backlog until others complete. 32768 entries cost 512 KiB of ring memory per loop.
     unsigned uring_cq_entries = 32768;
-    /// io_uring provided buffers (a ring the kernel fills on receive, kernel 5.19+): how many,
-    /// and their size. `stream::receive()` on a tcp_stream then reads into a buffer lent by
-    /// the loop, so an idle connection holds no receive buffer at all. 0 disables; when the
-    /// ring runs dry a receive falls back to the stream's own buffer. 256 x 16 KiB = 4 MiB
-    /// per loop.
+    /// Receive buffers the loop lends, how many and their size: on io_uring a provided-buffer
+    /// ring the kernel fills (kernel 5.19+), on epoll a pool of the same shape that a receive
+    /// takes from only once the socket has bytes. `stream::receive()` on a tcp_stream (and so
+    /// `buffered_reader` while it holds nothing) then reads into a buffer lent by the loop, so
+    /// an idle connection holds no receive buffer at all. 0 disables; when every buffer is lent
+    /// a receive falls back to the stream's own buffer. 256 x 16 KiB = 4 MiB of address space
+    /// per loop, of which only the buffers in use are ever touched on epoll.
     unsigned uring_provided_buffers = 256;
     std::size_t uring_provided_buffer_size = 16 * 1024;
     /// Giving memory back after a burst: when the loop is about to wait with nothing ready and
@@ -116,7 +118,8 @@ public:
     /// Current time of the loop's clock.
     clock::time_point now() const noexcept { return clock::now(); }
 
-    /// True if this loop receives into provided buffers (io_uring with a buffer ring set up).
+    /// True if this loop lends receive buffers (io_uring with a buffer ring set up, or epoll's
+    /// pool; see loop_options::uring_provided_buffers).
     bool has_provided_buffers() const noexcept;
 
     // ---- for stream implementations ---------------------------------------------------------

@@ -40,13 +40,14 @@ public:
     void close() noexcept override;
     bool is_open() const noexcept override { return fds_.fd >= 0; }
     void release_receive_buffer() noexcept override;
+    bool lends_receive_buffers() const noexcept override;
     /// A non-blocking send (MSG_DONTWAIT) on either backend.
     result<std::size_t> try_write(const_buffer buf) noexcept override;
 
 protected:
     bool start_read(stream_op& op) override;
-    /// On io_uring with provided buffers, receives into a buffer the loop lends; otherwise the
-    /// stream's own buffer.
+    /// Receives into a buffer the loop lends (io_uring's provided-buffer ring, epoll's pool),
+    /// taken only once bytes arrive; the stream's own buffer when the loop has none to lend.
     bool start_receive(stream_op& op) override;
     bool start_write(stream_op& op) override;
     bool start_shutdown(stream_op& op) override;
@@ -56,6 +57,7 @@ private:
     static void on_write_step(detail::io_op* op) noexcept;
     static bool write_more(stream_op& op);
     static void on_receive_done(detail::io_op* op) noexcept;
+    bool adopt_received(stream_op& op) noexcept;
     void return_lent() noexcept;
 
     static constexpr unsigned no_lent = ~0u;

@@ -190,6 +190,11 @@ public:
     /// Gives back the buffer `receive()` lent (to the loop's ring, or frees the stream's own),
     /// so an idle connection holds no receive buffer. The last received view becomes invalid.
     virtual void release_receive_buffer() noexcept { lend_buf_.reset(); }
+    /// True when `receive()` lends from a buffer pool shared by many streams (the loop's), so
+    /// that a reader waiting for bytes holds no buffer of its own; false (the default) when it
+    /// would read into a buffer this stream allocates. The lent bytes are writable: a protocol
+    /// may transform them in place (unmask) until it gives the buffer back.
+    virtual bool lends_receive_buffers() const noexcept { return false; }
 
     /// Closes the stream at once (no FIN handshake, no close_notify). No operation may be
     /// pending. Idempotent.
