@@ -93,8 +93,29 @@ core::task<void> server::serve(core::tcp_listener& listener) {
     co_await core::serve(listener, std::move(on_accept), o);
 }
 
+struct server::opened {
+    opened(core::stream_ptr stream, accepted_upgrade& up, const server_options& o)
+        : info(info_of(up, o.keep_headers)),
+          sess(std::move(stream), role::server, std::move(up.prefetched),
+               session_options_for(o.session, o.handshake.deflate, up.deflate)) {}
+    handshake_info info;
+    session sess;
+};
+
+// The connection's frame lives as long as the session: it holds only the session (made by
+// open(), whose frame with the handshake's temporaries is gone once the handshake is done).
 core::task<void> server::connection(core::tcp_stream s, core::stop_token draining) {
     live_guard g(live_);
+    std::unique_ptr<opened> o = co_await open(std::move(s));
+    if (!o)
+        co_return;
+    o->sess.close_on(draining);
+    co_await serve_session(handler_, o->sess, o->info);
+}
+
+// Refusal when full or over budget, TLS, the upgrade: the session, or null when the
+// connection ended here.
+core::task<std::unique_ptr<server::opened>> server::open(core::tcp_stream s) {
     const core::memory_budget* budget = opts_.session.memory_budget;
     const bool over_budget = budget != nullptr && budget->exhausted();
     if (over_budget)
@@ -106,7 +127,7 @@ core::task<void> server::connection(core::tcp_stream s, core::stop_token drainin
                               "close\r\nContent-Length: 0\r\n\r\n"));
         if (w)
             co_await linger_close(s);
-        co_return;
+        co_return nullptr;
     }
     core::stream_ptr stream = std::make_unique<core::tcp_stream>(std::move(s));
     const auto deadline = core::clock::now() + opts_.handshake_timeout;
@@ -114,7 +135,7 @@ core::task<void> server::connection(core::tcp_stream s, core::stop_token drainin
         auto t = core::tls_stream::server(*opts_.tls, std::move(stream));
         auto hs = co_await core::with_timeout(opts_.handshake_timeout, t->handshake());
         if (!hs)
-            co_return;
+            co_return nullptr;
         stream = std::move(t);
     }
     auto left = deadline - core::clock::now();
@@ -125,13 +146,9 @@ core::task<void> server::connection(core::tcp_stream s, core::stop_token drainin
         // Refused (already answered): let the answer reach the client before closing.
         if (up.error() == errc::bad_handshake)
             co_await linger_close(*stream);
-        co_return; // refused, timed out or gone: this connection only
+        co_return nullptr; // refused, timed out or gone: this connection only
     }
-    handshake_info info = info_of(*up, opts_.keep_headers);
-    session sess(std::move(stream), role::server, std::move(up->prefetched),
-                 session_options_for(opts_.session, opts_.handshake.deflate, up->deflate));
-    sess.close_on(draining);
-    co_await serve_session(handler_, sess, info);
+    co_return std::make_unique<opened>(std::move(stream), *up, opts_);
 }
 
 namespace {
