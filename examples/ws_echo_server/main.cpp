@@ -38,11 +38,13 @@ namespace {
 
 core::task<void> echo(ws::session& s, ws::handshake_info&) {
     for (;;) {
-        auto m = co_await s.receive();
+        // A view, not a copy: the message where the session read it, valid until the next
+        // receive (no allocation per message).
+        auto m = co_await s.receive_view();
         if (!m)
             co_return; // closed, protocol error (already answered with its code), gone
         auto sent = m->is_text() ? co_await s.send_text(m->data)
-                                 : co_await s.send_binary(std::as_bytes(std::span(m->data)));
+                                 : co_await s.send_binary(core::as_bytes(m->data));
         if (!sent)
             co_return;
     }

@@ -65,8 +65,8 @@ std::string_view room_of(std::string_view target) {
 auto rooms_handler(ws::hub& hub) {
     return ws::events<>()
         .on_open([](auto& c) { c.conn.join(room_of(c.info.path())); })
-        .on_message([&hub](auto& c, ws::message& m) {
-            const ws::prepared_message pm(m.type, std::as_bytes(std::span(m.data)));
+        .on_message([&hub](auto& c, ws::message_view m) { // no copy of what arrived
+            const ws::prepared_message pm(m.type, core::as_bytes(m.data));
             hub.broadcast_room_except(room_of(c.info.path()), pm, c.conn.id());
         });
 }

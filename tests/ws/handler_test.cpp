@@ -2,6 +2,7 @@
 
 #include <coronet/core/scope.hpp>
 #include <coronet/core/timer.hpp>
+#include <coronet/ws/hub.hpp>
 
 #include <testing/backends.hpp>
 #include <testing/run_bounded.hpp>
@@ -71,6 +72,38 @@ core::task<void> events_in_order(core::loop& lp) {
     const std::vector<std::string> want = {"open:/room/7", "ping:hi", "message:one:1",
                                            "message:two:2", "close:1000:done"};
     CHECK(log == want);
+}
+
+// The same conversation through an on_message hook that takes a message_view, one at a time
+// and with calls running concurrently (each then owns a copy).
+core::task<void> view_events(core::loop& lp, std::size_t concurrency) {
+    auto l = listen_local(lp);
+    auto p = co_await loopback_sessions(l, {});
+    std::vector<std::string> log;
+    ws::session_handler h =
+        ws::events<>()
+            .concurrency(concurrency)
+            .on_message([&log](auto& c, ws::message_view m) -> core::task<void> {
+                log.emplace_back(m.data);
+                co_await core::sleep_for(1ms); // the view outlives a wait
+                auto sent = co_await c.conn.send_text(m.data);
+                (void)sent;
+            });
+    ws::handshake_info info("/");
+    core::task_scope scope;
+    scope.spawn(ws::serve_session(h, *p.server, info));
+    for (const std::string& text :
+         {std::string("one"), std::string("two"), std::string(100000, 'z')}) {
+        REQUIRE(co_await p.client->send_text(text));
+        auto back = co_await p.client->receive();
+        REQUIRE(back);
+        CHECK(back->data == text);
+    }
+    CHECK(co_await p.client->close(1000, "done"));
+    co_await scope.join();
+    REQUIRE(log.size() == 3);
+    CHECK(log[0] == "one");
+    CHECK(log[2].size() == 100000);
 }
 
 core::task<void> protocol_error_reaches_on_error(core::loop& lp) {
@@ -221,6 +254,16 @@ TEST_SUITE("ws.handler") {
         run_on<B>([](core::loop& lp) { return concurrent_handlers(lp, 8, 8); });
     }
 
+    TEST_CASE_TEMPLATE("an on_message hook may take a message_view", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        SUBCASE("one call at a time") {
+            run_on<B>([](core::loop& lp) { return view_events(lp, 1); });
+        }
+        SUBCASE("concurrent calls") {
+            run_on<B>([](core::loop& lp) { return view_events(lp, 2); });
+        }
+    }
+
     TEST_CASE_TEMPLATE("by default message handlers run one at a time", B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         run_on<B>([](core::loop& lp) { return concurrent_handlers(lp, 1, 1); });
@@ -229,6 +272,9 @@ TEST_SUITE("ws.handler") {
     TEST_CASE("the hooks' shapes are checked by the handler_for concept") {
         auto ok = ws::events<>().on_message([](auto&, ws::message&) {});
         static_assert(ws::handler_for<decltype(ok), ws::session>);
+        auto by_view = ws::events<>().on_message([](auto&, ws::message_view) {});
+        static_assert(ws::handler_for<decltype(by_view), ws::session>);
+        static_assert(ws::handler_for<decltype(by_view), ws::hub_connection>);
         static_assert(ws::handler_for<decltype(&echo_body), ws::session>);
         static_assert(!ws::handler_for<int, ws::session>);
         CHECK(ok.max_concurrency() == 1);

@@ -322,6 +322,33 @@ core::task<void> collect_pieces(ws::hub_connection& c, stream_state* st) {
     st->note.notify();
 }
 
+// An on_message hook that takes a message_view is handed each whole message without a copy:
+// one that came in fragments (assembled) and one that came whole.
+core::task<void> view_hook(core::loop& lp) {
+    ws::hub hub;
+    auto l = listen_local(lp);
+    auto p = co_await connect_pair(l);
+    core::task_scope scope(co_await core::get_stop_token());
+    std::vector<std::string> seen;
+    auto h = ws::events<>().on_message([&seen](auto& c, ws::message_view m) -> core::task<void> {
+        seen.emplace_back(m.data);
+        auto r = co_await c.conn.send_text(m.data);
+        (void)r;
+    });
+    scope.spawn(hub.serve(*p.server, ws::handshake_info("/v"), h));
+    co_await write_raw(*p.client, make_frame(ws::opcode::text, false, "Hel", true));
+    co_await write_raw(*p.client, make_frame(ws::opcode::continuation, true, "lo", true));
+    REQUIRE(co_await p.client->send_text("whole"));
+    for (std::string_view want : {"Hello", "whole"}) {
+        auto back = co_await p.client->receive();
+        REQUIRE(back);
+        CHECK(back->data == want);
+    }
+    CHECK(seen == std::vector<std::string>{"Hello", "whole"});
+    CHECK(co_await p.client->close());
+    co_await scope.join();
+}
+
 core::task<void> streaming_pieces(core::loop& lp) {
     stream_state st;
     core::clock::time_point fake = core::clock::now();
@@ -442,6 +469,12 @@ TEST_SUITE("ws.hub.events") {
                        B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         run_on<B>([](core::loop& lp) { return binary_auto_response(lp); });
+    }
+
+    TEST_CASE_TEMPLATE("a hub's message_view hook gets whole messages, fragmented or not", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return view_hook(lp); });
     }
 
     TEST_CASE_TEMPLATE("receive_some on a hub connection yields the pieces of a fragmented "

@@ -10,6 +10,7 @@
 #include <testing/run_bounded.hpp>
 
 #include "events_adapter.hpp"
+#include "session_pair.hpp"
 
 #include <doctest/doctest.h>
 
@@ -259,6 +260,66 @@ core::task<void> streaming(core::loop& lp) {
     raw.close();
 }
 
+// receive_view over TCP (the bytes arrive in buffers the loop lends): whole messages of every
+// size, a fragmented one (assembled), and a view that stays valid while the session sends.
+core::task<void> views(core::loop& lp) {
+    auto l = listen_local(lp);
+    auto p = co_await coronet::testing::loopback_sessions(l, ws::session_options{});
+    ws::session& client = *p.client;
+    ws::session& server = *p.server;
+    for (std::size_t size : {0u, 5u, 125u, 126u, 4000u, 70000u, 300000u}) {
+        CAPTURE(size);
+        std::string body(size, 'a');
+        for (std::size_t i = 0; i < size; ++i)
+            body[i] = static_cast<char>('a' + i * 7 % 26);
+        REQUIRE(co_await client.send_text(body));
+        auto v = co_await server.receive_view();
+        REQUIRE(v);
+        CHECK(v->is_text());
+        CHECK(v->data == body);
+        // Still intact after the session sent (the view lives until the next receive).
+        REQUIRE(co_await server.send_binary(core::as_bytes(v->data)));
+        CHECK(v->data == body);
+        auto back = co_await client.receive();
+        REQUIRE(back);
+        CHECK_FALSE(back->is_text());
+        CHECK(back->data == body);
+    }
+    // Two messages in one write: each view holds its own message.
+    REQUIRE(co_await client.send_text("first"));
+    REQUIRE(co_await client.send_text("second"));
+    auto v1 = co_await server.receive_view();
+    REQUIRE(v1);
+    CHECK(v1->data == "first");
+    auto v2 = co_await server.receive_view();
+    REQUIRE(v2);
+    CHECK(v2->data == "second");
+    // The peer's close ends it like receive().
+    auto closing = co_await core::when_all(client.close(), server.receive_view());
+    CHECK(std::get<0>(closing));
+    REQUIRE_FALSE(std::get<1>(closing));
+    CHECK(std::get<1>(closing).error() == ws::errc::closed);
+}
+
+core::task<void> fragmented_view(core::loop& lp) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    core::stream& raw = *a;
+    ws::session server(std::move(b), ws::role::server);
+    // "Hel" + "lo" in two fragments, then "x" whole (mask key 0 for readability).
+    const unsigned char frames[] = {0x01, 0x83, 0, 0,   0,   0,    'H',  'e', 'l', 0x80, 0x82, 0,
+                                    0,    0,    0, 'l', 'o', 0x82, 0x81, 0,   0,   0,    0,    'x'};
+    REQUIRE(co_await raw.write_all({reinterpret_cast<const std::byte*>(frames), sizeof frames}));
+    auto v = co_await server.receive_view();
+    REQUIRE(v);
+    CHECK(v->is_text());
+    CHECK(v->data == "Hello");
+    auto w = co_await server.receive_view();
+    REQUIRE(w);
+    CHECK_FALSE(w->is_text());
+    CHECK(w->data == "x");
+    raw.close();
+}
+
 core::task<void> slow_reader(core::loop& lp, ws::backpressure_policy policy, int& failed_sends) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     b->set_write_buffer_limit(64); // the server's writes stall once 64 bytes wait unread
@@ -347,6 +408,17 @@ TEST_SUITE("ws.session") {
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         run_on<B>([](core::loop& lp) { return streaming(lp); });
+    }
+
+    TEST_CASE_TEMPLATE("receive_view lends whole messages of every size until the next receive", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return views(lp); });
+    }
+
+    TEST_CASE_TEMPLATE("receive_view assembles a fragmented message", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return fragmented_view(lp); });
     }
 
     TEST_CASE_TEMPLATE("the drop policy fails sends beyond the queue while the reader is slow", B,

@@ -310,12 +310,29 @@ core::task<core::result<message_chunk>> detail::hub_connection_impl::receive_som
     return read_next(&session::receive_some);
 }
 
+core::task<core::result<message_view>> detail::hub_connection_impl::receive_view() {
+    std::string().swap(joined_); // the last view is over
+    return read_next(&session::receive_view);
+}
+
 detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message& m) {
     if (holding_) {
         // receive_some() held this message's start before the caller switched to receive().
         holding_ = false;
         m.type = held_type_;
         m.data.insert(0, held_);
+    }
+    if (auto_set_ && m.type == auto_type_ && m.data == auto_request_)
+        return auto_match::answer;
+    return auto_match::deliver;
+}
+
+detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message_view& m) {
+    if (holding_) {
+        holding_ = false;
+        joined_ = held_;
+        joined_.append(m.data);
+        m = message_view{held_type_, joined_};
     }
     if (auto_set_ && m.type == auto_type_ && m.data == auto_request_)
         return auto_match::answer;
@@ -565,6 +582,9 @@ core::task<core::result<message>> hub_connection::receive() {
 }
 core::task<core::result<message_chunk>> hub_connection::receive_some() {
     return hub_connection_impl::of(*this).receive_some();
+}
+core::task<core::result<message_view>> hub_connection::receive_view() {
+    return hub_connection_impl::of(*this).receive_view();
 }
 void hub_connection::close(std::uint16_t code, std::string reason) {
     hub_connection_impl::of(*this).close(code, std::move(reason));

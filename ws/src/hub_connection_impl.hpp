@@ -106,6 +106,7 @@ public:
     core::task<core::result<void>> pong();
     core::task<core::result<message>> receive();
     core::task<core::result<message_chunk>> receive_some();
+    core::task<core::result<message_view>> receive_view();
     void close(std::uint16_t code, std::string reason);
     void set_auto_response(std::string request, std::string response, opcode type);
     void clear_auto_response() noexcept;
@@ -130,6 +131,7 @@ public:
     /// What the reader does with what it read, given the auto-response rule.
     enum class auto_match : std::uint8_t { deliver, hold, answer };
     auto_match match_auto(message& m);
+    auto_match match_auto(message_view& m);
     auto_match match_auto(message_chunk& c);
     /// Queues the auto-response now if it fits; false when it must wait for room.
     bool try_answer_auto();
@@ -193,6 +195,7 @@ public:
     core::shared_buffer auto_frame_; ///< the answer, encoded once, shared by every answer
     std::uint64_t auto_sent_ = 0;
     std::string held_;                ///< receive_some: the start of a possible request
+    std::string joined_;              ///< receive_view: held_ and the rest, when it held
     bool holding_ = false;            ///< held_ is the start of the message being read
     opcode held_type_ = opcode::text; ///< that message's type
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 
 namespace coronet::ws {
 
@@ -89,10 +90,25 @@ core::task<std::error_code> session::fail_over_budget() {
 // Receiving
 
 core::task<core::result<message>> session::receive() {
+    return assemble<message>();
+}
+
+core::task<core::result<message_view>> session::receive_view() {
+    return assemble<message_view>();
+}
+
+template <class Out>
+core::task<core::result<Out>> session::assemble() {
+    constexpr bool view = std::is_same_v<Out, message_view>;
     if (close_received_)
         co_return make_error_code(errc::closed);
     receiving_ = true;
     message msg;
+    std::string* out = &msg.data;
+    if constexpr (view) {
+        std::string().swap(assembled_); // the last view is over: an idle session holds nothing
+        out = &assembled_;
+    }
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
     // given back when the message is handed over or dropped.
     core::memory_charge charge(opts_.memory_budget);
@@ -102,25 +118,32 @@ core::task<core::result<message>> session::receive() {
             receiving_ = false;
             co_return chunk.error();
         }
-        if (!charge.resize(msg.data.size() + chunk->data.size())) {
+        if (!charge.resize(out->size() + chunk->data.size())) {
             auto ec = co_await fail_over_budget();
             receiving_ = false;
             co_return ec;
         }
         if (chunk->first) {
             msg.type = chunk->type;
-            if (chunk->last) {
-                msg.data.assign(chunk->data); // the common case: one frame, one copy
+            if (chunk->last) { // the common case: one frame, one read: one copy, or none
                 receiving_ = false;
-                co_return msg;
+                if constexpr (view) {
+                    co_return message_view{msg.type, chunk->data};
+                } else {
+                    msg.data.assign(chunk->data);
+                    co_return msg;
+                }
             }
             // No reserve from the frame's announced length: the message grows (geometrically)
             // with the bytes that arrive, so a peer announcing 16 MiB and sending 5 KB costs 5 KB.
         }
-        msg.data.append(chunk->data);
+        out->append(chunk->data);
         if (chunk->last) {
             receiving_ = false;
-            co_return msg;
+            if constexpr (view)
+                co_return message_view{msg.type, assembled_};
+            else
+                co_return msg;
         }
     }
 }

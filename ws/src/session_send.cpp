@@ -94,7 +94,14 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     std::byte header[14];
     core::const_buffer parts[2];
     const std::size_t n = lay_out(op, payload, rsv1, header, parts);
-    auto r = co_await write_bounded({parts, n});
+    // Most frames are small and the socket takes them at once: sent here, without another
+    // coroutine frame.
+    std::span<const core::const_buffer> rest;
+    core::const_buffer tail;
+    auto now = write_at_once({parts, n}, rest, tail);
+    core::result<void> r = now ? core::result<void>{} : core::result<void>(now.error());
+    if (now && !*now)
+        r = co_await write_bounded(rest);
     if (zout_.capacity() > 64 * 1024)
         std::vector<std::byte>().swap(zout_); // idle sessions stay small
     if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
@@ -180,38 +187,68 @@ core::task<core::result<void>> session::send_prepared(std::span<const core::cons
     unlock_guard unlock{send_lock_};
     if (rx_->alive.watches_messages())
         rx_->alive.message_passed(core::clock::now());
-    auto r = co_await write_bounded(frames);
+    std::span<const core::const_buffer> rest;
+    core::const_buffer tail;
+    auto now = write_at_once(frames, rest, tail);
+    core::result<void> r = now ? core::result<void>{} : core::result<void>(now.error());
+    if (now && !*now)
+        r = co_await write_bounded(rest);
     if (r && close_queued_ && !close_sent_)
         co_await send_queued_close();
     co_return r;
 }
 
-// Writes `parts` in order under the send lock; with a write timeout, in pieces of at most
-// write_piece bytes, each of which the peer must take within the timeout.
-core::task<core::result<void>> session::write_bounded(std::span<const core::const_buffer> parts) {
-    // Most frames are small and fit in the socket buffer: such a frame is gathered and sent at
-    // once, without an operation that suspends, and the deadline (a timer per send) is armed
-    // only for what has to wait.
-    std::byte small[1024];
-    core::const_buffer rest;
+// Most frames are small and fit in the socket buffer: such a frame is gathered and sent at
+// once, without an operation that suspends and without write_bounded's coroutine frame; the
+// deadline (a timer per send) is armed only for what has to wait. True when every byte went
+// out. Otherwise `rest` is what is left, in a buffer that stays put until it is written: all
+// of `parts` when they are not small (untouched), else the unsent tail, moved into tx_ (where a
+// client's frame already is).
+core::result<bool> session::write_at_once(std::span<const core::const_buffer> parts,
+                                          std::span<const core::const_buffer>& rest,
+                                          core::const_buffer& tail) {
+    constexpr std::size_t small_frame = 1024;
+    thread_local std::byte small[small_frame];
+    rest = parts;
     std::size_t total = 0;
     for (const auto& p : parts)
         total += p.size();
-    if (total <= sizeof small) {
+    if (total > small_frame)
+        return false;
+    const std::byte* from = parts.size() == 1 ? parts[0].data() : small;
+    if (parts.size() != 1) {
         std::size_t at = 0;
         for (const auto& p : parts) {
             if (!p.empty())
                 std::memcpy(small + at, p.data(), p.size());
             at += p.size();
         }
-        auto sent = stream_->try_write({small, total});
-        if (!sent)
-            co_return sent.error();
-        if (*sent == total)
-            co_return core::result<void>{};
-        rest = core::const_buffer(small + *sent, total - *sent);
-        parts = {&rest, 1};
     }
+    auto w = stream_->try_write({from, total});
+    if (!w)
+        return w.error();
+    if (*w == total)
+        return true;
+    if (from != tx_.data()) {
+        tx_.assign(from + *w, from + total);
+        tail = core::const_buffer(tx_.data(), tx_.size());
+    } else {
+        tail = core::const_buffer(tx_.data() + *w, total - *w);
+    }
+    rest = {&tail, 1};
+    return false;
+}
+
+// Writes `parts` in order under the send lock; with a write timeout, in pieces of at most
+// write_piece bytes, each of which the peer must take within the timeout.
+core::task<core::result<void>> session::write_bounded(std::span<const core::const_buffer> parts) {
+    auto r = co_await write_timed(parts);
+    if (role_ == role::server && !tx_.empty())
+        std::vector<std::byte>().swap(tx_); // held write_at_once's tail: idle sessions stay small
+    co_return r;
+}
+
+core::task<core::result<void>> session::write_timed(std::span<const core::const_buffer> parts) {
     if (opts_.write_timeout.count() <= 0)
         co_return co_await stream_->writev(parts);
     core::const_buffer piece[16];

@@ -62,6 +62,12 @@ template <class F, class... Args>
 concept void_or_task_hook =
     hook_returning<F, void, Args...> || hook_returning<F, core::task<void>, Args...>;
 
+/// An on_message hook that takes a ws::message_view (and not a ws::message&): it is handed the
+/// message where the connection read it, with no copy and no allocation.
+template <class F, class Ctx>
+constexpr bool takes_view =
+    !void_or_task_hook<F, Ctx, message&> && void_or_task_hook<F, Ctx, message_view>;
+
 /// Calls a hook; a task-returning hook's task is returned to be awaited, a void hook runs now.
 /// (Not a coroutine: a coroutine frame holding a hook of a lambda type defined in a function
 /// would trip g++'s -Wsubobject-linkage in every program that includes this header.)
@@ -89,7 +95,9 @@ auto call_hook(F& f, Args&&... args) {
 /// `core::task<void>` makes the runner await it):
 /// - `on_open(ctx)` -> void or task<void>: once, before the first message;
 /// - `on_message(ctx, ws::message&)` -> void or task<void>: each whole message, in order
-///   (see `concurrency`);
+///   (see `concurrency`); or `on_message(ctx, ws::message_view)`: the message where the
+///   connection read it (valid until the hook returns, or its task completes), with no copy
+///   and no allocation;
 /// - `on_ping(ctx, std::string_view payload)`, `on_pong(ctx, std::string_view payload)` -> void:
 ///   control frames (pings are answered by the session before the hook runs);
 /// - `on_error(ctx, std::error_code)` -> void: a protocol error, timeout or transport error
@@ -220,8 +228,9 @@ struct events_checks {
                                      is_set<hook<close_hook>> || is_set<hook<error_hook>>;
     static constexpr bool open_ok =
         !is_set<hook<open_hook>> || void_or_task_hook<hook<open_hook>, ctx>;
-    static constexpr bool message_ok =
-        !is_set<hook<message_hook>> || void_or_task_hook<hook<message_hook>, ctx, message&>;
+    static constexpr bool message_ok = !is_set<hook<message_hook>> ||
+                                       void_or_task_hook<hook<message_hook>, ctx, message&> ||
+                                       void_or_task_hook<hook<message_hook>, ctx, message_view>;
     static constexpr bool ping_ok =
         !is_set<hook<ping_hook>> || hook_returning<hook<ping_hook>, void, ctx, std::string_view>;
     static constexpr bool pong_ok =
@@ -247,8 +256,9 @@ consteval bool check_events() {
                               "on_open(ws::context<Conn, State>&) and return void or "
                               "core::task<void>");
     static_assert(c::message_ok, "ws::events: on_message must be callable as "
-                                 "on_message(ws::context<Conn, State>&, ws::message&) and return "
-                                 "void or core::task<void>");
+                                 "on_message(ws::context<Conn, State>&, ws::message&) or "
+                                 "on_message(ws::context<Conn, State>&, ws::message_view) and "
+                                 "return void or core::task<void>");
     static_assert(c::ping_ok, "ws::events: on_ping must be callable as "
                               "on_ping(ws::context<Conn, State>&, std::string_view payload) and "
                               "return void");
@@ -355,6 +365,7 @@ private:
     }
     core::task<void> message_loop();
     core::task<void> concurrent_loop();
+    void report(std::error_code ec);
 
     Ev& ev_;
     state_type state_;
@@ -393,18 +404,34 @@ core::task<void> events_run<Conn, Ev>::run() {
 }
 
 template <class Conn, class Ev>
+void events_run<Conn, Ev>::report(std::error_code ec) {
+    using H = typename Ev::hooks_type;
+    if constexpr (is_set<std::tuple_element_t<error_hook, H>>)
+        if (reportable(ec))
+            std::get<error_hook>(ev_.hooks())(ctx_, ec);
+}
+
+template <class Conn, class Ev>
 core::task<void> events_run<Conn, Ev>::message_loop() {
     using H = typename Ev::hooks_type;
+    using M = std::tuple_element_t<message_hook, H>;
     for (;;) {
-        auto m = co_await ctx_.conn.receive();
-        if (!m) {
-            if constexpr (is_set<std::tuple_element_t<error_hook, H>>)
-                if (reportable(m.error()))
-                    std::get<error_hook>(ev_.hooks())(ctx_, m.error());
-            co_return;
-        }
-        if constexpr (is_set<std::tuple_element_t<message_hook, H>>)
+        if constexpr (!is_set<M> || takes_view<M, context<Conn, state_type>&>) {
+            auto m = co_await ctx_.conn.receive_view();
+            if (!m) {
+                report(m.error());
+                co_return;
+            }
+            if constexpr (is_set<M>)
+                co_await call_hook(std::get<message_hook>(ev_.hooks()), ctx_, *m);
+        } else {
+            auto m = co_await ctx_.conn.receive();
+            if (!m) {
+                report(m.error());
+                co_return;
+            }
             co_await call_hook(std::get<message_hook>(ev_.hooks()), ctx_, *m);
+        }
     }
 }
 
@@ -415,15 +442,18 @@ core::task<void> events_run<Conn, Ev>::concurrent_loop() {
     for (;;) {
         auto m = co_await ctx_.conn.receive();
         if (!m) {
-            if constexpr (is_set<std::tuple_element_t<error_hook, H>>)
-                if (reportable(m.error()))
-                    std::get<error_hook>(ev_.hooks())(ctx_, m.error());
+            report(m.error());
             break;
         }
         if constexpr (is_set<std::tuple_element_t<message_hook, H>>) {
             // The message moves into the call's own frame: the next receive reuses nothing.
             auto one = [](Ev& ev, context<Conn, state_type>& ctx, message msg) -> core::task<void> {
-                co_await call_hook(std::get<message_hook>(ev.hooks()), ctx, msg);
+                using M = std::tuple_element_t<message_hook, H>;
+                if constexpr (takes_view<M, context<Conn, state_type>&>)
+                    co_await call_hook(std::get<message_hook>(ev.hooks()), ctx,
+                                       message_view{msg.type, msg.data});
+                else
+                    co_await call_hook(std::get<message_hook>(ev.hooks()), ctx, msg);
             };
             if (!co_await calls.start(one(ev_, ctx_, std::move(*m))))
                 break;

@@ -293,6 +293,9 @@ public:
     /// message turns out to be something else they are handed over with the piece that showed
     /// it, as one piece (`first` set).
     core::task<core::result<message_chunk>> receive_some();
+    /// As receive(), without a copy (as `session::receive_view`): `data` is valid until the next
+    /// receive call on this connection. Heartbeat bookkeeping, closing and errors as receive().
+    core::task<core::result<message_view>> receive_view();
 
     // ---- closing ---------------------------------------------------------------------------
     /// Asks for a closing handshake with `code` (valid per RFC 6455 §7.4) and `reason` (≤ 123

@@ -92,6 +92,14 @@ struct session_options {
 };
 
 /// A piece of a message from the streaming receive mode (see session::receive_some).
+/// A whole message as `session::receive_view()` lends it: `data` is valid until the next receive
+/// call on the session (receive, receive_view, receive_some).
+struct message_view {
+    opcode type = opcode::text; ///< text or binary
+    std::string_view data;      ///< the payload (UTF-8 checked for text)
+    bool is_text() const noexcept { return type == opcode::text; }
+};
+
 struct message_chunk {
     opcode type = opcode::text; ///< of the whole message
     std::string_view data;      ///< valid until the next receive call
@@ -136,6 +144,13 @@ public:
     /// 1013; see session_options::memory_budget), the stream's errors
     /// (`core::errc::end_of_stream` when the peer left without a close frame: code 1006).
     core::task<core::result<message>> receive();
+
+    /// As receive(), without a copy: the message's bytes where the session holds them (in the
+    /// read buffer, or where it inflated them), valid until the next receive call. A message
+    /// that came in one frame and one read costs no allocation and no copy; one in several
+    /// frames or reads is assembled in a buffer of the session's, freed at the next receive
+    /// call (an idle session holds none). Errors as receive().
+    core::task<core::result<message_view>> receive_view();
 
     /// Streaming receive: the next piece of a message as it arrives, without assembling it.
     /// An uncompressed piece is what one read brought of a frame (at most the read buffer,
@@ -212,6 +227,9 @@ public:
 private:
     struct receive_side; // the message reader and the keepalive (session_receive_side.hpp)
 
+    /// receive() (Out = message) and receive_view() (Out = message_view).
+    template <class Out>
+    core::task<core::result<Out>> assemble();
     core::task<core::result<void>> send_frame(opcode op, std::span<const std::byte> payload);
     bool slow_reader_refuses(opcode op) noexcept;
     bool compress(opcode op, std::span<const std::byte>& payload);
@@ -223,7 +241,11 @@ private:
     bool try_lock_for_send() noexcept;
     core::task<core::result<void>> lock_for_send();
     void close_went_out() noexcept;
+    core::result<bool> write_at_once(std::span<const core::const_buffer> parts,
+                                     std::span<const core::const_buffer>& rest,
+                                     core::const_buffer& tail);
     core::task<core::result<void>> write_bounded(std::span<const core::const_buffer> parts);
+    core::task<core::result<void>> write_timed(std::span<const core::const_buffer> parts);
     void abandon(std::error_code ec) noexcept;
     core::task<core::result<void>> send_close(std::uint16_t code, std::string_view reason);
     core::task<void> fail(std::error_code ec);
@@ -257,6 +279,7 @@ private:
     core::stop_token going_away_;
     core::interrupt_slot fill_wait_; ///< the receive's wait for bytes
     std::string close_reason_;
+    std::string assembled_;     ///< receive_view()'s message when it came in pieces
     std::error_code abandoned_; ///< a write timed out: the session is over
     std::uint16_t close_code_ = 0;
     role role_;
