@@ -104,16 +104,18 @@ result<std::size_t> read_awaitable::await_resume() noexcept {
     return static_cast<std::size_t>(res);
 }
 
-write_awaitable::write_awaitable(stream& s, const_buffer b) noexcept : stream_op(s, kind::write) {
-    single_ = b;
+write_awaitable::write_awaitable(stream& s, const_buffer b) noexcept
+    : stream_op(s, kind::write), single_(b) {
     bufs_ = &single_;
     nbufs_ = 1;
+    iov_ = window_;
 }
 
 write_awaitable::write_awaitable(stream& s, std::span<const const_buffer> bufs) noexcept
     : stream_op(s, kind::write) {
     bufs_ = bufs.data();
     nbufs_ = bufs.size();
+    iov_ = window_;
 }
 
 result<void> write_awaitable::await_resume() noexcept {

@@ -186,7 +186,10 @@ task<result<void>> pull(tls_stream::state& st, stream& transport) {
         co_return result<void>{};
     }
     BIO_write(st.rbio, got->data(), static_cast<int>(got->size()));
-    transport.release_receive_buffer(); // copied: an idle connection holds no lent buffer
+    // Copied: a buffer lent from the loop's pool goes back at once (an idle connection holds
+    // none); a stream's own receive buffer is kept for the next read.
+    if (transport.lends_receive_buffers())
+        transport.release_receive_buffer();
     co_return result<void>{};
 }
 

@@ -84,8 +84,7 @@ protected:
     std::size_t index_ = 0;  ///< first unwritten buffer
     std::size_t offset_ = 0; ///< bytes of bufs_[index_] already written
     std::size_t written_ = 0;
-    const_buffer single_;
-    ::iovec iov_[max_iov]{};
+    ::iovec* iov_ = nullptr; ///< a write's window (write_awaitable's own): reads carry none
     bool stop_requested_ = false;
 
 private:
@@ -123,6 +122,11 @@ public:
         return begin(h, detail::token_of(h));
     }
     result<void> await_resume() noexcept;
+
+private:
+    // Here, not in stream_op: a pending read (one per idle connection) does not carry them.
+    const_buffer single_;
+    ::iovec window_[max_iov]{};
 };
 
 /// `co_await s.shutdown()`: result<void>; sends FIN (TCP) or close_notify (TLS). Reading stays
