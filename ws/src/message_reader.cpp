@@ -1,6 +1,8 @@
 // The receiving half of a session as a state machine over bytes; session.cpp drives it.
 #include "message_reader.hpp"
 
+#include "buffer_cache.hpp"
+
 #include <algorithm>
 
 namespace coronet::ws::detail {
@@ -47,10 +49,10 @@ message_reader::~message_reader() = default;
 
 message_reader::event message_reader::next(std::span<std::byte> in) {
     if (release_zin_) {
-        // The last inflated message was handed over: an idle session keeps no big buffer.
+        // The last inflated message was handed over: its buffer goes to the thread's cache, so
+        // an idle session keeps none and the next message allocates none.
         release_zin_ = false;
-        if (zin_.capacity() > 4096)
-            std::string().swap(zin_);
+        thread_buffer_cache<std::string>::give_back(zin_);
     }
     if (inflating_)
         return inflate_next(in, 0);
@@ -95,6 +97,7 @@ message_reader::event message_reader::next(std::span<std::byte> in) {
 message_reader::event message_reader::inflate_next(std::span<std::byte> in, std::size_t skip) {
     const auto src = in.subspan(skip, pending_);
     zin_.clear();
+    thread_buffer_cache<std::string>::take(zin_);
     // The inflated size counts against max_message_size; one byte past it proves the excess,
     // so a decompression bomb ends with 1009 holding at most a chunk.
     const std::uint64_t left = max_message_size_ - inflated_size_;

@@ -4,6 +4,7 @@
 
 #include <coronet/core/timer.hpp>
 
+#include "buffer_cache.hpp"
 #include "session_receive_side.hpp"
 
 #include <openssl/rand.h>
@@ -102,8 +103,8 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     core::result<void> r = now ? core::result<void>{} : core::result<void>(now.error());
     if (now && !*now)
         r = co_await write_bounded(rest);
-    if (zout_.capacity() > 64 * 1024)
-        std::vector<std::byte>().swap(zout_); // idle sessions stay small
+    // Sent: the compress buffer goes to the thread's cache (idle sessions hold none).
+    detail::thread_buffer_cache<std::vector<std::byte>>::give_back(zout_);
     if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
         // The compressor's window moved past a message the peer never got: every later
         // compressed message would inflate wrongly there. This session can send no more.
@@ -126,6 +127,7 @@ bool session::compress(opcode op, std::span<const std::byte>& payload) {
         payload.size() < opts_.deflate.min_size)
         return false;
     zout_.clear();
+    detail::thread_buffer_cache<std::vector<std::byte>>::take(zout_);
     deflater_->compress(payload, zout_);
     if (!deflater_->keeps_context() && opts_.deflate.skip_incompressible &&
         zout_.size() >= payload.size())

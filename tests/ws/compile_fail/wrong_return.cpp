@@ -1,4 +1,4 @@
-// expect: on_message must be callable as on_message\(ws::context<Conn, State>&, ws::message&\) and
+// expect: on_message must be callable as on_message\(ws::context<Conn, State>&, ws::message&\) or
 // return void or core::task<void>
 #include <coronet/ws/handler.hpp>
 
