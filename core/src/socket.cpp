@@ -52,6 +52,8 @@ tcp_stream::tcp_stream(tcp_stream&& o) noexcept
 tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
     if (this != &o) {
         close();
+        if (loop_ != nullptr)
+            return_lent();
         loop_ = std::exchange(o.loop_, nullptr);
         lent_id_ = std::exchange(o.lent_id_, no_lent);
         if (loop_ != nullptr)
@@ -63,6 +65,8 @@ tcp_stream& tcp_stream::operator=(tcp_stream&& o) noexcept {
 
 tcp_stream::~tcp_stream() {
     close();
+    if (loop_ != nullptr)
+        return_lent();
 }
 
 void tcp_stream::return_lent() noexcept {
@@ -101,9 +105,10 @@ result<std::size_t> tcp_stream::try_write(const_buffer buf) noexcept {
     }
 }
 
+// The lent buffer stays lent: a reader may still hold views into it (a session abandoned by a
+// write timeout closes its stream between two receives). It goes back at the next read or
+// receive, release_receive_buffer() or destruction.
 void tcp_stream::close() noexcept {
-    if (loop_ != nullptr)
-        return_lent();
     if (fds_.fd < 0)
         return;
     if (loop_ != nullptr)

@@ -132,6 +132,9 @@ core::task<core::result<client_response>> client_connection::exchange(const clie
     if (!body)
         co_return body.error();
     reusable_ = res.keep_alive && res.status != 101;
+    // The response is owned: an idle pooled connection keeps no buffer the loop lent.
+    if (!reader_.release_lent())
+        reusable_ = false;
     co_return res;
 }
 

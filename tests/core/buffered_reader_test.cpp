@@ -495,6 +495,11 @@ core::task<void> lent_reads(core::loop& lp) {
     CHECK(core::as_string(rd.buffered()) == "third");
     CHECK(rd.reading_lent());
     CHECK(rd.capacity() == 0);
+    // release_lent() (a reader going idle in a pool) keeps the bytes in its own buffer.
+    REQUIRE(rd.release_lent());
+    CHECK_FALSE(rd.reading_lent());
+    CHECK(core::as_string(rd.buffered()) == "third");
+    CHECK(rd.capacity() > 0);
 
     // read_until on an empty reader waits in a lent buffer too, and release_prefetched hands
     // back what followed the delimiter.
@@ -552,9 +557,44 @@ core::task<void> lent_reads_interleaved(core::loop& lp, std::size_t conns) {
     }
 }
 
+// A stream closed between two reads (a ws session abandoned by a write timeout) keeps the
+// buffer it lent: the reader's bytes stay its own while another connection receives.
+core::task<void> lent_bytes_survive_close(core::loop& lp) {
+    auto l = coronet::testing::listen_local(lp);
+    auto one = co_await coronet::testing::connect_pair(l);
+    auto two = co_await coronet::testing::connect_pair(l);
+    core::buffered_reader rd(one.server);
+    REQUIRE(co_await one.client.write_all(core::as_bytes("AAAABBBB")));
+    while (rd.buffered().size() < 8)
+        REQUIRE(co_await rd.fill());
+    REQUIRE(rd.reading_lent());
+    rd.consume(4);
+    one.server.close();
+    // The loop has one buffer to lend: were it back in the pool, this receive would take it.
+    REQUIRE(co_await two.client.write_all(core::as_bytes("CCCCCCCC")));
+    std::string other;
+    while (other.size() < 8) {
+        auto r = co_await two.server.receive();
+        REQUIRE(r);
+        other += core::as_string(*r);
+    }
+    CHECK(other == "CCCCCCCC");
+    CHECK(core::as_string(rd.buffered()) == "BBBB");
+}
+
 } // namespace
 
 TEST_SUITE("core.buffered_reader") {
+
+    TEST_CASE_TEMPLATE("a closed stream's lent buffer stays the reader's until it reads again", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        auto o = coronet::testing::options<B>();
+        o.uring_provided_buffers = 1;
+        o.uring_provided_buffer_size = 4096;
+        core::loop lp(o);
+        core::run(lp, lent_bytes_survive_close(lp));
+    }
 
     TEST_CASE_TEMPLATE("over a tcp stream an empty reader reads into a lent buffer", B,
                        CORONET_BACKENDS) {

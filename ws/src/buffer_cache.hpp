@@ -24,7 +24,7 @@ public:
     /// Gives an empty `b` that owns no memory a cached buffer, if there is one.
     static void take(Buf& b) noexcept {
         store& s = get();
-        if (b.capacity() <= Buf().capacity() && s.count > 0) { // (a string's own 15 bytes)
+        if (b.capacity() <= Buf().capacity() && s.count > 0 && s.alive) { // (a string's 15)
             b = std::move(s.bufs[--s.count]);
             b.clear();
         }
@@ -38,7 +38,10 @@ private:
         store() = default;
         store(const store&) = delete;
         store& operator=(const store&) = delete;
-        ~store() { alive = false; }
+        ~store() {
+            alive = false;
+            count = 0;
+        }
     };
     static store& get() noexcept {
         thread_local store s;

@@ -303,10 +303,12 @@ detail::hub_connection_impl::read_next(core::task<core::result<T>> (session::*re
 }
 
 core::task<core::result<message>> detail::hub_connection_impl::receive() {
+    std::string().swap(joined_); // a view receive_view() handed out is over
     return read_next(&session::receive);
 }
 
 core::task<core::result<message_chunk>> detail::hub_connection_impl::receive_some() {
+    std::string().swap(joined_);
     return read_next(&session::receive_some);
 }
 

@@ -105,10 +105,9 @@ core::task<core::result<Out>> session::assemble() {
     receiving_ = true;
     message msg;
     std::string* out = &msg.data;
-    if constexpr (view) {
-        std::string().swap(assembled_); // the last view is over: an idle session holds nothing
+    std::string().swap(assembled_); // the last view is over: an idle session holds nothing
+    if constexpr (view)
         out = &assembled_;
-    }
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
     // given back when the message is handed over or dropped.
     core::memory_charge charge(opts_.memory_budget);
@@ -149,6 +148,7 @@ core::task<core::result<Out>> session::assemble() {
 }
 
 core::task<core::result<message_chunk>> session::receive_some() {
+    std::string().swap(assembled_); // a view receive_view() handed out is over
     if (close_received_)
         co_return make_error_code(errc::closed);
     receiving_ = true;

@@ -203,9 +203,9 @@ core::task<core::result<void>> session::send_prepared(std::span<const core::cons
 // Most frames are small and fit in the socket buffer: such a frame is gathered and sent at
 // once, without an operation that suspends and without write_bounded's coroutine frame; the
 // deadline (a timer per send) is armed only for what has to wait. True when every byte went
-// out. Otherwise `rest` is what is left, in a buffer that stays put until it is written: all
-// of `parts` when they are not small (untouched), else the unsent tail, moved into tx_ (where a
-// client's frame already is).
+// out. Otherwise `rest` is what is left, in buffers that stay put until it is written: all of
+// `parts` when they are not small or nothing went out, else the unsent tail, moved into tx_
+// (where a client's frame already is).
 core::result<bool> session::write_at_once(std::span<const core::const_buffer> parts,
                                           std::span<const core::const_buffer>& rest,
                                           core::const_buffer& tail) {
@@ -231,6 +231,8 @@ core::result<bool> session::write_at_once(std::span<const core::const_buffer> pa
         return w.error();
     if (*w == total)
         return true;
+    if (*w == 0) // (always so on TLS): the caller's parts outlive the wait, no copy needed
+        return false;
     if (from != tx_.data()) {
         tx_.assign(from + *w, from + total);
         tail = core::const_buffer(tx_.data(), tx_.size());

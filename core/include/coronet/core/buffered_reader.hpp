@@ -92,6 +92,10 @@ public:
     std::size_t capacity() const noexcept { return buf_.size(); }
     /// True while the buffered bytes are in a buffer the stream lent (until the next read call).
     bool reading_lent() const noexcept { return lent_ != nullptr; }
+    /// For a reader that will not read for a while (a pooled idle connection): what it holds in
+    /// a buffer the stream lent moves into its own buffer, and the lent buffer goes back to the
+    /// loop. Views become invalid. Errors: `errc::over_budget` (nothing changed).
+    result<void> release_lent() { return settle_lent(); }
     /// Bytes charged to the budget now (0 without one).
     std::size_t charged() const noexcept { return charge_.charged(); }
 

@@ -193,6 +193,8 @@ public:
 
     /// Gives back the buffer `receive()` lent (to the loop's ring, or frees the stream's own),
     /// so an idle connection holds no receive buffer. The last received view becomes invalid.
+    /// (Closing the stream does not: the view stays valid until this, the next read or receive,
+    /// or the stream's destruction.)
     virtual void release_receive_buffer() noexcept { lend_buf_.reset(); }
     /// True when `receive()` lends from a buffer pool shared by many streams (the loop's), so
     /// that a reader waiting for bytes holds no buffer of its own; false (the default) when it

@@ -91,15 +91,15 @@ struct session_options {
     core::memory_budget* memory_budget = &core::memory_budget::process();
 };
 
-/// A piece of a message from the streaming receive mode (see session::receive_some).
 /// A whole message as `session::receive_view()` lends it: `data` is valid until the next receive
-/// call on the session (receive, receive_view, receive_some).
+/// call on the session (receive, receive_view, receive_some, or close()).
 struct message_view {
     opcode type = opcode::text; ///< text or binary
     std::string_view data;      ///< the payload (UTF-8 checked for text)
     bool is_text() const noexcept { return type == opcode::text; }
 };
 
+/// A piece of a message from the streaming receive mode (see session::receive_some).
 struct message_chunk {
     opcode type = opcode::text; ///< of the whole message
     std::string_view data;      ///< valid until the next receive call
@@ -146,7 +146,8 @@ public:
     core::task<core::result<message>> receive();
 
     /// As receive(), without a copy: the message's bytes where the session holds them (in the
-    /// read buffer, or where it inflated them), valid until the next receive call. A message
+    /// read buffer, or where it inflated them), valid until the next receive call (close(),
+    /// which reads the peer's close frame when nobody receives, counts as one). A message
     /// that came in one frame and one read costs no allocation and no copy; one in several
     /// frames or reads is assembled in a buffer of the session's, freed at the next receive
     /// call (an idle session holds none). Errors as receive().
