@@ -235,6 +235,10 @@ bool loop::has_provided_buffers() const noexcept {
     return backend_->has_provided_buffers();
 }
 
+std::size_t loop::provided_buffer_count() const noexcept {
+    return backend_->provided_buffer_count();
+}
+
 std::span<std::byte> loop::provided_buffer(std::uint32_t cqe_flags, unsigned& id) const noexcept {
     return backend_->provided_buffer(cqe_flags, id);
 }

@@ -3,6 +3,7 @@
 #include <coronet/core/buffer.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/result.hpp>
+#include <coronet/core/scope.hpp>
 #include <coronet/core/task.hpp>
 #include <coronet/core/when.hpp>
 
@@ -582,15 +583,78 @@ core::task<void> lent_bytes_survive_close(core::loop& lp) {
     CHECK(core::as_string(rd.buffered()) == "BBBB");
 }
 
+core::task<void> fill_once(core::buffered_reader& rd) {
+    auto n = co_await rd.fill();
+    REQUIRE(n);
+}
+
+// Rounds of `conns` readers that all wait at once and get bytes at once, each keeping what it
+// read until every one has: the loop's receive buffers after each round.
+core::task<std::vector<std::size_t>> buffers_per_round(core::loop& lp, std::size_t conns,
+                                                       std::size_t rounds) {
+    auto l = coronet::testing::listen_local(lp);
+    std::vector<coronet::testing::stream_pair> pairs;
+    for (std::size_t i = 0; i < conns; ++i)
+        pairs.push_back(co_await coronet::testing::connect_pair(l));
+    std::vector<std::unique_ptr<core::buffered_reader>> readers;
+    for (auto& p : pairs)
+        readers.push_back(std::make_unique<core::buffered_reader>(p.server));
+    std::vector<std::size_t> count;
+    for (std::size_t r = 0; r < rounds; ++r) {
+        core::task_scope scope;
+        for (auto& rd : readers)
+            scope.spawn(fill_once(*rd));
+        const std::string msg = "round " + std::to_string(r);
+        for (auto& p : pairs)
+            REQUIRE(co_await p.client.write_all(core::as_bytes(msg)));
+        co_await scope.join();
+        for (auto& rd : readers) {
+            CHECK(core::as_string(rd->buffered()) == msg);
+            rd->consume(rd->buffered().size());
+        }
+        for (auto& rd : readers)
+            REQUIRE(rd->release_lent()); // every lent buffer back before the next round
+        count.push_back(lp.provided_buffer_count());
+    }
+    co_return count;
+}
+
 } // namespace
 
 TEST_SUITE("core.buffered_reader") {
+
+    TEST_CASE("io_uring's buffer ring grows when more receives complete than it has buffers") {
+        CORONET_REQUIRE_BACKEND(coronet::testing::uring_backend);
+        auto o = coronet::testing::options<coronet::testing::uring_backend>();
+        o.uring_provided_buffers = 4;
+        o.uring_provided_buffer_size = 4096;
+        o.uring_provided_buffers_max = 16;
+        SUBCASE("by chunks of uring_provided_buffers that cover the receives that found none") {
+            core::loop lp(o);
+            REQUIRE(lp.provided_buffer_count() == 4);
+            auto count = core::run(lp, buffers_per_round(lp, 12, 3));
+            // 12 receives, 4 buffers: 8 find none, and two more chunks cover them. Then it stays.
+            CHECK(count == std::vector<std::size_t>{12, 12, 12});
+        }
+        SUBCASE("up to uring_provided_buffers_max") {
+            o.uring_provided_buffers_max = 8;
+            core::loop lp(o);
+            auto count = core::run(lp, buffers_per_round(lp, 12, 3));
+            CHECK(count == std::vector<std::size_t>{8, 8, 8});
+        }
+        SUBCASE("not while the buffers suffice") {
+            core::loop lp(o);
+            auto count = core::run(lp, buffers_per_round(lp, 4, 3));
+            CHECK(count == std::vector<std::size_t>{4, 4, 4});
+        }
+    }
 
     TEST_CASE_TEMPLATE("a closed stream's lent buffer stays the reader's until it reads again", B,
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         auto o = coronet::testing::options<B>();
         o.uring_provided_buffers = 1;
+        o.uring_provided_buffers_max = 1;
         o.uring_provided_buffer_size = 4096;
         core::loop lp(o);
         core::run(lp, lent_bytes_survive_close(lp));
@@ -612,6 +676,7 @@ TEST_SUITE("core.buffered_reader") {
         SUBCASE("a pool that runs dry") {
             auto o = coronet::testing::options<B>();
             o.uring_provided_buffers = 2;
+            o.uring_provided_buffers_max = 2;
             o.uring_provided_buffer_size = 4096;
             core::loop lp(o);
             core::run(lp, lent_reads_interleaved(lp, 8));

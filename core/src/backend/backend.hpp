@@ -24,6 +24,7 @@ public:
     virtual void wait(std::optional<clock::duration> timeout) = 0;
     /// Provided buffers (io_uring's ring, or epoll's pool): see loop::provided_buffer.
     virtual bool has_provided_buffers() const noexcept { return false; }
+    virtual std::size_t provided_buffer_count() const noexcept { return 0; }
     virtual std::span<std::byte> provided_buffer(std::uint32_t, unsigned&) const noexcept {
         return {};
     }

@@ -51,6 +51,9 @@ public:
     }
 
     bool has_provided_buffers() const noexcept override { return pool_ != nullptr; }
+    std::size_t provided_buffer_count() const noexcept override {
+        return pool_ != nullptr ? pool_count_ : 0;
+    }
 
     std::span<std::byte> provided_buffer(std::uint32_t flags,
                                          unsigned& id) const noexcept override {

@@ -6,9 +6,12 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <system_error>
+#include <vector>
 
 namespace coronet::core::detail {
 namespace {
@@ -74,32 +77,35 @@ public:
             has_msg_ring_ = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
             io_uring_free_probe(probe);
         }
-        setup_provided_buffers(opts.uring_provided_buffers, opts.uring_provided_buffer_size);
+        setup_provided_buffers(opts.uring_provided_buffers, opts.uring_provided_buffers_max,
+                               opts.uring_provided_buffer_size);
     }
     ~uring_backend() override {
         if (buf_ring_ != nullptr) {
             io_uring_unregister_buf_ring(&ring_, buffer_group);
             ::munmap(buf_ring_, ring_bytes_);
-            ::munmap(buffers_, count_ * size_);
+            for (void* chunk : chunks_)
+                ::munmap(chunk, chunk_count_ * size_);
         }
         io_uring_queue_exit(&ring_);
     }
 
     bool has_provided_buffers() const noexcept override { return buf_ring_ != nullptr; }
+    std::size_t provided_buffer_count() const noexcept override {
+        return chunks_.size() * chunk_count_;
+    }
 
     std::span<std::byte> provided_buffer(std::uint32_t flags,
                                          unsigned& id) const noexcept override {
         if (!(flags & IORING_CQE_F_BUFFER))
             return {};
         id = flags >> IORING_CQE_BUFFER_SHIFT;
-        return {static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_, size_};
+        return {buffer_at(id), size_};
     }
 
     void recycle_provided_buffer(unsigned id) noexcept override {
-        io_uring_buf_ring_add(
-            buf_ring_, static_cast<std::byte*>(buffers_) + static_cast<std::size_t>(id) * size_,
-            static_cast<unsigned>(size_), static_cast<unsigned short>(id),
-            io_uring_buf_ring_mask(count_), 0);
+        io_uring_buf_ring_add(buf_ring_, buffer_at(id), static_cast<unsigned>(size_),
+                              static_cast<unsigned short>(id), io_uring_buf_ring_mask(entries_), 0);
         io_uring_buf_ring_advance(buf_ring_, 1);
     }
 
@@ -217,6 +223,7 @@ private:
 
     void reap() {
         io_uring_cqe* cqes[batch];
+        unsigned short_of_buffers = 0;
         for (;;) {
             unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, batch);
             if (n == 0)
@@ -245,6 +252,8 @@ private:
                 io_op* op = ops[i];
                 if (op == nullptr)
                     continue; // a cancel request's own completion
+                if (res[i] == -ENOBUFS && op->code == op_code::recv_provided)
+                    ++short_of_buffers; // this receive reads again into its stream's buffer
                 op->res = res[i];
                 op->cqe_flags = flags[i];
                 op->in_flight = false;
@@ -253,6 +262,9 @@ private:
             if (n < batch)
                 break;
         }
+        // Enough more buffers for as many receives as found none (see setup_provided_buffers).
+        while (short_of_buffers > 0 && grow_provided_buffers())
+            short_of_buffers -= std::min(short_of_buffers, chunk_count_);
     }
 
     void refill_from_backlog() noexcept {
@@ -292,53 +304,88 @@ private:
         return false;
     }
 
-    // A ring of `count` buffers of `size` bytes that the kernel picks from on recv_provided.
-    // Needs kernel 5.19 (IORING_REGISTER_PBUF_RING); without it receives use stream buffers.
-    void setup_provided_buffers(unsigned count, std::size_t size) noexcept {
+    // A ring of `count` buffers of `size` bytes that the kernel picks from on recv_provided,
+    // registered with room for `max` (both rounded up to powers of two). Needs kernel 5.19
+    // (IORING_REGISTER_PBUF_RING); without it receives use stream buffers.
+    //
+    // The kernel takes a buffer when a receive completes, and a stream keeps it until its
+    // reader's next read. When many receives complete in one wait (1000 busy connections), more
+    // buffers are taken than a small pool has before any reader runs: those receives fail with
+    // ENOBUFS and read again into their stream's own buffer, an allocation and a second round
+    // trip each. So after such a wait the pool grows by as many chunks of `count` buffers (one
+    // mapping each) as cover the receives that found none, up to `max`, and stays at that size.
+    void setup_provided_buffers(unsigned count, unsigned max, std::size_t size) noexcept {
         if (count == 0 || size == 0 || size > (1u << 30))
             return;
-        unsigned n = 1;
-        while (n < count && n < 32768)
-            n <<= 1; // the ring size must be a power of two
-        ring_bytes_ = n * sizeof(io_uring_buf);
+        auto pow2 = [](unsigned want) {
+            unsigned n = 1;
+            while (n < want && n < 32768)
+                n <<= 1; // the ring size must be a power of two; buffer ids are 16 bits
+            return n;
+        };
+        const unsigned n = pow2(count);
+        const unsigned entries = std::max(n, pow2(max));
+        ring_bytes_ = entries * sizeof(io_uring_buf);
         void* ring_mem = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
                                 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
         if (ring_mem == MAP_FAILED)
             return;
-        void* bufs =
-            ::mmap(nullptr, n * size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        if (bufs == MAP_FAILED) {
-            ::munmap(ring_mem, ring_bytes_);
-            return;
-        }
         auto* br = static_cast<io_uring_buf_ring*>(ring_mem);
         io_uring_buf_ring_init(br);
         io_uring_buf_reg reg{};
         reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring_mem);
-        reg.ring_entries = n;
+        reg.ring_entries = entries;
         reg.bgid = buffer_group;
         if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
             ::munmap(ring_mem, ring_bytes_);
-            ::munmap(bufs, n * size);
             return;
         }
         buf_ring_ = br;
-        buffers_ = bufs;
-        count_ = n;
+        entries_ = entries;
+        chunk_count_ = n;
         size_ = size;
-        for (unsigned i = 0; i < n; ++i)
-            io_uring_buf_ring_add(
-                br, static_cast<std::byte*>(bufs) + static_cast<std::size_t>(i) * size,
-                static_cast<unsigned>(size), static_cast<unsigned short>(i),
-                io_uring_buf_ring_mask(n), static_cast<int>(i));
-        io_uring_buf_ring_advance(br, static_cast<int>(n));
+        if (!grow_provided_buffers()) {
+            io_uring_unregister_buf_ring(&ring_, buffer_group);
+            ::munmap(ring_mem, ring_bytes_);
+            buf_ring_ = nullptr;
+        }
+    }
+
+    // Adds one chunk of buffers to the ring; false when the ring is full or mmap failed.
+    bool grow_provided_buffers() noexcept {
+        const std::size_t have = chunks_.size() * chunk_count_;
+        if (have + chunk_count_ > entries_)
+            return false;
+        void* chunk = ::mmap(nullptr, chunk_count_ * size_, PROT_READ | PROT_WRITE,
+                             MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (chunk == MAP_FAILED)
+            return false;
+        try {
+            chunks_.push_back(static_cast<std::byte*>(chunk));
+        } catch (...) {
+            ::munmap(chunk, chunk_count_ * size_);
+            return false;
+        }
+        const unsigned mask = io_uring_buf_ring_mask(entries_);
+        for (unsigned i = 0; i < chunk_count_; ++i) {
+            const auto id = static_cast<unsigned>(have + i);
+            io_uring_buf_ring_add(buf_ring_, buffer_at(id), static_cast<unsigned>(size_),
+                                  static_cast<unsigned short>(id), mask, static_cast<int>(i));
+        }
+        io_uring_buf_ring_advance(buf_ring_, static_cast<int>(chunk_count_));
+        return true;
+    }
+
+    std::byte* buffer_at(unsigned id) const noexcept {
+        return chunks_[id / chunk_count_] + static_cast<std::size_t>(id % chunk_count_) * size_;
     }
 
     static constexpr unsigned short buffer_group = 0;
     io_uring_buf_ring* buf_ring_ = nullptr;
-    void* buffers_ = nullptr;
+    std::vector<std::byte*> chunks_; ///< mappings of chunk_count_ buffers each, id order
     std::size_t ring_bytes_ = 0;
-    unsigned count_ = 0;
+    unsigned entries_ = 0;     ///< the ring's size: the most buffers the pool may grow to
+    unsigned chunk_count_ = 0; ///< buffers per chunk (uring_provided_buffers, rounded up)
     std::size_t size_ = 0;
 
     static constexpr unsigned batch = 256;

@@ -46,6 +46,13 @@ struct loop_options {
     /// per loop, of which only the buffers in use are ever touched on epoll.
     unsigned uring_provided_buffers = 256;
     std::size_t uring_provided_buffer_size = 16 * 1024;
+    /// io_uring only: the most buffers the ring may grow to. The kernel takes a buffer as a
+    /// receive completes, so when more receives complete in one wait than the ring has buffers
+    /// (many busy connections), the rest read again into their own buffers; each time that
+    /// happens the ring grows by `uring_provided_buffers` more, up to this many (4096 x 16 KiB
+    /// = 64 MiB of address space, touched only as busy connections use it). The epoll pool
+    /// needs no growth: it lends a buffer only during a read, at most 256 reads per wait.
+    unsigned uring_provided_buffers_max = 4096;
     /// Giving memory back after a burst: when the loop is about to wait with nothing ready and
     /// the C heap holds at least this many free bytes (glibc `mallinfo2().fordblks`), it calls
     /// `malloc_trim(0)`, so a server that served 10,000 connections and is quiet again returns
@@ -121,6 +128,9 @@ public:
     /// True if this loop lends receive buffers (io_uring with a buffer ring set up, or epoll's
     /// pool; see loop_options::uring_provided_buffers).
     bool has_provided_buffers() const noexcept;
+    /// How many receive buffers the loop has to lend now, lent or not (0: none). On io_uring
+    /// the ring grows up to loop_options::uring_provided_buffers_max; for monitoring and tests.
+    std::size_t provided_buffer_count() const noexcept;
 
     // ---- for stream implementations ---------------------------------------------------------
     /// Completes `op` (runs `op.complete()`, with `op.res` as set) in the next iteration rather
