@@ -11,8 +11,10 @@
 //
 // Opens N client sessions (ws::connect, one at a time) on one loop, then each session sends
 // one message of S bytes, awaits its echo and repeats, for `--warmup` seconds and then a
-// measured window of `--duration` seconds. Messages: binary by default (checks type, length and
-// a tag byte of the echo), --text for text; --json for text messages that look like JSON API
+// measured window of `--duration` seconds. Every echo is compared byte for byte with what was
+// sent (type, length and content). Messages: binary by default, each stamped with its
+// connection and number (so an echo of another connection's or an earlier message is wrong),
+// --text for text; --json for text messages that look like JSON API
 // traffic (arrays of generated objects with varying ids, numbers, words and tags, padded with
 // spaces to exactly S bytes; S < 40: one `{"id":…,"v":…}` object; from a fixed seed, so every run
 // sends the same bytes), drawn from a pool of at least 256 KiB of distinct messages so that a
@@ -243,7 +245,8 @@ struct message_source {
     std::string binary;            // otherwise
 };
 
-// One message and its echo; false (and a line on stderr) when it failed.
+// One message and its echo; false (and a line on stderr) when it failed. Every byte of the
+// echo is compared with what was sent (the echo is read in place, through receive_view).
 core::task<bool> round_trip(ws::session& s, const options& o, const std::string& payload,
                             std::size_t id) {
     bool text = o.text || o.json;
@@ -253,27 +256,32 @@ core::task<bool> round_trip(ws::session& s, const options& o, const std::string&
         std::fprintf(stderr, "ws_load: conn %zu: send: %s\n", id, sent.error().message().c_str());
         co_return false;
     }
-    auto m = co_await s.receive();
+    auto m = co_await s.receive_view();
     if (!m) {
         std::fprintf(stderr, "ws_load: conn %zu: receive: %s\n", id, m.error().message().c_str());
         co_return false;
     }
-    bool ok = m->is_text() == text && m->data.size() == payload.size() &&
-              (o.json ? m->data == payload : (payload.empty() || m->data[0] == payload[0]));
-    if (!ok) {
-        std::fprintf(stderr, "ws_load: conn %zu: wrong echo (%zu bytes)\n", id, m->data.size());
+    if (m->is_text() != text || m->data != payload) {
+        std::fprintf(stderr, "ws_load: conn %zu: wrong echo (%zu bytes, %zu sent)\n", id,
+                     m->data.size(), payload.size());
         co_return false;
     }
     co_return true;
 }
 
-// The k-th message of connection `id` (binary mode: the shared buffer with a tag byte set).
+// The k-th message of connection `id`. --json: one of the pool's. Otherwise the connection's
+// own buffer with its first bytes (up to 16) stamped with the connection and the message
+// number in hex digits (valid UTF-8 for --text), so an echo that belongs to another connection
+// or an earlier message, or that lost or reordered bytes, differs from what was sent.
 const std::string& next_payload(message_source& src, std::string& own, std::size_t id,
                                 std::uint64_t k) {
     if (src.o.json)
         return src.pool[(id * 7919 + k) % src.pool.size()];
-    if (!own.empty())
-        own[0] = static_cast<char>('a' + k % 26);
+    constexpr char hex[] = "0123456789abcdef";
+    std::uint64_t stamp = (static_cast<std::uint64_t>(id) << 40) ^ k;
+    std::size_t n = std::min<std::size_t>(own.size(), 16);
+    for (std::size_t i = 0; i < n; ++i)
+        own[i] = hex[(stamp >> (4 * i)) & 0xf];
     return own;
 }
 
