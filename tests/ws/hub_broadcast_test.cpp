@@ -182,9 +182,60 @@ core::task<void> compressed_broadcast(core::loop& lp) {
     co_await srv.stop();
 }
 
+// Broadcasts larger than a socket buffer, to members that read only after all of them went
+// out: each frame continues exactly where the socket stopped taking it, and the frames after
+// it wait behind it. Every byte is compared.
+core::task<void> large_broadcasts_to_late_readers(core::loop& lp) {
+    notifier note;
+    room_handler h;
+    h.note = &note;
+    ws::hub_options o;
+    o.max_queued_bytes = 16 * 1024 * 1024;
+    const core::stop_token tok = co_await core::get_stop_token();
+    hub_server srv(lp, o, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options());
+    h.hub = &srv.hub();
+    std::vector<std::unique_ptr<ws::session>> clients;
+    for (int i = 0; i < 2; ++i) {
+        clients.push_back(co_await connect_client(srv.url("/big")));
+        (void)co_await read_id(*clients.back());
+    }
+    std::vector<std::string> bodies;
+    for (int k = 0; k < 4; ++k) {
+        std::string b(700 * 1024 + static_cast<std::size_t>(k) * 4099, 'a');
+        for (std::size_t i = 0; i < b.size(); ++i)
+            b[i] = static_cast<char>('a' + (i * 7 + static_cast<std::size_t>(k)) % 26);
+        bodies.push_back(std::move(b));
+        CHECK(srv.hub().broadcast_room("big", ws::prepared_message::text(bodies.back())) == 2);
+    }
+    const auto tail = ws::prepared_message::text("after");
+    CHECK(srv.hub().broadcast_room("big", tail) == 2);
+    for (auto& c : clients) {
+        for (const std::string& b : bodies) {
+            auto m = co_await c->receive();
+            REQUIRE(m);
+            CHECK(m->data.size() == b.size());
+            CHECK(m->data == b);
+        }
+        auto m = co_await c->receive();
+        REQUIRE(m);
+        CHECK(m->data == "after");
+    }
+    CHECK(srv.hub().stats().dropped == 0);
+    for (auto& c : clients)
+        CHECK(co_await c->close());
+    co_await srv.stop();
+}
+
 } // namespace
 
 TEST_SUITE("ws.hub") {
+
+    TEST_CASE_TEMPLATE("broadcasts larger than a socket buffer reach late readers byte for byte", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return large_broadcasts_to_late_readers(lp); });
+    }
 
     TEST_CASE_TEMPLATE("a thousand connections in four rooms get every broadcast once and in order",
                        B, CORONET_BACKENDS) {
