@@ -163,7 +163,8 @@ TEST_SUITE("core.loop") {
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         auto o = coronet::testing::options<B>();
-        o.uring_provided_buffers = 2; // rounded to a power of two: 2 buffers for 6 connections
+        o.uring_provided_buffers = 2;     // rounded to a power of two: 2 buffers for 6 connections
+        o.uring_provided_buffers_max = 2; // and no growth
         o.uring_provided_buffer_size = 4096;
         core::loop lp(o);
         bool all_right = false;

@@ -197,6 +197,11 @@ private:
             break;
         case op_code::recv_provided:
             io_uring_prep_recv(sqe, fd, nullptr, static_cast<unsigned>(size_), op.flags);
+            // The last read drained the socket (a request, an echo): the next bytes come later,
+            // so arm the wait at once instead of trying a receive that finds nothing first.
+            // (Kernel 5.19, as the buffer ring this opcode needs.)
+            if (!op.fds->readable)
+                sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
             sqe->flags |= IOSQE_BUFFER_SELECT;
             sqe->buf_group = buffer_group;
             break;
@@ -254,6 +259,7 @@ private:
                     continue; // a cancel request's own completion
                 if (res[i] == -ENOBUFS && op->code == op_code::recv_provided)
                     ++short_of_buffers; // this receive reads again into its stream's buffer
+                note_read(*op, res[i]);
                 op->res = res[i];
                 op->cqe_flags = flags[i];
                 op->in_flight = false;
@@ -265,6 +271,13 @@ private:
         // Enough more buffers for as many receives as found none (see setup_provided_buffers).
         while (short_of_buffers > 0 && grow_provided_buffers())
             short_of_buffers -= std::min(short_of_buffers, chunk_count_);
+    }
+
+    // A receive that filled its buffer left bytes behind, most likely; a shorter one drained
+    // the socket. fd_state::readable keeps that for the stream's next receive (prep).
+    void note_read(io_op& op, int res) const noexcept {
+        if (op.code == op_code::recv_provided)
+            op.fds->readable = res > 0 && static_cast<std::size_t>(res) == size_;
     }
 
     void refill_from_backlog() noexcept {
@@ -343,6 +356,8 @@ private:
         buf_ring_ = br;
         entries_ = entries;
         chunk_count_ = n;
+        // Growth stops at `max` rounded down to whole chunks (at least the first chunk).
+        max_buffers_ = std::max(n, max / n * n);
         size_ = size;
         if (!grow_provided_buffers()) {
             io_uring_unregister_buf_ring(&ring_, buffer_group);
@@ -354,7 +369,7 @@ private:
     // Adds one chunk of buffers to the ring; false when the ring is full or mmap failed.
     bool grow_provided_buffers() noexcept {
         const std::size_t have = chunks_.size() * chunk_count_;
-        if (have + chunk_count_ > entries_)
+        if (have + chunk_count_ > max_buffers_)
             return false;
         void* chunk = ::mmap(nullptr, chunk_count_ * size_, PROT_READ | PROT_WRITE,
                              MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -386,6 +401,7 @@ private:
     std::size_t ring_bytes_ = 0;
     unsigned entries_ = 0;     ///< the ring's size: the most buffers the pool may grow to
     unsigned chunk_count_ = 0; ///< buffers per chunk (uring_provided_buffers, rounded up)
+    unsigned max_buffers_ = 0; ///< growth limit: uring_provided_buffers_max in whole chunks
     std::size_t size_ = 0;
 
     static constexpr unsigned batch = 256;

@@ -65,12 +65,15 @@ struct io_op {
 };
 
 /// Per-descriptor state. epoll keeps the parked reader and writer here (at most one of each per
-/// descriptor: a stream has one reader and one writer at a time); io_uring only uses `fd`.
+/// descriptor: a stream has one reader and one writer at a time); io_uring uses `fd` and
+/// `readable`.
 struct fd_state {
     int fd = -1;
     bool registered = false; ///< added to the epoll set
     /// epoll: false once a read came back short or with EAGAIN (the socket is drained), true
     /// again when epoll reports input. A read on a drained socket parks without a syscall.
+    /// io_uring: whether the last lent-buffer receive filled its buffer; when it did not, the
+    /// next one waits for input first (IORING_RECVSEND_POLL_FIRST) instead of trying at once.
     bool readable = true;
     /// epoll: set once epoll reported the peer's FIN, a hang-up or an error. Reads then never
     /// block and no further edge comes, so a short read no longer means drained.

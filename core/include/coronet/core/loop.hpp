@@ -46,12 +46,15 @@ struct loop_options {
     /// per loop, of which only the buffers in use are ever touched on epoll.
     unsigned uring_provided_buffers = 256;
     std::size_t uring_provided_buffer_size = 16 * 1024;
-    /// io_uring only: the most buffers the ring may grow to. The kernel takes a buffer as a
-    /// receive completes, so when more receives complete in one wait than the ring has buffers
-    /// (many busy connections), the rest read again into their own buffers; each time that
-    /// happens the ring grows by `uring_provided_buffers` more, up to this many (4096 x 16 KiB
-    /// = 64 MiB of address space, touched only as busy connections use it). The epoll pool
-    /// needs no growth: it lends a buffer only during a read, at most 256 reads per wait.
+    /// io_uring only: the most buffers the ring may grow to (rounded down to whole chunks of
+    /// `uring_provided_buffers`). The kernel takes a buffer as a receive completes, so when more
+    /// receives complete in one wait than the ring has buffers (many busy connections), the
+    /// rest read again into their own buffers, an allocation and a second round trip each;
+    /// after such a wait the ring grows by as many chunks of `uring_provided_buffers` as cover
+    /// them, up to this many (4096 x 16 KiB = 64 MiB of address space, touched as busy
+    /// connections use it), and keeps that size. The epoll pool does not grow: there a receive
+    /// takes a buffer only once the socket has bytes and reads at once, so one that finds the
+    /// pool empty costs an allocation (the stream's own buffer), not another round trip.
     unsigned uring_provided_buffers_max = 4096;
     /// Giving memory back after a burst: when the loop is about to wait with nothing ready and
     /// the C heap holds at least this many free bytes (glibc `mallinfo2().fordblks`), it calls
@@ -129,7 +132,8 @@ public:
     /// pool; see loop_options::uring_provided_buffers).
     bool has_provided_buffers() const noexcept;
     /// How many receive buffers the loop has to lend now, lent or not (0: none). On io_uring
-    /// the ring grows up to loop_options::uring_provided_buffers_max; for monitoring and tests.
+    /// the ring grows up to loop_options::uring_provided_buffers_max. Loop thread only;
+    /// for monitoring and tests.
     std::size_t provided_buffer_count() const noexcept;
 
     // ---- for stream implementations ---------------------------------------------------------
