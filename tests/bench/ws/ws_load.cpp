@@ -13,7 +13,8 @@
 // one message of S bytes, awaits its echo and repeats, for `--warmup` seconds and then a
 // measured window of `--duration` seconds. Every echo is compared byte for byte with what was
 // sent (type, length and content). Messages: binary by default, each stamped with its
-// connection and number (so an echo of another connection's or an earlier message is wrong),
+// connection and number in its first 16 bytes (so an echo of another connection's or an
+// earlier message is wrong; a message under 16 bytes carries only the low hex digits),
 // --text for text; --json for text messages that look like JSON API
 // traffic (arrays of generated objects with varying ids, numbers, words and tags, padded with
 // spaces to exactly S bytes; S < 40: one `{"id":…,"v":…}` object; from a fixed seed, so every run
