@@ -530,16 +530,28 @@ core::task<void> lent_reads(core::loop& lp) {
     CHECK(end.error() == core::errc::end_of_stream);
 }
 
+// `conns` connected pairs, and a reader on the server side of each.
+struct reader_set {
+    std::vector<coronet::testing::stream_pair> pairs;
+    std::vector<std::unique_ptr<core::buffered_reader>> readers; ///< read pairs[i].server
+};
+
+core::task<reader_set> connect_readers(core::loop& lp, std::size_t conns) {
+    auto l = coronet::testing::listen_local(lp);
+    reader_set set;
+    for (std::size_t i = 0; i < conns; ++i)
+        set.pairs.push_back(co_await coronet::testing::connect_pair(l));
+    for (auto& p : set.pairs)
+        set.readers.push_back(std::make_unique<core::buffered_reader>(p.server));
+    co_return set;
+}
+
 // Many readers on one loop, each left holding a partial message between reads: every byte
 // arrives in order although the lent buffers are shared.
 core::task<void> lent_reads_interleaved(core::loop& lp, std::size_t conns) {
-    auto l = coronet::testing::listen_local(lp);
-    std::vector<coronet::testing::stream_pair> pairs;
-    for (std::size_t i = 0; i < conns; ++i)
-        pairs.push_back(co_await coronet::testing::connect_pair(l));
-    std::vector<std::unique_ptr<core::buffered_reader>> readers;
-    for (auto& p : pairs)
-        readers.push_back(std::make_unique<core::buffered_reader>(p.server));
+    reader_set set = co_await connect_readers(lp, conns);
+    auto& pairs = set.pairs;
+    auto& readers = set.readers;
     const std::string msg = "0123456789abcdef";
     // Round r sends bytes [r*4, r*4+4) of msg on every connection, and each reader fills once.
     for (std::size_t r = 0; r < 4; ++r) {
@@ -592,13 +604,9 @@ core::task<void> fill_once(core::buffered_reader& rd) {
 // has: the loop's receive buffers after each round.
 core::task<std::vector<std::size_t>> buffers_per_round(core::loop& lp, std::size_t conns,
                                                        std::size_t rounds) {
-    auto l = coronet::testing::listen_local(lp);
-    std::vector<coronet::testing::stream_pair> pairs;
-    for (std::size_t i = 0; i < conns; ++i)
-        pairs.push_back(co_await coronet::testing::connect_pair(l));
-    std::vector<std::unique_ptr<core::buffered_reader>> readers;
-    for (auto& p : pairs)
-        readers.push_back(std::make_unique<core::buffered_reader>(p.server));
+    reader_set set = co_await connect_readers(lp, conns);
+    auto& pairs = set.pairs;
+    auto& readers = set.readers;
     std::vector<std::size_t> count;
     for (std::size_t r = 0; r < rounds; ++r) {
         // Every message is there before any receive starts: the receives are submitted
