@@ -17,9 +17,6 @@ constexpr std::size_t min_buffer = 4096;
 // A buffer up to this size is kept while the reader is empty (the steady state of a connection
 // that reads frames or requests of ordinary size); a larger one goes back to the allocator.
 constexpr std::size_t kept_when_empty = 2 * buffered_reader::growth_step;
-// The most a reader expects to read for it to wait in a lent buffer (a stream lends 16 KiB):
-// a reader that knows a larger frame is coming reads straight into its own buffer.
-constexpr std::size_t lent_read_limit = 16 * 1024;
 
 // Buffers given up by readers that ran empty on this thread, for the next reader that needs
 // one: a message that arrives in two pieces costs no allocation. Only buffers within the first
@@ -58,8 +55,7 @@ void buffered_reader::storage::give_up() noexcept {
 }
 
 bool buffered_reader::may_receive_lent(std::size_t expected) const noexcept {
-    return begin_ == end_ && lent_ == nullptr && expected <= lent_read_limit &&
-           stream_->lends_receive_buffers();
+    return lent_ == nullptr && fills_lent(expected);
 }
 
 // The reader holds nothing: its own buffer goes (to the thread's cache) before it waits in a
@@ -219,7 +215,7 @@ result<std::size_t> buffered_reader::prepare_space(std::size_t want) {
 // frame or request reads into its own (fill_own). Two coroutines, not one with both waits: an
 // idle connection's frame then holds one operation, not two.
 task<result<std::size_t>> buffered_reader::fill(std::size_t expected) {
-    if (end_ == begin_ && expected <= lent_read_limit && stream_->lends_receive_buffers())
+    if (fills_lent(expected))
         return receive_lent();
     return fill_own(expected);
 }
@@ -229,14 +225,27 @@ task<result<std::size_t>> buffered_reader::fill() {
 }
 
 task<result<std::size_t>> buffered_reader::receive_lent() {
-    if (auto s = settle_lent(); !s)
-        co_return s.error();
-    give_up_own();
-    auto got = co_await stream_->receive();
+    co_return co_await fill_lent();
+}
+
+// Before the receive: the bytes left in a lent buffer are settled (the reader holds none, so
+// this only gives the buffer back) and the reader's own buffer goes, so that it waits holding
+// nothing. False (the outcome set) when settling failed.
+bool buffered_reader::fill_lent_awaitable::prepare() noexcept {
+    if (auto s = reader_->settle_lent(); !s) {
+        ec = s.error();
+        return false;
+    }
+    reader_->give_up_own();
+    return true;
+}
+
+result<std::size_t> buffered_reader::fill_lent_awaitable::await_resume() noexcept {
+    auto got = receive_awaitable::await_resume();
     if (!got)
-        co_return got.error();
-    adopt_lent(*got);
-    co_return got->size();
+        return got.error();
+    reader_->adopt_lent(*got);
+    return got->size();
 }
 
 task<result<std::size_t>> buffered_reader::fill_own(std::size_t expected) {

@@ -42,9 +42,12 @@ bool stream_op::begin(std::coroutine_handle<> h, stop_token tok) {
 }
 
 void stream_op::on_stop(stop_callback_base* cb) noexcept {
-    stream_op* op = static_cast<canceller*>(cb)->op;
-    op->stop_requested_ = true;
-    op->target_->cancel(*op);
+    static_cast<canceller*>(cb)->op->request_cancel();
+}
+
+void stream_op::request_cancel() noexcept {
+    stop_requested_ = true;
+    target_->cancel(*this);
 }
 
 std::error_code stream_op::outcome_error() const noexcept {

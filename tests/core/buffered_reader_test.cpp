@@ -5,7 +5,9 @@
 #include <coronet/core/result.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/task.hpp>
+#include <coronet/core/timer.hpp>
 #include <coronet/core/when.hpp>
+#include <coronet/core/with_stop.hpp>
 
 #include <testing/backends.hpp>
 #include <testing/memory_stream.hpp>
@@ -13,6 +15,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -20,6 +23,7 @@
 #include <vector>
 
 namespace core = coronet::core;
+using namespace std::chrono_literals;
 using coronet::testing::memory_stream;
 using coronet::testing::memory_stream_pair;
 
@@ -221,9 +225,94 @@ std::string pattern(std::size_t n) {
     return out;
 }
 
+// fill_lent() as an operation in the caller's frame, run through an interrupt_slot: what a
+// ws session's idle wait is.
+struct lent_wait_report {
+    bool fills_lent_empty = false;
+    bool fills_lent_big_hint = true;
+    bool fills_lent_holding = true;
+    std::string first;
+    std::size_t own_capacity = 1;
+    bool lent = false;
+    core::result<std::size_t> interrupted_read = 0;
+    bool waiting_during = false;
+    bool interrupted = false;
+    core::result<std::size_t> stopped_read = 0;
+    bool stop_is_interrupt = true;
+    std::string after;
+};
+
+core::task<void> slot_fill(core::interrupt_slot& slot, core::buffered_reader& rd,
+                           core::result<std::size_t>& out) {
+    out = co_await slot.run_op(rd.fill_lent());
+}
+
+core::task<void> lent_wait_in_slot(core::loop& lp, lent_wait_report& r) {
+    auto l = coronet::testing::listen_local(lp);
+    auto [client, server] = co_await coronet::testing::connect_pair(l);
+    core::buffered_reader rd(server);
+    core::interrupt_slot slot;
+    r.fills_lent_empty = rd.fills_lent(0);
+    r.fills_lent_big_hint = rd.fills_lent(core::buffered_reader::lent_read_limit + 1);
+    REQUIRE(co_await client.write_all(core::as_bytes("hello")));
+    auto n = co_await slot.run_op(rd.fill_lent());
+    REQUIRE(n);
+    r.first = std::string(core::as_string(rd.buffered()));
+    r.own_capacity = rd.capacity();
+    r.lent = rd.reading_lent();
+    rd.consume(2);
+    r.fills_lent_holding = rd.fills_lent(0); // three bytes left: they must be kept
+    rd.consume(3);
+    {
+        core::task_scope scope;
+        scope.spawn(slot_fill(slot, rd, r.interrupted_read));
+        co_await core::sleep_for(5ms); // the receive is pending
+        r.waiting_during = slot.waiting();
+        slot.interrupt();
+        co_await scope.join();
+        r.interrupted = slot.interrupted();
+    }
+    {
+        core::task_scope scope;
+        scope.spawn(slot_fill(slot, rd, r.stopped_read));
+        co_await core::sleep_for(5ms);
+        scope.request_stop();
+        co_await scope.join();
+        r.stop_is_interrupt = slot.interrupted();
+    }
+    // Neither cancellation lost the stream: the next bytes arrive.
+    REQUIRE(co_await client.write_all(core::as_bytes("again")));
+    while (rd.buffered().size() < 5) {
+        auto m = co_await slot.run_op(rd.fill_lent());
+        REQUIRE(m);
+    }
+    r.after = std::string(core::as_string(rd.buffered()));
+}
+
 } // namespace
 
 TEST_SUITE("core.buffered_reader") {
+
+    TEST_CASE_TEMPLATE("fill_lent waits in a lent buffer, and an interrupt_slot cancels it", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        lent_wait_report r;
+        coronet::testing::run_on<B>([&r](core::loop& lp) { return lent_wait_in_slot(lp, r); });
+        CHECK(r.fills_lent_empty);
+        CHECK_FALSE(r.fills_lent_big_hint);
+        CHECK_FALSE(r.fills_lent_holding);
+        CHECK(r.first == "hello");
+        CHECK(r.own_capacity == 0);
+        CHECK(r.lent);
+        CHECK(r.waiting_during);
+        REQUIRE_FALSE(r.interrupted_read);
+        CHECK(r.interrupted_read.error() == core::errc::operation_canceled);
+        CHECK(r.interrupted);
+        REQUIRE_FALSE(r.stopped_read);
+        CHECK(r.stopped_read.error() == core::errc::operation_canceled);
+        CHECK_FALSE(r.stop_is_interrupt);
+        CHECK(r.after == "again");
+    }
 
     TEST_CASE_TEMPLATE("a request split at every byte position reads to the same head and body", B,
                        CORONET_BACKENDS) {

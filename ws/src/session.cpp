@@ -89,6 +89,17 @@ core::task<std::error_code> session::fail_over_budget() {
 // ---------------------------------------------------------------------------------------------
 // Receiving
 
+void session::close_on(core::stop_token going_away) noexcept {
+    going_away_ = going_away;
+    // One registration for the session's life, not one per wait (if the token already fired,
+    // this interrupts nothing: the next receive sees it through plain_wait()).
+    away_.attach(going_away.source());
+}
+
+void session::away_hook::fire(core::stop_callback_base* cb) noexcept {
+    static_cast<away_hook*>(cb)->self->fill_wait_.interrupt();
+}
+
 core::task<core::result<message>> session::receive() {
     return assemble<message>();
 }
@@ -111,8 +122,39 @@ core::task<core::result<Out>> session::assemble() {
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
     // given back when the message is handed over or dropped.
     core::memory_charge charge(opts_.memory_budget);
+    using kind = detail::message_reader::kind;
+    pending_event pending;
     for (;;) {
-        auto chunk = co_await next_data();
+        // next_data()'s common steps inline, so that a session waiting for its next message
+        // holds this frame and no other: a data event, or the plain wait for bytes.
+        pending.ev = rx_->reader.next(reader_.mutable_buffered());
+        reader_.consume(pending.ev.consumed);
+        if (pending.ev.what == kind::need_more && plain_wait() &&
+            reader_.fills_lent(rx_->reader.read_hint())) {
+            // The plain wait for bytes, an operation in this frame (no frame of its own) that
+            // fill_wait_.interrupt() cancels: our close going out, abandon, going away.
+            auto got = co_await fill_wait_.run_op(reader_.fill_lent());
+            if (!got) {
+                const core::stop_token outer = co_await core::get_stop_token();
+                auto r = co_await fill_failed(got.error(),
+                                              fill_wait_.interrupted() && !outer.stop_requested());
+                if (!r) {
+                    receiving_ = false;
+                    co_return r.error();
+                }
+            } else {
+                rx_->alive.heard(core::clock::now());
+            }
+            continue;
+        }
+        core::result<message_chunk> chunk = message_chunk{};
+        if (pending.ev.what == kind::data) {
+            if (pending.ev.chunk.last && rx_->alive.watches_messages())
+                rx_->alive.message_passed(core::clock::now());
+            chunk = pending.ev.chunk;
+        } else {
+            chunk = co_await next_data(&pending);
+        }
         if (!chunk) {
             receiving_ = false;
             co_return chunk.error();
@@ -152,20 +194,26 @@ core::task<core::result<message_chunk>> session::receive_some() {
     if (close_received_)
         co_return make_error_code(errc::closed);
     receiving_ = true;
-    auto r = co_await next_data();
+    auto r = co_await next_data(nullptr);
     receiving_ = false;
     co_return r;
 }
 
 // The receive loop's table of contents: the message reader says what the bytes held so far
 // mean, and this does what it says.
-core::task<core::result<message_chunk>> session::next_data() {
+core::task<core::result<message_chunk>> session::next_data(const pending_event* first) {
     using kind = detail::message_reader::kind;
     for (;;) {
-        const auto ev = rx_->reader.next(reader_.mutable_buffered());
-        // The event's views into the read buffer stay valid until the next fill: consume() only
-        // moves an index.
-        reader_.consume(ev.consumed);
+        detail::message_reader::event ev;
+        if (first != nullptr) {
+            ev = first->ev; // decoded and consumed by the caller
+            first = nullptr;
+        } else {
+            ev = rx_->reader.next(reader_.mutable_buffered());
+            // The event's views into the read buffer stay valid until the next fill: consume()
+            // only moves an index.
+            reader_.consume(ev.consumed);
+        }
         core::result<void> r;
         switch (ev.what) {
         case kind::data:
@@ -180,9 +228,11 @@ core::task<core::result<message_chunk>> session::next_data() {
             {
                 // wait_for_bytes' common case, inline: one coroutine frame less per read.
                 const core::stop_token outer = co_await core::get_stop_token();
-                auto wake = [this]() noexcept { fill_wait_.interrupt(); };
-                core::stop_callback<decltype(wake)> on_away(going_away_, wake);
-                auto got = co_await fill_wait_.run(reader_.fill(rx_->reader.read_hint()));
+                core::result<std::size_t> got = std::size_t{0};
+                if (reader_.fills_lent(rx_->reader.read_hint()))
+                    got = co_await fill_wait_.run_op(reader_.fill_lent());
+                else
+                    got = co_await fill_wait_.run(reader_.fill(rx_->reader.read_hint()));
                 if (got) {
                     if (*got > 0)
                         rx_->alive.heard(core::clock::now());
@@ -242,13 +292,11 @@ core::task<core::result<void>> session::wait_for_bytes() {
     if (close_sent_) {
         got = co_await fill_until_close_deadline();
     } else {
-        // The wait ends early on shutdown (going_away_), on our own close frame going out and
-        // on abandon(): each interrupts fill_wait_.
+        // The wait ends early on shutdown (going_away_, through away_), on our own close frame
+        // going out and on abandon(): each interrupts fill_wait_.
         core::stop_token outer = co_await core::get_stop_token();
         if (going_away_.stop_requested() && !outer.stop_requested())
             co_return co_await answer_going_away();
-        auto wake = [this]() noexcept { fill_wait_.interrupt(); };
-        core::stop_callback<decltype(wake)> on_away(going_away_, wake);
         if (rx_->alive.timed())
             got = co_await fill_wait_.run(fill_with_timers());
         else // one coroutine frame less
@@ -269,6 +317,7 @@ core::task<core::result<void>> session::wait_for_bytes() {
 core::task<core::result<void>> session::answer_going_away() {
     if (!close_sent_ && going_away_.stop_requested()) {
         going_away_ = core::stop_token();
+        away_.detach();
         auto sent =
             co_await core::with_timeout(opts_.close_timeout, send_close(1001, "going away"));
         if (!sent && sent.error() != errc::closed)
@@ -386,7 +435,7 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
     // piece by piece (next_data), never assembled.
     auto drain = [this]() -> core::task<core::result<void>> {
         for (;;) {
-            auto c = co_await next_data();
+            auto c = co_await next_data(nullptr);
             if (!c)
                 co_return c.error() == errc::closed ? core::result<void>{}
                                                     : core::result<void>(c.error());

@@ -20,4 +20,8 @@ struct session::receive_side {
           alive(o.ping_interval, o.pong_timeout, o.idle_timeout, core::clock::now()) {}
 };
 
+struct session::pending_event {
+    detail::message_reader::event ev;
+};
+
 } // namespace coronet::ws

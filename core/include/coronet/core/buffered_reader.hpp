@@ -72,6 +72,23 @@ public:
     /// few calls.
     task<result<std::size_t>> fill(std::size_t expected);
 
+    /// The most bytes a caller may expect (`fill(expected)`) for the reader to wait in a buffer
+    /// the stream lends (a stream lends 16 KiB): a reader that knows a larger frame is coming
+    /// reads straight into its own buffer.
+    static constexpr std::size_t lent_read_limit = 16 * 1024;
+
+    class fill_lent_awaitable;
+    /// True when `fill(expected)` would wait in a buffer the stream lends: the reader holds no
+    /// unconsumed byte, `expected` is at most `lent_read_limit`, and the stream lends.
+    bool fills_lent(std::size_t expected) const noexcept {
+        return end_ == begin_ && expected <= lent_read_limit && stream_->lends_receive_buffers();
+    }
+    /// `fill(expected)` when `fills_lent(expected)`, as an awaitable that lives in the caller's
+    /// frame instead of a coroutine of its own (an idle connection waiting here holds one
+    /// operation and no frame). Same outcome as fill(). Await it in the expression that makes
+    /// it, or keep it in the frame until it completes.
+    fill_lent_awaitable fill_lent() noexcept;
+
     /// The buffered, unconsumed bytes.
     std::span<const std::byte> buffered() const noexcept {
         return {data() + begin_, end_ - begin_};
@@ -100,6 +117,7 @@ public:
     std::size_t charged() const noexcept { return charge_.charged(); }
 
 private:
+    friend class fill_lent_awaitable;
     std::byte* data() const noexcept { return lent_ != nullptr ? lent_ : buf_.data(); }
     bool may_receive_lent(std::size_t expected) const noexcept;
     void adopt_lent(std::span<const std::byte> got) noexcept;
@@ -145,5 +163,28 @@ private:
     std::size_t end_ = 0;
     std::byte* lent_ = nullptr; ///< the stream's lent buffer begin_/end_ index, if any
 };
+
+/// The awaitable of `buffered_reader::fill_lent`: result<size_t>, the bytes received.
+class CORONET_CORE_EXPORT buffered_reader::fill_lent_awaitable : public receive_awaitable {
+public:
+    explicit fill_lent_awaitable(buffered_reader& r) noexcept
+        : receive_awaitable(*r.stream_), reader_(&r) {}
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        if (!prepare())
+            return false;
+        return receive_awaitable::await_suspend(h);
+    }
+    result<std::size_t> await_resume() noexcept;
+
+private:
+    bool prepare() noexcept;
+    buffered_reader* reader_;
+};
+
+inline buffered_reader::fill_lent_awaitable buffered_reader::fill_lent() noexcept {
+    return fill_lent_awaitable(*this);
+}
 
 } // namespace coronet::core

@@ -63,6 +63,12 @@ public:
         finish();
     }
 
+    // ---- for the awaiting side ------------------------------------------------------------
+    /// Cancels this operation while it is pending, as its stop token firing would: it still
+    /// completes once, with `errc::operation_canceled` unless its bytes came first. For a
+    /// caller that lets another party interrupt one wait (`interrupt_slot::arm`).
+    void request_cancel() noexcept;
+
     std::error_code ec;
 
 protected:

@@ -5,6 +5,7 @@
 
 #include <coroutine>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace coronet::core {
@@ -94,8 +95,25 @@ public:
     awaitable<T> run(task<T> t) noexcept {
         return awaitable<T>(*this, std::move(t));
     }
-    /// Stops the wait running through `run`, if any. True if one was running.
+    template <class Op>
+    class op_awaitable;
+    /// As `run`, for a wait that is one operation awaited directly rather than a task: a stream
+    /// operation (`read_some`, `receive`, `buffered_reader::fill_lent`...), which
+    /// `interrupt()` cancels with its `request_cancel()`. No stop source, no coroutine frame:
+    /// an idle connection waiting here holds the operation and nothing else. Yields the
+    /// operation's result. Await it in the expression that makes the operation:
+    /// `co_await slot.run_op(reader.fill_lent())`.
+    template <class Op>
+    op_awaitable<std::remove_reference_t<Op>> run_op(Op&& op) noexcept {
+        return op_awaitable<std::remove_reference_t<Op>>(*this, op);
+    }
+    /// Stops the wait running through `run` or `run_op`, if any. True if one was running.
     bool interrupt() noexcept {
+        if (cancel_ != nullptr) {
+            interrupted_ = true;
+            std::exchange(cancel_, nullptr)(arg_);
+            return true;
+        }
         if (current_ == nullptr)
             return false;
         current_->request_stop();
@@ -103,14 +121,25 @@ public:
     }
     /// Lets the running wait go on, unreachable by `interrupt()` from now on (for a waiter that
     /// must finish its own work under that wait's token).
-    void detach() noexcept { current_ = nullptr; }
-    /// True while a wait runs through `run` (and was not detached).
-    bool waiting() const noexcept { return current_ != nullptr; }
+    void detach() noexcept {
+        current_ = nullptr;
+        cancel_ = nullptr;
+    }
+    /// True while a wait runs through `run` or `run_op` (and was not detached).
+    bool waiting() const noexcept { return current_ != nullptr || cancel_ != nullptr; }
     /// True if the last wait that ended was stopped by `interrupt()`.
     bool interrupted() const noexcept { return interrupted_; }
 
 private:
+    void arm(void (*cancel)(void*) noexcept, void* arg) noexcept {
+        cancel_ = cancel;
+        arg_ = arg;
+        interrupted_ = false;
+    }
+
     stop_source* current_ = nullptr;
+    void (*cancel_)(void*) noexcept = nullptr; ///< run_op's wait, when one runs
+    void* arg_ = nullptr;
     bool interrupted_ = false;
 };
 
@@ -144,6 +173,43 @@ private:
     interrupt_slot& slot_;
     stop_source own_;              // stopped only by interrupt()
     with_stop_awaitable<T> inner_; // destroyed first: it links to own_
+};
+
+/// The awaitable of `interrupt_slot::run_op`. It refers to the operation, a temporary of the
+/// same full expression.
+template <class Op>
+class [[nodiscard]] interrupt_slot::op_awaitable {
+public:
+    op_awaitable(interrupt_slot& slot, Op& op) noexcept : slot_(slot), op_(op) {}
+    op_awaitable(const op_awaitable&) = delete;
+    op_awaitable& operator=(const op_awaitable&) = delete;
+    ~op_awaitable() { disarm(); }
+
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> awaiting) {
+        // Armed first: the operation may complete, and the caller resume, before the
+        // operation's await_suspend returns.
+        slot_.arm(&cancel, &op_);
+        if (op_.await_suspend(awaiting))
+            return true;
+        disarm();
+        return false;
+    }
+    decltype(auto) await_resume() noexcept(noexcept(std::declval<Op&>().await_resume())) {
+        disarm();
+        return op_.await_resume();
+    }
+
+private:
+    static void cancel(void* op) noexcept { static_cast<Op*>(op)->request_cancel(); }
+    void disarm() noexcept {
+        if (slot_.cancel_ != nullptr && slot_.arg_ == &op_)
+            slot_.cancel_ = nullptr;
+    }
+
+    interrupt_slot& slot_;
+    Op& op_;
 };
 
 } // namespace coronet::core

@@ -202,7 +202,7 @@ public:
     /// — at once if a receive() is waiting, else at the next receive() — and that receive ends
     /// with `errc::closed` after the peer's close frame or `close_timeout`. Pass a default token
     /// to clear. The token's source must outlive the session or be cleared first.
-    void close_on(core::stop_token going_away) noexcept { going_away_ = going_away; }
+    void close_on(core::stop_token going_away) noexcept;
 
     /// When bytes last arrived from the peer (core::clock).
     core::clock::time_point last_heard() const noexcept;
@@ -226,7 +226,14 @@ public:
     core::stream& stream() noexcept { return *stream_; }
 
 private:
-    struct receive_side; // the message reader and the keepalive (session_receive_side.hpp)
+    struct receive_side;  // the message reader and the keepalive (session_receive_side.hpp)
+    struct pending_event; // a decoded event next_data() is to act on first (ditto)
+    /// Interrupts the receive's wait when the going-away token fires (see close_on).
+    struct away_hook : core::stop_callback_base {
+        explicit away_hook(session* s) noexcept : stop_callback_base(&fire), self(s) {}
+        static void fire(core::stop_callback_base* cb) noexcept;
+        session* self;
+    };
 
     /// receive() (Out = message) and receive_view() (Out = message_view).
     template <class Out>
@@ -251,8 +258,9 @@ private:
     core::task<core::result<void>> send_close(std::uint16_t code, std::string_view reason);
     core::task<void> fail(std::error_code ec);
     /// One decoded data step (whole messages are assembled by the caller), or an error.
-    core::task<core::result<message_chunk>> next_data();
-    /// True when the next wait for bytes is the plain one that next_data() runs inline (no
+    /// `first` (may be null) is an event already decoded, acted on before decoding more.
+    core::task<core::result<message_chunk>> next_data(const pending_event* first);
+    /// True when the next wait for bytes is the plain one that the receive calls run inline (no
     /// abandon, no close sent, no going-away yet, no keepalive timers).
     bool plain_wait() const noexcept;
     core::task<core::result<void>> wait_for_bytes();
@@ -279,6 +287,7 @@ private:
     core::clock::time_point close_deadline_{}; ///< for the peer's close, once ours went out
     core::stop_token going_away_;
     core::interrupt_slot fill_wait_; ///< the receive's wait for bytes
+    away_hook away_{this};           ///< on going_away_ (destroyed before fill_wait_)
     std::string close_reason_;
     std::string assembled_;     ///< receive_view()'s message when it came in pieces
     std::error_code abandoned_; ///< a write timed out: the session is over
