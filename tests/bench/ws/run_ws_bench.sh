@@ -20,10 +20,16 @@
 #                                           ideal_epoll / ideal_uring: the minimal C echo floors
 #                                           of $IDEAL_DIR (they validate nothing; binary cells
 #                                           up to ~60 KiB)
+#                                           base_epoll / base_uring: ws_echo_server of the
+#                                           build in $BASE_BUILD (an A/B of two commits)
 #   REF [beast]                             the ratio column's reference server; "loops"
 #                                           compares epoll2 with epoll and uring2 with uring;
 #                                           "floor" compares epoll with ideal_epoll and uring
-#                                           with ideal_uring
+#                                           with ideal_uring; "base" compares epoll with
+#                                           base_epoll and uring with base_uring
+#   BASE_BUILD []                           another build directory (e.g. a worktree of the
+#                                           commit before a change, built with the release
+#                                           preset), for base_epoll / base_uring
 #   IDEAL_DIR [../shared/bench beside the repo]  ideal_epoll.c, ideal_uring.c and common.h
 #   CELLS ["100:20 1000:20 100:512 10:65536"]  connections:message bytes[:mode], mode one of
 #                                           bin   binary messages (the default; plain rows)
@@ -114,13 +120,17 @@ for s in $SERVERS; do
         [[ -f "$lockdir/package-lock.json" && -f "$lockdir/package.json" ]] ||
             problems+=("$lockdir/package.json + package-lock.json (pinning npm ws) not found")
         ;;
+    base_epoll | base_uring)
+        [[ -x "${BASE_BUILD:-}/examples/ws_echo_server/ws_echo_server" ]] ||
+            problems+=("BASE_BUILD='${BASE_BUILD:-}' has no examples/ws_echo_server/ws_echo_server")
+        ;;
     ideal_epoll | ideal_uring)
         [[ -f "$IDEAL_DIR/$s.c" && -f "$IDEAL_DIR/common.h" ]] ||
             problems+=("$IDEAL_DIR/$s.c not found (set IDEAL_DIR)")
         command -v gcc >/dev/null 2>&1 || missing_pkgs+=(gcc)
         ;;
     *)
-        problems+=("unknown server '$s' (epoll uring epoll2 uring2 beast node ideal_epoll ideal_uring)")
+        problems+=("unknown server '$s' (epoll uring epoll2 uring2 beast node ideal_epoll ideal_uring base_epoll base_uring)")
         ;;
     esac
 done
@@ -179,6 +189,10 @@ for s in "${instances[@]}"; do
     epoll | uring) start_printing "$s" "${preload[@]}" "${mc[@]}" "$echo_server" --port 0 --backend "$s" ;;
     epoll2 | uring2) start_printing "$s" "${preload[@]}" "${mc[@]}" "$echo_server" --port 0 --backend "${s%2}" --threads 2 ;;
     beast) start_printing beast "${preload[@]}" "${mc[@]}" "$beast" --port 0 ;;
+    base_epoll | base_uring)
+        start_printing "$s" "${preload[@]}" "${mc[@]}" "$BASE_BUILD/examples/ws_echo_server/ws_echo_server" \
+            --port 0 --backend "${s#base_}"
+        ;;
     ideal_epoll | ideal_uring)
         libs=(-lcrypto)
         [[ "$s" == ideal_uring ]] && libs+=(-luring)
@@ -289,6 +303,7 @@ name() {
     epoll2) echo "coronet epoll, 2 loops" ;; uring2) echo "coronet uring, 2 loops" ;;
     beast) echo "Boost.Beast" ;; node) echo "node ws ${ws_version}" ;;
     ideal_epoll) echo "C floor epoll (validates nothing)" ;; ideal_uring) echo "C floor uring (validates nothing)" ;;
+    base_epoll) echo "coronet epoll (BASE_BUILD)" ;; base_uring) echo "coronet uring (BASE_BUILD)" ;;
     beastz) echo "Boost.Beast (deflate)" ;; nodez) echo "node ws ${ws_version} (deflate)" ;;
     esac
 }
@@ -322,6 +337,7 @@ if ((${#plain_cells[@]})); then
     [[ "$REF" == beast ]] || ref_label="$REF"
     [[ "$REF" == loops ]] && ref_label="1 loop"
     [[ "$REF" == floor ]] && ref_label="C floor"
+    [[ "$REF" == base ]] && ref_label="BASE_BUILD"
     echo "| server | conns | message bytes | msgs/s | server CPU µs / msg | vs $ref_label (best) | vs $ref_label per round | server CPU % | ws_load CPU µs / msg |$allocs_head"
     echo "|---|---:|---:|---:|---:|---:|---|---:|---:|$allocs_sep"
     for cell in "${plain_cells[@]}"; do
@@ -336,6 +352,8 @@ if ((${#plain_cells[@]})); then
                 case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
             elif [[ "$REF" == floor ]]; then
                 case "$s" in epoll | epoll2) ref=ideal_epoll ;; uring | uring2) ref=ideal_uring ;; *) ref=none ;; esac
+            elif [[ "$REF" == base ]]; then
+                case "$s" in epoll | uring) ref="base_$s" ;; *) ref=none ;; esac
             fi
             IFS='|' read -r ratio per_round < <(ratios "$key" "$ref|$c|$sz|bin")
             extra=""
