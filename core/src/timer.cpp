@@ -47,6 +47,28 @@ result<void> sleep_awaitable::await_resume() noexcept {
 
 namespace detail {
 
+void op_deadline::start(clock::time_point when, void (*cancel)(void*) noexcept, void* arg) {
+    loop_ = loop::current();
+    cancel_ = cancel;
+    arg_ = arg;
+    fired_ = false;
+    node_.when = when;
+    node_.fire = &on_fire;
+    node_.self = this;
+    detail::loop_access::add_timer(*loop_, node_);
+}
+
+void op_deadline::stop() noexcept {
+    if (loop_ != nullptr && node_.queued())
+        detail::loop_access::remove_timer(*loop_, node_);
+}
+
+void op_deadline::on_fire(timer_node* t) noexcept {
+    op_deadline* self = static_cast<node*>(t)->self;
+    self->fired_ = true;
+    self->cancel_(self->arg_);
+}
+
 deadline_timer::deadline_timer(loop& lp, clock::time_point when, stop_source& src)
     : loop_(lp), src_(src) {
     node_.when = when;

@@ -102,9 +102,32 @@ core::task<void> server_connection::run(core::clock::time_point first_head_deadl
     core::stop_callback<decltype(stop_idle)> on_drain(draining_, stop_idle);
 
     for (;;) {
-        if (!head_buffered()) {
-            const bool head = co_await read_head();
-            if (!head)
+        bool head = head_buffered();
+        if (!head && reader_.fills_lent(0)) {
+            // Idle between requests (or before the first): the wait runs here, an operation in
+            // this frame, rather than in read_head's frame and a with_timeout task, so that an
+            // idle keep-alive connection holds one frame less. read_head() does the same wait
+            // for a stream that does not lend buffers (TLS).
+            core::result<void> f;
+            if (!send_without_waiting(f))
+                f = co_await flush();
+            if (!f || draining_.stop_requested() || own_.stop_requested())
+                co_return;
+            const auto until =
+                first_request_ ? first_head_deadline_ : core::clock::now() + opts_.idle_timeout;
+            auto got = co_await idle_wait_.run_op(core::with_deadline(until, reader_.fill_lent()));
+            if (!got) {
+                if (got.error() == core::errc::over_budget) {
+                    core::count("http.over_budget");
+                    co_await answer_and_close(503);
+                }
+                co_return; // EOF, reset, idle or first-head timeout with no byte, shutdown
+            }
+            head = head_buffered();
+        }
+        if (!head) {
+            const bool read = co_await read_head();
+            if (!read)
                 co_return;
         }
         if (parser_.head().body != body_kind::none) {

@@ -5,6 +5,7 @@
 #include <coronet/core/stop.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/core/when.hpp>
+#include <coronet/core/with_stop.hpp>
 
 #include <testing/backends.hpp>
 #include <testing/counted.hpp>
@@ -183,6 +184,73 @@ core::task<void> read_deadline(core::loop& lp) {
     // A deadline that does not expire leaves the outcome alone.
     REQUIRE(co_await client.write_all(core::as_bytes("x")));
     auto quick = co_await core::with_timeout(5s, read_some(server, buf));
+    REQUIRE(quick);
+    CHECK(*quick == 1);
+}
+
+// with_deadline: the same deadline for one operation awaited directly (no task, no frame).
+core::task<core::result<std::size_t>> receive_until(core::stream& s, core::clock::time_point when) {
+    auto r = co_await core::with_deadline(when, s.receive());
+    if (!r)
+        co_return r.error();
+    co_return r->size();
+}
+
+core::task<void> read_in_slot(core::interrupt_slot& slot, core::stream& s,
+                              core::result<std::size_t>& out) {
+    std::byte buf[16];
+    out = co_await slot.run_op(
+        core::with_deadline(core::clock::now() + 10s, s.read_some(core::mutable_buffer(buf))));
+}
+
+core::task<void> op_deadline(core::loop& lp) {
+    auto l = listen_local(lp);
+    auto [client, server] = co_await connect_pair(l);
+    std::byte buf[64];
+    const auto start = core::clock::now();
+    auto r =
+        co_await core::with_deadline(start + 50ms, server.read_some(core::mutable_buffer(buf)));
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == core::errc::timed_out);
+    CHECK(core::clock::now() - start >= 50ms);
+    auto lent = co_await receive_until(server, core::clock::now() + 20ms);
+    REQUIRE_FALSE(lent);
+    CHECK(lent.error() == core::errc::timed_out);
+
+    // Bytes before the deadline are the outcome, and the stream lost none to the timeouts.
+    REQUIRE(co_await client.write_all(core::as_bytes("late data")));
+    auto got = co_await receive_until(server, core::clock::now() + 5s);
+    REQUIRE(got);
+    CHECK(*got == 9);
+
+    // The caller's cancellation is no timeout.
+    {
+        core::task_scope scope;
+        std::optional<core::result<std::size_t>> stopped;
+        scope.spawn(store_into(receive_until(server, core::clock::now() + 10s), stopped));
+        co_await core::sleep_for(5ms);
+        scope.request_stop();
+        co_await scope.join();
+        REQUIRE(stopped.has_value());
+        REQUIRE_FALSE(*stopped);
+        CHECK(stopped->error() == core::errc::operation_canceled);
+    }
+    // Inside an interrupt_slot: an interrupt cancels it, and is no timeout either.
+    {
+        core::interrupt_slot slot;
+        core::result<std::size_t> out = 0;
+        core::task_scope scope;
+        scope.spawn(read_in_slot(slot, server, out));
+        co_await core::sleep_for(5ms);
+        CHECK(slot.interrupt());
+        co_await scope.join();
+        REQUIRE_FALSE(out);
+        CHECK(out.error() == core::errc::operation_canceled);
+        CHECK(slot.interrupted());
+    }
+    REQUIRE(co_await client.write_all(core::as_bytes("x")));
+    auto quick = co_await core::with_deadline(core::clock::now() + 5s,
+                                              server.read_some(core::mutable_buffer(buf)));
     REQUIRE(quick);
     CHECK(*quick == 1);
 }
@@ -434,6 +502,13 @@ TEST_SUITE("core.io_cancel") {
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         run_on<B>([](core::loop& lp) { return read_deadline(lp); });
+    }
+
+    TEST_CASE_TEMPLATE("an operation past its with_deadline times out and the stream stays "
+                       "readable",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return op_deadline(lp); });
     }
 
     TEST_CASE_TEMPLATE("a pending accept can be cancelled and the listener keeps accepting", B,

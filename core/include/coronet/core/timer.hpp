@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <type_traits>
+#include <utility>
 
 namespace coronet::core {
 
@@ -90,6 +92,83 @@ private:
     bool fired_ = false;
 };
 } // namespace detail
+
+namespace detail {
+/// The timer of `deadline_awaitable`: when it fires, it calls `cancel(arg)`.
+class CORONET_CORE_EXPORT op_deadline {
+public:
+    op_deadline() noexcept = default;
+    op_deadline(const op_deadline&) = delete;
+    op_deadline& operator=(const op_deadline&) = delete;
+    ~op_deadline() { stop(); }
+    /// Queues the timer on the current loop.
+    void start(clock::time_point when, void (*cancel)(void*) noexcept, void* arg);
+    /// Takes the timer out of the queue if it is there.
+    void stop() noexcept;
+    bool fired() const noexcept { return fired_; }
+
+private:
+    static void on_fire(timer_node* t) noexcept;
+    struct node : timer_node {
+        op_deadline* self = nullptr;
+    } node_;
+    loop* loop_ = nullptr;
+    void (*cancel_)(void*) noexcept = nullptr;
+    void* arg_ = nullptr;
+    bool fired_ = false;
+};
+} // namespace detail
+
+/// The awaitable of `with_deadline`. It refers to the operation, a temporary of the same full
+/// expression; it has the operation's `request_cancel()`, so an `interrupt_slot::run_op` can
+/// wrap it.
+template <class Op>
+class [[nodiscard]] deadline_awaitable {
+public:
+    deadline_awaitable(clock::time_point when, Op& op) noexcept : op_(op), when_(when) {}
+    deadline_awaitable(const deadline_awaitable&) = delete;
+    deadline_awaitable& operator=(const deadline_awaitable&) = delete;
+
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> awaiting) {
+        caller_ = detail::token_of(awaiting);
+        timer_.start(when_, &cancel, &op_);
+        if (op_.await_suspend(awaiting))
+            return true;
+        timer_.stop();
+        return false;
+    }
+    auto await_resume() noexcept(noexcept(std::declval<Op&>().await_resume())) {
+        timer_.stop();
+        auto r = op_.await_resume();
+        if (!r && r.error() == errc::operation_canceled && timer_.fired() &&
+            !caller_.stop_requested())
+            return decltype(r)(errc::timed_out);
+        return r;
+    }
+    void request_cancel() noexcept { op_.request_cancel(); }
+
+private:
+    static void cancel(void* op) noexcept { static_cast<Op*>(op)->request_cancel(); }
+
+    Op& op_;
+    clock::time_point when_;
+    stop_token caller_;
+    detail::op_deadline timer_;
+};
+
+/// `with_timeout` for one operation awaited directly (a stream operation such as `read_some`,
+/// `receive` or `buffered_reader::fill_lent`), not a task: no coroutine frame, no stop source.
+/// When `when` passes first the operation is cancelled (`request_cancel()`) and its
+/// `operation_canceled` outcome is reported as `errc::timed_out`; bytes that were already there
+/// win; the caller's own cancellation still reports `operation_canceled`. Await it in the
+/// expression that makes the operation: `co_await with_deadline(t, reader.fill_lent())`.
+template <class Op>
+deadline_awaitable<std::remove_reference_t<Op>> with_deadline(clock::time_point when,
+                                                              Op&& op) noexcept {
+    return deadline_awaitable<std::remove_reference_t<Op>>(when, op);
+}
 
 template <class T>
 task<result<T>> with_timeout(clock::duration d, task<result<T>> t) {
