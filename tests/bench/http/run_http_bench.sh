@@ -10,8 +10,13 @@
 # Environment knobs (defaults in brackets):
 #   SERVERS ["epoll uring nginx beast"]   which servers; also epoll2 / uring2: http_hello
 #                                         --threads 2 (two loops), for the 1-vs-2-loop rows
+#                                         base_epoll / base_uring: http_hello of the build in
+#                                         $BASE_BUILD (an A/B of two commits)
 #   REF [nginx]                           the ratio column's reference server; "loops" compares
-#                                         epoll2 with epoll and uring2 with uring
+#                                         epoll2 with epoll and uring2 with uring; "base"
+#                                         compares epoll with base_epoll and uring with base_uring
+#   BASE_BUILD []                         another build directory (release preset), for
+#                                         base_epoll / base_uring
 #   CONNS ["1 100 1000"]                  wrk -c (always -t1: one wrk thread)
 #   PIPELINE ["0 16"]                     0 = one request per write; N = N pipelined requests
 #                                         per write (pipeline.lua)
@@ -58,6 +63,10 @@ for s in $SERVERS; do
     epoll | uring | epoll2 | uring2)
         [[ -x "$hello" ]] || problems+=("$hello not found: cmake --preset release && cmake --build --preset release")
         ;;
+    base_epoll | base_uring)
+        [[ -x "${BASE_BUILD:-}/examples/http_hello/http_hello" ]] ||
+            problems+=("BASE_BUILD='${BASE_BUILD:-}' has no examples/http_hello/http_hello")
+        ;;
     nginx)
         command -v nginx >/dev/null 2>&1 || missing_pkgs+=("nginx-light (or nginx)")
         ;;
@@ -70,7 +79,7 @@ for s in $SERVERS; do
         fi
         ;;
     *)
-        problems+=("unknown server '$s' (epoll uring nginx beast)")
+        problems+=("unknown server '$s' (epoll uring epoll2 uring2 nginx beast base_epoll base_uring)")
         ;;
     esac
 done
@@ -179,6 +188,7 @@ for s in $SERVERS; do
     epoll | uring) start_printing "$s" "$hello" --port 0 --backend "$s" ;;
     epoll2 | uring2) start_printing "$s" "$hello" --port 0 --backend "${s%2}" --threads 2 ;;
     beast) start_printing beast "$beast" --port 0 ;;
+    base_epoll | base_uring) start_printing "$s" "$BASE_BUILD/examples/http_hello/http_hello" --port 0 --backend "${s#base_}" ;;
     nginx) start_nginx ;;
     esac
 done
@@ -255,6 +265,7 @@ name() {
     epoll) echo "coronet epoll" ;; uring) echo "coronet uring" ;;
     epoll2) echo "coronet epoll, 2 loops" ;; uring2) echo "coronet uring, 2 loops" ;;
     nginx) echo "nginx (1 worker)" ;; beast) echo "Boost.Beast" ;;
+    base_epoll) echo "coronet epoll (BASE_BUILD)" ;; base_uring) echo "coronet uring (BASE_BUILD)" ;;
     esac
 }
 for c in $CONNS; do
@@ -263,6 +274,8 @@ for c in $CONNS; do
             ref="$REF"
             if [[ "$REF" == loops ]]; then
                 case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
+            elif [[ "$REF" == base ]]; then
+                case "$s" in epoll | uring) ref="base_$s" ;; *) ref=none ;; esac
             fi
             nk="$ref|$c|$pl"
             key="$s|$c|$pl"
