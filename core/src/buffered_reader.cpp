@@ -232,6 +232,11 @@ task<result<std::size_t>> buffered_reader::receive_lent() {
 // this only gives the buffer back) and the reader's own buffer goes, so that it waits holding
 // nothing. False (the outcome set) when settling failed.
 bool buffered_reader::fill_lent_awaitable::prepare() noexcept {
+    if (reader_->end_ != reader_->begin_) {
+        // Not fills_lent(): the bytes held must stay; fill() is the call for this reader.
+        ec = std::make_error_code(std::errc::operation_not_permitted);
+        return false;
+    }
     if (auto s = reader_->settle_lent(); !s) {
         ec = s.error();
         return false;

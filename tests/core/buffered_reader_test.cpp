@@ -240,6 +240,8 @@ struct lent_wait_report {
     core::result<std::size_t> stopped_read = 0;
     bool stop_is_interrupt = true;
     std::string after;
+    core::result<std::size_t> refused = 0;
+    std::string kept;
 };
 
 core::task<void> slot_fill(core::interrupt_slot& slot, core::buffered_reader& rd,
@@ -282,11 +284,18 @@ core::task<void> lent_wait_in_slot(core::loop& lp, lent_wait_report& r) {
     }
     // Neither cancellation lost the stream: the next bytes arrive.
     REQUIRE(co_await client.write_all(core::as_bytes("again")));
-    while (rd.buffered().size() < 5) {
-        auto m = co_await slot.run_op(rd.fill_lent());
-        REQUIRE(m);
+    auto m = co_await slot.run_op(rd.fill_lent());
+    REQUIRE(m);
+    while (rd.buffered().size() < 5) { // the rest, if it came in pieces: not a lent wait
+        r.refused = co_await rd.fill_lent();
+        auto more = co_await rd.fill();
+        REQUIRE(more);
     }
     r.after = std::string(core::as_string(rd.buffered()));
+    // A reader that holds bytes is refused a lent wait, and keeps them.
+    rd.consume(4);
+    r.refused = co_await rd.fill_lent();
+    r.kept = std::string(core::as_string(rd.buffered()));
 }
 
 } // namespace
@@ -312,6 +321,9 @@ TEST_SUITE("core.buffered_reader") {
         CHECK(r.stopped_read.error() == core::errc::operation_canceled);
         CHECK_FALSE(r.stop_is_interrupt);
         CHECK(r.after == "again");
+        REQUIRE_FALSE(r.refused);
+        CHECK(r.refused.error() == std::errc::operation_not_permitted);
+        CHECK(r.kept == "n");
     }
 
     TEST_CASE_TEMPLATE("a request split at every byte position reads to the same head and body", B,

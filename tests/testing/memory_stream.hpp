@@ -64,6 +64,11 @@ public:
         fail_at_ = operations_ + n;
         fail_ec_ = ec;
     }
+    /// Makes `lends_receive_buffers()` true, as over a tcp_stream: a buffered_reader that holds
+    /// nothing then waits in `receive()` (into this end's own buffer), the path a session or
+    /// an http connection takes over TCP. Default: false, the path over TLS.
+    void set_lends_receive_buffers(bool lend) noexcept { lends_ = lend; }
+    bool lends_receive_buffers() const noexcept override { return lends_; }
     /// Operations started on this end so far (reads, receives, writes, shutdowns).
     std::size_t operations() const noexcept { return operations_; }
 
@@ -106,6 +111,7 @@ private:
     bool write_cancel_requested_ = false;
     bool shut_down_ = false;
     bool open_ = true;
+    bool lends_ = false;
 };
 
 /// Two connected in-memory stream ends on `lp` (which must outlive them): what the first

@@ -539,9 +539,10 @@ core::task<void> binary_auto_response(core::loop& lp) {
 
 // close_on: the going-away signal makes a waiting receive() send 1001; a peer that does not
 // answer is given up on after close_timeout.
-core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer,
-                            std::uint16_t& server_code) {
+core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer, std::uint16_t& server_code,
+                            bool lend) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_lends_receive_buffers(lend);
     ws::session_options so;
     so.close_timeout = 100ms;
     ws::session server(std::move(b), ws::role::server, {}, so);
@@ -565,8 +566,9 @@ core::task<void> going_away(core::loop& lp, std::uint16_t& seen_by_peer,
 }
 
 core::task<void> going_away_with_reader(core::loop& lp, std::uint16_t& seen_by_peer,
-                                        std::uint16_t& server_code) {
+                                        std::uint16_t& server_code, bool lend) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_lends_receive_buffers(lend);
     ws::session_options so;
     so.close_timeout = 2s;
     ws::session server(std::move(b), ws::role::server, {}, so);
@@ -592,8 +594,9 @@ core::task<void> going_away_with_reader(core::loop& lp, std::uint16_t& seen_by_p
 
 // close() while another coroutine receives and the peer never answers: the receive ends after
 // close_timeout instead of waiting forever.
-core::task<void> close_with_silent_peer(core::loop& lp, std::error_code& result) {
+core::task<void> close_with_silent_peer(core::loop& lp, std::error_code& result, bool lend) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_lends_receive_buffers(lend);
     ws::session_options so;
     so.close_timeout = 100ms;
     ws::session server(std::move(b), ws::role::server, {}, so);
@@ -636,16 +639,32 @@ TEST_CASE_TEMPLATE("a binary auto-response answers binary requests with a binary
 TEST_CASE_TEMPLATE("close_on sends 1001 and ends receive after the peer answers", B,
                    CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
+    // Both waits for bytes: in a lent buffer (TCP: the receive call's own operation) and in
+    // the reader's own buffer (TLS: a fill task).
+    bool lend = false;
+    SUBCASE("waiting in a lent buffer") {
+        lend = true;
+    }
+    SUBCASE("waiting in the reader's own buffer") {
+        lend = false;
+    }
     std::uint16_t peer = 0, server = 0;
-    run_on<B>([&](core::loop& lp) { return going_away_with_reader(lp, peer, server); });
+    run_on<B>([&](core::loop& lp) { return going_away_with_reader(lp, peer, server, lend); });
     CHECK(peer == 1001);
     CHECK(server == 1001);
 }
 
 TEST_CASE_TEMPLATE("close_on gives up on a silent peer after close_timeout", B, CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
+    bool lend = false;
+    SUBCASE("waiting in a lent buffer") {
+        lend = true;
+    }
+    SUBCASE("waiting in the reader's own buffer") {
+        lend = false;
+    }
     std::uint16_t peer = 0, server = 0;
-    run_on<B>([&](core::loop& lp) { return going_away(lp, peer, server); });
+    run_on<B>([&](core::loop& lp) { return going_away(lp, peer, server, lend); });
     CHECK(peer == 1001);
     CHECK(server == 1006);
 }
@@ -654,8 +673,15 @@ TEST_CASE_TEMPLATE(
     "a receive waiting while close runs ends after close_timeout when the peer is silent", B,
     CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
+    bool lend = false;
+    SUBCASE("waiting in a lent buffer") {
+        lend = true;
+    }
+    SUBCASE("waiting in the reader's own buffer") {
+        lend = false;
+    }
     std::error_code ec;
-    run_on<B>([&](core::loop& lp) { return close_with_silent_peer(lp, ec); });
+    run_on<B>([&](core::loop& lp) { return close_with_silent_peer(lp, ec, lend); });
     CHECK(ec == ws::errc::closed);
 }
 

@@ -91,8 +91,9 @@ core::task<std::error_code> session::fail_over_budget() {
 
 void session::close_on(core::stop_token going_away) noexcept {
     going_away_ = going_away;
-    // One registration for the session's life, not one per wait (if the token already fired,
-    // this interrupts nothing: the next receive sees it through plain_wait()).
+    // One registration for the session's life, not one per wait. A token that already fired
+    // interrupts a receive waiting now (which then sends 1001) or, with none waiting, is seen
+    // by the next receive through plain_wait().
     away_.attach(going_away.source());
 }
 

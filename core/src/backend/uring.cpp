@@ -249,6 +249,11 @@ private:
                 ops[i] = static_cast<io_op*>(io_uring_cqe_get_data(cqes[i]));
                 res[i] = cqes[i]->res;
                 flags[i] = cqes[i]->flags;
+                // Done now, not when its turn comes below: a completion earlier in the batch
+                // may cancel it, and a cancel request for an operation no longer in the ring
+                // could meet a new operation at the same address.
+                if (ops[i] != nullptr)
+                    ops[i]->in_flight = false;
             }
             io_uring_cq_advance(&ring_, n);
             inflight_ -= n - messages;
@@ -262,7 +267,6 @@ private:
                 note_read(*op, res[i]);
                 op->res = res[i];
                 op->cqe_flags = flags[i];
-                op->in_flight = false;
                 op->complete();
             }
             if (n < batch)

@@ -86,7 +86,8 @@ public:
     /// `fill(expected)` when `fills_lent(expected)`, as an awaitable that lives in the caller's
     /// frame instead of a coroutine of its own (an idle connection waiting here holds one
     /// operation and no frame). Same outcome as fill(). Await it in the expression that makes
-    /// it, or keep it in the frame until it completes.
+    /// it, or keep it in the frame until it completes. On a reader that holds bytes it fails
+    /// with `std::errc::operation_not_permitted` and changes nothing (use fill()).
     fill_lent_awaitable fill_lent() noexcept;
 
     /// The buffered, unconsumed bytes.

@@ -66,7 +66,7 @@ public:
     // ---- for the awaiting side ------------------------------------------------------------
     /// Cancels this operation while it is pending, as its stop token firing would: it still
     /// completes once, with `errc::operation_canceled` unless its bytes came first. For a
-    /// caller that lets another party interrupt one wait (`interrupt_slot::arm`).
+    /// caller that lets another party interrupt one wait (`interrupt_slot::run_op`).
     void request_cancel() noexcept;
 
     std::error_code ec;

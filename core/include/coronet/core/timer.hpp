@@ -142,12 +142,18 @@ public:
     auto await_resume() noexcept(noexcept(std::declval<Op&>().await_resume())) {
         timer_.stop();
         auto r = op_.await_resume();
-        if (!r && r.error() == errc::operation_canceled && timer_.fired() &&
+        if (!r && r.error() == errc::operation_canceled && timer_.fired() && !cancelled_ &&
             !caller_.stop_requested())
             return decltype(r)(errc::timed_out);
         return r;
     }
-    void request_cancel() noexcept { op_.request_cancel(); }
+    /// Cancels the operation from outside (an interrupt_slot): its outcome stays
+    /// `operation_canceled` even if the deadline passes before it completes.
+    void request_cancel() noexcept {
+        if (!timer_.fired())
+            cancelled_ = true;
+        op_.request_cancel();
+    }
 
 private:
     static void cancel(void* op) noexcept { static_cast<Op*>(op)->request_cancel(); }
@@ -156,6 +162,7 @@ private:
     clock::time_point when_;
     stop_token caller_;
     detail::op_deadline timer_;
+    bool cancelled_ = false;
 };
 
 /// `with_timeout` for one operation awaited directly (a stream operation such as `read_some`,

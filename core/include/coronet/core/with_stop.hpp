@@ -109,9 +109,11 @@ public:
     }
     /// Stops the wait running through `run` or `run_op`, if any. True if one was running.
     bool interrupt() noexcept {
-        if (cancel_ != nullptr) {
-            interrupted_ = true;
-            std::exchange(cancel_, nullptr)(arg_);
+        if (cancel_ != nullptr) { // run_op's wait: cancelled once, armed until it ends
+            if (!interrupted_) {
+                interrupted_ = true;
+                cancel_(arg_);
+            }
             return true;
         }
         if (current_ == nullptr)
