@@ -24,6 +24,42 @@ core::task<core::result<void>> write_out(core::stream& s, std::string& out) {
     co_return r;
 }
 
+// The output buffers of connections that wait for a next request, kept for the next connection
+// that answers one (as buffered_reader keeps read buffers): an idle keep-alive connection holds
+// no output buffer, and answering allocates nothing in steady state (a connection takes a
+// buffer when a request arrives and gives it back before it waits again, within the same
+// resumption unless its answer had to wait for the socket).
+struct out_cache {
+    static constexpr int slots = 4;
+    static constexpr std::size_t max_kept = 64 * 1024;
+    static constexpr std::size_t first_size = 1024;
+    std::string spare[slots];
+    int count = 0;
+};
+thread_local out_cache out_buffers;
+
+// `out` is empty: its buffer goes to the cache (or is freed).
+void give_up_out(std::string& out) noexcept {
+    if (out.capacity() < out_cache::first_size)
+        return; // nothing worth keeping (a short string lives inside the object)
+    out_cache& c = out_buffers;
+    if (c.count < out_cache::slots && out.capacity() <= out_cache::max_kept)
+        c.spare[c.count++].swap(out);
+    else
+        std::string().swap(out);
+}
+
+// Makes sure `out` has a buffer of first_size or more, from the cache when it has one.
+void take_out(std::string& out) {
+    if (out.capacity() >= out_cache::first_size)
+        return;
+    out_cache& c = out_buffers;
+    if (c.count > 0 && out.empty())
+        out.swap(c.spare[--c.count]);
+    else
+        out.reserve(out_cache::first_size);
+}
+
 // Bytes the reader may hold: a head and a body at their limits, the framing of a chunked body
 // (bounded through the chunk count), trailers, and room for a pipelined request behind them.
 std::size_t reader_capacity(const parser_limits& l) {
@@ -87,9 +123,7 @@ server_connection::server_connection(const router& routes, const server_options&
                                      core::stream_ptr& owner, core::stop_token draining)
     : routes_(routes), opts_(opts), owner_(owner), stream_(*owner), draining_(draining),
       reader_(*owner, reader_capacity(opts.limits), opts.memory_budget),
-      chunk_charge_(opts.memory_budget), parser_(opts.limits), chunks_(opts.limits) {
-    out_.reserve(1024);
-}
+      chunk_charge_(opts.memory_budget), parser_(opts.limits), chunks_(opts.limits) {}
 
 core::task<void> server_connection::run(core::clock::time_point first_head_deadline) {
     first_head_deadline_ = first_head_deadline;
@@ -113,6 +147,7 @@ core::task<void> server_connection::run(core::clock::time_point first_head_deadl
                 f = co_await flush();
             if (!f || draining_.stop_requested() || own_.stop_requested())
                 co_return;
+            give_up_out(out_); // empty: everything answered went out
             const auto until =
                 first_request_ ? first_head_deadline_ : core::clock::now() + opts_.idle_timeout;
             auto got = co_await idle_wait_.run_op(core::with_deadline(until, reader_.fill_lent()));
@@ -130,6 +165,7 @@ core::task<void> server_connection::run(core::clock::time_point first_head_deadl
             if (!read)
                 co_return;
         }
+        take_out(out_);
         if (parser_.head().body != body_kind::none) {
             const bool body = co_await read_body();
             if (!body)
