@@ -6,21 +6,11 @@
 
 namespace coronet::core {
 namespace detail {
-namespace {
-scope_child run_child(task<void> t) {
-    co_await std::move(t);
-}
-} // namespace
-
-std::coroutine_handle<> scope_child_promise::final_awaiter::await_suspend(
-    std::coroutine_handle<scope_child_promise> h) noexcept {
-    task_scope* owner = h.promise().scope;
-    h.destroy();
-    return owner->child_done();
-}
-
-void scope_child_promise::unhandled_exception() noexcept {
-    scope->report(std::current_exception());
+std::coroutine_handle<> spawned_task_done(void* owner, std::exception_ptr error) noexcept {
+    auto* scope = static_cast<task_scope*>(owner);
+    if (error)
+        scope->report(std::move(error));
+    return scope->child_done();
 }
 } // namespace detail
 
@@ -31,12 +21,18 @@ task_scope::~task_scope() {
         std::terminate(); // children would outlive the scope they point at
 }
 
+// The child runs as it is, with no wrapper coroutine (one frame less per child: a server's
+// connections are children): its promise, marked spawned, destroys its own frame when it ends
+// and tells the scope (detail::spawned_task_done).
 void task_scope::spawn(task<void> t) {
-    detail::scope_child c = detail::run_child(std::move(t));
-    c.h.promise().scope = this;
-    c.h.promise().set_token(stop_.token());
+    auto h = t.release();
+    auto& p = h.promise();
+    p.state_ = detail::start_state::spawned;
+    p.owner_ = this;
+    if (!p.token().stop_possible()) // a token given to the task before stays, as when awaited
+        p.set_token(stop_.token());
     ++live_;
-    c.h.resume();
+    h.resume();
 }
 
 std::coroutine_handle<> task_scope::child_done() noexcept {

@@ -13,29 +13,6 @@ namespace coronet::core {
 
 class task_scope;
 
-namespace detail {
-struct scope_child_promise;
-struct scope_child {
-    using promise_type = scope_child_promise;
-    std::coroutine_handle<promise_type> h;
-};
-struct CORONET_CORE_EXPORT scope_child_promise : promise_base {
-    task_scope* scope = nullptr;
-    scope_child get_return_object() noexcept {
-        return {std::coroutine_handle<scope_child_promise>::from_promise(*this)};
-    }
-    struct final_awaiter {
-        bool await_ready() const noexcept { return false; }
-        std::coroutine_handle<>
-        await_suspend(std::coroutine_handle<scope_child_promise> h) noexcept;
-        void await_resume() const noexcept {}
-    };
-    final_awaiter final_suspend() const noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept;
-};
-} // namespace detail
-
 /// Runs child tasks (one per connection, say) and joins them: nothing is fire-and-forget.
 /// `spawn` starts a task at once (it runs until its first suspension); `join()` suspends until
 /// every child finished. Children inherit the scope's stop token, which stops when the scope's
@@ -75,7 +52,7 @@ public:
     join_awaitable join() noexcept { return {this}; }
 
 private:
-    friend struct detail::scope_child_promise;
+    friend std::coroutine_handle<> detail::spawned_task_done(void*, std::exception_ptr) noexcept;
     void report(std::exception_ptr e) noexcept;
     std::coroutine_handle<> child_done() noexcept;
 

@@ -21,7 +21,14 @@ namespace detail {
 /// there instead of resuming the awaiter on top of the stack (g++ 12 emits no tail call for
 /// symmetric transfer at -O0 or under ASan, and a loop of synchronously completing awaits
 /// would otherwise grow the stack without bound).
-enum class start_state : std::uint8_t { detached, running_inline, finished_inline };
+/// `spawned`: a task_scope's child, which nobody awaits: when it finishes its frame is
+/// destroyed and the scope told (`owner_`), with no wrapper coroutine around it.
+enum class start_state : std::uint8_t { detached, running_inline, finished_inline, spawned };
+
+/// A spawned task finished (its frame is gone): reports `error` to the scope `owner` and
+/// returns what to resume next (the scope's joiner, or nothing). Defined with task_scope.
+CORONET_CORE_EXPORT std::coroutine_handle<> spawned_task_done(void* owner,
+                                                              std::exception_ptr error) noexcept;
 
 /// The part of every coronet coroutine promise that is not about the result: frame
 /// allocation, the continuation and the inherited stop token.
@@ -39,6 +46,14 @@ public:
         template <class P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
             promise_base& p = h.promise();
+            if (p.state_ == start_state::spawned) {
+                void* owner = p.owner_;
+                std::exception_ptr error;
+                if constexpr (requires(P & q) { q.take_error(); })
+                    error = h.promise().take_error();
+                h.destroy();
+                return spawned_task_done(owner, std::move(error));
+            }
             if (p.state_ == start_state::running_inline) {
                 p.state_ = start_state::finished_inline;
                 return std::noop_coroutine();
@@ -53,7 +68,10 @@ public:
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
 
-    std::coroutine_handle<> continuation_;
+    union {
+        std::coroutine_handle<> continuation_{}; ///< who awaits this coroutine
+        void* owner_;                            ///< spawned: the task_scope
+    };
     stop_token token_;
     start_state state_ = start_state::detached;
 };
@@ -110,6 +128,8 @@ public:
         if (error_)
             std::rethrow_exception(error_);
     }
+    /// The exception the body ended with, if any (for a task nobody awaits).
+    std::exception_ptr take_error() noexcept { return std::move(error_); }
 
 private:
     std::exception_ptr error_;
@@ -170,6 +190,8 @@ public:
 
     /// The coroutine handle (for combinators and drivers).
     std::coroutine_handle<promise_type> handle() const noexcept { return h_; }
+    /// Gives up the coroutine: the caller destroys it (or arranges for it to destroy itself).
+    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }
 
 private:
     std::coroutine_handle<promise_type> h_;
