@@ -21,6 +21,14 @@ core::task<core::result<void>> write_text(core::stream& s, std::string text) {
     co_return co_await s.write_all(core::as_bytes(text));
 }
 
+// A 503 for a connection the server cannot take, within a second.
+core::task<void> refuse(core::tcp_stream s) {
+    std::string out;
+    detail::append_error(out, 503);
+    auto w = co_await core::with_timeout(1s, write_text(s, std::move(out)));
+    (void)w;
+}
+
 struct live_guard {
     std::size_t& n;
     explicit live_guard(std::size_t& c) : n(c) { ++n; }
@@ -70,6 +78,9 @@ core::task<void> server::serve_stream(core::stream_ptr stream, core::stop_token 
     co_await conn.run(first_head_deadline);
 }
 
+// Admission at the accept. Not a coroutine: an admitted connection runs in serve_stream's frame
+// alone (the accept loop spawns the returned task at once, so the count checked here is the one
+// serve_stream's guard raises).
 core::task<void> server::connection(core::tcp_stream s, core::stop_token draining) {
     // Out of connections or out of memory budget: refused at once, before a byte is read.
     const bool over_budget = opts_.memory_budget != nullptr && opts_.memory_budget->exhausted();
@@ -77,13 +88,9 @@ core::task<void> server::connection(core::tcp_stream s, core::stop_token drainin
         core::count("http.connections_refused");
         if (over_budget)
             core::count("http.over_budget");
-        std::string out;
-        detail::append_error(out, 503);
-        auto w = co_await core::with_timeout(1s, write_text(s, std::move(out)));
-        (void)w;
-        co_return;
+        return refuse(std::move(s));
     }
-    co_await serve_stream(std::make_unique<core::tcp_stream>(std::move(s)), draining);
+    return serve_stream(std::make_unique<core::tcp_stream>(std::move(s)), draining);
 }
 
 } // namespace coronet::http
