@@ -150,14 +150,10 @@ core::task<void> server_connection::run(core::clock::time_point first_head_deadl
             give_up_out(out_); // empty: everything answered went out
             const auto until =
                 first_request_ ? first_head_deadline_ : core::clock::now() + opts_.idle_timeout;
+            // A lent wait charges nothing to the memory budget: it cannot fail with over_budget.
             auto got = co_await idle_wait_.run_op(core::with_deadline(until, reader_.fill_lent()));
-            if (!got) {
-                if (got.error() == core::errc::over_budget) {
-                    core::count("http.over_budget");
-                    co_await answer_and_close(503);
-                }
+            if (!got)
                 co_return; // EOF, reset, idle or first-head timeout with no byte, shutdown
-            }
             head = head_buffered();
         }
         if (!head) {
