@@ -222,11 +222,11 @@ bool tcp_stream::write_more(stream_op& op) {
             op.res = 0;
             return true;
         }
-        if (op.msg.msg_iovlen == 1) {
+        if (op.msg->msg_iovlen == 1) {
             // One contiguous buffer: plain send is cheaper than sendmsg.
             op.code = detail::op_code::send;
-            op.buf = op.msg.msg_iov[0].iov_base;
-            op.len = op.msg.msg_iov[0].iov_len;
+            op.buf = op.msg->msg_iov[0].iov_base;
+            op.len = op.msg->msg_iov[0].iov_len;
         } else {
             op.code = detail::op_code::sendmsg;
         }

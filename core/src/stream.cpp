@@ -73,9 +73,9 @@ std::size_t stream_op::prepare_write_window() noexcept {
         total += iov_[n].iov_len;
         ++n;
     }
-    msg = {};
-    msg.msg_iov = iov_;
-    msg.msg_iovlen = n;
+    *msg = {};
+    msg->msg_iov = iov_;
+    msg->msg_iovlen = n;
     return total;
 }
 
@@ -112,6 +112,7 @@ write_awaitable::write_awaitable(stream& s, const_buffer b) noexcept
     bufs_ = &single_;
     nbufs_ = 1;
     iov_ = window_;
+    msg = &header_;
 }
 
 write_awaitable::write_awaitable(stream& s, std::span<const const_buffer> bufs) noexcept
@@ -119,6 +120,7 @@ write_awaitable::write_awaitable(stream& s, std::span<const const_buffer> bufs) 
     bufs_ = bufs.data();
     nbufs_ = bufs.size();
     iov_ = window_;
+    msg = &header_;
 }
 
 result<void> write_awaitable::await_resume() noexcept {

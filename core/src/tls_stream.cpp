@@ -249,7 +249,7 @@ tls_job write_job(tls_stream::state& st, stream& transport, stream_op& op) {
             op.res = 0;
             break;
         }
-        const ::iovec& first = op.msg.msg_iov[0];
+        const ::iovec& first = op.msg->msg_iov[0];
         std::size_t chunk = first.iov_len < max_record ? first.iov_len : max_record;
         ERR_clear_error();
         std::size_t n = 0;

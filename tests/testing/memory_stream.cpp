@@ -178,8 +178,8 @@ bool memory_stream::write_step(core::stream_op& op) {
     std::size_t remaining = op.prepare_write_window();
     while (remaining != 0 && budget != 0) {
         // prepare_write_window filled a snapshot of iovecs; advancing does not touch it.
-        for (std::size_t i = 0; i < op.msg.msg_iovlen && budget != 0; ++i) {
-            const ::iovec& v = op.msg.msg_iov[i];
+        for (std::size_t i = 0; i < op.msg->msg_iovlen && budget != 0; ++i) {
+            const ::iovec& v = op.msg->msg_iov[i];
             std::size_t chunk = std::min(v.iov_len, budget);
             const auto* bytes = static_cast<const std::byte*>(v.iov_base);
             out_->data.insert(out_->data.end(), bytes, bytes + chunk);

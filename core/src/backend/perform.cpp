@@ -19,7 +19,7 @@ int perform_now(io_op& op) noexcept {
             r = ::send(fd, op.buf, op.len, op.flags | MSG_NOSIGNAL);
             break;
         case op_code::sendmsg:
-            r = ::sendmsg(fd, &op.msg, op.flags | MSG_NOSIGNAL);
+            r = ::sendmsg(fd, op.msg, op.flags | MSG_NOSIGNAL);
             break;
         case op_code::read:
             r = ::read(fd, op.buf, op.len);

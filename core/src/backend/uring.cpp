@@ -209,7 +209,7 @@ private:
             io_uring_prep_send(sqe, fd, op.buf, op.len, op.flags | MSG_NOSIGNAL);
             break;
         case op_code::sendmsg:
-            io_uring_prep_sendmsg(sqe, fd, &op.msg, static_cast<unsigned>(op.flags) | MSG_NOSIGNAL);
+            io_uring_prep_sendmsg(sqe, fd, op.msg, static_cast<unsigned>(op.flags) | MSG_NOSIGNAL);
             break;
         case op_code::read:
             io_uring_prep_read(sqe, fd, op.buf, static_cast<unsigned>(op.len), 0);

@@ -47,7 +47,7 @@ struct io_op {
     fd_state* fds = nullptr;
     void* buf = nullptr;
     std::size_t len = 0;
-    ::msghdr msg{};             ///< sendmsg
+    ::msghdr* msg = nullptr;    ///< sendmsg: the header, kept by the write operation
     ::sockaddr* addr = nullptr; ///< accept (out) / connect (in)
     ::socklen_t addrlen = 0;    ///< accept: in/out; connect: in
     complete_fn on_complete = nullptr;

@@ -39,7 +39,8 @@ public:
     /// Read target (read/receive): op.buf/op.len.
     /// Write source: the buffers not yet written.
     std::span<const const_buffer> buffers() const noexcept { return {bufs_, nbufs_}; }
-    /// Fills `msg`'s iovecs with the next window of unwritten bytes; returns their total.
+    /// Fills `*msg`'s iovecs (the write operation's own header) with the next window of unwritten
+    /// bytes; returns their total.
     std::size_t prepare_write_window() noexcept;
     /// Records that `n` more bytes were written; returns true when everything is written.
     bool advance_written(std::size_t n) noexcept;
@@ -85,13 +86,13 @@ protected:
 
     stream* target_;
     kind kind_;
+    bool stop_requested_ = false;
     const const_buffer* bufs_ = nullptr;
     std::size_t nbufs_ = 0;
     std::size_t index_ = 0;  ///< first unwritten buffer
     std::size_t offset_ = 0; ///< bytes of bufs_[index_] already written
     std::size_t written_ = 0;
     ::iovec* iov_ = nullptr; ///< a write's window (write_awaitable's own): reads carry none
-    bool stop_requested_ = false;
 
 private:
     static void on_stop(stop_callback_base* cb) noexcept;
@@ -133,6 +134,7 @@ private:
     // Here, not in stream_op: a pending read (one per idle connection) does not carry them.
     const_buffer single_;
     ::iovec window_[max_iov]{};
+    ::msghdr header_{};
 };
 
 /// `co_await s.shutdown()`: result<void>; sends FIN (TCP) or close_notify (TLS). Reading stays
