@@ -175,8 +175,40 @@ bool valid_host(std::string_view h) noexcept {
 
 // ---- request_parser ----------------------------------------------------------------------
 
+namespace {
+
+// The header lists of parsers that are gone, kept for the next parsers of this thread.
+struct field_storage_cache {
+    static constexpr int slots = 4;
+    static constexpr std::size_t max_kept = 128; // fields
+    std::vector<header_field> spare[slots];
+    int count = 0;
+    bool alive = true; // parsers destroyed after the thread's cache free their own
+
+    field_storage_cache() = default;
+    field_storage_cache(const field_storage_cache&) = delete;
+    field_storage_cache& operator=(const field_storage_cache&) = delete;
+    ~field_storage_cache() { alive = false; }
+};
+thread_local field_storage_cache field_storage;
+
+} // namespace
+
+request_parser::~request_parser() {
+    std::vector<header_field>& v = head_.headers.fields_;
+    field_storage_cache& c = field_storage;
+    if (c.alive && v.capacity() != 0 && v.capacity() <= field_storage_cache::max_kept &&
+        c.count < field_storage_cache::slots) {
+        v.clear();
+        c.spare[c.count++].swap(v);
+    }
+}
+
 void request_parser::reset() noexcept {
+    std::vector<header_field> fields = std::move(head_.headers.fields_);
+    fields.clear();
     head_ = request_head{};
+    head_.headers.fields_ = std::move(fields);
     scanned_ = line_begin_ = start_ = head_size_ = 0;
     first_line_done_ = false;
     ec_ = {};
@@ -309,6 +341,10 @@ parse_status request_parser::parse_complete(std::string_view head) {
         head_.query = q == std::string_view::npos ? std::string_view() : path_query.substr(q + 1);
     }
 
+    std::vector<header_field>& fields = head_.headers.fields_;
+    field_storage_cache& spare = field_storage;
+    if (fields.capacity() == 0 && spare.count > 0 && spare.alive)
+        fields.swap(spare.spare[--spare.count]);
     errc ferr{};
     if (!parse_fields(head.substr(eol + 2), limits_, head_.headers, ferr))
         return fail(ferr);

@@ -2,7 +2,13 @@
 
 #include "wire.hpp"
 
+#include <algorithm>
+#include <bit>
+#include <cstring>
 #include <ctime>
+#include <limits>
+#include <new>
+#include <stdexcept>
 
 namespace coronet::http {
 
@@ -80,6 +86,185 @@ std::string_view reason_phrase(int status) noexcept {
         return "Unknown";
     }
 }
+
+namespace {
+
+// The field blocks of responses that are done, kept for the next responses of this thread (as
+// the connection's output buffers are): a response with more fields than fit inside it
+// allocates only until the thread has blocks of its size.
+struct field_block_cache {
+    static constexpr int slots = 4;
+    static constexpr std::uint32_t first_size = 256;
+    static constexpr std::uint32_t max_kept = 16 * 1024;
+    char* block[slots]{};
+    std::uint32_t size[slots]{};
+    int count = 0;
+    bool alive = true; // responses destroyed after the thread's cache go to the heap
+
+    field_block_cache() = default;
+    field_block_cache(const field_block_cache&) = delete;
+    field_block_cache& operator=(const field_block_cache&) = delete;
+    ~field_block_cache() {
+        alive = false;
+        for (int i = 0; i < count; ++i)
+            ::operator delete(block[i], size[i]);
+        count = 0;
+    }
+};
+thread_local field_block_cache field_blocks;
+
+// A block of at least `cap` bytes; `cap` becomes its size.
+char* take_block(std::uint32_t& cap) {
+    field_block_cache& c = field_blocks;
+    for (int i = 0; i < c.count; ++i) {
+        if (c.size[i] < cap)
+            continue;
+        char* b = c.block[i];
+        cap = c.size[i];
+        --c.count;
+        c.block[i] = c.block[c.count];
+        c.size[i] = c.size[c.count];
+        return b;
+    }
+    return static_cast<char*>(::operator new(cap));
+}
+
+void give_block(char* b, std::uint32_t cap) noexcept {
+    field_block_cache& c = field_blocks;
+    if (c.alive && c.count < field_block_cache::slots && cap <= field_block_cache::max_kept) {
+        c.block[c.count] = b;
+        c.size[c.count] = cap;
+        ++c.count;
+        return;
+    }
+    ::operator delete(b, cap);
+}
+
+constexpr std::size_t field_overhead = 2 * sizeof(std::uint32_t);
+
+} // namespace
+
+// ---- response_fields ---------------------------------------------------------------------
+
+response_fields::response_fields(const response_fields& o) {
+    if (o.used_ > capacity_) {
+        std::uint32_t cap = o.used_;
+        data_ = take_block(cap);
+        capacity_ = cap;
+    }
+    std::memcpy(data_, o.data_, o.used_);
+    used_ = o.used_;
+    count_ = o.count_;
+}
+
+response_fields::response_fields(response_fields&& o) noexcept {
+    *this = std::move(o);
+}
+
+response_fields& response_fields::operator=(const response_fields& o) {
+    if (this != &o) {
+        response_fields copy(o);
+        *this = std::move(copy);
+    }
+    return *this;
+}
+
+response_fields& response_fields::operator=(response_fields&& o) noexcept {
+    if (this == &o)
+        return *this;
+    release();
+    if (o.data_ != o.inline_) {
+        data_ = o.data_;
+        capacity_ = o.capacity_;
+        o.data_ = o.inline_;
+        o.capacity_ = inline_bytes;
+    } else {
+        std::memcpy(inline_, o.inline_, o.used_);
+    }
+    used_ = o.used_;
+    count_ = o.count_;
+    o.used_ = 0;
+    o.count_ = 0;
+    return *this;
+}
+
+response_fields::~response_fields() {
+    release();
+}
+
+void response_fields::release() noexcept {
+    if (data_ != inline_)
+        give_block(data_, capacity_);
+    data_ = inline_;
+    capacity_ = inline_bytes;
+    used_ = 0;
+    count_ = 0;
+}
+
+void response_fields::reserve_for(std::size_t more) {
+    const std::size_t need = used_ + more;
+    if (need > std::numeric_limits<std::uint32_t>::max() / 2)
+        throw std::length_error("coronet::http::response_fields: too large");
+    std::uint32_t cap =
+        std::max(field_block_cache::first_size, std::bit_ceil(static_cast<std::uint32_t>(need)));
+    char* b = take_block(cap);
+    std::memcpy(b, data_, used_);
+    if (data_ != inline_)
+        give_block(data_, capacity_);
+    data_ = b;
+    capacity_ = cap;
+}
+
+void response_fields::add(std::string_view name, std::string_view value) {
+    const std::size_t more = field_overhead + name.size() + value.size();
+    if (more > capacity_ - used_)
+        reserve_for(more);
+    const auto n = static_cast<std::uint32_t>(name.size());
+    const auto v = static_cast<std::uint32_t>(value.size());
+    char* at = data_ + used_;
+    std::memcpy(at, &n, sizeof n);
+    std::memcpy(at + sizeof n, &v, sizeof v);
+    // memcpy of an empty view's null data is undefined: copy only what is there.
+    if (n != 0)
+        std::memcpy(at + field_overhead, name.data(), n);
+    if (v != 0)
+        std::memcpy(at + field_overhead + n, value.data(), v);
+    used_ += static_cast<std::uint32_t>(more);
+    ++count_;
+}
+
+std::string_view response_fields::get(std::string_view name, bool* found) const noexcept {
+    for (header_field f : *this) {
+        if (iequals(f.name, name)) {
+            if (found != nullptr)
+                *found = true;
+            return f.value;
+        }
+    }
+    if (found != nullptr)
+        *found = false;
+    return {};
+}
+
+header_field response_fields::iterator::operator*() const noexcept {
+    std::uint32_t n = 0;
+    std::uint32_t v = 0;
+    std::memcpy(&n, at_, sizeof n);
+    std::memcpy(&v, at_ + sizeof n, sizeof v);
+    return {std::string_view(at_ + field_overhead, n),
+            std::string_view(at_ + field_overhead + n, v)};
+}
+
+response_fields::iterator& response_fields::iterator::operator++() noexcept {
+    std::uint32_t n = 0;
+    std::uint32_t v = 0;
+    std::memcpy(&n, at_, sizeof n);
+    std::memcpy(&v, at_ + sizeof n, sizeof v);
+    at_ += field_overhead + n + v;
+    return *this;
+}
+
+// ---- response ----------------------------------------------------------------------------
 
 response response::text(std::string body, int status_code) {
     response r(status_code);

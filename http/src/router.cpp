@@ -19,7 +19,45 @@ std::vector<std::string_view> split_path(std::string_view p) {
     return out;
 }
 
+using param_list = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// The parameter lists of requests that are done, kept for the next lookups of this thread: a
+// route with parameters allocates nothing per request in steady state.
+struct param_list_cache {
+    static constexpr int slots = 4;
+    static constexpr std::size_t max_kept = 32; // parameters
+    param_list spare[slots];
+    int count = 0;
+    bool alive = true; // requests destroyed after the thread's cache free their own
+
+    param_list_cache() = default;
+    param_list_cache(const param_list_cache&) = delete;
+    param_list_cache& operator=(const param_list_cache&) = delete;
+    ~param_list_cache() { alive = false; }
+};
+thread_local param_list_cache spare_params;
+
+param_list take_params() noexcept {
+    param_list_cache& c = spare_params;
+    if (c.alive && c.count > 0)
+        return std::move(c.spare[--c.count]);
+    return {};
+}
+
+void give_params(param_list& p) noexcept {
+    param_list_cache& c = spare_params;
+    if (c.alive && p.capacity() != 0 && p.capacity() <= param_list_cache::max_kept &&
+        c.count < param_list_cache::slots) {
+        p.clear();
+        c.spare[c.count++].swap(p);
+    }
+}
+
 } // namespace
+
+request::~request() {
+    give_params(params_);
+}
 
 std::string_view request::param(std::string_view name) const noexcept {
     for (const auto& [k, v] : params_)
@@ -71,7 +109,7 @@ bool router::matches(const entry& e, std::string_view path,
 
 router::match router::find(std::string_view method, std::string_view path) const {
     match m;
-    std::vector<std::pair<std::string_view, std::string_view>> params;
+    param_list params = take_params();
     const entry* get_fallback = nullptr;
     std::vector<std::string_view> allowed;
     for (const auto& e : routes_) {
@@ -89,6 +127,7 @@ router::match router::find(std::string_view method, std::string_view path) const
         if (std::find(allowed.begin(), allowed.end(), e->method) == allowed.end())
             allowed.push_back(e->method);
     }
+    give_params(params);
     if (get_fallback != nullptr) {
         m.target = &get_fallback->h;
         return m;

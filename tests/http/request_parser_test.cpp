@@ -563,4 +563,34 @@ TEST_SUITE("http.request_parser") {
         CHECK(status_of(p.error()) == 400);
     }
 
+    TEST_CASE("a parser reset or made after another lists only its own request's fields") {
+        const std::string five =
+            "GET /a HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        const std::string two = "GET /b HTTP/1.1\r\nHost: b\r\nE: 5\r\n\r\n";
+        const std::string none = "GET /c HTTP/1.0\r\n\r\n";
+        request_parser p;
+        REQUIRE(parse_once(p, five) == parse_status::complete);
+        CHECK(p.head().headers.size() == 5);
+        p.reset();
+        REQUIRE(parse_once(p, two) == parse_status::complete);
+        REQUIRE(p.head().headers.size() == 2);
+        CHECK(p.head().headers.fields()[1].name == "E");
+        CHECK(p.head().headers.get("a").empty());
+        {
+            // A parser that goes away leaves its storage to the next one: it must come empty.
+            request_parser gone;
+            REQUIRE(parse_once(gone, five) == parse_status::complete);
+        }
+        request_parser next;
+        REQUIRE(parse_once(next, two) == parse_status::complete);
+        REQUIRE(next.head().headers.size() == 2);
+        CHECK(next.head().headers.fields()[0].value == "b");
+        CHECK(next.head().headers.fields()[1].value == "5");
+        request_parser empty;
+        REQUIRE(parse_once(empty, none) == parse_status::complete);
+        CHECK(empty.head().headers.size() == 0);
+        request_parser copy = next;
+        CHECK(copy.head().headers.size() == 2);
+    }
+
 } // TEST_SUITE

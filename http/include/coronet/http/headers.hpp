@@ -38,6 +38,7 @@ public:
     void push_back(header_field f) { fields_.push_back(f); }
 
 private:
+    friend class request_parser; // lends the storage of its lists to the next parser
     std::vector<header_field> fields_;
 };
 

@@ -8,7 +8,9 @@
 #include <coronet/http/parser.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +28,13 @@ CORONET_HTTP_EXPORT std::string_view reason_phrase(int status) noexcept;
 class CORONET_HTTP_EXPORT request {
 public:
     request(const request_head& head, std::string_view body) noexcept : head_(&head), body_(body) {}
+    request(const request&) = default;
+    request(request&&) noexcept = default;
+    request& operator=(const request&) = default;
+    request& operator=(request&&) noexcept = default;
+    /// Gives the parameter list's storage to a per-thread cache the router's next lookup on this
+    /// thread starts from: a route with parameters allocates nothing per request once warm.
+    ~request();
 
     std::string_view method() const noexcept { return head_->method; }
     std::string_view target() const noexcept { return head_->target; }
@@ -62,6 +71,69 @@ private:
 
 class body_writer;
 
+/// The header fields of a response, in the order added, repeats kept. A few fields (a
+/// Content-Type and a short one or two: `inline_bytes`, counting 8 bytes per field) are stored
+/// inside the object; more go to a block that the thread keeps for the next response once this
+/// one is done, so that answering allocates nothing in steady state. Iterating yields
+/// `header_field`s (views into this object, valid until it changes).
+class CORONET_HTTP_EXPORT response_fields {
+public:
+    static constexpr std::size_t inline_bytes = 64;
+
+    response_fields() noexcept = default;
+    response_fields(const response_fields& o);
+    response_fields(response_fields&& o) noexcept;
+    response_fields& operator=(const response_fields& o);
+    response_fields& operator=(response_fields&& o) noexcept;
+    ~response_fields();
+
+    /// Appends a field (repeats allowed).
+    void add(std::string_view name, std::string_view value);
+    /// The value of the first field named `name` (case-insensitive), or an empty view with
+    /// `found` false.
+    std::string_view get(std::string_view name, bool* found = nullptr) const noexcept;
+    std::size_t size() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+    void clear() noexcept {
+        used_ = 0;
+        count_ = 0;
+    }
+
+    class iterator {
+    public:
+        using value_type = header_field;
+        using difference_type = std::ptrdiff_t;
+        using iterator_category = std::forward_iterator_tag;
+        iterator() noexcept = default;
+        header_field operator*() const noexcept;
+        iterator& operator++() noexcept;
+        iterator operator++(int) noexcept {
+            iterator old = *this;
+            ++*this;
+            return old;
+        }
+        bool operator==(const iterator& o) const noexcept { return at_ == o.at_; }
+
+    private:
+        friend class response_fields;
+        explicit iterator(const char* at) noexcept : at_(at) {}
+        const char* at_ = nullptr;
+    };
+    iterator begin() const noexcept { return iterator(data_); }
+    iterator end() const noexcept { return iterator(data_ + used_); }
+
+private:
+    void release() noexcept;
+    void reserve_for(std::size_t more);
+
+    // Each field: its name's and its value's length (4 bytes each), then both, unpadded.
+    char* data_ = inline_;
+    std::uint32_t used_ = 0;
+    std::uint32_t capacity_ = inline_bytes;
+    std::uint32_t count_ = 0;
+    char inline_[inline_bytes];
+};
+
 /// A response to send. The server adds Date, Content-Length or Transfer-Encoding, and
 /// Connection; set any other header here. A body is either a string (`body`) or streamed by
 /// `stream_body` after the head is written (with Content-Length when `stream_length` is set,
@@ -78,14 +150,14 @@ public:
 
     /// Adds a header (repeats allowed). Names and values must be valid field content; the
     /// server refuses to send CR or LF in either (it answers 500 instead).
-    response& set(std::string name, std::string value) {
-        headers.emplace_back(std::move(name), std::move(value));
+    response& set(std::string_view name, std::string_view value) {
+        headers.add(name, value);
         return *this;
     }
 
     int status = 200;
     std::string reason; ///< empty: the standard phrase
-    std::vector<std::pair<std::string, std::string>> headers;
+    response_fields headers;
     std::string body;
     /// Streams the body instead of `body`: called once the head is out. Its result ends the
     /// response; an error closes the connection.
