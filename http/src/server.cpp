@@ -29,12 +29,6 @@ core::task<void> refuse(core::tcp_stream s) {
     (void)w;
 }
 
-struct live_guard {
-    std::size_t& n;
-    explicit live_guard(std::size_t& c) : n(c) { ++n; }
-    ~live_guard() { --n; }
-};
-
 } // namespace
 
 server::server(const router& routes, server_options opts) : routes_(routes), opts_(opts) {}
@@ -63,19 +57,15 @@ core::task<void> server::serve_connection(core::stream_ptr stream) {
 }
 
 core::task<void> server::serve_stream(core::stream_ptr stream, core::stop_token draining) {
-    live_guard g(live_);
     // The first head is due header_timeout after the accept, TLS handshake included, so a
     // client that connects and stays silent is gone long before the idle timeout.
     const auto first_head_deadline = core::clock::now() + opts_.header_timeout;
-    if (opts_.tls != nullptr) {
-        auto t = core::tls_stream::server(*opts_.tls, std::move(stream));
-        auto hs = co_await core::with_timeout(opts_.handshake_timeout, t->handshake());
-        if (!hs)
-            co_return; // plain-text client, bad hello, timeout: this connection only
-        stream = std::move(t);
-    }
-    detail::server_connection conn(routes_, opts_, stream, draining);
-    co_await conn.run(first_head_deadline);
+    if (opts_.tls != nullptr)
+        return detail::server_connection::serve_tls(*this, std::move(stream), draining,
+                                                    first_head_deadline);
+    // Not a coroutine around the connection: a plain connection runs in serve()'s frame alone.
+    return detail::server_connection::serve(*this, std::move(stream), draining,
+                                            first_head_deadline);
 }
 
 // Admission at the accept. Not a coroutine: an admitted connection runs in serve_stream's frame

@@ -119,96 +119,118 @@ bool append_response(std::string& out, const response& r, const request_head& re
 
 } // namespace
 
-server_connection::server_connection(const router& routes, const server_options& opts,
-                                     core::stream_ptr& owner, core::stop_token draining)
-    : routes_(routes), opts_(opts), owner_(owner), stream_(*owner), draining_(draining),
-      reader_(*owner, reader_capacity(opts.limits), opts.memory_budget),
-      chunk_charge_(opts.memory_budget), parser_(opts.limits), chunks_(opts.limits) {}
+server_connection::server_connection(server& srv, core::stream_ptr& owner,
+                                     core::stop_token draining,
+                                     core::clock::time_point first_head_deadline)
+    : srv_(srv), owner_(owner), stream_(*owner), draining_(draining),
+      reader_(*owner, reader_capacity(srv.opts_.limits), srv.opts_.memory_budget),
+      first_head_deadline_(first_head_deadline) {}
 
-core::task<void> server_connection::run(core::clock::time_point first_head_deadline) {
-    first_head_deadline_ = first_head_deadline;
+core::task<void> server_connection::serve(server& srv, core::stream_ptr stream,
+                                          core::stop_token draining,
+                                          core::clock::time_point first_head_deadline) {
+    live_guard counted(&srv.live_);
+    server_connection c(srv, stream, draining, first_head_deadline);
     // Waiting for a next request must end on the idle timeout, on this connection's cancellation
     // and on server shutdown. Both stop signals are hooked once per connection (not per request:
     // registering on the server-wide sources touches every other connection's list nodes).
-    auto stop_idle = [this]() noexcept { idle_wait_.interrupt(); };
-    own_ = co_await core::get_stop_token();
-    core::stop_callback<decltype(stop_idle)> on_cancel(own_, stop_idle);
-    core::stop_callback<decltype(stop_idle)> on_drain(draining_, stop_idle);
+    auto stop_idle = [&c]() noexcept { c.idle_wait_.interrupt(); };
+    c.own_ = co_await core::get_stop_token();
+    core::stop_callback<decltype(stop_idle)> on_cancel(c.own_, stop_idle);
+    core::stop_callback<decltype(stop_idle)> on_drain(c.draining_, stop_idle);
 
     for (;;) {
-        bool head = head_buffered();
-        if (!head && reader_.fills_lent(0)) {
-            // Idle between requests (or before the first): the wait runs here, an operation in
-            // this frame, rather than in read_head's frame and a with_timeout task, so that an
-            // idle keep-alive connection holds one frame less. read_head() does the same wait
-            // for a stream that does not lend buffers (TLS).
+        if (c.reader_.fills_lent(0)) {
+            // Idle between requests (or before the first), with nothing buffered: the wait runs
+            // here, an operation in this frame, so that an idle keep-alive connection holds this
+            // frame alone. read_head() does the same wait for a stream that does not lend
+            // buffers (TLS).
             core::result<void> f;
-            if (!send_without_waiting(f))
-                f = co_await flush();
-            if (!f || draining_.stop_requested() || own_.stop_requested())
+            if (!c.send_without_waiting(f))
+                f = co_await c.flush();
+            if (!f || c.draining_.stop_requested() || c.own_.stop_requested())
                 co_return;
-            give_up_out(out_); // empty: everything answered went out
-            const auto until =
-                first_request_ ? first_head_deadline_ : core::clock::now() + opts_.idle_timeout;
+            give_up_out(c.out_); // empty: everything answered went out
+            const auto until = c.first_request_ ? c.first_head_deadline_
+                                                : core::clock::now() + c.opts().idle_timeout;
             // A lent wait charges nothing to the memory budget: it cannot fail with over_budget.
-            auto got = co_await idle_wait_.run_op(core::with_deadline(until, reader_.fill_lent()));
+            auto got =
+                co_await c.idle_wait_.run_op(core::with_deadline(until, c.reader_.fill_lent()));
             if (!got)
                 co_return; // EOF, reset, idle or first-head timeout with no byte, shutdown
-            head = head_buffered();
         }
-        if (!head) {
-            const bool read = co_await read_head();
-            if (!read)
-                co_return;
-        }
-        take_out(out_);
-        if (parser_.head().body != body_kind::none) {
-            const bool body = co_await read_body();
-            if (!body)
-                co_return;
-        }
-        answer a;
-        if (const handler* h = dispatch(a)) {
-            try {
-                take(a, co_await (*h)(*request_));
-            } catch (...) {
-                handler_failed(a, std::current_exception());
-            }
-        }
-        if (a.takeover) {
-            co_await hand_over(*a.takeover);
-            co_return;
-        }
-        after_response next = respond(a);
-        if (next == after_response::stream_body)
-            next = co_await stream_body(a);
-        if (next == after_response::close)
-            co_await close_after_response();
-        if (next != after_response::next_request)
-            co_return;
+        const bool next = co_await c.serve_request();
+        if (!next)
+            break;
     }
+    if (c.takeover_)
+        co_await c.run_takeover();
 }
 
-// Starts the next request: true when its whole head is already buffered (pipelined behind the
-// last one) and parsed. Otherwise read_head() goes on from where the parser stopped.
-bool server_connection::head_buffered() {
-    parser_.reset();
-    consumed_ = 0;
-    body_ = {};
+core::task<void> server_connection::serve_tls(server& srv, core::stream_ptr stream,
+                                              core::stop_token draining,
+                                              core::clock::time_point first_head_deadline) {
+    auto t = core::tls_stream::server(*srv.opts_.tls, std::move(stream));
+    core::result<void> hs;
+    {
+        live_guard counted(&srv.live_); // serve() counts it once the handshake is done
+        hs = co_await core::with_timeout(srv.opts_.handshake_timeout, t->handshake());
+    }
+    if (!hs)
+        co_return; // plain-text client, bad hello, timeout: this connection only
+    co_await serve(srv, std::move(t), draining, first_head_deadline);
+}
+
+core::task<bool> server_connection::serve_request() {
+    exchange x(opts());
+    if (!head_buffered(x)) {
+        const bool read = co_await read_head(x);
+        if (!read)
+            co_return false;
+    }
+    take_out(out_);
+    if (x.head->body != body_kind::none) {
+        const bool body = co_await read_body(x);
+        if (!body)
+            co_return false;
+    }
+    if (const handler* h = dispatch(x)) {
+        try {
+            take(x.a, co_await (*h)(*x.req));
+        } catch (...) {
+            handler_failed(x.a, std::current_exception());
+        }
+    }
+    if (x.a.takeover) {
+        co_await hand_over(x);
+        co_return false;
+    }
+    after_response next = respond(x);
+    if (next == after_response::stream_body)
+        next = co_await stream_body(x);
+    if (next == after_response::close)
+        co_await close_after_response();
+    co_return next == after_response::next_request;
+}
+
+// True when the request's whole head is already buffered (pipelined behind the last one, or
+// read by the idle wait) and parsed. Otherwise read_head() goes on from where the parser
+// stopped.
+bool server_connection::head_buffered(exchange& x) {
     if (reader_.buffered().empty() ||
-        parser_.parse(core::as_string(reader_.buffered())) != parse_status::complete)
+        x.parser.parse(core::as_string(reader_.buffered())) != parse_status::complete)
         return false;
     first_request_ = false;
-    head_ = &parser_.head();
-    consumed_ = parser_.head_size();
+    x.head = &x.parser.head();
+    x.consumed = x.parser.head_size();
     return true;
 }
 
 // Reads until the head head_buffered() began is complete. False when the connection is done
 // (closed, timed out, refused with an error answer).
-core::task<bool> server_connection::read_head() {
+core::task<bool> server_connection::read_head(exchange& x) {
     // head_buffered() parsed what was buffered; a parser that failed stays failed.
-    parse_status st = parser_.error() ? parse_status::error : parse_status::need_more;
+    parse_status st = x.parser.error() ? parse_status::error : parse_status::need_more;
     // The header timeout covers the whole head, not each read (a client sending a byte now
     // and then must not hold the connection forever): the first head's from the accept, a
     // later head's from its first byte (between requests the idle timeout applies).
@@ -232,11 +254,11 @@ core::task<bool> server_connection::read_head() {
             if (own_.stop_requested())
                 co_return false;
             got = co_await idle_wait_.run(core::with_timeout(
-                head_started ? time_left(head_deadline) : opts_.idle_timeout, reader_.fill()));
+                head_started ? time_left(head_deadline) : opts().idle_timeout, reader_.fill()));
         } else {
             if (!head_started) {
                 head_started = true;
-                head_deadline = core::clock::now() + opts_.header_timeout;
+                head_deadline = core::clock::now() + opts().header_timeout;
             }
             got = co_await core::with_timeout(time_left(head_deadline), reader_.fill());
         }
@@ -251,21 +273,21 @@ core::task<bool> server_connection::read_head() {
             }
             co_return false; // EOF, reset, idle or header timeout with no byte, shutdown
         }
-        st = parser_.parse(core::as_string(reader_.buffered()));
+        st = x.parser.parse(core::as_string(reader_.buffered()));
     }
     if (st == parse_status::error) {
         core::count("http.protocol_errors");
-        co_await answer_and_close(status_of(parser_.error()));
+        co_await answer_and_close(status_of(x.parser.error()));
         co_return false;
     }
-    head_ = &parser_.head();
-    consumed_ = parser_.head_size();
+    x.head = &x.parser.head();
+    x.consumed = x.parser.head_size();
     co_return true;
 }
 
 // Reads the whole body before the handler runs. False when the connection is done.
-core::task<bool> server_connection::read_body() {
-    if (parser_.head().expect_continue) {
+core::task<bool> server_connection::read_body(exchange& x) {
+    if (x.parser.head().expect_continue) {
         out_ += "HTTP/1.1 100 Continue\r\n\r\n";
         auto f = co_await flush();
         if (!f)
@@ -273,47 +295,47 @@ core::task<bool> server_connection::read_body() {
     }
     const std::byte* head_at = buffer_start(reader_);
     bool read = false;
-    if (parser_.head().body == body_kind::content_length)
-        read = co_await read_sized_body();
+    if (x.parser.head().body == body_kind::content_length)
+        read = co_await read_sized_body(x);
     else
-        read = co_await read_chunked_body();
+        read = co_await read_chunked_body(x);
     if (!read)
         co_return false;
     if (buffer_start(reader_) != head_at)
-        repoint_head(head_at);
+        repoint_head(x, head_at);
     co_return true;
 }
 
-core::task<bool> server_connection::read_sized_body() {
-    const std::size_t head_size = parser_.head_size();
-    const std::size_t need = head_size + static_cast<std::size_t>(parser_.head().content_length);
+core::task<bool> server_connection::read_sized_body(exchange& x) {
+    const std::size_t head_size = x.parser.head_size();
+    const std::size_t need = head_size + static_cast<std::size_t>(x.parser.head().content_length);
     if (reader_.buffered().size() < need) {
-        auto r = co_await core::with_timeout(opts_.body_timeout, reader_.read_exactly(need));
+        auto r = co_await core::with_timeout(opts().body_timeout, reader_.read_exactly(need));
         if (!r) {
             co_await fail_body_read(r.error());
             co_return false;
         }
     }
-    consumed_ = need;
-    body_ = core::as_string(reader_.buffered()).substr(head_size, need - head_size);
+    x.consumed = need;
+    x.body = core::as_string(reader_.buffered()).substr(head_size, need - head_size);
     co_return true;
 }
 
-core::task<bool> server_connection::read_chunked_body() {
-    chunks_.reset();
-    chunk_body_.clear();
-    std::size_t pos = parser_.head_size();
+core::task<bool> server_connection::read_chunked_body(exchange& x) {
+    chunked_decoder chunks(opts().limits);
+    x.chunk_body.clear();
+    std::size_t pos = x.parser.head_size();
     // The body timeout covers the whole body, not each read.
-    const auto body_deadline = core::clock::now() + opts_.body_timeout;
+    const auto body_deadline = core::clock::now() + opts().body_timeout;
     for (;;) {
-        auto step = chunks_.decode(core::as_string(reader_.buffered()).substr(pos));
+        auto step = chunks.decode(core::as_string(reader_.buffered()).substr(pos));
         pos += step.consumed;
-        if (!chunk_charge_.resize(chunk_body_.size() + step.data.size())) {
+        if (!x.chunk_charge.resize(x.chunk_body.size() + step.data.size())) {
             core::count("http.over_budget");
             co_await answer_and_close(503);
             co_return false;
         }
-        chunk_body_.append(step.data);
+        x.chunk_body.append(step.data);
         if (step.ec) {
             core::count("http.protocol_errors");
             co_await answer_and_close(status_of(step.ec));
@@ -329,8 +351,8 @@ core::task<bool> server_connection::read_chunked_body() {
             co_return false;
         }
     }
-    consumed_ = pos;
-    body_ = chunk_body_;
+    x.consumed = pos;
+    x.body = x.chunk_body;
     co_return true;
 }
 
@@ -349,33 +371,34 @@ core::task<void> server_connection::fail_body_read(std::error_code ec) {
 // Reading the body may have moved the reader's buffer, and with it the bytes the parsed head's
 // views point into. The head still starts the buffer, so each view moves by the same distance;
 // translating them beats parsing the head a second time. Every view of request_head is here.
-void server_connection::repoint_head(const std::byte* old_base) {
+void server_connection::repoint_head(exchange& x, const std::byte* old_base) {
     const auto from = reinterpret_cast<std::uintptr_t>(old_base);
     const char* to = core::as_string(reader_.buffered()).data();
-    const std::size_t head_size = parser_.head_size();
+    const std::size_t head_size = x.parser.head_size();
     auto moved = [&](std::string_view v) noexcept {
         const auto at = reinterpret_cast<std::uintptr_t>(v.data());
         if (v.data() == nullptr || at < from || at - from > head_size)
             return v;
         return std::string_view(to + (at - from), v.size());
     };
-    const request_head& parsed = parser_.head();
-    moved_head_ = parsed;
-    moved_head_.method = moved(parsed.method);
-    moved_head_.target = moved(parsed.target);
-    moved_head_.path = moved(parsed.path);
-    moved_head_.query = moved(parsed.query);
-    moved_head_.headers.clear();
+    const request_head& parsed = x.parser.head();
+    x.moved_head = parsed;
+    x.moved_head.method = moved(parsed.method);
+    x.moved_head.target = moved(parsed.target);
+    x.moved_head.path = moved(parsed.path);
+    x.moved_head.query = moved(parsed.query);
+    x.moved_head.headers.clear();
     for (const header_field& f : parsed.headers.fields())
-        moved_head_.headers.push_back({moved(f.name), moved(f.value)});
-    head_ = &moved_head_;
+        x.moved_head.headers.push_back({moved(f.name), moved(f.value)});
+    x.head = &x.moved_head;
 }
 
-// Routes the request: the handler for run() to await (directly, so that a request costs no
-// frame of dispatch's own), with request_ ready for it; or none, and the 404/405 answer.
-const handler* server_connection::dispatch(answer& a) {
-    const request_head& head = *head_;
-    router::match m = routes_.find(head.method, head.path);
+// Routes the request: the handler for serve_request() to await (directly, so that a request
+// costs no frame of dispatch's own), with x.req ready for it; or none, and the 404/405 answer.
+const handler* server_connection::dispatch(exchange& x) {
+    answer& a = x.a;
+    const request_head& head = *x.head;
+    router::match m = srv_.routes_.find(head.method, head.path);
     a.keep_alive = head.keep_alive && !draining_.stop_requested();
     if (m.target == nullptr) {
         a.res = response::text(std::string(reason_phrase(m.status)) + "\n", m.status);
@@ -383,7 +406,7 @@ const handler* server_connection::dispatch(answer& a) {
             a.res.set("Allow", m.allow);
         return nullptr;
     }
-    request_.emplace(head, body_).set_params(std::move(m.params));
+    x.req.emplace(head, x.body).set_params(std::move(m.params));
     return m.target;
 }
 
@@ -409,8 +432,9 @@ void server_connection::handler_failed(answer& a, std::exception_ptr e) {
 
 // Appends the response to out_. A streamed body is the next step's; otherwise the request is
 // done here.
-server_connection::after_response server_connection::respond(answer& a) {
-    const request_head& head = *head_;
+server_connection::after_response server_connection::respond(exchange& x) {
+    answer& a = x.a;
+    const request_head& head = *x.head;
     const response& res = a.res;
     // Shutdown may have begun while the handler ran: this response is the connection's last.
     if (draining_.stop_requested())
@@ -428,12 +452,13 @@ server_connection::after_response server_connection::respond(answer& a) {
     } else if (res.stream_body && head.method != "HEAD") {
         return after_response::stream_body;
     }
-    finish_request();
+    finish_request(x);
     return a.keep_alive ? after_response::next_request : after_response::close;
 }
 
 // Sends the head gathered so far, then lets the handler write the body.
-core::task<server_connection::after_response> server_connection::stream_body(answer& a) {
+core::task<server_connection::after_response> server_connection::stream_body(exchange& x) {
+    answer& a = x.a;
     auto f = co_await flush();
     if (!f)
         co_return after_response::abort;
@@ -447,7 +472,7 @@ core::task<server_connection::after_response> server_connection::stream_body(ans
         out_ += "0\r\n\r\n";
     if (!a.chunked_stream && res.stream_length < 0)
         a.keep_alive = false; // HTTP/1.0
-    finish_request();
+    finish_request(x);
     co_return a.keep_alive ? after_response::next_request : after_response::close;
 }
 
@@ -457,23 +482,19 @@ core::task<void> server_connection::close_after_response() {
     (void)co_await stream_.shutdown();
 }
 
-void server_connection::finish_request() noexcept {
-    reader_.consume(consumed_);
-    // The decoded body is not needed any more: a large one goes back (as the reader's buffer
-    // does), and its bytes leave the budget.
-    if (chunk_body_.capacity() > 2 * core::buffered_reader::growth_step)
-        std::string().swap(chunk_body_);
-    chunk_charge_.reset();
+void server_connection::finish_request(exchange& x) noexcept {
+    reader_.consume(x.consumed);
 }
 
-// Writes the head the takeover asks for; then the connection is no longer HTTP's.
-core::task<void> server_connection::hand_over(connection_takeover& takeover) {
-    response head_res = takeover.head();
+// Writes the head the takeover asks for; then the connection is no longer HTTP's: takeover_
+// runs once this request's frame is gone.
+core::task<void> server_connection::hand_over(exchange& x) {
+    response head_res = x.a.takeover->head();
     head_res.body.clear();
     head_res.stream_body = nullptr;
     std::string head_out;
     bool unused = false;
-    if (!append_response(head_out, head_res, *head_, true, unused)) {
+    if (!append_response(head_out, head_res, *x.head, true, unused)) {
         append_error(out_, 500);
         (void)co_await flush();
         co_return;
@@ -483,9 +504,13 @@ core::task<void> server_connection::hand_over(connection_takeover& takeover) {
     auto f = co_await flush();
     if (!f)
         co_return;
-    reader_.consume(consumed_);
+    reader_.consume(x.consumed);
+    takeover_ = std::move(x.a.takeover);
+}
+
+core::task<void> server_connection::run_takeover() {
     takeover_context ctx{std::move(owner_), reader_.release_prefetched(), draining_};
-    co_await takeover.run(std::move(ctx));
+    co_await takeover_->run(std::move(ctx));
 }
 
 // Sends what is gathered in out_, with the write deadline.
@@ -493,7 +518,7 @@ core::task<core::result<void>> server_connection::flush() {
     core::result<void> r;
     if (send_without_waiting(r))
         co_return r;
-    co_return co_await core::with_timeout(opts_.write_timeout, write_out(stream_, out_));
+    co_return co_await core::with_timeout(opts().write_timeout, write_out(stream_, out_));
 }
 
 // Most answers fit in the socket buffer: they go out at once, and only what has to wait gets a

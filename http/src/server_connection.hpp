@@ -27,26 +27,61 @@
 
 namespace coronet::http::detail {
 
+/// Counts a connection while it runs (server::connections(), admission).
+struct live_guard {
+    std::size_t* n;
+    explicit live_guard(std::size_t* c) noexcept : n(c) { ++*n; }
+    live_guard(const live_guard&) = delete;
+    live_guard& operator=(const live_guard&) = delete;
+    ~live_guard() { --*n; }
+};
+
 /// Serves the requests of one connection in order (keep-alive, pipelining) until it closes or a
-/// handler takes it over. Lives in the connection's task; `routes`, `opts` and `owner` must
-/// outlive it. `draining` fires when the server begins its graceful shutdown.
+/// handler takes it over. What the connection keeps between requests is this object, in
+/// serve()'s frame; what one request needs (parser, body, handler's view, answer) lives in
+/// serve_request()'s frame, which exists while the request does. So an idle keep-alive
+/// connection holds one coroutine frame and this object.
 class server_connection {
 public:
-    server_connection(const router& routes, const server_options& opts, core::stream_ptr& owner,
-                      core::stop_token draining);
+    /// Serves the connection until it ends, counted in the server's connections. The first
+    /// head is due by `first_head_deadline`; `draining` fires when the server begins its
+    /// graceful shutdown.
+    static core::task<void> serve(server& srv, core::stream_ptr stream, core::stop_token draining,
+                                  core::clock::time_point first_head_deadline);
+    /// The TLS handshake (`server_options::tls`), then serve(); counted from the start.
+    static core::task<void> serve_tls(server& srv, core::stream_ptr stream,
+                                      core::stop_token draining,
+                                      core::clock::time_point first_head_deadline);
+
     server_connection(const server_connection&) = delete;
     server_connection& operator=(const server_connection&) = delete;
 
-    /// Serves until the connection ends. The first head is due by `first_head_deadline`.
-    core::task<void> run(core::clock::time_point first_head_deadline);
-
 private:
+    server_connection(server& srv, core::stream_ptr& owner, core::stop_token draining,
+                      core::clock::time_point first_head_deadline);
+    const server_options& opts() const noexcept { return srv_.opts_; }
+
     /// What dispatch produced for the request: a response, or a takeover of the connection.
     struct answer {
         response res;
         std::unique_ptr<connection_takeover> takeover;
         bool keep_alive = true;
         bool chunked_stream = false; ///< a streamed body goes out in chunks
+    };
+
+    /// One request, from its head to its answer: serve_request()'s frame holds it.
+    struct exchange {
+        explicit exchange(const server_options& opts)
+            : parser(opts.limits), chunk_charge(opts.memory_budget) {}
+        request_parser parser;
+        const request_head* head = nullptr; ///< the parser's, or moved_head
+        request_head moved_head;            ///< the head re-pointed after its bytes moved
+        std::size_t consumed = 0;           ///< bytes of the reader the request occupies
+        std::string_view body;
+        std::string chunk_body;           ///< a chunked body, decoded
+        core::memory_charge chunk_charge; ///< chunk_body's bytes
+        std::optional<request> req;       ///< what the handler sees
+        answer a;
     };
 
     /// Where a response leaves the connection once it is appended.
@@ -57,52 +92,46 @@ private:
         abort,       ///< a streamed body broke: the connection cannot continue
     };
 
-    // The steps of run(), in order. The synchronous ones are the common case of their step (a
-    // head already buffered behind the last request, routing, a response appended to out_), so
-    // a pipelined request costs no coroutine frame beyond its handler's.
-    bool head_buffered();
-    core::task<bool> read_head();
-    core::task<bool> read_body();
-    const handler* dispatch(answer& a);
+    /// Serves one request; true when the connection goes on to the next.
+    core::task<bool> serve_request();
+
+    // The steps of serve_request(), in order. The synchronous ones are the common case of their
+    // step (a head already buffered behind the last request, routing, a response appended to
+    // out_), so a request costs no coroutine frame beyond serve_request's and its handler's.
+    bool head_buffered(exchange& x);
+    core::task<bool> read_head(exchange& x);
+    core::task<bool> read_body(exchange& x);
+    const handler* dispatch(exchange& x);
     void take(answer& a, reply rep);
     void handler_failed(answer& a, std::exception_ptr e);
-    after_response respond(answer& a);
-    core::task<after_response> stream_body(answer& a);
+    after_response respond(exchange& x);
+    core::task<after_response> stream_body(exchange& x);
     core::task<void> close_after_response();
-    core::task<void> hand_over(connection_takeover& takeover);
+    core::task<void> hand_over(exchange& x);
+    core::task<void> run_takeover();
 
-    core::task<bool> read_sized_body();
-    core::task<bool> read_chunked_body();
+    core::task<bool> read_sized_body(exchange& x);
+    core::task<bool> read_chunked_body(exchange& x);
     core::task<void> fail_body_read(std::error_code ec);
-    void repoint_head(const std::byte* old_base);
-    void finish_request() noexcept;
+    void repoint_head(exchange& x, const std::byte* old_base);
+    void finish_request(exchange& x) noexcept;
     core::task<core::result<void>> flush();
     bool send_without_waiting(core::result<void>& r);
     core::task<void> answer_and_close(int status);
 
-    const router& routes_;
-    const server_options& opts_;
+    server& srv_;
     core::stream_ptr& owner_;
     core::stream& stream_;
     core::stop_token draining_;
     core::stop_token own_; ///< the connection task's: cancelled at the end of the grace period
     core::buffered_reader reader_;
-    core::memory_charge chunk_charge_; ///< chunk_body_'s bytes
-    request_parser parser_;
-    chunked_decoder chunks_;
     std::string out_; ///< responses gathered until the connection waits for input
-    std::string chunk_body_;
     /// Ends the wait for a next request (idle timeout, cancellation, shutdown) while one runs.
     core::interrupt_slot idle_wait_;
-    core::clock::time_point first_head_deadline_{};
+    core::clock::time_point first_head_deadline_;
     bool first_request_ = true;
-
-    // The request being served.
-    const request_head* head_ = nullptr; ///< the parser's, or moved_head_
-    request_head moved_head_;            ///< the head re-pointed after its bytes moved
-    std::size_t consumed_ = 0;           ///< bytes of the reader the request occupies
-    std::string_view body_;
-    std::optional<request> request_; ///< what the handler sees, until the next request
+    /// A handler's takeover, once its head is out: serve() runs it after the request's frame.
+    std::unique_ptr<connection_takeover> takeover_;
 };
 
 } // namespace coronet::http::detail

@@ -60,6 +60,10 @@ struct server_options {
 /// 501, 505) with `Connection: close`; past the memory budget, 503. Single-threaded: one server per
 /// loop (run one per loop with SO_REUSEPORT listeners to use more cores). The router must outlive
 /// the server.
+namespace detail {
+class server_connection;
+}
+
 class CORONET_HTTP_EXPORT server {
 public:
     explicit server(const router& routes, server_options opts = {});
@@ -84,6 +88,7 @@ public:
     const server_options& options() const noexcept { return opts_; }
 
 private:
+    friend class detail::server_connection; // reads routes_, counts itself in live_
     core::task<void> connection(core::tcp_stream s, core::stop_token draining);
     core::task<void> serve_stream(core::stream_ptr stream, core::stop_token draining);
 

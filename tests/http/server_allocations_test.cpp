@@ -1,0 +1,161 @@
+// Steady-state allocations of the HTTP server: once warm, a keep-alive connection answers GETs
+// (text, JSON, a route with parameters, a response with more headers than fit inside it) and
+// allocates nothing per request, on the server's side nor on this raw client's. Counted by
+// replacing the global operator new for this test binary (the count is per thread and only while
+// a test asks for it; the server and the client share the test's loop thread).
+#include <coronet/http/server.hpp>
+
+#include <coronet/core/scope.hpp>
+#include <coronet/core/socket.hpp>
+#include <coronet/http/message.hpp>
+#include <coronet/http/router.hpp>
+
+#include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
+
+#include "server_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <string_view>
+
+namespace {
+thread_local bool counting = false;
+thread_local std::size_t allocations = 0;
+} // namespace
+
+void* operator new(std::size_t n) {
+    if (counting)
+        ++allocations;
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+
+namespace core = coronet::core;
+namespace http = coronet::http;
+using namespace coronet::testing::server_fixture;
+
+namespace {
+
+http::router alloc_routes() {
+    http::router r;
+    r.get("/", [](http::request&) -> core::task<http::reply> {
+        co_return http::response::text("Hello, World!");
+    });
+    r.get("/json", [](http::request&) -> core::task<http::reply> {
+        co_return http::response::json("{\"ok\":true}");
+    });
+    r.get("/users/:id/posts/:post", [](http::request& req) -> core::task<http::reply> {
+        http::response res(200);
+        res.body = req.param("id");
+        res.body += '/';
+        res.body += req.param("post");
+        co_return res;
+    });
+    // More header bytes than a response keeps inside itself.
+    r.get("/headers", [](http::request&) -> core::task<http::reply> {
+        http::response res = http::response::text("many");
+        res.set("Cache-Control", "no-store, no-cache, must-revalidate");
+        res.set("X-Content-Type-Options", "nosniff");
+        res.set("X-Frame-Options", "DENY");
+        REQUIRE(res.headers.size() == 4);
+        co_return res;
+    });
+    return r;
+}
+
+// Bytes of one response at the start of `in` (head and Content-Length body), or 0 while it is
+// not all there.
+std::size_t response_size(std::string_view in) {
+    const auto end = in.find("\r\n\r\n");
+    if (end == std::string_view::npos)
+        return 0;
+    const auto at = in.find("Content-Length: ");
+    REQUIRE(at < end);
+    std::size_t length = 0;
+    const char* digits = in.data() + at + 16;
+    std::from_chars(digits, in.data() + end, length);
+    const std::size_t total = end + 4 + length;
+    return in.size() >= total ? total : 0;
+}
+
+// Sends `request` `warm + counted` times on one connection, reads each answer into a fixed
+// buffer, and returns the allocations made (on this thread) during the last `counted` ones.
+core::task<std::size_t> steady_state(core::loop& lp, std::string request, std::string expect,
+                                     int warm, int counted) {
+    http::router routes = alloc_routes();
+    running_server rs(lp, routes, test_options(), co_await core::get_stop_token());
+    auto c = co_await core::tcp_stream::connect(rs.endpoint());
+    REQUIRE(c);
+    std::array<char, 4096> buf{};
+    std::size_t made = 0;
+    for (int i = 0; i < warm + counted; ++i) {
+        if (i == warm) {
+            allocations = 0;
+            counting = true;
+        }
+        auto sent = co_await c->write_all(core::as_bytes(request));
+        REQUIRE(sent);
+        std::size_t have = 0;
+        std::size_t size = 0;
+        while (size == 0) {
+            REQUIRE(have < buf.size());
+            auto got = co_await c->read_some(core::mutable_buffer(
+                reinterpret_cast<std::byte*>(buf.data()) + have, buf.size() - have));
+            REQUIRE(got);
+            have += *got;
+            size = response_size(std::string_view(buf.data(), have));
+        }
+        counting = false;
+        made = allocations;
+        const std::string_view answer(buf.data(), size);
+        REQUIRE(have == size);
+        REQUIRE(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+        REQUIRE(answer.ends_with(expect));
+        counting = i >= warm;
+    }
+    counting = false;
+    rs.stop();
+    (void)co_await rs.join();
+    co_return made;
+}
+
+} // namespace
+
+TEST_SUITE("http.allocations") {
+
+    TEST_CASE_TEMPLATE("a keep-alive connection allocates nothing per request once warm", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        struct alloc_case {
+            const char* path;
+            const char* expect;
+        };
+        for (const alloc_case& k : {alloc_case{"/", "\r\n\r\nHello, World!"},
+                                    alloc_case{"/json", "application/json\r\n"
+                                                        "Content-Length: 11\r\n\r\n{\"ok\":true}"},
+                                    alloc_case{"/users/7/posts/42", "\r\n\r\n7/42"},
+                                    alloc_case{"/headers", "X-Frame-Options: DENY\r\n"
+                                                           "Content-Length: 4\r\n\r\nmany"}}) {
+            CAPTURE(k.path);
+            std::size_t made = 1;
+            coronet::testing::run_on<B>([&](core::loop& lp) -> core::task<void> {
+                made = co_await steady_state(lp, get(k.path), k.expect, 20, 100);
+            });
+            CHECK(made == 0);
+        }
+    }
+
+} // TEST_SUITE
