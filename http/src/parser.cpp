@@ -2,6 +2,8 @@
 // status_of() is the answer a server sends before closing.
 #include <coronet/http/parser.hpp>
 
+#include <cstdint>
+
 #include <array>
 #include <charconv>
 #include <limits>
@@ -183,21 +185,28 @@ struct field_storage_cache {
     static constexpr std::size_t max_kept = 128; // fields
     std::vector<header_field> spare[slots];
     int count = 0;
-    bool alive = true; // parsers destroyed after the thread's cache free their own
 
     field_storage_cache() = default;
     field_storage_cache(const field_storage_cache&) = delete;
     field_storage_cache& operator=(const field_storage_cache&) = delete;
-    ~field_storage_cache() { alive = false; }
+    ~field_storage_cache();
 };
 thread_local field_storage_cache field_storage;
+// Set once the thread's cache is destroyed: parsers destroyed after it free their own lists.
+thread_local bool field_storage_gone = false;
+
+field_storage_cache::~field_storage_cache() {
+    field_storage_gone = true;
+}
 
 } // namespace
 
 request_parser::~request_parser() {
     std::vector<header_field>& v = head_.headers.fields_;
+    if (field_storage_gone)
+        return;
     field_storage_cache& c = field_storage;
-    if (c.alive && v.capacity() != 0 && v.capacity() <= field_storage_cache::max_kept &&
+    if (v.capacity() != 0 && v.capacity() <= field_storage_cache::max_kept &&
         c.count < field_storage_cache::slots) {
         v.clear();
         c.spare[c.count++].swap(v);
@@ -212,6 +221,25 @@ void request_parser::reset() noexcept {
     scanned_ = line_begin_ = start_ = head_size_ = 0;
     first_line_done_ = false;
     ec_ = {};
+}
+
+void request_parser::rebase(const char* from, const char* to) noexcept {
+    const auto base = reinterpret_cast<std::uintptr_t>(from);
+    const std::size_t span = head_size_ != 0 ? head_size_ : scanned_;
+    auto moved = [&](std::string_view& v) noexcept {
+        const auto at = reinterpret_cast<std::uintptr_t>(v.data());
+        if (v.data() == nullptr || at < base || at - base > span)
+            return;
+        v = std::string_view(to + (at - base), v.size());
+    };
+    moved(head_.method);
+    moved(head_.target);
+    moved(head_.path);
+    moved(head_.query);
+    for (header_field& f : head_.headers.fields_) {
+        moved(f.name);
+        moved(f.value);
+    }
 }
 
 parse_status request_parser::fail(errc e) noexcept {
@@ -342,9 +370,11 @@ parse_status request_parser::parse_complete(std::string_view head) {
     }
 
     std::vector<header_field>& fields = head_.headers.fields_;
-    field_storage_cache& spare = field_storage;
-    if (fields.capacity() == 0 && spare.count > 0 && spare.alive)
-        fields.swap(spare.spare[--spare.count]);
+    if (fields.capacity() == 0 && !field_storage_gone) {
+        field_storage_cache& spare = field_storage;
+        if (spare.count > 0)
+            fields.swap(spare.spare[--spare.count]);
+    }
     errc ferr{};
     if (!parse_fields(head.substr(eol + 2), limits_, head_.headers, ferr))
         return fail(ferr);

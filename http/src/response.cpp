@@ -99,22 +99,27 @@ struct field_block_cache {
     char* block[slots]{};
     std::uint32_t size[slots]{};
     int count = 0;
-    bool alive = true; // responses destroyed after the thread's cache go to the heap
 
     field_block_cache() = default;
     field_block_cache(const field_block_cache&) = delete;
     field_block_cache& operator=(const field_block_cache&) = delete;
-    ~field_block_cache() {
-        alive = false;
-        for (int i = 0; i < count; ++i)
-            ::operator delete(block[i], size[i]);
-        count = 0;
-    }
+    ~field_block_cache();
 };
 thread_local field_block_cache field_blocks;
+// Set once the thread's cache is destroyed: responses destroyed after it free their blocks.
+thread_local bool field_blocks_gone = false;
+
+field_block_cache::~field_block_cache() {
+    field_blocks_gone = true;
+    for (int i = 0; i < count; ++i)
+        ::operator delete(block[i], size[i]);
+    count = 0;
+}
 
 // A block of at least `cap` bytes; `cap` becomes its size.
 char* take_block(std::uint32_t& cap) {
+    if (field_blocks_gone)
+        return static_cast<char*>(::operator new(cap));
     field_block_cache& c = field_blocks;
     for (int i = 0; i < c.count; ++i) {
         if (c.size[i] < cap)
@@ -130,8 +135,12 @@ char* take_block(std::uint32_t& cap) {
 }
 
 void give_block(char* b, std::uint32_t cap) noexcept {
+    if (field_blocks_gone) {
+        ::operator delete(b, cap);
+        return;
+    }
     field_block_cache& c = field_blocks;
-    if (c.alive && c.count < field_block_cache::slots && cap <= field_block_cache::max_kept) {
+    if (c.count < field_block_cache::slots && cap <= field_block_cache::max_kept) {
         c.block[c.count] = b;
         c.size[c.count] = cap;
         ++c.count;
@@ -142,13 +151,21 @@ void give_block(char* b, std::uint32_t cap) noexcept {
 
 constexpr std::size_t field_overhead = 2 * sizeof(std::uint32_t);
 
+// The size of the block for `need` bytes: powers of two from first_size, so that blocks of
+// one size serve many responses.
+std::uint32_t block_size(std::size_t need) {
+    if (need > std::numeric_limits<std::uint32_t>::max() / 2)
+        throw std::length_error("coronet::http::response_fields: too large");
+    return std::max(field_block_cache::first_size, std::bit_ceil(static_cast<std::uint32_t>(need)));
+}
+
 } // namespace
 
 // ---- response_fields ---------------------------------------------------------------------
 
 response_fields::response_fields(const response_fields& o) {
     if (o.used_ > capacity_) {
-        std::uint32_t cap = o.used_;
+        std::uint32_t cap = block_size(o.used_);
         data_ = take_block(cap);
         capacity_ = cap;
     }
@@ -201,24 +218,23 @@ void response_fields::release() noexcept {
     count_ = 0;
 }
 
-void response_fields::reserve_for(std::size_t more) {
-    const std::size_t need = used_ + more;
-    if (need > std::numeric_limits<std::uint32_t>::max() / 2)
-        throw std::length_error("coronet::http::response_fields: too large");
-    std::uint32_t cap =
-        std::max(field_block_cache::first_size, std::bit_ceil(static_cast<std::uint32_t>(need)));
-    char* b = take_block(cap);
-    std::memcpy(b, data_, used_);
-    if (data_ != inline_)
-        give_block(data_, capacity_);
-    data_ = b;
-    capacity_ = cap;
-}
-
 void response_fields::add(std::string_view name, std::string_view value) {
     const std::size_t more = field_overhead + name.size() + value.size();
-    if (more > capacity_ - used_)
-        reserve_for(more);
+    // `name` or `value` may be views into this object's block: the old block goes back only
+    // once they are copied.
+    char* old = nullptr;
+    std::uint32_t old_capacity = 0;
+    if (more > capacity_ - used_) {
+        std::uint32_t cap = block_size(used_ + more);
+        char* b = take_block(cap);
+        std::memcpy(b, data_, used_);
+        if (data_ != inline_) {
+            old = data_;
+            old_capacity = capacity_;
+        }
+        data_ = b;
+        capacity_ = cap;
+    }
     const auto n = static_cast<std::uint32_t>(name.size());
     const auto v = static_cast<std::uint32_t>(value.size());
     char* at = data_ + used_;
@@ -231,6 +247,8 @@ void response_fields::add(std::string_view name, std::string_view value) {
         std::memcpy(at + field_overhead + n, value.data(), v);
     used_ += static_cast<std::uint32_t>(more);
     ++count_;
+    if (old != nullptr)
+        give_block(old, old_capacity);
 }
 
 std::string_view response_fields::get(std::string_view name, bool* found) const noexcept {

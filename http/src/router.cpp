@@ -28,25 +28,34 @@ struct param_list_cache {
     static constexpr std::size_t max_kept = 32; // parameters
     param_list spare[slots];
     int count = 0;
-    bool alive = true; // requests destroyed after the thread's cache free their own
 
     param_list_cache() = default;
     param_list_cache(const param_list_cache&) = delete;
     param_list_cache& operator=(const param_list_cache&) = delete;
-    ~param_list_cache() { alive = false; }
+    ~param_list_cache();
 };
 thread_local param_list_cache spare_params;
+// Set once the thread's cache is destroyed: requests destroyed after it free their own lists.
+thread_local bool spare_params_gone = false;
+
+param_list_cache::~param_list_cache() {
+    spare_params_gone = true;
+}
 
 param_list take_params() noexcept {
+    if (spare_params_gone)
+        return {};
     param_list_cache& c = spare_params;
-    if (c.alive && c.count > 0)
+    if (c.count > 0)
         return std::move(c.spare[--c.count]);
     return {};
 }
 
 void give_params(param_list& p) noexcept {
+    if (spare_params_gone)
+        return;
     param_list_cache& c = spare_params;
-    if (c.alive && p.capacity() != 0 && p.capacity() <= param_list_cache::max_kept &&
+    if (p.capacity() != 0 && p.capacity() <= param_list_cache::max_kept &&
         c.count < param_list_cache::slots) {
         p.clear();
         c.spare[c.count++].swap(p);

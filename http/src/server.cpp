@@ -57,20 +57,17 @@ core::task<void> server::serve_connection(core::stream_ptr stream) {
 }
 
 core::task<void> server::serve_stream(core::stream_ptr stream, core::stop_token draining) {
-    // The first head is due header_timeout after the accept, TLS handshake included, so a
-    // client that connects and stays silent is gone long before the idle timeout.
-    const auto first_head_deadline = core::clock::now() + opts_.header_timeout;
+    // Not a coroutine around the connection: a plain connection runs in server_connection::
+    // serve()'s frame alone. Either task takes the first head's deadline (header_timeout, the
+    // TLS handshake included) when it starts.
     if (opts_.tls != nullptr)
-        return detail::server_connection::serve_tls(*this, std::move(stream), draining,
-                                                    first_head_deadline);
-    // Not a coroutine around the connection: a plain connection runs in serve()'s frame alone.
-    return detail::server_connection::serve(*this, std::move(stream), draining,
-                                            first_head_deadline);
+        return detail::server_connection::serve_tls(*this, std::move(stream), draining);
+    return detail::server_connection::serve(*this, std::move(stream), draining);
 }
 
-// Admission at the accept. Not a coroutine: an admitted connection runs in serve_stream's frame
-// alone (the accept loop spawns the returned task at once, so the count checked here is the one
-// serve_stream's guard raises).
+// Admission at the accept. Not a coroutine: an admitted connection runs in the frame of the
+// task serve_stream returns (the accept loop spawns it at once, so the count checked here is the
+// one that task's guard raises).
 core::task<void> server::connection(core::tcp_stream s, core::stop_token draining) {
     // Out of connections or out of memory budget: refused at once, before a byte is read.
     const bool over_budget = opts_.memory_budget != nullptr && opts_.memory_budget->exhausted();

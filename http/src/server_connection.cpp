@@ -130,6 +130,8 @@ core::task<void> server_connection::serve(server& srv, core::stream_ptr stream,
                                           core::stop_token draining,
                                           core::clock::time_point first_head_deadline) {
     live_guard counted(&srv.live_);
+    if (first_head_deadline == core::clock::time_point{})
+        first_head_deadline = core::clock::now() + srv.opts_.header_timeout;
     server_connection c(srv, stream, draining, first_head_deadline);
     // Waiting for a next request must end on the idle timeout, on this connection's cancellation
     // and on server shutdown. Both stop signals are hooked once per connection (not per request:
@@ -168,8 +170,9 @@ core::task<void> server_connection::serve(server& srv, core::stream_ptr stream,
 }
 
 core::task<void> server_connection::serve_tls(server& srv, core::stream_ptr stream,
-                                              core::stop_token draining,
-                                              core::clock::time_point first_head_deadline) {
+                                              core::stop_token draining) {
+    // The first head is due header_timeout after the accept, the handshake included.
+    const auto first_head_deadline = core::clock::now() + srv.opts_.header_timeout;
     auto t = core::tls_stream::server(*srv.opts_.tls, std::move(stream));
     core::result<void> hs;
     {
@@ -189,7 +192,7 @@ core::task<bool> server_connection::serve_request() {
             co_return false;
     }
     take_out(out_);
-    if (x.head->body != body_kind::none) {
+    if (x.parser.head().body != body_kind::none) {
         const bool body = co_await read_body(x);
         if (!body)
             co_return false;
@@ -221,7 +224,6 @@ bool server_connection::head_buffered(exchange& x) {
         x.parser.parse(core::as_string(reader_.buffered())) != parse_status::complete)
         return false;
     first_request_ = false;
-    x.head = &x.parser.head();
     x.consumed = x.parser.head_size();
     return true;
 }
@@ -280,7 +282,6 @@ core::task<bool> server_connection::read_head(exchange& x) {
         co_await answer_and_close(status_of(x.parser.error()));
         co_return false;
     }
-    x.head = &x.parser.head();
     x.consumed = x.parser.head_size();
     co_return true;
 }
@@ -369,35 +370,18 @@ core::task<void> server_connection::fail_body_read(std::error_code ec) {
 }
 
 // Reading the body may have moved the reader's buffer, and with it the bytes the parsed head's
-// views point into. The head still starts the buffer, so each view moves by the same distance;
-// translating them beats parsing the head a second time. Every view of request_head is here.
+// views point into. The head still starts the buffer, so each view moves by the same distance
+// (request_parser::rebase); translating them beats parsing the head a second time.
 void server_connection::repoint_head(exchange& x, const std::byte* old_base) {
-    const auto from = reinterpret_cast<std::uintptr_t>(old_base);
-    const char* to = core::as_string(reader_.buffered()).data();
-    const std::size_t head_size = x.parser.head_size();
-    auto moved = [&](std::string_view v) noexcept {
-        const auto at = reinterpret_cast<std::uintptr_t>(v.data());
-        if (v.data() == nullptr || at < from || at - from > head_size)
-            return v;
-        return std::string_view(to + (at - from), v.size());
-    };
-    const request_head& parsed = x.parser.head();
-    x.moved_head = parsed;
-    x.moved_head.method = moved(parsed.method);
-    x.moved_head.target = moved(parsed.target);
-    x.moved_head.path = moved(parsed.path);
-    x.moved_head.query = moved(parsed.query);
-    x.moved_head.headers.clear();
-    for (const header_field& f : parsed.headers.fields())
-        x.moved_head.headers.push_back({moved(f.name), moved(f.value)});
-    x.head = &x.moved_head;
+    x.parser.rebase(reinterpret_cast<const char*>(old_base),
+                    core::as_string(reader_.buffered()).data());
 }
 
 // Routes the request: the handler for serve_request() to await (directly, so that a request
 // costs no frame of dispatch's own), with x.req ready for it; or none, and the 404/405 answer.
 const handler* server_connection::dispatch(exchange& x) {
     answer& a = x.a;
-    const request_head& head = *x.head;
+    const request_head& head = x.parser.head();
     router::match m = srv_.routes_.find(head.method, head.path);
     a.keep_alive = head.keep_alive && !draining_.stop_requested();
     if (m.target == nullptr) {
@@ -434,7 +418,7 @@ void server_connection::handler_failed(answer& a, std::exception_ptr e) {
 // done here.
 server_connection::after_response server_connection::respond(exchange& x) {
     answer& a = x.a;
-    const request_head& head = *x.head;
+    const request_head& head = x.parser.head();
     const response& res = a.res;
     // Shutdown may have begun while the handler ran: this response is the connection's last.
     if (draining_.stop_requested())
@@ -484,6 +468,10 @@ core::task<void> server_connection::close_after_response() {
 
 void server_connection::finish_request(exchange& x) noexcept {
     reader_.consume(x.consumed);
+    // A decoded chunked body is not needed any more: it leaves the budget now, not when the
+    // request's frame ends (after a last answer has gone out to a slow client).
+    std::string().swap(x.chunk_body);
+    x.chunk_charge.reset();
 }
 
 // Writes the head the takeover asks for; then the connection is no longer HTTP's: takeover_
@@ -494,7 +482,7 @@ core::task<void> server_connection::hand_over(exchange& x) {
     head_res.stream_body = nullptr;
     std::string head_out;
     bool unused = false;
-    if (!append_response(head_out, head_res, *x.head, true, unused)) {
+    if (!append_response(head_out, head_res, x.parser.head(), true, unused)) {
         append_error(out_, 500);
         (void)co_await flush();
         co_return;

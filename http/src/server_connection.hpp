@@ -44,14 +44,14 @@ struct live_guard {
 class server_connection {
 public:
     /// Serves the connection until it ends, counted in the server's connections. The first
-    /// head is due by `first_head_deadline`; `draining` fires when the server begins its
-    /// graceful shutdown.
+    /// head is due by `first_head_deadline` (a default time_point: header_timeout from now);
+    /// `draining` fires when the server begins its graceful shutdown.
     static core::task<void> serve(server& srv, core::stream_ptr stream, core::stop_token draining,
-                                  core::clock::time_point first_head_deadline);
-    /// The TLS handshake (`server_options::tls`), then serve(); counted from the start.
+                                  core::clock::time_point first_head_deadline = {});
+    /// The TLS handshake (`server_options::tls`), then serve(); counted from the start, the
+    /// first head due header_timeout after it started.
     static core::task<void> serve_tls(server& srv, core::stream_ptr stream,
-                                      core::stop_token draining,
-                                      core::clock::time_point first_head_deadline);
+                                      core::stop_token draining);
 
     server_connection(const server_connection&) = delete;
     server_connection& operator=(const server_connection&) = delete;
@@ -74,9 +74,7 @@ private:
         explicit exchange(const server_options& opts)
             : parser(opts.limits), chunk_charge(opts.memory_budget) {}
         request_parser parser;
-        const request_head* head = nullptr; ///< the parser's, or moved_head
-        request_head moved_head;            ///< the head re-pointed after its bytes moved
-        std::size_t consumed = 0;           ///< bytes of the reader the request occupies
+        std::size_t consumed = 0; ///< bytes of the reader the request occupies
         std::string_view body;
         std::string chunk_body;           ///< a chunked body, decoded
         core::memory_charge chunk_charge; ///< chunk_body's bytes

@@ -593,4 +593,36 @@ TEST_SUITE("http.request_parser") {
         CHECK(copy.head().headers.size() == 2);
     }
 
+    TEST_CASE("rebase moves every view of the head with its bytes, and only those") {
+        const std::string msg = "GET /p/a?q=1 HTTP/1.1\r\nHost: h\r\nX-A: one\r\n\r\nbody";
+        std::string first = msg;
+        request_parser p;
+        REQUIRE(parse_once(p, first) == parse_status::complete);
+        std::string second = msg; // the same bytes elsewhere
+        first.assign(first.size(), '#');
+        p.rebase(first.data(), second.data());
+        const request_head& h = p.head();
+        CHECK(h.method == "GET");
+        CHECK(h.target == "/p/a?q=1");
+        CHECK(h.path == "/p/a");
+        CHECK(h.query == "q=1");
+        CHECK(h.headers.get("x-a") == "one");
+        CHECK(h.headers.get("host") == "h");
+        const char* lo = second.data();
+        const char* hi = second.data() + second.size();
+        for (std::string_view v : {h.method, h.target, h.path, h.query})
+            CHECK((v.data() >= lo && v.data() < hi));
+
+        // An absolute-form target without a path gets a "/" of the parser's own: it stays.
+        std::string abs = "GET http://example.org HTTP/1.1\r\nHost: example.org\r\n\r\n";
+        request_parser q;
+        REQUIRE(parse_once(q, abs) == parse_status::complete);
+        std::string abs2 = abs;
+        q.rebase(abs.data(), abs2.data());
+        abs.assign(abs.size(), '#');
+        CHECK(q.head().path == "/");
+        CHECK(q.head().target == "http://example.org");
+        CHECK(q.head().headers.get("host") == "example.org");
+    }
+
 } // TEST_SUITE

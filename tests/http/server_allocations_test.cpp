@@ -7,6 +7,7 @@
 
 #include <coronet/core/scope.hpp>
 #include <coronet/core/socket.hpp>
+#include <coronet/core/timer.hpp>
 #include <coronet/http/message.hpp>
 #include <coronet/http/router.hpp>
 
@@ -64,6 +65,11 @@ http::router alloc_routes() {
         res.body += req.param("post");
         co_return res;
     });
+    r.post("/size", [](http::request& req) -> core::task<http::reply> {
+        http::response res(200);
+        res.body = std::to_string(req.body().size());
+        co_return res;
+    });
     // More header bytes than a response keeps inside itself.
     r.get("/headers", [](http::request&) -> core::task<http::reply> {
         http::response res = http::response::text("many");
@@ -91,10 +97,12 @@ std::size_t response_size(std::string_view in) {
     return in.size() >= total ? total : 0;
 }
 
-// Sends `request` `warm + counted` times on one connection, reads each answer into a fixed
-// buffer, and returns the allocations made (on this thread) during the last `counted` ones.
-core::task<std::size_t> steady_state(core::loop& lp, std::string request, std::string expect,
-                                     int warm, int counted) {
+// Sends `request` `warm + counted` times on one connection (and `later`, when not empty, a
+// millisecond after it: a body the server reads after the head, into its own buffer), reads
+// each answer into a fixed buffer, and returns the allocations made (on this thread) during
+// the last `counted` ones.
+core::task<std::size_t> steady_state(core::loop& lp, std::string request, std::string later,
+                                     std::string expect, int warm, int counted) {
     http::router routes = alloc_routes();
     running_server rs(lp, routes, test_options(), co_await core::get_stop_token());
     auto c = co_await core::tcp_stream::connect(rs.endpoint());
@@ -108,6 +116,12 @@ core::task<std::size_t> steady_state(core::loop& lp, std::string request, std::s
         }
         auto sent = co_await c->write_all(core::as_bytes(request));
         REQUIRE(sent);
+        if (!later.empty()) {
+            auto slept = co_await core::sleep_for(1ms);
+            REQUIRE(slept);
+            sent = co_await c->write_all(core::as_bytes(later));
+            REQUIRE(sent);
+        }
         std::size_t have = 0;
         std::size_t size = 0;
         while (size == 0) {
@@ -140,19 +154,27 @@ TEST_SUITE("http.allocations") {
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         struct alloc_case {
-            const char* path;
+            std::string request;
+            std::string later;
             const char* expect;
         };
-        for (const alloc_case& k : {alloc_case{"/", "\r\n\r\nHello, World!"},
-                                    alloc_case{"/json", "application/json\r\n"
-                                                        "Content-Length: 11\r\n\r\n{\"ok\":true}"},
-                                    alloc_case{"/users/7/posts/42", "\r\n\r\n7/42"},
-                                    alloc_case{"/headers", "X-Frame-Options: DENY\r\n"
-                                                           "Content-Length: 4\r\n\r\nmany"}}) {
-            CAPTURE(k.path);
+        const std::string body(3000, 'x');
+        for (const alloc_case& k :
+             {alloc_case{get("/"), "", "\r\n\r\nHello, World!"},
+              alloc_case{get("/json"), "",
+                         "application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"},
+              alloc_case{get("/users/7/posts/42"), "", "\r\n\r\n7/42"},
+              alloc_case{get("/headers"), "",
+                         "X-Frame-Options: DENY\r\nContent-Length: 4\r\n\r\nmany"},
+              alloc_case{post("/size", body), "", "\r\n\r\n3000"},
+              // The head arrives alone; the body a millisecond later moves the head's bytes.
+              alloc_case{post("/size", body).substr(0, post("/size", body).size() - body.size()),
+                         body, "\r\n\r\n3000"}}) {
+            CAPTURE(k.request.substr(0, k.request.find('\r')));
+            CAPTURE(k.later.size());
             std::size_t made = 1;
             coronet::testing::run_on<B>([&](core::loop& lp) -> core::task<void> {
-                made = co_await steady_state(lp, get(k.path), k.expect, 20, 100);
+                made = co_await steady_state(lp, k.request, k.later, k.expect, 20, 100);
             });
             CHECK(made == 0);
         }

@@ -103,7 +103,10 @@ public:
     public:
         using value_type = header_field;
         using difference_type = std::ptrdiff_t;
-        using iterator_category = std::forward_iterator_tag;
+        // Dereferencing yields a value (the field's views), so for the classic categories an
+        // input iterator; it is a forward iterator for the C++20 concepts.
+        using iterator_category = std::input_iterator_tag;
+        using iterator_concept = std::forward_iterator_tag;
         iterator() noexcept = default;
         header_field operator*() const noexcept;
         iterator& operator++() noexcept;
@@ -124,7 +127,6 @@ public:
 
 private:
     void release() noexcept;
-    void reserve_for(std::size_t more);
 
     // Each field: its name's and its value's length (4 bytes each), then both, unpadded.
     char* data_ = inline_;

@@ -89,6 +89,10 @@ public:
     std::error_code error() const noexcept { return ec_; }
     const parser_limits& limits() const noexcept { return limits_; }
     void reset() noexcept;
+    /// The bytes given to parse() moved from `from` to `to` (the same bytes, e.g. into a buffer
+    /// that grew): every view of head() follows them. A view that never pointed into those
+    /// bytes (the "/" supplied for an absolute-form target without a path) stays.
+    void rebase(const char* from, const char* to) noexcept;
 
 private:
     parse_status fail(errc e) noexcept;

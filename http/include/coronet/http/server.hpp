@@ -52,6 +52,10 @@ struct server_options {
     const core::tls_context* tls = nullptr;
 };
 
+namespace detail {
+class server_connection;
+}
+
 /// A strict HTTP/1.1 server (RFC 9112): keep-alive, pipelining (responses in request order,
 /// written together when several requests arrived together), chunked request bodies,
 /// streamed response bodies, `Expect: 100-continue`, HEAD, a cached `Date`, HTTP/1.0, header /
@@ -60,10 +64,6 @@ struct server_options {
 /// 501, 505) with `Connection: close`; past the memory budget, 503. Single-threaded: one server per
 /// loop (run one per loop with SO_REUSEPORT listeners to use more cores). The router must outlive
 /// the server.
-namespace detail {
-class server_connection;
-}
-
 class CORONET_HTTP_EXPORT server {
 public:
     explicit server(const router& routes, server_options opts = {});
