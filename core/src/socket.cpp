@@ -86,6 +86,10 @@ bool tcp_stream::lends_receive_buffers() const noexcept {
     return fds_.fd >= 0 && loop_ != nullptr && loop_->has_provided_buffers();
 }
 
+bool tcp_stream::batches_writes() const noexcept {
+    return fds_.fd >= 0 && loop_ != nullptr && loop_->backend() == backend_kind::uring;
+}
+
 result<std::size_t> tcp_stream::try_write(const_buffer buf) noexcept {
     if (fds_.fd < 0)
         return errc::not_open;

@@ -484,9 +484,32 @@ core::task<void> moved_stream_reads(core::loop& lp) {
     CHECK(*back == "back");
 }
 
+// A tcp_stream batches its writes on io_uring (a write that waits goes out with the loop's next
+// submission) and not on epoll; a closed one does not; written either way, the bytes arrive.
+core::task<void> batched_writes(core::loop& lp, bool expected) {
+    auto l = listen_local(lp);
+    auto [client, server] = co_await connect_pair(l);
+    CHECK(client.batches_writes() == expected);
+    CHECK(server.batches_writes() == expected);
+    const core::const_buffer parts[] = {core::as_bytes("one "), core::as_bytes("two")};
+    REQUIRE(co_await server.writev(parts));
+    auto got = co_await read_exactly(client, 7);
+    REQUIRE(got);
+    CHECK(*got == "one two");
+    client.close();
+    CHECK_FALSE(client.batches_writes());
+}
+
 } // namespace
 
 TEST_SUITE("core.socket") {
+
+    TEST_CASE_TEMPLATE("a tcp_stream batches its writes on io_uring only", B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) {
+            return batched_writes(lp, B::kind == core::backend_kind::uring);
+        });
+    }
 
     TEST_CASE_TEMPLATE("a connected pair exchanges bytes in both directions", B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
