@@ -244,6 +244,8 @@ private:
     std::size_t lay_out(opcode op, std::span<const std::byte> payload, bool rsv1,
                         std::byte (&header)[14], core::const_buffer (&parts)[2]);
     core::task<void> send_queued_close();
+    core::task<core::result<void>> send_started(std::span<const core::const_buffer> frames);
+    core::task<core::result<void>> send_at_once(std::span<const core::const_buffer> frames);
     /// The send lock when it is free and no close waits to go out, without a coroutine frame;
     /// otherwise false, and the caller awaits lock_for_send().
     bool try_lock_for_send() noexcept;
