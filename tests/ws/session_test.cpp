@@ -14,6 +14,8 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -485,6 +487,55 @@ core::task<void> prepared_frames(core::loop& lp) {
     CHECK(refused.error() == ws::errc::protocol_error);
 }
 
+// Over TCP, prepared frames (started through the ring on io_uring when they fit one window,
+// tried at once otherwise) arrive in order with the session's other sends, with or without a
+// write timeout.
+core::task<void> prepared_over_tcp(core::loop& lp, std::chrono::milliseconds write_timeout) {
+    CAPTURE(write_timeout.count());
+    auto l = coronet::testing::listen_local(lp);
+    ws::session_options so;
+    so.write_timeout = write_timeout;
+    auto p = co_await coronet::testing::loopback_sessions(l, so);
+    ws::session& server = *p.server;
+    ws::session& client = *p.client;
+    std::vector<std::string> payloads;
+    for (int i = 0; i < 10; ++i)
+        payloads.push_back("prepared " + std::to_string(i));
+    std::vector<std::array<std::byte, 14>> heads(payloads.size());
+    std::vector<core::const_buffer> frames;
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+        const std::size_t n =
+            ws::encode_header(heads[i].data(), ws::opcode::text, true, payloads[i].size());
+        frames.emplace_back(heads[i].data(), n);
+        frames.emplace_back(std::as_bytes(std::span(payloads[i])));
+    }
+    REQUIRE(co_await server.send_text("before"));
+    auto two = co_await server.send_prepared(std::span(frames).first(4)); // one window
+    REQUIRE(two);
+    auto all = co_await server.send_prepared(frames); // 20 buffers: more than one window
+    REQUIRE(all);
+    REQUIRE(co_await server.send_text("after"));
+    std::vector<std::string> expect = {"before", payloads[0], payloads[1]};
+    expect.insert(expect.end(), payloads.begin(), payloads.end());
+    expect.push_back("after");
+    for (const std::string& e : expect) {
+        auto m = co_await client.receive();
+        REQUIRE(m);
+        CHECK(m->data == e);
+    }
+    // The server answers the close while it waits for a next message that never comes.
+    core::task_scope scope;
+    bool ended = false;
+    scope.spawn([](ws::session& s, bool& e) -> core::task<void> {
+        auto m = co_await s.receive();
+        e = !m;
+    }(server, ended));
+    auto closed = co_await client.close();
+    CHECK(closed);
+    co_await scope.join();
+    CHECK(ended);
+}
+
 core::task<void> auto_response(core::loop& lp, int& handler_calls) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     ws::session server(std::move(b), ws::role::server);
@@ -620,6 +671,15 @@ TEST_CASE_TEMPLATE("send_prepared writes frames encoded once and is refused to c
                    CORONET_BACKENDS) {
     CORONET_REQUIRE_BACKEND(B);
     run_on<B>([](core::loop& lp) { return prepared_frames(lp); });
+}
+
+TEST_CASE_TEMPLATE("send_prepared over TCP keeps its frames in order with other sends, with and "
+                   "without a write timeout",
+                   B, CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    run_on<B>([](core::loop& lp) { return prepared_over_tcp(lp, std::chrono::milliseconds(0)); });
+    run_on<B>(
+        [](core::loop& lp) { return prepared_over_tcp(lp, std::chrono::milliseconds(5000)); });
 }
 
 TEST_CASE_TEMPLATE("an auto-response answers its request without waking the receiver", B,

@@ -44,8 +44,11 @@ core::task<core::result<void>> refused_send(std::error_code e) {
     co_return e;
 }
 
-// True when `parts` are one write_timed piece: one deadline covers them.
+// True when `parts` are one window of a stream write (one sendmsg: one ring round trip) and no
+// more than one write_timed piece: one deadline covers them.
 bool fits_one_piece(std::span<const core::const_buffer> parts) noexcept {
+    if (parts.size() > core::stream_op::max_iov)
+        return false;
     std::size_t bytes = 0;
     for (const auto& p : parts)
         bytes += p.size();

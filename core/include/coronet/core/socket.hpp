@@ -41,6 +41,7 @@ public:
     bool is_open() const noexcept override { return fds_.fd >= 0; }
     void release_receive_buffer() noexcept override;
     bool lends_receive_buffers() const noexcept override;
+    /// True on io_uring while open: writes go out with the loop's next submission.
     bool batches_writes() const noexcept override;
     /// A non-blocking send (MSG_DONTWAIT) on either backend.
     result<std::size_t> try_write(const_buffer buf) noexcept override;

@@ -209,8 +209,9 @@ public:
     /// would read into a buffer this stream allocates. The lent bytes are writable: a protocol
     /// may transform them in place (unmask) until it gives the buffer back.
     virtual bool lends_receive_buffers() const noexcept { return false; }
-    /// True when a write that has to wait costs no syscall of its own: the loop hands it to the
-    /// kernel together with everything else at its next submission (a tcp_stream on io_uring).
+    /// True when starting a write (write_all, writev) costs no syscall of its own: the loop hands
+    /// it to the kernel together with everything else at its next submission (a tcp_stream, TCP
+    /// or Unix, on io_uring).
     /// A caller that writes to many streams in one loop iteration (a broadcast) then does better
     /// starting the writes than trying each at once with try_write.
     virtual bool batches_writes() const noexcept { return false; }

@@ -119,9 +119,9 @@ private:
 };
 } // namespace detail
 
-/// The awaitable of `with_deadline`. It refers to the operation, a temporary of the same full
-/// expression; it has the operation's `request_cancel()`, so an `interrupt_slot::run_op` can
-/// wrap it.
+/// The awaitable of `with_deadline`. It refers to the operation (usually a temporary of the same
+/// full expression; a named one must outlive it and be awaited only through it); it has the
+/// operation's `request_cancel()`, so an `interrupt_slot::run_op` can wrap it.
 template <class Op>
 class [[nodiscard]] deadline_awaitable {
 public:
@@ -170,7 +170,8 @@ private:
 /// When `when` passes first the operation is cancelled (`request_cancel()`) and its
 /// `operation_canceled` outcome is reported as `errc::timed_out`; bytes that were already there
 /// win; the caller's own cancellation still reports `operation_canceled`. Await it in the
-/// expression that makes the operation: `co_await with_deadline(t, reader.fill_lent())`.
+/// expression that makes the operation, `co_await with_deadline(t, reader.fill_lent())`, or
+/// pass an operation kept in the frame that is awaited only through it.
 template <class Op>
 deadline_awaitable<std::remove_reference_t<Op>> with_deadline(clock::time_point when,
                                                               Op&& op) noexcept {
