@@ -1,8 +1,8 @@
 // Steady-state allocations of the HTTP server: once warm, a keep-alive connection answers GETs
 // (text, JSON, a route with parameters, a response with more headers than fit inside it) and
-// allocates nothing per request, on the server's side nor on this raw client's. Counted by
-// replacing the global operator new for this test binary (the count is per thread and only while
-// a test asks for it; the server and the client share the test's loop thread).
+// POSTs, and allocates nothing per request, on the server's side nor on this raw client's.
+// Counted by testing/alloc_count, a replaced global operator new (the count is per thread and
+// only while a test asks for it; the server and the client share the test's loop thread).
 #include <coronet/http/server.hpp>
 
 #include <coronet/core/scope.hpp>
@@ -11,6 +11,7 @@
 #include <coronet/http/message.hpp>
 #include <coronet/http/router.hpp>
 
+#include <testing/alloc_count.hpp>
 #include <testing/backends.hpp>
 #include <testing/run_bounded.hpp>
 
@@ -20,29 +21,10 @@
 
 #include <array>
 #include <charconv>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <string_view>
 
-namespace {
-thread_local bool counting = false;
-thread_local std::size_t allocations = 0;
-} // namespace
-
-void* operator new(std::size_t n) {
-    if (counting)
-        ++allocations;
-    if (void* p = std::malloc(n == 0 ? 1 : n))
-        return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
+namespace alloc_count = coronet::testing::alloc_count;
 
 namespace core = coronet::core;
 namespace http = coronet::http;
@@ -111,8 +93,8 @@ core::task<std::size_t> steady_state(core::loop& lp, std::string request, std::s
     std::size_t made = 0;
     for (int i = 0; i < warm + counted; ++i) {
         if (i == warm) {
-            allocations = 0;
-            counting = true;
+            alloc_count::reset();
+            alloc_count::set_counting(true);
         }
         auto sent = co_await c->write_all(core::as_bytes(request));
         REQUIRE(sent);
@@ -132,15 +114,15 @@ core::task<std::size_t> steady_state(core::loop& lp, std::string request, std::s
             have += *got;
             size = response_size(std::string_view(buf.data(), have));
         }
-        counting = false;
-        made = allocations;
+        alloc_count::set_counting(false);
+        made = alloc_count::counted();
         const std::string_view answer(buf.data(), size);
         REQUIRE(have == size);
         REQUIRE(answer.starts_with("HTTP/1.1 200 OK\r\n"));
         REQUIRE(answer.ends_with(expect));
-        counting = i >= warm;
+        alloc_count::set_counting(i >= warm);
     }
-    counting = false;
+    alloc_count::set_counting(false);
     rs.stop();
     (void)co_await rs.join();
     co_return made;

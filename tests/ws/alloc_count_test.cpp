@@ -1,12 +1,13 @@
 // Steady-state allocations of a WebSocket exchange: once warm, a session that receives through
 // receive_view() and sends small or 4 KiB messages, compressed or not, allocates nothing per
-// message. Counted by replacing the global operator new for this test binary (the count is
+// message. Counted by testing/alloc_count, a replaced global operator new (the count is
 // per thread and only while a test asks for it); zlib's own malloc calls are not counted, and
 // its states are kept per connection or pooled per thread.
 #include <coronet/ws/session.hpp>
 
 #include <coronet/core/scope.hpp>
 
+#include <testing/alloc_count.hpp>
 #include <testing/backends.hpp>
 #include <testing/run_bounded.hpp>
 
@@ -14,29 +15,10 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <new>
 #include <optional>
 #include <string>
 
-namespace {
-thread_local bool counting = false;
-thread_local std::size_t allocations = 0;
-} // namespace
-
-void* operator new(std::size_t n) {
-    if (counting)
-        ++allocations;
-    if (void* p = std::malloc(n == 0 ? 1 : n))
-        return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
+namespace alloc_count = coronet::testing::alloc_count;
 
 namespace core = coronet::core;
 namespace ws = coronet::ws;
@@ -77,19 +59,19 @@ core::task<std::size_t> steady_state(core::loop& lp, alloc_case c, int warm, int
     for (int i = 0; i < warm + counted; ++i) {
         body[i % body.size()] = static_cast<char>('A' + i % 26); // every message differs
         if (i == warm) {
-            allocations = 0;
-            counting = true;
+            alloc_count::reset();
+            alloc_count::set_counting(true);
         }
         auto sent = co_await client.send_text(body);
         auto back = co_await client.receive_view();
         const bool same = back && back->data == body;
-        counting = false;
-        made = allocations;
+        alloc_count::set_counting(false);
+        made = alloc_count::counted();
         REQUIRE(sent);
         REQUIRE(same);
-        counting = i >= warm;
+        alloc_count::set_counting(i >= warm);
     }
-    counting = false;
+    alloc_count::set_counting(false);
     auto closed = co_await client.close();
     CHECK(closed);
     co_await scope.join();
