@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -57,18 +58,105 @@ bool uring_available() noexcept {
     return ok;
 }
 
-// A binary min-heap of timers. Each entry keeps its deadline beside the node pointer, so the
-// comparisons while sifting read only the heap array, not the (cold) waiting objects.
-struct loop::timer_heap {
+// A loop's timers. Most are a fixed timeout armed again and again (write deadlines, idle
+// timeouts, keepalive), so a timer usually arrives no earlier than the last one of its kind:
+// it is appended to one of a few lists kept in deadline order, where adding and removing it
+// touch only its two neighbours. Any other timer goes to a binary min-heap, whose entries keep
+// their deadline beside the node pointer so that sifting compares within the heap array; but
+// each level a removal sifts writes the index of a moved node, a cold waiting object (10,000
+// pending writes with a deadline each made that the loop's largest user-space cost).
+struct loop::timer_queue {
+    using node = detail::timer_node;
     struct entry {
         clock::time_point when;
-        detail::timer_node* node;
+        node* node_ptr;
     };
+    static constexpr std::size_t list_count = 4;
+
+    timer_queue() {
+        for (auto& end : ends)
+            end.prev = end.next = &end;
+    }
+    timer_queue(const timer_queue&) = delete;
+    timer_queue& operator=(const timer_queue&) = delete;
+
+    // Each list is circular around its end node: end.next is its earliest timer, end.prev its
+    // latest; an empty list's end points to itself.
+    std::array<node, list_count> ends;
     std::vector<entry> heap;
 
+    bool empty() const noexcept {
+        if (!heap.empty())
+            return false;
+        for (const auto& end : ends)
+            if (end.next != &end)
+                return false;
+        return true;
+    }
+
+    // The timer due first, or null.
+    node* earliest() noexcept {
+        node* first = heap.empty() ? nullptr : heap.front().node_ptr;
+        clock::time_point when = heap.empty() ? clock::time_point::max() : heap.front().when;
+        for (auto& end : ends) {
+            if (end.next != &end && (first == nullptr || end.next->when < when)) {
+                first = end.next;
+                when = first->when;
+            }
+        }
+        return first;
+    }
+
+    void push(node* t) {
+        // The list whose latest timer is the latest one not after t (the closest fit keeps each
+        // kind of timeout to a list of its own), else an empty list, else the heap.
+        node* to = nullptr;
+        node* empty_list = nullptr;
+        for (auto& end : ends) {
+            if (end.prev == &end) {
+                if (empty_list == nullptr)
+                    empty_list = &end;
+            } else if (end.prev->when <= t->when &&
+                       (to == nullptr || to->prev->when < end.prev->when)) {
+                to = &end;
+            }
+        }
+        if (to == nullptr)
+            to = empty_list;
+        if (to != nullptr) {
+            t->index = node::listed;
+            t->prev = to->prev;
+            t->next = to;
+            to->prev->next = t;
+            to->prev = t;
+            return;
+        }
+        heap.push_back({t->when, t});
+        sift_up(heap.size() - 1);
+    }
+
+    void erase(node* t) noexcept {
+        if (t->index == node::listed) {
+            t->index = node::not_queued;
+            t->prev->next = t->next;
+            t->next->prev = t->prev;
+            return;
+        }
+        std::size_t i = t->index;
+        t->index = node::not_queued;
+        entry last = heap.back();
+        heap.pop_back();
+        if (last.node_ptr == t)
+            return;
+        place(i, last);
+        sift_down(i);
+        sift_up(last.node_ptr->index);
+    }
+
+private:
     void place(std::size_t i, entry e) noexcept {
         heap[i] = e;
-        e.node->index = i;
+        e.node_ptr->index = i;
     }
     void sift_up(std::size_t i) noexcept {
         entry e = heap[i];
@@ -97,21 +185,6 @@ struct loop::timer_heap {
         }
         place(i, e);
     }
-    void push(detail::timer_node* t) {
-        heap.push_back({t->when, t});
-        sift_up(heap.size() - 1);
-    }
-    void erase(detail::timer_node* t) noexcept {
-        std::size_t i = t->index;
-        t->index = static_cast<std::size_t>(-1);
-        entry last = heap.back();
-        heap.pop_back();
-        if (last.node == t)
-            return;
-        place(i, last);
-        sift_down(i);
-        sift_up(last.node->index);
-    }
 };
 
 struct loop::posted_queue : detail::post_queue {
@@ -133,7 +206,7 @@ struct function_node : post_node {
 } // namespace
 
 loop::loop(loop_options opts)
-    : kind_(choose_backend(opts)), timers_(std::make_unique<timer_heap>()),
+    : kind_(choose_backend(opts)), timers_(std::make_unique<timer_queue>()),
       posted_(std::make_unique<posted_queue>()), heap_trim_threshold_(opts.heap_trim_threshold),
       heap_trim_interval_(opts.heap_trim_interval) {
     if (kind_ == backend_kind::uring)
@@ -306,18 +379,21 @@ void loop::run_ready() noexcept {
 std::optional<clock::duration> loop::next_timeout() const {
     if (ready_head_ != nullptr)
         return clock::duration::zero();
-    if (timers_->heap.empty())
+    const detail::timer_node* first = timers_->earliest();
+    if (first == nullptr)
         return std::nullopt;
-    auto d = timers_->heap.front().when - clock::now();
+    auto d = first->when - clock::now();
     return d < clock::duration::zero() ? clock::duration::zero() : d;
 }
 
 void loop::fire_timers() {
-    if (timers_->heap.empty())
+    if (timers_->empty())
         return;
     const auto now = clock::now();
-    while (!timers_->heap.empty() && timers_->heap.front().when <= now) {
-        detail::timer_node* t = timers_->heap.front().node;
+    for (;;) {
+        detail::timer_node* t = timers_->earliest();
+        if (t == nullptr || now < t->when)
+            break;
         timers_->erase(t);
         t->fire(t);
     }

@@ -214,6 +214,27 @@ core::task<void> many_timers(sleeper_log& log) {
     co_await keep.join();
 }
 
+// Timers as servers arm them: a few fixed timeouts, each armed again and again (so each kind
+// comes in deadline order and the loop keeps it in a sorted list), more kinds than the loop has
+// lists (the rest go to its heap), and every third one removed from the middle.
+core::task<void> fixed_timeouts(sleeper_log& log) {
+    core::task_scope keep;
+    core::task_scope cancel_me;
+    const auto base = core::clock::now() + 5ms;
+    constexpr int kinds = 7;
+    for (int i = 0; i < 350; ++i) {
+        const int kind = i % kinds;
+        auto deadline = base + std::chrono::microseconds(i * 20 + (kinds - kind) * 3000);
+        if (i % 3 == 0)
+            cancel_me.spawn(sleeper(i, deadline, log));
+        else
+            keep.spawn(sleeper(i, deadline, log));
+    }
+    cancel_me.request_stop();
+    co_await cancel_me.join();
+    co_await keep.join();
+}
+
 } // namespace
 
 TEST_SUITE("core.loop") {
@@ -226,6 +247,18 @@ TEST_SUITE("core.loop") {
         core::run(lp, many_timers(log));
         CHECK(log.cancelled == 100);
         REQUIRE(log.woke.size() == 200);
+        for (std::size_t i = 1; i < log.woke.size(); ++i)
+            CHECK(log.woke[i - 1].first <= log.woke[i].first);
+    }
+
+    TEST_CASE_TEMPLATE("fixed timeouts armed again and again fire in deadline order", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        sleeper_log log;
+        core::run(lp, fixed_timeouts(log));
+        CHECK(log.cancelled == 117);
+        REQUIRE(log.woke.size() == 233);
         for (std::size_t i = 1; i < log.woke.size(); ++i)
             CHECK(log.woke[i - 1].first <= log.woke[i].first);
     }

@@ -179,8 +179,8 @@ private:
     bool running_ = false;
     loop* previous_current_ = nullptr;
 
-    struct timer_heap;
-    std::unique_ptr<timer_heap> timers_;
+    struct timer_queue;
+    std::unique_ptr<timer_queue> timers_;
 
     struct posted_queue;
     std::unique_ptr<posted_queue> posted_;

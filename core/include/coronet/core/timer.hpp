@@ -13,13 +13,19 @@
 namespace coronet::core {
 
 namespace detail {
-/// An entry of a loop's timer heap. Lives in the object that waits (no allocation).
+/// An entry of a loop's timers. Lives in the object that waits (no allocation). The loop keeps
+/// it in one of a few lists sorted by deadline when it comes no earlier than the last timer of
+/// one (a fixed timeout armed again and again), else in a heap (docs/core.md, "Loop and backends").
 struct timer_node {
     using fire_fn = void (*)(timer_node*) noexcept;
+    static constexpr std::size_t not_queued = static_cast<std::size_t>(-1);
+    static constexpr std::size_t listed = static_cast<std::size_t>(-2);
     clock::time_point when{};
-    std::size_t index = static_cast<std::size_t>(-1); ///< position in the heap; -1 when not queued
+    std::size_t index = not_queued; ///< position in the heap, `listed`, or `not_queued`
     fire_fn fire = nullptr;
-    bool queued() const noexcept { return index != static_cast<std::size_t>(-1); }
+    timer_node* prev = nullptr; ///< neighbours in a sorted list, while `listed`
+    timer_node* next = nullptr;
+    bool queued() const noexcept { return index != not_queued; }
 };
 } // namespace detail
 
