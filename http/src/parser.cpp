@@ -2,6 +2,8 @@
 // status_of() is the answer a server sends before closing.
 #include <coronet/http/parser.hpp>
 
+#include "spare_list.hpp"
+
 #include <cstdint>
 
 #include <array>
@@ -178,39 +180,12 @@ bool valid_host(std::string_view h) noexcept {
 // ---- request_parser ----------------------------------------------------------------------
 
 namespace {
-
 // The header lists of parsers that are gone, kept for the next parsers of this thread.
-struct field_storage_cache {
-    static constexpr int slots = 4;
-    static constexpr std::size_t max_kept = 128; // fields
-    std::vector<header_field> spare[slots];
-    int count = 0;
-
-    field_storage_cache() = default;
-    field_storage_cache(const field_storage_cache&) = delete;
-    field_storage_cache& operator=(const field_storage_cache&) = delete;
-    ~field_storage_cache();
-};
-thread_local field_storage_cache field_storage;
-// Set once the thread's cache is destroyed: parsers destroyed after it free their own lists.
-thread_local bool field_storage_gone = false;
-
-field_storage_cache::~field_storage_cache() {
-    field_storage_gone = true;
-}
-
+using spare_fields = detail::spare_list<std::vector<header_field>, 128>;
 } // namespace
 
 request_parser::~request_parser() {
-    std::vector<header_field>& v = head_.headers.fields_;
-    if (field_storage_gone)
-        return;
-    field_storage_cache& c = field_storage;
-    if (v.capacity() != 0 && v.capacity() <= field_storage_cache::max_kept &&
-        c.count < field_storage_cache::slots) {
-        v.clear();
-        c.spare[c.count++].swap(v);
-    }
+    spare_fields::give(head_.headers.fields_);
 }
 
 void request_parser::reset() noexcept {
@@ -370,11 +345,8 @@ parse_status request_parser::parse_complete(std::string_view head) {
     }
 
     std::vector<header_field>& fields = head_.headers.fields_;
-    if (fields.capacity() == 0 && !field_storage_gone) {
-        field_storage_cache& spare = field_storage;
-        if (spare.count > 0)
-            fields.swap(spare.spare[--spare.count]);
-    }
+    if (fields.capacity() == 0)
+        fields = spare_fields::take();
     errc ferr{};
     if (!parse_fields(head.substr(eol + 2), limits_, head_.headers, ferr))
         return fail(ferr);

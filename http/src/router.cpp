@@ -1,5 +1,7 @@
 #include <coronet/http/router.hpp>
 
+#include "spare_list.hpp"
+
 #include <algorithm>
 
 namespace coronet::http {
@@ -23,49 +25,12 @@ using param_list = std::vector<std::pair<std::string_view, std::string_view>>;
 
 // The parameter lists of requests that are done, kept for the next lookups of this thread: a
 // route with parameters allocates nothing per request in steady state.
-struct param_list_cache {
-    static constexpr int slots = 4;
-    static constexpr std::size_t max_kept = 32; // parameters
-    param_list spare[slots];
-    int count = 0;
-
-    param_list_cache() = default;
-    param_list_cache(const param_list_cache&) = delete;
-    param_list_cache& operator=(const param_list_cache&) = delete;
-    ~param_list_cache();
-};
-thread_local param_list_cache spare_params;
-// Set once the thread's cache is destroyed: requests destroyed after it free their own lists.
-thread_local bool spare_params_gone = false;
-
-param_list_cache::~param_list_cache() {
-    spare_params_gone = true;
-}
-
-param_list take_params() noexcept {
-    if (spare_params_gone)
-        return {};
-    param_list_cache& c = spare_params;
-    if (c.count > 0)
-        return std::move(c.spare[--c.count]);
-    return {};
-}
-
-void give_params(param_list& p) noexcept {
-    if (spare_params_gone)
-        return;
-    param_list_cache& c = spare_params;
-    if (p.capacity() != 0 && p.capacity() <= param_list_cache::max_kept &&
-        c.count < param_list_cache::slots) {
-        p.clear();
-        c.spare[c.count++].swap(p);
-    }
-}
+using spare_params = detail::spare_list<param_list, 32>;
 
 } // namespace
 
 request::~request() {
-    give_params(params_);
+    spare_params::give(params_);
 }
 
 std::string_view request::param(std::string_view name) const noexcept {
@@ -118,7 +83,7 @@ bool router::matches(const entry& e, std::string_view path,
 
 router::match router::find(std::string_view method, std::string_view path) const {
     match m;
-    param_list params = take_params();
+    param_list params = spare_params::take();
     const entry* get_fallback = nullptr;
     std::vector<std::string_view> allowed;
     for (const auto& e : routes_) {
@@ -136,7 +101,7 @@ router::match router::find(std::string_view method, std::string_view path) const
         if (std::find(allowed.begin(), allowed.end(), e->method) == allowed.end())
             allowed.push_back(e->method);
     }
-    give_params(params);
+    spare_params::give(params);
     if (get_fallback != nullptr) {
         m.target = &get_fallback->h;
         return m;

@@ -7,6 +7,7 @@
 #include <coronet/core/timer.hpp>
 #include <coronet/core/with_stop.hpp>
 
+#include "spare_list.hpp"
 #include "wire.hpp"
 
 #include <cstdint>
@@ -29,35 +30,25 @@ core::task<core::result<void>> write_out(core::stream& s, std::string& out) {
 // no output buffer, and answering allocates nothing in steady state (a connection takes a
 // buffer when a request arrives and gives it back before it waits again, within the same
 // resumption unless its answer had to wait for the socket).
-struct out_cache {
-    static constexpr int slots = 4;
-    static constexpr std::size_t max_kept = 64 * 1024;
-    static constexpr std::size_t first_size = 1024;
-    std::string spare[slots];
-    int count = 0;
-};
-thread_local out_cache out_buffers;
+constexpr std::size_t first_out_size = 1024;
+using spare_out = detail::spare_list<std::string, 64 * 1024>;
 
 // `out` is empty: its buffer goes to the cache (or is freed).
 void give_up_out(std::string& out) noexcept {
-    if (out.capacity() < out_cache::first_size)
+    if (out.capacity() < first_out_size)
         return; // nothing worth keeping (a short string lives inside the object)
-    out_cache& c = out_buffers;
-    if (c.count < out_cache::slots && out.capacity() <= out_cache::max_kept)
-        c.spare[c.count++].swap(out);
-    else
+    if (!spare_out::give(out))
         std::string().swap(out);
 }
 
-// Makes sure `out` has a buffer of first_size or more, from the cache when it has one.
+// Makes sure `out` has a buffer of first_out_size or more, from the cache when it has one.
 void take_out(std::string& out) {
-    if (out.capacity() >= out_cache::first_size)
+    if (out.capacity() >= first_out_size)
         return;
-    out_cache& c = out_buffers;
-    if (c.count > 0 && out.empty())
-        out.swap(c.spare[--c.count]);
-    else
-        out.reserve(out_cache::first_size);
+    if (out.empty())
+        out = spare_out::take();
+    if (out.capacity() < first_out_size)
+        out.reserve(first_out_size);
 }
 
 // Bytes the reader may hold: a head and a body at their limits, the framing of a chunked body
