@@ -214,16 +214,19 @@ core::task<core::result<void>> session::send_started(std::span<const core::const
             co_return locked.error();
     }
     unlock_guard unlock{send_lock_};
-    if (rx_->alive.watches_messages())
-        rx_->alive.message_passed(core::clock::now());
+    const bool bounded = opts_.write_timeout.count() > 0;
+    const bool watched = rx_->alive.watches_messages();
+    const auto now = bounded || watched ? core::clock::now() : core::clock::time_point();
+    if (watched)
+        rx_->alive.message_passed(now);
     // One operation in this frame, awaited with or without its deadline (two write
     // expressions would give g++ two slots of its size).
     core::write_awaitable write = stream_->writev(frames);
     core::result<void> r;
-    if (opts_.write_timeout.count() <= 0) {
+    if (!bounded) {
         r = co_await write;
     } else {
-        r = co_await core::with_deadline(core::clock::now() + opts_.write_timeout, write);
+        r = co_await core::with_deadline(now + opts_.write_timeout, write);
         if (!r && r.error() == core::errc::timed_out)
             abandon(r.error());
     }
