@@ -13,10 +13,15 @@
 #   SERVERS ["epoll uring node"]    also epoll2 / uring2: ws_rooms --threads 2 (receivers spread
 #                                   over two loops by SO_REUSEPORT, one hub_group); floor_epoll /
 #                                   floor_uring: tests/bench/ws/broadcast_floor.c, the plain-C
-#                                   floor (validates nothing, one send per receiver per read)
+#                                   floor (validates nothing, one send per receiver per read);
+#                                   base_epoll / base_uring: ws_rooms of the build in
+#                                   $BASE_BUILD (an A/B of two commits)
 #   REF [node]                      the ratio column's reference server; "loops" compares epoll2
 #                                   with epoll and uring2 with uring; "floor" compares epoll,
-#                                   epoll2 with floor_epoll and uring, uring2 with floor_uring
+#                                   epoll2 with floor_epoll and uring, uring2 with floor_uring;
+#                                   "base" compares epoll with base_epoll and uring with base_uring
+#   BASE_BUILD []                   another build directory (e.g. a worktree of the base commit
+#                                   built with the release preset), for base_epoll / base_uring
 #   RECEIVERS ["1000 10000"]        receivers per cell (plus the sender)
 #   SIZE [64]                       message bytes (≥ 16)
 #   WINDOW [8]                      broadcasts in flight
@@ -64,7 +69,10 @@ for s in $SERVERS; do
     epoll | uring | epoll2 | uring2) [[ -x "$rooms" ]] || problems+=("$rooms not found (build target ws_rooms)") ;;
     node) command -v node >/dev/null 2>&1 || problems+=("node not found (apt-get install nodejs npm)") ;;
     floor_epoll | floor_uring) [[ -x "$floor" ]] || problems+=("$floor not found (build target broadcast_floor)") ;;
-    *) problems+=("unknown server '$s' (epoll uring epoll2 uring2 node floor_epoll floor_uring)") ;;
+    base_epoll | base_uring)
+        [[ -x "${BASE_BUILD:-}/examples/ws_rooms/ws_rooms" ]] ||
+            problems+=("BASE_BUILD='${BASE_BUILD:-}' has no examples/ws_rooms/ws_rooms") ;;
+    *) problems+=("unknown server '$s' (epoll uring epoll2 uring2 node floor_epoll floor_uring base_epoll base_uring)") ;;
     esac
 done
 if ((${#problems[@]})); then
@@ -97,6 +105,7 @@ name() {
     epoll2) echo "coronet ws_rooms epoll, 2 loops" ;; uring2) echo "coronet ws_rooms uring, 2 loops" ;;
     node) echo "node ws ${ws_version} rooms" ;;
     floor_epoll) echo "C floor epoll" ;; floor_uring) echo "C floor uring" ;;
+    base_epoll) echo "coronet ws_rooms epoll (BASE_BUILD)" ;; base_uring) echo "coronet ws_rooms uring (BASE_BUILD)" ;;
     esac
 }
 
@@ -117,6 +126,8 @@ for ((round = 0; round < REPEAT; ++round)); do
                 --threads 2 --max-connections $((2 * (r + 10))) --no-deflate ;;
             node) start_printing "$n" "${env[@]}" NODE_PATH="$nodedir/node_modules" node "$here/node_ws_rooms.js" --port 0 ;;
             floor_epoll | floor_uring) start_printing "$n" "${env[@]}" "$floor" --port 0 --backend "${s#floor_}" ;;
+            base_epoll | base_uring) start_printing "$n" "${env[@]}" "$BASE_BUILD/examples/ws_rooms/ws_rooms" --port 0 \
+                --backend "${s#base_}" --max-connections $((r + 10)) --no-deflate ;;
             esac
             limit="$(awk -v w="$WARMUP" -v d="$DURATION" -v r="$r" 'BEGIN{printf "%d", w + d + 60 + r / 500}')"
             if ! timeout "$limit" taskset -c "$CPU" "$load" --port "${port[$n]}" --receivers "$r" --size "$SIZE" \
@@ -157,6 +168,7 @@ echo
 ref_label="$REF"
 [[ "$REF" == loops ]] && ref_label="1 loop"
 [[ "$REF" == floor ]] && ref_label="C floor"
+[[ "$REF" == base ]] && ref_label="BASE_BUILD"
 echo "| server | receivers | msg bytes | deliveries/s | server CPU µs / delivery | vs $ref_label (best) | vs $ref_label per round | server CPU % | load CPU µs / delivery | server allocs / broadcast (highest) |"
 echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 for r in $RECEIVERS; do
@@ -168,6 +180,8 @@ for r in $RECEIVERS; do
             case "$s" in epoll2 | uring2) ref="${s%2}" ;; *) ref=none ;; esac
         elif [[ "$REF" == floor ]]; then
             case "$s" in epoll | epoll2) ref=floor_epoll ;; uring | uring2) ref=floor_uring ;; *) ref=none ;; esac
+        elif [[ "$REF" == base ]]; then
+            case "$s" in epoll | uring) ref="base_$s" ;; *) ref=none ;; esac
         fi
         ref="$ref|$r"
         ratio=n/a
