@@ -1,6 +1,6 @@
 #pragma once
 // Emptied containers kept per thread for the next user, so that steady traffic allocates
-// nothing (docs/http.md, "Allocations").
+// nothing (docs/http.md, "Server").
 
 #include <cstddef>
 
