@@ -58,45 +58,53 @@ session_options session_options_for(session_options base, const deflate_options&
     return base;
 }
 
-namespace {
+namespace detail {
 
-// The session reports pings and pongs to one observer; this one hands them to the handler.
-struct control_forwarder final : control_observer {
-    connection_handler<session>* run = nullptr;
-    void on_ping(session&, std::string_view payload) override { run->ping(payload); }
-    void on_pong(session&, std::string_view payload) override { run->pong(payload); }
-};
+session_run::session_run(const session_handler& h, session& s, handshake_info& info)
+    : s_(s), run_(h.start(s, info)) {
+    s_.set_observer(this);
+}
 
-} // namespace
+session_run::~session_run() {
+    s_.set_observer(nullptr);
+}
 
-core::task<void> serve_session(const session_handler& h, session& s, handshake_info& info) {
-    auto run = h.start(s, info);
-    control_forwarder forward;
-    forward.run = run.get();
-    s.set_observer(&forward);
-    std::exception_ptr failed;
-    try {
-        co_await run->run();
-    } catch (...) {
-        failed = std::current_exception();
-    }
-    if (s.is_open()) {
-        // A handler that returned without closing ends normally; one that threw tells the peer
-        // the server failed (RFC 6455 §7.4.1) before the error reaches the host.
-        auto closed = failed ? co_await s.close(1011, std::string("internal error"))
-                             : co_await s.close(1000, std::string());
-        (void)closed;
-    }
-    s.set_observer(nullptr);
+core::task<core::result<void>> session_run::close(const std::exception_ptr& failed) {
+    if (failed)
+        return s_.close(1011, std::string("internal error"));
+    return s_.close(1000, std::string());
+}
+
+void session_run::finish(std::exception_ptr failed) {
+    s_.set_observer(nullptr);
     if (!failed) {
         try {
-            run->closed(s.close_code(), s.close_reason());
+            run_->closed(s_.close_code(), s_.close_reason());
         } catch (...) {
             failed = std::current_exception();
         }
     }
     if (failed)
         std::rethrow_exception(failed);
+}
+
+} // namespace detail
+
+core::task<void> serve_session(const session_handler& h, session& s, handshake_info& info) {
+    detail::session_run run(h, s, info);
+    std::exception_ptr failed;
+    try {
+        co_await run.handler();
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    if (s.is_open()) {
+        // A handler that returned without closing ends normally; one that threw tells the peer
+        // the server failed before the error reaches the host.
+        auto closed = co_await run.close(failed);
+        (void)closed;
+    }
+    run.finish(failed);
 }
 
 } // namespace coronet::ws

@@ -102,15 +102,27 @@ struct server::opened {
     session sess;
 };
 
-// The connection's frame lives as long as the session: it holds only the session (made by
-// open(), whose frame with the handshake's temporaries is gone once the handshake is done).
+// The connection's frame lives as long as the session: it holds the session (made by open(),
+// whose frame with the handshake's temporaries is gone once the handshake is done) and runs the
+// handler as serve_session does, without a frame of serve_session's own.
 core::task<void> server::connection(core::tcp_stream s, core::stop_token draining) {
     live_guard g(live_);
     std::unique_ptr<opened> o = co_await open(std::move(s));
     if (!o)
         co_return;
     o->sess.close_on(draining);
-    co_await serve_session(handler_, o->sess, o->info);
+    detail::session_run run(handler_, o->sess, o->info);
+    std::exception_ptr failed;
+    try {
+        co_await run.handler();
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    if (o->sess.is_open()) {
+        auto closed = co_await run.close(failed);
+        (void)closed;
+    }
+    run.finish(failed);
 }
 
 // Refusal when full or over budget, TLS, the upgrade: the session, or null when the

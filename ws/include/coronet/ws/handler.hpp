@@ -11,6 +11,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -522,6 +523,42 @@ using session_handler = any_handler<session>;
 CORONET_WS_EXPORT session_options session_options_for(session_options base,
                                                       const deflate_options& policy,
                                                       const std::optional<deflate_params>& agreed);
+
+namespace detail {
+
+/// What `serve_session` does around a handler's run, for a host that runs the handler in a
+/// frame of its own (ws::server: one frame per connection instead of two):
+///
+///     detail::session_run run(h, s, info);
+///     std::exception_ptr failed;
+///     try { co_await run.handler(); } catch (...) { failed = std::current_exception(); }
+///     if (s.is_open()) co_await run.close(failed);
+///     run.finish(failed); // rethrows `failed`
+class CORONET_WS_EXPORT session_run final : control_observer {
+public:
+    /// Starts `h` on `s` and forwards the session's pings and pongs to it.
+    session_run(const session_handler& h, session& s, handshake_info& info);
+    session_run(const session_run&) = delete;
+    session_run& operator=(const session_run&) = delete;
+    ~session_run() override;
+    /// The handler's run: the coroutine body, or on_open and the message loop.
+    core::task<void> handler() { return run_->run(); }
+    /// The close owed by a handler that ended with the session still open: 1000, or 1011 when
+    /// it threw (RFC 6455 §7.4.1).
+    core::task<core::result<void>> close(const std::exception_ptr& failed);
+    /// Stops forwarding, then on_close with the peer's code unless the handler threw; rethrows
+    /// what it (or on_close) threw.
+    void finish(std::exception_ptr failed);
+
+private:
+    void on_ping(session&, std::string_view payload) override { run_->ping(payload); }
+    void on_pong(session&, std::string_view payload) override { run_->pong(payload); }
+
+    session& s_;
+    std::unique_ptr<connection_handler<session>> run_;
+};
+
+} // namespace detail
 
 /// Runs `h` on `s` until the session ends: on_open, each message, control frames, on_error,
 /// then on_close with the peer's code (coroutine style: the body; the session is closed with
