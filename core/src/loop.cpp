@@ -124,7 +124,6 @@ struct loop::timer_queue {
         if (to == nullptr)
             to = empty_list;
         if (to != nullptr) {
-            t->index = node::listed;
             t->prev = to->prev;
             t->next = to;
             to->prev->next = t;
@@ -136,10 +135,11 @@ struct loop::timer_queue {
     }
 
     void erase(node* t) noexcept {
-        if (t->index == node::listed) {
-            t->index = node::not_queued;
+        if (t->listed()) {
             t->prev->next = t->next;
             t->next->prev = t->prev;
+            t->next = nullptr;
+            t->index = node::not_queued;
             return;
         }
         std::size_t i = t->index;

@@ -235,6 +235,17 @@ core::task<void> fixed_timeouts(sleeper_log& log) {
     co_await keep.join();
 }
 
+// Runs `sleepers` on `lp`: `cancelled` of them cancelled, `woke` woken, in deadline order.
+void check_wake_order(core::loop& lp, core::task<void> (*sleepers)(sleeper_log&), int cancelled,
+                      std::size_t woke) {
+    sleeper_log log;
+    core::run(lp, sleepers(log));
+    CHECK(log.cancelled == cancelled);
+    REQUIRE(log.woke.size() == woke);
+    for (std::size_t i = 1; i < log.woke.size(); ++i)
+        CHECK(log.woke[i - 1].first <= log.woke[i].first);
+}
+
 } // namespace
 
 TEST_SUITE("core.loop") {
@@ -243,24 +254,14 @@ TEST_SUITE("core.loop") {
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         core::loop lp(coronet::testing::options<B>());
-        sleeper_log log;
-        core::run(lp, many_timers(log));
-        CHECK(log.cancelled == 100);
-        REQUIRE(log.woke.size() == 200);
-        for (std::size_t i = 1; i < log.woke.size(); ++i)
-            CHECK(log.woke[i - 1].first <= log.woke[i].first);
+        check_wake_order(lp, many_timers, 100, 200);
     }
 
     TEST_CASE_TEMPLATE("fixed timeouts armed again and again fire in deadline order", B,
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         core::loop lp(coronet::testing::options<B>());
-        sleeper_log log;
-        core::run(lp, fixed_timeouts(log));
-        CHECK(log.cancelled == 117);
-        REQUIRE(log.woke.size() == 233);
-        for (std::size_t i = 1; i < log.woke.size(); ++i)
-            CHECK(log.woke[i - 1].first <= log.woke[i].first);
+        check_wake_order(lp, fixed_timeouts, 117, 233);
     }
 
 } // TEST_SUITE

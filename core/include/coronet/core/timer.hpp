@@ -19,13 +19,17 @@ namespace detail {
 struct timer_node {
     using fire_fn = void (*)(timer_node*) noexcept;
     static constexpr std::size_t not_queued = static_cast<std::size_t>(-1);
-    static constexpr std::size_t listed = static_cast<std::size_t>(-2);
     clock::time_point when{};
-    std::size_t index = not_queued; ///< position in the heap, `listed`, or `not_queued`
     fire_fn fire = nullptr;
-    timer_node* prev = nullptr; ///< neighbours in a sorted list, while `listed`
-    timer_node* next = nullptr;
-    bool queued() const noexcept { return index != not_queued; }
+    timer_node* next = nullptr; ///< in a sorted list: the next node (or the list's end); else null
+    union {
+        /// While `next` is null: the position in the heap, or not_queued.
+        std::size_t index = not_queued;
+        /// While `next` is set: the previous node (or the list's end).
+        timer_node* prev;
+    };
+    bool listed() const noexcept { return next != nullptr; }
+    bool queued() const noexcept { return listed() || index != not_queued; }
 };
 } // namespace detail
 
