@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -296,6 +297,7 @@ void loop::complete_later(detail::io_op& op) noexcept {
 }
 
 void loop::add_timer(detail::timer_node& t) {
+    assert(!t.queued()); // queued twice would corrupt a list or the heap
     timers_->push(&t);
 }
 

@@ -13,6 +13,11 @@ sleep_awaitable::sleep_awaitable(clock::time_point when) noexcept : loop_(loop::
     cancel_.self = this;
 }
 
+sleep_awaitable::~sleep_awaitable() {
+    if (timer_.queued())
+        detail::loop_access::remove_timer(*loop_, timer_);
+}
+
 bool sleep_awaitable::suspend(std::coroutine_handle<> h, stop_token tok) {
     resume_op_.waiter = h;
     if (tok.stop_requested()) {

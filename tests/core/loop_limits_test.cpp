@@ -8,11 +8,14 @@
 
 #include <testing/backends.hpp>
 
+#include "loop_access.hpp"
+
 #include <doctest/doctest.h>
 
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -246,9 +249,67 @@ void check_wake_order(core::loop& lp, core::task<void> (*sleepers)(sleeper_log&)
         CHECK(log.woke[i - 1].first <= log.woke[i].first);
 }
 
+// A fixed timeout armed again from its own firing, as a keepalive or a periodic sweep is:
+// each time it fires it goes back in `period` after the deadline it fired for.
+struct periodic_timer : core::detail::timer_node {
+    core::loop* lp = nullptr;
+    core::clock::duration period{};
+    int left = 0;
+    int id = 0;
+    sleeper_log* log = nullptr;
+    int rearmed_into_heap = 0;
+
+    void arm(core::clock::time_point at) {
+        when = at;
+        fire = &on_fire;
+        core::detail::loop_access::add_timer(*lp, *this);
+        if (!listed())
+            ++rearmed_into_heap;
+    }
+    static void on_fire(core::detail::timer_node* t) noexcept {
+        auto* self = static_cast<periodic_timer*>(t);
+        self->log->woke.emplace_back(self->when, self->id);
+        if (--self->left > 0)
+            self->arm(self->when + self->period);
+    }
+};
+
 } // namespace
 
 TEST_SUITE("core.loop") {
+
+    TEST_CASE_TEMPLATE("timeouts armed again from their own firing stay in the sorted lists", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        core::loop lp(coronet::testing::options<B>());
+        sleeper_log log;
+        std::array<periodic_timer, 3> timers;
+        const auto base = core::clock::now() + 2ms;
+        for (int i = 0; i < 3; ++i) {
+            auto& t = timers[static_cast<std::size_t>(i)];
+            t.lp = &lp;
+            t.period = std::chrono::microseconds(700 + 400 * i);
+            t.left = 12;
+            t.id = i;
+            t.log = &log;
+            t.arm(base + std::chrono::microseconds(100 * i));
+        }
+        // The sleeper's deadline comes after every firing (the last at base + 12 * 1500 us), so
+        // the run ends after all of them, however late the loop gets to them.
+        core::run(lp, [](core::clock::time_point until) -> core::task<void> {
+            auto r = co_await core::sleep_until(until);
+            CHECK(r.has_value());
+        }(base + 40ms));
+        REQUIRE(log.woke.size() == 36);
+        for (std::size_t i = 1; i < log.woke.size(); ++i)
+            CHECK(log.woke[i - 1].first <= log.woke[i].first);
+        for (const auto& t : timers) {
+            CHECK(t.left == 0);
+            CHECK(!t.queued());
+            // A heap-only loop would take every one of these into its heap.
+            CHECK(t.rearmed_into_heap == 0);
+        }
+    }
 
     TEST_CASE_TEMPLATE("timers fire in deadline order while others are removed from the heap", B,
                        CORONET_BACKENDS) {
