@@ -26,15 +26,12 @@ namespace core = coronet::core;
 using namespace std::chrono_literals;
 using coronet::testing::memory_stream;
 using coronet::testing::memory_stream_pair;
+using coronet::testing::write_string;
 
 namespace {
 
 constexpr std::string_view request_text = "GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY";
 constexpr std::string_view request_head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-
-core::task<core::result<void>> write_string(core::stream& s, std::string data) {
-    co_return co_await s.write_all(core::as_bytes(data));
-}
 
 core::task<core::result<void>> write_then_shutdown(core::stream& s, std::string data) {
     auto w = co_await s.write_all(core::as_bytes(data));

@@ -9,6 +9,7 @@
 #include <coronet/core/timer.hpp>
 
 #include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -23,6 +24,7 @@
 
 namespace core = coronet::core;
 using namespace std::chrono_literals;
+using coronet::testing::with_token;
 
 namespace {
 
@@ -83,12 +85,6 @@ core::task<core::result<void>> timed_sleep(core::clock::duration d,
     auto r = co_await core::sleep_for(d);
     *elapsed = core::clock::now() - t0;
     co_return r;
-}
-
-template <class T>
-core::task<T> with_token(core::task<T> t, core::stop_token tok) {
-    t.handle().promise().set_token(tok);
-    return t;
 }
 
 // ---- when_all / when_any drivers --------------------------------------------------------

@@ -26,29 +26,16 @@ namespace core = coronet::core;
 using coronet::testing::counted;
 using namespace std::chrono_literals;
 
+using coronet::testing::connect_pair;
 using coronet::testing::endpoint_of;
 using coronet::testing::listen_local;
 using coronet::testing::run_on;
+using coronet::testing::with_token;
+using coronet::testing::detail::accept_one;
 
 namespace {
 
 // ---- helpers -------------------------------------------------------------------------------
-
-core::task<core::result<core::tcp_stream>> accept_one(core::tcp_listener& l) {
-    co_return co_await l.accept();
-}
-
-struct stream_pair {
-    core::tcp_stream client;
-    core::tcp_stream server;
-};
-
-core::task<stream_pair> connect_pair(core::tcp_listener& l) {
-    auto [c, s] = co_await core::when_all(core::tcp_stream::connect(endpoint_of(l)), accept_one(l));
-    REQUIRE_MESSAGE(c, c.error().message());
-    REQUIRE_MESSAGE(s, s.error().message());
-    co_return stream_pair{std::move(*c), std::move(*s)};
-}
 
 core::task<core::result<std::string>> read_exactly(core::stream& s, std::size_t n) {
     std::string out(n, '\0');
@@ -69,13 +56,6 @@ core::task<core::result<std::size_t>> read_some(core::stream& s, core::mutable_b
 
 core::task<core::result<void>> write_bytes(core::stream& s, core::const_buffer b) {
     co_return co_await s.write_all(b);
-}
-
-/// `t` with its own stop token (it keeps it when awaited).
-template <class T>
-core::task<T> with_token(core::task<T> t, core::stop_token tok) {
-    t.handle().promise().set_token(tok);
-    return t;
 }
 
 /// Awaits `t` and stores its value; holds a `counted` so the test sees the frame die.

@@ -9,6 +9,7 @@
 
 #include <testing/backends.hpp>
 #include <testing/memory_stream.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -22,14 +23,11 @@
 
 namespace core = coronet::core;
 using coronet::testing::memory_stream_pair;
+using coronet::testing::write_string;
 
 namespace {
 
 constexpr std::size_t kib = 1024;
-
-core::task<core::result<void>> write_string(core::stream& s, std::string data) {
-    co_return co_await s.write_all(core::as_bytes(data));
-}
 
 struct budgeted_read {
     std::error_code error;

@@ -9,6 +9,7 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/backends.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -22,6 +23,8 @@
 namespace core = coronet::core;
 using coronet::testing::memory_stream;
 using coronet::testing::memory_stream_pair;
+using coronet::testing::with_token;
+using coronet::testing::write_string;
 using namespace std::chrono_literals;
 
 namespace {
@@ -34,10 +37,6 @@ core::task<core::result<std::string>> read_some_string(core::stream& s, std::siz
         co_return n.error();
     buf.resize(*n);
     co_return buf;
-}
-
-core::task<core::result<void>> write_string(core::stream& s, std::string data) {
-    co_return co_await s.write_all(core::as_bytes(data));
 }
 
 core::task<core::result<void>> shutdown_stream(core::stream& s) {
@@ -125,12 +124,6 @@ core::task<std::vector<std::error_code>> operation_sequence(core::stream& s) {
 core::task<void> write_then_stop(core::stream& s, std::string data, core::stop_source* src) {
     (void)co_await s.write_all(core::as_bytes(data));
     src->request_stop();
-}
-
-template <class T>
-core::task<T> with_token(core::task<T> t, core::stop_token tok) {
-    t.handle().promise().set_token(tok);
-    return t;
 }
 
 core::task<core::result<std::string>> receive_string(core::stream& s) {

@@ -30,6 +30,7 @@ using namespace std::chrono_literals;
 
 using coronet::testing::connect_pair;
 using coronet::testing::endpoint_of;
+using coronet::testing::listen_local;
 using coronet::testing::run_on;
 
 namespace {
@@ -41,10 +42,6 @@ core::tcp_listener listen_on(core::loop& lp, const core::endpoint& ep,
     auto l = core::tcp_listener::bind(lp, ep, o);
     REQUIRE_MESSAGE(l, l.error().message());
     return std::move(*l);
-}
-
-core::tcp_listener listen_local(core::loop& lp, core::listen_options o = {}) {
-    return listen_on(lp, core::endpoint::loopback_v4(0), o);
 }
 
 /// Reads exactly `n` bytes (or fails with the read's error).

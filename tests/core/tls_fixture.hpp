@@ -10,6 +10,7 @@
 #include <coronet/core/when.hpp>
 
 #include <testing/certs.hpp>
+#include <testing/run_bounded.hpp>
 
 #include <doctest/doctest.h>
 
@@ -71,33 +72,12 @@ inline core::tls_context trusting_client(std::vector<std::string> alpn = {}) {
 
 // ---- connections ---------------------------------------------------------------------------
 
-inline core::tcp_listener listen_local(core::loop& lp) {
-    auto l = core::tcp_listener::bind(lp, core::endpoint::loopback_v4(0));
-    REQUIRE_MESSAGE(l, l.error().message());
-    return std::move(*l);
-}
-
-inline core::task<core::result<core::tcp_stream>> accept_one(core::tcp_listener& l) {
-    co_return co_await l.accept();
-}
-
-struct tcp_pair {
-    core::tcp_stream client;
-    core::tcp_stream server;
-};
-
-inline core::task<tcp_pair> connect_pair(core::tcp_listener& l) {
-    auto ep = l.local_endpoint();
-    REQUIRE(ep);
-    // Named references, not a structured binding: clang 14 refuses bindings in the lambdas
-    // REQUIRE_MESSAGE expands to.
-    auto both = co_await core::when_all(core::tcp_stream::connect(*ep), accept_one(l));
-    auto& c = std::get<0>(both);
-    auto& s = std::get<1>(both);
-    REQUIRE_MESSAGE(c, c.error().message());
-    REQUIRE_MESSAGE(s, s.error().message());
-    co_return tcp_pair{std::move(*c), std::move(*s)};
-}
+// The shared ones (testing/run_bounded.hpp), so that a test file naming them and another file
+// of the same unity batch reach the same functions.
+using coronet::testing::connect_pair;
+using coronet::testing::listen_local;
+using coronet::testing::detail::accept_one;
+using tcp_pair = coronet::testing::stream_pair;
 
 inline void set_buffer_sizes(int fd, int bytes) {
     REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == 0);

@@ -83,7 +83,7 @@ struct viewed_head {
     std::string expected;
 };
 
-viewed_head many_field_head(std::string_view framing, std::size_t body_size) {
+viewed_head many_field_head(std::string_view framing, std::size_t body_bytes) {
     viewed_head v;
     v.head = "POST /head-view?q=1&r=two HTTP/1.1\r\nHost: test\r\n";
     v.expected = "POST /head-view?q=1&r=two /head-view q=1&r=two\nHost: test\n";
@@ -96,7 +96,7 @@ viewed_head many_field_head(std::string_view framing, std::size_t body_size) {
     v.head += std::string(framing) + "\r\n\r\n";
     v.expected += std::string(framing.substr(0, framing.find(':'))) + ": " +
                   std::string(framing.substr(framing.find(':') + 2)) + "\n";
-    v.expected += "body " + std::to_string(body_size) + "\n";
+    v.expected += "body " + std::to_string(body_bytes) + "\n";
     return v;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // Runs a coroutine test body on a fresh loop with a deadline, so a hung case fails instead of
-// waiting for the CTest timeout; plus small socket helpers shared by the I/O tests.
+// waiting for the CTest timeout; plus small socket and task helpers shared by the I/O tests.
 
 #include <coronet/core/loop.hpp>
 #include <coronet/core/socket.hpp>
@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <string>
 #include <utility>
 
 namespace coronet::testing {
@@ -73,6 +74,18 @@ inline core::task<stream_pair> connect_pair(core::tcp_listener& l) {
     REQUIRE_MESSAGE(c, c.error().message());
     REQUIRE_MESSAGE(s, s.error().message());
     co_return stream_pair{std::move(*c), std::move(*s)};
+}
+
+/// Writes all of `data` to `s`.
+inline core::task<core::result<void>> write_string(core::stream& s, std::string data) {
+    co_return co_await s.write_all(core::as_bytes(data));
+}
+
+/// `t` with its own stop token (it keeps it when awaited).
+template <class T>
+core::task<T> with_token(core::task<T> t, core::stop_token tok) {
+    t.handle().promise().set_token(tok);
+    return t;
 }
 
 } // namespace coronet::testing

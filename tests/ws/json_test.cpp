@@ -6,6 +6,8 @@
 #include <testing/memory_stream.hpp>
 #include <testing/run_bounded.hpp>
 
+#include "session_pair.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cstddef>
@@ -18,6 +20,7 @@
 namespace core = coronet::core;
 namespace ws = coronet::ws;
 using coronet::testing::run_on;
+using coronet::testing::session_pair;
 using nlohmann::json;
 
 namespace {
@@ -40,11 +43,6 @@ void from_json(const json& j, order& o) {
 }
 
 /// A client and a server session over an in-memory connection.
-struct session_pair {
-    std::unique_ptr<ws::session> client;
-    std::unique_ptr<ws::session> server;
-};
-
 session_pair memory_sessions(core::loop& lp) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     return {std::make_unique<ws::session>(std::move(a), ws::role::client),

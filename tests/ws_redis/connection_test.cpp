@@ -12,6 +12,8 @@
 #include <testing/redis_server.hpp>
 #include <testing/run_bounded.hpp>
 
+#include "backplane_testing.hpp"
+
 #include <doctest/doctest.h>
 
 #include <ostream> // doctest prints std::error_code through it
@@ -27,15 +29,10 @@ namespace redis = coronet::ws_redis;
 using coronet::testing::redis_server;
 using coronet::testing::redis_server_options;
 using coronet::testing::run_on;
+using coronet::testing::backplane::parsed;
 using namespace std::chrono_literals;
 
 namespace {
-
-redis::url parsed(const std::string& text) {
-    auto u = redis::url::parse(text);
-    REQUIRE_MESSAGE(u, text);
-    return *u;
-}
 
 core::task<redis::connection> open(std::string text) {
     auto c = co_await redis::connection::connect(parsed(text));

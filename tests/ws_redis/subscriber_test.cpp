@@ -10,6 +10,8 @@
 #include <testing/redis_server.hpp>
 #include <testing/run_bounded.hpp>
 
+#include "backplane_testing.hpp"
+
 #include <doctest/doctest.h>
 
 #include <ostream> // doctest prints std::error_code through it
@@ -22,14 +24,9 @@ namespace redis = coronet::ws_redis;
 using coronet::testing::redis_server;
 using coronet::testing::redis_server_options;
 using coronet::testing::run_on;
+using coronet::testing::backplane::parsed;
 
 namespace {
-
-redis::url parsed(const std::string& text) {
-    auto u = redis::url::parse(text);
-    REQUIRE_MESSAGE(u, text);
-    return *u;
-}
 
 core::task<redis::connection> open_publisher(std::string text) {
     auto c = co_await redis::connection::connect(parsed(text));
