@@ -77,6 +77,7 @@ function(coronet_add_layer_tests layer)
         "    include(\"${cases_file}\")\n"
         "else()\n"
         "    add_test(${exe}_NOT_BUILT ${exe}_NOT_BUILT)\n"
+        "    set_tests_properties(${exe}_NOT_BUILT PROPERTIES LABELS ${layer})\n"
         "endif()\n")
     set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${include_file}")
 endfunction()

@@ -55,25 +55,28 @@ while(TRUE)
         break()
     endif()
     string(SUBSTRING "${rest}" ${at} -1 rest)
-    string(FIND "${rest}" "/>" end)
+    # The element ends at `"/>`: doctest escapes no '>' in a name, but every '"'.
+    string(FIND "${rest}" "\"/>" end)
+    math(EXPR end "${end} + 1")
     string(SUBSTRING "${rest}" 0 ${end} element)
     string(SUBSTRING "${rest}" ${end} -1 rest)
 
     xml_attribute(name "${element}" name)
     xml_attribute(suite "${element}" testsuite)
-    if(name MATCHES "[]*?[]" OR name MATCHES "]==]")
-        message(FATAL_ERROR "doctest case name '${name}' holds a character the ctest file or "
-                            "doctest's --test-case filter cannot carry")
+    if(name MATCHES "[*?]" OR "${name}${suite}" MATCHES "]==]")
+        message(FATAL_ERROR "doctest case '${name}' (suite '${suite}') holds a wildcard of "
+                            "doctest's --test-case filter or the end of a CMake bracket argument")
     endif()
-    # doctest's filter takes ',' as a separator unless escaped.
-    string(REPLACE "," "\\," filter "${name}")
+    # doctest's filter takes ',' as a separator and '\' as an escape.
+    string(REPLACE "\\" "\\\\" filter "${name}")
+    string(REPLACE "," "\\," filter "${filter}")
     set(labels "${LAYER}")
     if(NOT suite STREQUAL "")
         string(APPEND labels ";${suite}")
     endif()
     string(APPEND script
-        "add_test([==[${name}]==] \"${TEST_EXECUTABLE}\" [==[--test-case=${filter}]==])\n"
-        "set_tests_properties([==[${name}]==] PROPERTIES WORKING_DIRECTORY \"${WORKING_DIR}\" "
+        "add_test([==[${name}]==] [==[${TEST_EXECUTABLE}]==] [==[--test-case=${filter}]==])\n"
+        "set_tests_properties([==[${name}]==] PROPERTIES WORKING_DIRECTORY [==[${WORKING_DIR}]==] "
         "TIMEOUT ${TIMEOUT} LABELS [==[${labels}]==] "
         "FAIL_REGULAR_EXPRESSION [==[\\[doctest\\] test cases: +0 \\|]==])\n")
     math(EXPR count "${count} + 1")

@@ -80,6 +80,20 @@ struct loop::timer_queue {
     }
     timer_queue(const timer_queue&) = delete;
     timer_queue& operator=(const timer_queue&) = delete;
+    // Timers still queued when the loop goes are told so: their owners (a sleep in a frame
+    // destroyed after the loop) then leave them alone instead of unlinking from freed memory.
+    ~timer_queue() {
+        for (auto& end : ends) {
+            for (node* t = end.next; t != &end;) {
+                node* next = t->next;
+                t->next = nullptr;
+                t->index = node::not_queued;
+                t = next;
+            }
+        }
+        for (const entry& e : heap)
+            e.node_ptr->index = node::not_queued;
+    }
 
     // Each list is circular around its end node: end.next is its earliest timer, end.prev its
     // latest; an empty list's end points to itself.

@@ -62,7 +62,7 @@ core::task<void> memory_stream_case(core::loop& lp) {
     server_end->set_max_write(3);
     std::vector<raw_request> seen;
     core::stream& server_ref = *server_end;
-    http::client_connection conn(std::move(client_end), "example.test", test_options());
+    http::client_connection conn(std::move(client_end), "example.test", client_test_options());
     co_await core::when_all(memory_server(server_ref, seen), memory_client(conn));
     REQUIRE(seen.size() == 2);
     CHECK(seen[0].request_line() == "POST /m?q=1 HTTP/1.1");
@@ -74,7 +74,7 @@ core::task<void> memory_stream_case(core::loop& lp) {
 core::task<void> injection_case(core::loop& lp) {
     auto [client_end, server_end] = ct::memory_stream_pair(lp);
     ct::memory_stream& client_ref = *client_end;
-    http::client_connection conn(std::move(client_end), "example.test", test_options());
+    http::client_connection conn(std::move(client_end), "example.test", client_test_options());
     const std::vector<std::pair<std::string, std::string>> bad = {
         {"X-Evil", "a\r\nInjected: 1"}, {"X-Evil", "a\nb"}, {"X-Evil", "a\rb"},
         {"X-Evil\r\nInjected", "1"},    {"Bad Name", "v"},  {"", "v"}};
@@ -101,7 +101,7 @@ core::task<void> injection_case(core::loop& lp) {
 core::task<void> bad_host_case(core::loop& lp) {
     auto [client_end, server_end] = ct::memory_stream_pair(lp);
     ct::memory_stream& client_ref = *client_end;
-    http::client_connection conn(std::move(client_end), "h\r\nInjected: 1", test_options());
+    http::client_connection conn(std::move(client_end), "h\r\nInjected: 1", client_test_options());
     auto r = co_await conn.send(request("GET"));
     REQUIRE_FALSE(r);
     CHECK(r.error() == http::errc::bad_request);

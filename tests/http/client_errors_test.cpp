@@ -43,11 +43,11 @@ core::task<void> expect_errors_client(raw_server& srv, http::client_options o,
 core::task<void> expect_errors_case(core::loop& lp, std::vector<conn_script> scripts,
                                     http::client_options o, std::error_code expected) {
     raw_server srv(lp, std::move(scripts));
-    co_await with_server(srv, expect_errors_client(srv, o, expected));
+    co_await with_raw_server(srv, expect_errors_client(srv, o, expected));
 }
 
 http::client_options small_limits() {
-    http::client_options o = test_options();
+    http::client_options o = client_test_options();
     o.limits.max_body_size = 16;
     o.limits.max_header_bytes = 256;
     return o;
@@ -73,7 +73,7 @@ core::task<void> body_at_limit_client(raw_server& srv) {
 core::task<void> body_at_limit_case(core::loop& lp) {
     raw_server srv(lp,
                    {{{"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n" + std::string(16, 'b')}}});
-    co_await with_server(srv, body_at_limit_client(srv));
+    co_await with_raw_server(srv, body_at_limit_client(srv));
 }
 
 core::task<void> header_limit_case(core::loop& lp) {
@@ -90,7 +90,7 @@ core::task<void> bad_status_case(core::loop& lp) {
                                         {{"HTTP/1.1 200OK\r\nContent-Length: 0\r\n\r\n"}},
                                         {{"HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n"}},
                                         {{"200 OK\r\nContent-Length: 0\r\n\r\n"}}};
-    co_await expect_errors_case(lp, std::move(scripts), test_options(),
+    co_await expect_errors_case(lp, std::move(scripts), client_test_options(),
                                 http::errc::bad_status_line);
 }
 
@@ -99,11 +99,12 @@ core::task<void> premature_eof_case(core::loop& lp) {
         {{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"}, true},
         {{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"}, true},
         {{"HTTP/1.1 200 OK\r\nContent-Le"}, true}};
-    co_await expect_errors_case(lp, std::move(scripts), test_options(), http::errc::unexpected_eof);
+    co_await expect_errors_case(lp, std::move(scripts), client_test_options(),
+                                http::errc::unexpected_eof);
 }
 
 core::task<void> response_timeout_client(raw_server& srv) {
-    http::client_options o = test_options();
+    http::client_options o = client_test_options();
     o.response_timeout = 200ms;
     http::client c(o);
     auto start = core::clock::now();
@@ -118,7 +119,7 @@ core::task<void> response_timeout_client(raw_server& srv) {
 
 core::task<void> response_timeout_case(core::loop& lp) {
     raw_server srv(lp, {{{""}}});
-    co_await with_server(srv, response_timeout_client(srv));
+    co_await with_raw_server(srv, response_timeout_client(srv));
 }
 
 core::task<void> refused_case(core::loop& lp) {
@@ -128,7 +129,7 @@ core::task<void> refused_case(core::loop& lp) {
         REQUIRE(l);
         port = l->local_endpoint()->port();
     } // closed: nobody listens on the port now
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto r = co_await c.fetch("http://127.0.0.1:" + std::to_string(port) + "/");
     REQUIRE_FALSE(r);
     CHECK_MESSAGE(r.error() == std::errc::connection_refused, r.error().message());

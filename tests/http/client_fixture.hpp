@@ -214,7 +214,7 @@ inline core::task<void> accept_loop(raw_server& srv, core::task_scope& scope) {
 }
 
 /// Runs `client` while `srv` serves; then stops the server's tasks and waits for them.
-inline core::task<void> with_server(raw_server& srv, core::task<void> client) {
+inline core::task<void> with_raw_server(raw_server& srv, core::task<void> client) {
     core::stop_token parent = co_await core::get_stop_token();
     core::task_scope scope(parent);
     scope.spawn(accept_loop(srv, scope));
@@ -231,7 +231,7 @@ inline core::task<void> with_server(raw_server& srv, core::task<void> client) {
 }
 
 /// Client options for tests: short deadlines so a hang fails inside the case's bound.
-inline http::client_options test_options() {
+inline http::client_options client_test_options() {
     http::client_options o;
     o.connect_timeout = 5s;
     o.response_timeout = 5s;

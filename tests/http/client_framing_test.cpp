@@ -20,7 +20,7 @@ using namespace coronet::testing::client_fixture;
 namespace {
 
 core::task<void> content_length_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     http::client_request req = request("POST", "data");
     req.headers = {{"X-Custom", "one two"}, {"Accept", "text/plain"}};
     auto r = co_await c.fetch(srv.url("/submit?x=1"), req);
@@ -45,11 +45,11 @@ core::task<void> content_length_client(raw_server& srv) {
 core::task<void> content_length_case(core::loop& lp) {
     raw_server srv(
         lp, {{{"HTTP/1.1 201 Created\r\nX-Served-By: raw\r\nContent-Length: 5\r\n\r\nhello"}}});
-    co_await with_server(srv, content_length_client(srv));
+    co_await with_raw_server(srv, content_length_client(srv));
 }
 
 core::task<void> get_has_no_content_length_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto r = co_await c.fetch(srv.url("/plain"));
     REQUIRE_MESSAGE(r, r.error().message());
     CHECK(r->body == "ok");
@@ -61,11 +61,11 @@ core::task<void> get_has_no_content_length_client(raw_server& srv) {
 
 core::task<void> get_has_no_content_length_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}}});
-    co_await with_server(srv, get_has_no_content_length_client(srv));
+    co_await with_raw_server(srv, get_has_no_content_length_client(srv));
 }
 
 core::task<void> chunked_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto r = co_await c.fetch(srv.url("/chunked"));
     REQUIRE_MESSAGE(r, r.error().message());
     CHECK(r->status == 200);
@@ -83,11 +83,11 @@ core::task<void> chunked_case(core::loop& lp) {
                           "7 ; q=\"a b\";flag\r\n, world\r\n"
                           "0\r\nX-Trailer: t\r\nX-Other: u\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"}}});
-    co_await with_server(srv, chunked_client(srv));
+    co_await with_raw_server(srv, chunked_client(srv));
 }
 
 core::task<void> until_close_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto r = co_await c.fetch(srv.url());
     REQUIRE_MESSAGE(r, r.error().message());
     CHECK(r->status == 200);
@@ -104,11 +104,11 @@ core::task<void> until_close_case(core::loop& lp) {
         lp,
         {{{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\neverything until the end"}, true},
          {{"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"}}});
-    co_await with_server(srv, until_close_client(srv));
+    co_await with_raw_server(srv, until_close_client(srv));
 }
 
 core::task<void> large_bodies_client(raw_server& srv, std::string expected) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto a = co_await c.fetch(srv.url("/cl"));
     REQUIRE_MESSAGE(a, a.error().message());
     CHECK(a->body.size() == expected.size());
@@ -137,11 +137,11 @@ core::task<void> large_bodies_case(core::loop& lp) {
     }
     chunked += "0\r\n\r\n";
     raw_server srv(lp, {{{cl, chunked}}});
-    co_await with_server(srv, large_bodies_client(srv, body));
+    co_await with_raw_server(srv, large_bodies_client(srv, body));
 }
 
 core::task<void> continue_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto r = co_await c.fetch(srv.url("/upload"), request("PUT", "payload"));
     REQUIRE_MESSAGE(r, r.error().message());
     CHECK(r->status == 200);
@@ -156,11 +156,11 @@ core::task<void> continue_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 100 Continue\r\n\r\n"
                           "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
                           "HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 6\r\n\r\nstored"}}});
-    co_await with_server(srv, continue_client(srv));
+    co_await with_raw_server(srv, continue_client(srv));
 }
 
 core::task<void> head_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto r = co_await c.fetch(srv.url("/big"), request("HEAD"));
     REQUIRE_MESSAGE(r, r.error().message());
     CHECK(r->status == 200);
@@ -178,11 +178,11 @@ core::task<void> head_client(raw_server& srv) {
 core::task<void> head_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"}}});
-    co_await with_server(srv, head_client(srv));
+    co_await with_raw_server(srv, head_client(srv));
 }
 
 core::task<void> no_body_statuses_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto a = co_await c.fetch(srv.url("/a"));
     REQUIRE_MESSAGE(a, a.error().message());
     CHECK(a->status == 204);
@@ -203,7 +203,7 @@ core::task<void> no_body_statuses_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 204 No Content\r\n\r\n",
                           "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"v1\"\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"}}});
-    co_await with_server(srv, no_body_statuses_client(srv));
+    co_await with_raw_server(srv, no_body_statuses_client(srv));
 }
 
 } // namespace

@@ -21,7 +21,7 @@ using namespace coronet::testing::client_fixture;
 namespace {
 
 core::task<void> reuse_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto a = co_await c.fetch(srv.url("/one"));
     REQUIRE_MESSAGE(a, a.error().message());
     auto b = co_await c.fetch(srv.url("/two"));
@@ -37,11 +37,11 @@ core::task<void> reuse_client(raw_server& srv) {
 core::task<void> reuse_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1",
                           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"}}});
-    co_await with_server(srv, reuse_client(srv));
+    co_await with_raw_server(srv, reuse_client(srv));
 }
 
 core::task<void> not_reused_client(raw_server& srv) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto a = co_await c.fetch(srv.url("/one"));
     REQUIRE_MESSAGE(a, a.error().message());
     CHECK(a->body == "1");
@@ -57,17 +57,17 @@ core::task<void> connection_close_case(core::loop& lp) {
     // The server keeps its side open: the client must not reuse it because of the header alone.
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n1"}},
                         {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"}}});
-    co_await with_server(srv, not_reused_client(srv));
+    co_await with_raw_server(srv, not_reused_client(srv));
 }
 
 core::task<void> http10_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n1"}},
                         {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"}}});
-    co_await with_server(srv, not_reused_client(srv));
+    co_await with_raw_server(srv, not_reused_client(srv));
 }
 
 core::task<void> idle_closed_client(raw_server& srv, std::string method) {
-    http::client c(test_options());
+    http::client c(client_test_options());
     auto a = co_await c.fetch(srv.url("/first"));
     REQUIRE_MESSAGE(a, a.error().message());
     CHECK(a->body == "1");
@@ -95,11 +95,11 @@ core::task<void> idle_closed_client(raw_server& srv, std::string method) {
 core::task<void> idle_closed_case(core::loop& lp, std::string method) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"}, true},
                         {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"}}});
-    co_await with_server(srv, idle_closed_client(srv, method));
+    co_await with_raw_server(srv, idle_closed_client(srv, method));
 }
 
 core::task<void> max_idle_zero_client(raw_server& srv) {
-    http::client_options o = test_options();
+    http::client_options o = client_test_options();
     o.max_idle_per_origin = 0;
     http::client c(o);
     auto a = co_await c.fetch(srv.url());
@@ -112,7 +112,7 @@ core::task<void> max_idle_zero_client(raw_server& srv) {
 core::task<void> max_idle_zero_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"}},
                         {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"}}});
-    co_await with_server(srv, max_idle_zero_client(srv));
+    co_await with_raw_server(srv, max_idle_zero_client(srv));
 }
 
 } // namespace

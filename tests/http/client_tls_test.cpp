@@ -17,7 +17,7 @@ using namespace coronet::testing::client_fixture;
 namespace {
 
 core::task<void> https_client(raw_server& srv) {
-    http::client_options o = test_options();
+    http::client_options o = client_test_options();
     o.tls = &tls().client;
     http::client c(o);
     auto a = co_await c.fetch(srv.url("/secure", "https"));
@@ -37,11 +37,12 @@ core::task<void> https_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret",
                           "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmore"}}});
     srv.tls = &tls().server;
-    co_await with_server(srv, https_client(srv));
+    co_await with_raw_server(srv, https_client(srv));
 }
 
 core::task<void> https_untrusted_client(raw_server& srv) {
-    http::client c(test_options()); // tls == nullptr: the system store, which lacks the test CA
+    http::client c(
+        client_test_options()); // tls == nullptr: the system store, which lacks the test CA
     auto r = co_await c.fetch(srv.url("/secure", "https"));
     REQUIRE_FALSE(r);
     CHECK_MESSAGE(r.error().category() == core::tls_verify_category(), r.error().message());
@@ -51,11 +52,11 @@ core::task<void> https_untrusted_client(raw_server& srv) {
 core::task<void> https_untrusted_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"}}});
     srv.tls = &tls().server;
-    co_await with_server(srv, https_untrusted_client(srv));
+    co_await with_raw_server(srv, https_untrusted_client(srv));
 }
 
 core::task<void> https_to_plain_client(raw_server& srv) {
-    http::client_options o = test_options();
+    http::client_options o = client_test_options();
     o.tls = &tls().client;
     http::client c(o);
     auto r = co_await c.fetch(srv.url("/", "https"));
@@ -65,7 +66,7 @@ core::task<void> https_to_plain_client(raw_server& srv) {
 
 core::task<void> https_to_plain_case(core::loop& lp) {
     raw_server srv(lp, {{{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"}, true, true}});
-    co_await with_server(srv, https_to_plain_client(srv));
+    co_await with_raw_server(srv, https_to_plain_client(srv));
 }
 
 } // namespace

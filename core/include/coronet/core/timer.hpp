@@ -41,7 +41,7 @@ public:
     explicit sleep_awaitable(clock::time_point when) noexcept;
     sleep_awaitable(const sleep_awaitable&) = delete;
     sleep_awaitable& operator=(const sleep_awaitable&) = delete;
-    /// Takes the timer out of the loop if still there (a frame destroyed while suspended here).
+    /// Takes the timer out of the loop's timers if it is still queued there.
     ~sleep_awaitable();
 
     bool await_ready() const noexcept { return false; }
