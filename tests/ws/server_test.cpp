@@ -681,6 +681,11 @@ core::task<void> connect_by_url(core::loop& lp, bool secure) {
     auto m = co_await core::with_timeout(generous, (*s)->receive());
     REQUIRE_MESSAGE(m, m.error().message());
     CHECK(m->data == "/chat?room=1 " + authority);
+    // Read on to the server's close frame and answer it: otherwise the server's session waits
+    // its close_timeout (5 s) for the answer before the server can stop.
+    auto end = co_await core::with_timeout(generous, (*s)->receive());
+    REQUIRE_FALSE(end);
+    CHECK(end.error() == ws::errc::closed);
     co_await rs.stop();
 }
 
