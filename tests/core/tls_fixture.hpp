@@ -76,8 +76,6 @@ inline core::tls_context trusting_client(std::vector<std::string> alpn = {}) {
 // of the same unity batch reach the same functions.
 using coronet::testing::connect_pair;
 using coronet::testing::listen_local;
-using coronet::testing::detail::accept_one;
-using tcp_pair = coronet::testing::stream_pair;
 
 inline void set_buffer_sizes(int fd, int bytes) {
     REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == 0);

@@ -246,11 +246,8 @@ inline http::server_options test_options() {
     return o;
 }
 
-inline core::tcp_listener listen_local(core::loop& lp) {
-    auto l = core::tcp_listener::bind(lp, core::endpoint::loopback_v4(0));
-    REQUIRE_MESSAGE(l, l.error().message());
-    return std::move(*l);
-}
+// The shared one, so that files of one unity batch reach the same function.
+using coronet::testing::listen_local;
 
 /// A server on 127.0.0.1:0 run in a task scope (linked to the test's stop token).
 class running_server {
