@@ -132,6 +132,70 @@ core::task<void> heartbeat(core::loop& lp) {
     co_await srv.stop();
 }
 
+// ---- writers ------------------------------------------------------------------------------
+
+// Lets the loop run until the hub has `n` writers (bounded by the test's run_on timeout).
+core::task<void> writers_become(ws::hub& hub, std::size_t n) {
+    while (hub.stats().writers != n) {
+        auto slept = co_await core::sleep_for(1ms);
+        REQUIRE(slept);
+    }
+}
+
+// A connection's writer starts with its first frame, survives sweeps while frames keep coming,
+// ends after a whole sweep interval with nothing to write, and starts again for the next frame.
+core::task<void> idle_writers(core::loop& lp) {
+    notifier note;
+    room_handler h;
+    h.note = &note;
+    const core::stop_token tok = co_await core::get_stop_token();
+    hub_server srv(lp, ws::hub_options{}, coronet::testing::events_of<ws::hub_connection>(h), tok,
+                   ws::server_options{});
+    ws::hub& hub = srv.hub();
+    h.hub = &hub;
+    auto client = co_await connect_client(srv.url("/w"));
+    const std::uint64_t id = co_await read_id(*client); // on_open's frame started the writer
+    co_await writers_become(hub, 1);
+
+    const auto broadcast_and_read = [&](std::string text) -> core::task<void> {
+        CHECK(hub.broadcast_room("w", ws::prepared_message::text(text)) == 1);
+        auto m = co_await client->receive();
+        REQUIRE(m);
+        CHECK(m->data == text);
+    };
+    for (int i = 0; i < 4; ++i) { // busy between sweeps: the writer stays
+        hub.sweep();
+        co_await broadcast_and_read("busy " + std::to_string(i));
+    }
+    CHECK(hub.stats().writers == 1);
+
+    hub.sweep(); // parked before this sweep...
+    CHECK(hub.stats().writers == 1);
+    hub.sweep(); // ...and through a whole interval: ended
+    co_await writers_become(hub, 0);
+    REQUIRE(hub.find(id) != nullptr);
+    CHECK(hub.find(id)->state() == ws::connection_state::open);
+
+    co_await broadcast_and_read("after"); // a new writer for the next frame
+    CHECK(hub.stats().writers == 1);
+    auto unicast = co_await hub.send_to(id, ws::prepared_message::text("to you"));
+    CHECK(unicast);
+    auto m = co_await client->receive();
+    REQUIRE(m);
+    CHECK(m->data == "to you");
+
+    hub.sweep();
+    hub.sweep();
+    co_await writers_become(hub, 0);
+    auto closed = co_await client->close(); // the close handshake needs no running writer
+    CHECK(closed);
+    while (h.closed < 1)
+        co_await note.wait();
+    CHECK(h.closes[id].code == 1000);
+    CHECK(hub.stats().writers == 0);
+    co_await srv.stop();
+}
+
 } // namespace
 
 TEST_SUITE("ws.hub") {
@@ -146,6 +210,12 @@ TEST_SUITE("ws.hub") {
                        B, CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         run_on<B>([](core::loop& lp) { return heartbeat(lp); }, 30s);
+    }
+
+    TEST_CASE_TEMPLATE("a writer ends after a sweep interval with nothing to write and comes back",
+                       B, CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return idle_writers(lp); }, 30s);
     }
 
 } // TEST_SUITE

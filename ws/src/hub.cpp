@@ -556,8 +556,20 @@ bool backplane::send_to(std::uint64_t, opcode, std::span<const std::byte>) {
 
 // ---- heartbeats -------------------------------------------------------------------------
 
+void detail::hub_state::retire_idle_writers() noexcept {
+    ++sweeps;
+    // In parking order: stop at the first writer that parked since the previous sweep.
+    while (!parked_writers.empty() && parked_writers.front().parked_sweep_ + 1 < sweeps) {
+        hub_connection_impl& c = parked_writers.front();
+        parked_writers.erase(c);
+        c.writer_retire_ = true;
+        c.writer_wake_.wake_one();
+    }
+}
+
 void hub::sweep() {
     detail::hub_state& st = *state_;
+    st.retire_idle_writers();
     const auto interval = st.opts.ping_interval;
     if (interval.count() <= 0)
         return;
@@ -612,6 +624,10 @@ core::task<void> hub::heartbeats() {
 // ---- serving ----------------------------------------------------------------------------
 
 core::task<void> hub::serve(session& s, handshake_info info, hub_handler h) {
+    co_await run_member(s, info, h);
+}
+
+core::task<void> hub::run_member(session& s, handshake_info& info, const hub_handler& h) {
     detail::hub_state& st = *state_;
     if (!can_accept()) {
         ++st.stats.refused;
@@ -632,10 +648,12 @@ core::task<void> hub::serve(session& s, handshake_info info, hub_handler h) {
         c.scope_ = &scope;
         c.state_ = connection_state::open;
         c.note_activity();
-        scope.spawn(c.writer());
+        // The writer starts with the first queued frame (push) and ends when the queue is
+        // empty: an idle member holds no writer.
         scope.spawn(run_handler(c, *run));
         co_await scope.join();
         c.scope_ = nullptr;
+        c.writer_done_ = true; // nothing queued from here on can be written
     }
     s.set_observer(nullptr);
     // No closing handshake with a peer we gave up on: close the stream so that whoever owns
@@ -677,7 +695,7 @@ core::task<void> hub::serve(session& s, handshake_info info, hub_handler h) {
 session_handler hub::as_session_handler(hub_handler h) {
     // Not a coroutine: the returned task is serve's own, which owns its copies.
     return [this, h = std::move(h)](session& s, handshake_info& info) {
-        return serve(s, std::move(info), h);
+        return run_member(s, info, h);
     };
 }
 

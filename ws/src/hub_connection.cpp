@@ -2,6 +2,8 @@
 // connection-side receive and the closing paths.
 #include <coronet/ws/hub.hpp>
 
+#include <coronet/core/io_op.hpp>
+#include <coronet/core/loop.hpp>
 #include <coronet/core/timer.hpp>
 #include <coronet/core/with_stop.hpp>
 #include <coronet/ws/attachment_store.hpp>
@@ -103,10 +105,16 @@ void detail::hub_connection_impl::push(core::shared_buffer frame) {
     queued_bytes_ += frame.size();
     queue_.push_back(std::move(frame));
     ++hub_->state_->stats.frames_queued;
-    // Checked inline: a broadcast pushes to every connection, and a busy writer needs no wake
-    // (it looks at the queue before it parks again).
-    if (!writer_wake_.empty())
+    // Checked inline: a broadcast pushes to every connection, and a running writer needs no
+    // start (it looks at the queue before it ends).
+    writer_retire_ = false; // busy again: a writer woken to end goes on instead
+    if (!writer_wake_.empty()) {
         writer_wake_.wake_one();
+    } else if (!writer_running_ && scope_ != nullptr) {
+        writer_running_ = true;
+        ++hub_->state_->stats.writers;
+        scope_->spawn(writer());
+    }
 }
 
 bool detail::hub_connection_impl::try_push(const core::shared_buffer& frame) {
@@ -142,14 +150,45 @@ void detail::hub_connection_impl::drop_pending() noexcept {
         queued_bytes_ -= queue_.pop_back();
 }
 
+namespace {
+// Suspends the awaiting coroutine and resumes it from its loop's next round of ready work, as
+// a waiter_queue wake would: the writer that push() starts runs after push's caller returned.
+struct resume_from_loop {
+    core::detail::io_op op;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        op.waiter = h;
+        core::loop::current()->complete_later(op);
+    }
+    void await_resume() const noexcept {}
+};
+} // namespace
+
+// Started by push() when a frame arrives and no writer runs. With the queue empty it parks,
+// and the hub's sweep (heartbeats()) ends a writer that stayed parked through a whole
+// interval: a connection that receives often keeps its writer (no frame per burst), an idle one
+// holds none. Its first step waits for the loop: push() is called inside broadcasts, which
+// must not see a write (nor a failure that ends a connection) inline while they walk a room.
 core::task<void> detail::hub_connection_impl::writer() {
+    co_await resume_from_loop{};
     const core::stop_token tok = co_await core::get_stop_token();
+    detail::hub_state& st = *hub_->state_;
     for (;;) {
         if (tok.stop_requested())
             break;
         if (queue_.empty()) {
             drained_.wake_all();
-            if (!co_await writer_wake_.wait())
+            if (writer_retire_) {
+                writer_retire_ = false;
+                writer_running_ = false;
+                --st.stats.writers;
+                co_return;
+            }
+            parked_sweep_ = st.sweeps;
+            st.parked_writers.push_back(*this);
+            const bool woke = static_cast<bool>(co_await writer_wake_.wait());
+            st.parked_writers.erase(*this); // a retiring sweep took it off already
+            if (!woke)
                 break; // the connection's scope is stopping
             continue;
         }
@@ -173,6 +212,8 @@ core::task<void> detail::hub_connection_impl::writer() {
         }
         grant_waiters();
     }
+    writer_running_ = false;
+    --st.stats.writers;
     writer_done_ = true;
     drop_pending();
     batch_ = {};

@@ -70,11 +70,16 @@ struct heartbeat_tag;
 class hub_connection_impl;
 /// A heartbeat list of the hub (idle or pinged); a connection is in at most one.
 using heartbeat_list = core::intrusive_list<hub_connection_impl, heartbeat_tag>;
+/// Tells apart the list hook of the hub's parked writers.
+struct parked_writer_tag;
+/// The hub's writers parked on an empty queue, in the order they parked (see writer()).
+using parked_writer_list = core::intrusive_list<hub_connection_impl, parked_writer_tag>;
 
 /// A hub connection with everything it holds. The hub, its state and the connection's own
 /// coroutines use these members directly.
 class hub_connection_impl final : public hub_connection,
-                                  public core::intrusive_list_hook<heartbeat_tag> {
+                                  public core::intrusive_list_hook<heartbeat_tag>,
+                                  public core::intrusive_list_hook<parked_writer_tag> {
 public:
     hub_connection_impl(hub& h, session& s, std::uint64_t id, handshake_info& info);
     hub_connection_impl(const hub_connection_impl&) = delete;
@@ -168,8 +173,11 @@ public:
     std::size_t in_flight_ = 0; ///< frames at the queue's front being written
     std::vector<core::const_buffer> batch_;
     std::uint64_t dropped_ = 0;
-    bool writer_done_ = false;
-    core::waiter_queue writer_wake_; ///< the idle writer
+    bool writer_running_ = false;    ///< a writer is started (push() starts one, see writer())
+    bool writer_retire_ = false;     ///< the hub's sweep found the writer parked a whole interval
+    bool writer_done_ = false;       ///< no more writes: the stream failed or the scope stopped
+    std::uint64_t parked_sweep_ = 0; ///< the hub's sweep count when the writer parked
+    core::waiter_queue writer_wake_; ///< the parked writer
     core::waiter_queue drained_;     ///< perform_close waiting for the queue to empty
     core::intrusive_list<space_request> space_waiters_; ///< unicasts waiting for room
 

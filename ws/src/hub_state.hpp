@@ -61,6 +61,10 @@ struct hub_state {
     heartbeat_list idle;
     heartbeat_list pinged;
     core::shared_buffer ping_frame; ///< an empty ping, shared by every heartbeat
+    /// Writers parked on an empty queue, oldest first; a sweep ends those that parked before
+    /// the previous sweep (retire_idle_writers), so an idle connection holds no writer frame.
+    parked_writer_list parked_writers;
+    std::uint64_t sweeps = 0; ///< sweeps so far (retire_idle_writers)
 
     /// Random ids, fetched from OpenSSL in batches.
     std::uint64_t ids[32] = {};
@@ -77,6 +81,8 @@ struct hub_state {
     void leave_all(hub_connection_impl& c) noexcept;
     void heartbeat_unlink(hub_connection_impl& c) noexcept;
     void heartbeat_push(heartbeat_list& l, hub_connection_impl& c) noexcept;
+    /// Wakes, to end, the writers parked since before the previous sweep.
+    void retire_idle_writers() noexcept;
 };
 
 } // namespace coronet::ws::detail

@@ -364,6 +364,7 @@ private:
         else
             return state_type();
     }
+    /// on_open, then one message at a time (or up to max_concurrency() at once).
     core::task<void> message_loop();
     core::task<void> concurrent_loop();
     void report(std::error_code ec);
@@ -393,15 +394,13 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+// Not a coroutine: the loop's own frame runs on_open first, so an idle connection holds one
+// frame here rather than two.
 template <class Conn, class Ev>
 core::task<void> events_run<Conn, Ev>::run() {
-    using H = typename Ev::hooks_type;
-    if constexpr (is_set<std::tuple_element_t<open_hook, H>>)
-        co_await call_hook(std::get<open_hook>(ev_.hooks()), ctx_);
     if (ev_.max_concurrency() > 1)
-        co_await concurrent_loop();
-    else
-        co_await message_loop();
+        return concurrent_loop();
+    return message_loop();
 }
 
 template <class Conn, class Ev>
@@ -416,6 +415,8 @@ template <class Conn, class Ev>
 core::task<void> events_run<Conn, Ev>::message_loop() {
     using H = typename Ev::hooks_type;
     using M = std::tuple_element_t<message_hook, H>;
+    if constexpr (is_set<std::tuple_element_t<open_hook, H>>)
+        co_await call_hook(std::get<open_hook>(ev_.hooks()), ctx_);
     for (;;) {
         if constexpr (!is_set<M> || takes_view<M, context<Conn, state_type>&>) {
             auto m = co_await ctx_.conn.receive_view();
@@ -439,6 +440,8 @@ core::task<void> events_run<Conn, Ev>::message_loop() {
 template <class Conn, class Ev>
 core::task<void> events_run<Conn, Ev>::concurrent_loop() {
     using H = typename Ev::hooks_type;
+    if constexpr (is_set<std::tuple_element_t<open_hook, H>>)
+        co_await call_hook(std::get<open_hook>(ev_.hooks()), ctx_);
     concurrent_calls calls(ev_.max_concurrency());
     for (;;) {
         auto m = co_await ctx_.conn.receive();

@@ -119,6 +119,8 @@ struct hub_stats {
                                        ///< in this process)
     std::uint64_t remote_unicasts = 0; ///< unicasts of other processes queued here
                                        ///< (deliver_remote_to)
+    std::size_t writers = 0;           ///< connections' writer coroutines alive now: those with
+                                       ///< frames queued or written since the last sweep
 };
 
 /// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
@@ -372,7 +374,7 @@ public:
     /// before the opening handshake and answer 503 when false.
     bool can_accept() const noexcept;
     /// Runs one connection: registers it (or closes it with 1013 when the hub is full, 1001 while
-    /// it is closing), starts its writer, runs `h` (see hub_handler) until it ends, then
+    /// it is closing), runs `h` (see hub_handler) until it ends, then
     /// unregisters it. `info` is the connection's handshake (an http_ws route's, with its path
     /// parameters and state, or ws::server's; move it in), kept for the connection's life as
     /// `hub_connection::info()`. `s` must outlive the call. Cancelled through the caller's stop
@@ -450,10 +452,15 @@ public:
 
     // ---- heartbeats ------------------------------------------------------------------------
     /// One heartbeat sweep at `options().clock` now: pings connections idle for ping_interval
-    /// and drops those pinged pong_timeout ago without activity since. Work is proportional to
-    /// the connections that expired, not to all. No-op when ping_interval is zero.
+    /// and drops those pinged pong_timeout ago without activity since (not when ping_interval
+    /// is zero), and ends the writer coroutine of each connection that had nothing to write
+    /// since the previous sweep (it starts again with the next frame queued), so idle
+    /// connections hold no writer. Work is proportional to the connections that expired, not
+    /// to all.
     void sweep();
-    /// Sweeps every `sweep_interval` until the caller's stop token fires.
+    /// Sweeps every `sweep_interval` until the caller's stop token fires. Run it on every hub:
+    /// without it, writers are not ended when idle (more memory per idle connection) and there
+    /// are no pings.
     core::task<void> heartbeats();
 
     // ---- shutdown --------------------------------------------------------------------------
@@ -491,6 +498,9 @@ private:
     friend class hub_group;
     std::size_t deliver_local(const std::string_view* room, const prepared_message& m,
                               std::uint64_t except_id);
+    /// serve's body, with `info` and `h` kept by the caller (as_session_handler's server keeps
+    /// both for the connection's life): a hub member's frame holds no copy of them.
+    core::task<void> run_member(session& s, handshake_info& info, const hub_handler& h);
     core::task<void> run_handler(detail::hub_connection_impl& c,
                                  connection_handler<hub_connection>& run);
     std::size_t deliver(detail::hub_connection_impl& c, const prepared_message& m);
