@@ -643,6 +643,57 @@ core::task<void> going_away_with_reader(core::loop& lp, std::uint16_t& seen_by_p
     co_await scope.join();
 }
 
+// interrupt_receive: a waiting receive (plain wait, or with keepalive timers) ends with
+// operation_canceled and the session stays open; asked with no receive waiting, it cancels the
+// next wait; close() forgets an unused request.
+core::task<void> interrupted_receives(core::loop& lp, bool lend, bool keepalive) {
+    auto [a, b] = coronet::testing::memory_stream_pair(lp);
+    b->set_lends_receive_buffers(lend);
+    ws::session_options so;
+    if (keepalive)
+        so.ping_interval = 10s; // the wait then runs with its timers
+    ws::session server(std::move(b), ws::role::server, {}, so);
+    ws::session client(std::move(a), ws::role::client);
+    core::task_scope scope;
+    scope.spawn([](ws::session& s) -> core::task<void> {
+        co_await core::sleep_for(20ms);
+        s.interrupt_receive();
+    }(server));
+    auto r = co_await core::with_timeout(5s, receive_once(server));
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == core::errc::operation_canceled);
+    CHECK(server.is_open());
+    co_await scope.join();
+
+    // The request was taken: the next receive gets the next message.
+    REQUIRE(co_await client.send_text("after"));
+    auto m = co_await core::with_timeout(5s, receive_once(server));
+    REQUIRE(m);
+    CHECK(m->data == "after");
+
+    // Asked before any receive waits: the next wait ends at once, the one after does not.
+    server.interrupt_receive();
+    auto early = co_await core::with_timeout(5s, receive_once(server));
+    REQUIRE_FALSE(early);
+    CHECK(early.error() == core::errc::operation_canceled);
+    REQUIRE(co_await client.send_text("again"));
+    auto m2 = co_await core::with_timeout(5s, receive_once(server));
+    REQUIRE(m2);
+    CHECK(m2->data == "again");
+
+    // An unused request does not cut the close handshake's own read short.
+    server.interrupt_receive();
+    core::task_scope peer;
+    peer.spawn([](ws::session& cl) -> core::task<void> {
+        auto end = co_await cl.receive(); // answers the close
+        CHECK_FALSE(end);
+    }(client));
+    auto closed = co_await core::with_timeout(5s, server.close(1000, "done"));
+    CHECK(closed);
+    CHECK(server.close_code() == 1000);
+    co_await peer.join();
+}
+
 // close() while another coroutine receives and the peer never answers: the receive ends after
 // close_timeout instead of waiting forever.
 core::task<void> close_with_silent_peer(core::loop& lp, std::error_code& result, bool lend) {
@@ -712,6 +763,23 @@ TEST_CASE_TEMPLATE("close_on sends 1001 and ends receive after the peer answers"
     run_on<B>([&](core::loop& lp) { return going_away_with_reader(lp, peer, server, lend); });
     CHECK(peer == 1001);
     CHECK(server == 1001);
+}
+
+TEST_CASE_TEMPLATE("interrupt_receive ends the waiting receive and the session goes on", B,
+                   CORONET_BACKENDS) {
+    CORONET_REQUIRE_BACKEND(B);
+    bool lend = false;
+    bool keepalive = false;
+    SUBCASE("waiting in a lent buffer") {
+        lend = true;
+    }
+    SUBCASE("waiting in the reader's own buffer") {
+        lend = false;
+    }
+    SUBCASE("waiting with keepalive timers") {
+        keepalive = true;
+    }
+    run_on<B>([&](core::loop& lp) { return interrupted_receives(lp, lend, keepalive); });
 }
 
 TEST_CASE_TEMPLATE("close_on gives up on a silent peer after close_timeout", B, CORONET_BACKENDS) {

@@ -316,8 +316,9 @@ detail::hub_connection_impl::read_next(core::task<core::result<T>> (session::*re
             co_await perform_close();
             continue;
         }
-        // A close request interrupts the wait without touching the rest of the connection.
-        auto got = co_await receive_wait_.run((session_->*read)());
+        // A close request interrupts the wait (session::interrupt_receive) without touching
+        // the rest of the connection.
+        auto got = co_await (session_->*read)();
         if (got) {
             note_activity();
             if (close_requested_)
@@ -441,7 +442,7 @@ void detail::hub_connection_impl::request_close(std::uint16_t code, std::string 
     if (!drain_first)
         drop_pending();
     fail_waiters();
-    receive_wait_.interrupt();
+    session_->interrupt_receive();
     if (scope_ != nullptr)
         scope_->spawn(watchdog());
 }

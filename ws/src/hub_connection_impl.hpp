@@ -161,7 +161,6 @@ public:
 
     std::size_t index_ = 0;             ///< position in the hub's list of all connections
     core::task_scope* scope_ = nullptr; ///< reader, writer, watchdog
-    core::interrupt_slot receive_wait_; ///< receive()'s wait, for a close request
     connection_handler<hub_connection>* handler_ = nullptr; ///< this connection's run
     observer observer_;
     std::vector<std::pair<hub_room*, std::size_t>> rooms_; ///< room, index in its members

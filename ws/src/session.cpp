@@ -265,12 +265,22 @@ core::task<core::result<message_chunk>> session::next_data(const pending_event* 
 }
 
 bool session::plain_wait() const noexcept {
-    return !abandoned_ && !close_sent_ && !going_away_.stop_requested() && !rx_->alive.timed();
+    return !abandoned_ && !close_sent_ && !going_away_.stop_requested() && !rx_->alive.timed() &&
+           !receive_interrupted_;
+}
+
+void session::interrupt_receive() noexcept {
+    receive_interrupted_ = true;
+    fill_wait_.interrupt(); // the wait running now, if any; otherwise plain_wait() is false
 }
 
 // A wait for bytes that failed: `interrupted` when the session itself cut it short (shutdown,
 // our close frame going out), not the caller's cancellation.
 core::task<core::result<void>> session::fill_failed(std::error_code ec, bool interrupted) {
+    if (ec == core::errc::operation_canceled && interrupted && receive_interrupted_) {
+        receive_interrupted_ = false; // interrupt_receive(): the caller takes the reader back
+        co_return ec;
+    }
     if (ec == core::errc::operation_canceled && interrupted)
         co_return co_await answer_going_away();
     if (ec == core::errc::over_budget)
@@ -288,6 +298,10 @@ core::task<core::result<void>> session::wait_for_bytes() {
     if (abandoned_) {
         stream_->close(); // no read is pending (this is the reader), nor any write
         co_return abandoned_;
+    }
+    if (receive_interrupted_) { // asked before this wait began
+        receive_interrupted_ = false;
+        co_return make_error_code(core::errc::operation_canceled);
     }
     core::result<std::size_t> got = std::size_t{0};
     if (close_sent_) {
@@ -425,6 +439,7 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
         co_return make_error_code(errc::invalid_close_code);
     if (reason.size() > 123 || !is_valid_utf8(reason))
         co_return make_error_code(errc::invalid_payload);
+    receive_interrupted_ = false; // the peer's close is read now, whoever reads it
     if (!close_sent_) {
         auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(code, reason));
         if (!sent)

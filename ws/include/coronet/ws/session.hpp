@@ -204,6 +204,14 @@ public:
     /// to clear. The token's source must outlive the session or be cleared first.
     void close_on(core::stop_token going_away) noexcept;
 
+    /// Takes the reader back without a stop token: the receive waiting for the peer now (or,
+    /// when none waits, the next wait of a receive) ends with `core::errc::operation_canceled`,
+    /// as if its caller's token had stopped, and the session stays open. A receive busy with
+    /// something else (answering a ping, say) finishes that first. `close()` clears a request
+    /// no receive took. For a host whose reader must notice a request of its own (the hub's
+    /// close), at no cost per receive.
+    void interrupt_receive() noexcept;
+
     /// When bytes last arrived from the peer (core::clock).
     core::clock::time_point last_heard() const noexcept;
 
@@ -299,6 +307,7 @@ private:
     bool close_sent_ = false;
     bool close_queued_ = false; ///< the slow-reader policy's 1008 waits for the send lock
     bool close_received_ = false;
+    bool receive_interrupted_ = false; ///< interrupt_receive(), for the next wait to take
 };
 
 } // namespace coronet::ws
