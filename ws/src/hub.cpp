@@ -627,16 +627,25 @@ core::task<void> hub::serve(session& s, handshake_info info, hub_handler h) {
     co_await run_member(s, info, h);
 }
 
+// Not a coroutine: a refused session costs no member frame, and the member's frame holds
+// neither the refusal's nor the teardown's locals (refuse, end_member) for its whole life.
 core::task<void> hub::run_member(session& s, handshake_info& info, const hub_handler& h) {
+    if (!can_accept())
+        return refuse(s);
+    return serve_member(s, info, h);
+}
+
+core::task<void> hub::refuse(session& s) {
     detail::hub_state& st = *state_;
-    if (!can_accept()) {
-        ++st.stats.refused;
-        const bool going_away = st.closing_all;
-        auto r = co_await s.close(going_away ? 1001 : 1013,
-                                  going_away ? "going away" : "try again later");
-        (void)r;
-        co_return;
-    }
+    ++st.stats.refused;
+    const bool going_away = st.closing_all;
+    auto r =
+        co_await s.close(going_away ? 1001 : 1013, going_away ? "going away" : "try again later");
+    (void)r;
+}
+
+core::task<void> hub::serve_member(session& s, handshake_info& info, const hub_handler& h) {
+    detail::hub_state& st = *state_;
     detail::hub_connection_impl c(*this, s, st.next_id(), info);
     st.add(c);
     auto run = h.start(c, info);
@@ -655,6 +664,23 @@ core::task<void> hub::run_member(session& s, handshake_info& info, const hub_han
         c.scope_ = nullptr;
         c.writer_done_ = true; // nothing queued from here on can be written
     }
+    std::exception_ptr failed; // the registry must not keep a dangling connection
+    if (end_member(c, *run, failed)) {
+        ++st.finishing; // close_all waits for this too
+        auto removed = co_await st.store->remove(c.id_);
+        (void)removed;
+        --st.finishing;
+    }
+    if (st.all.empty() && st.finishing == 0)
+        st.empty.wake_all();
+    if (failed)
+        std::rethrow_exception(failed);
+}
+
+bool hub::end_member(detail::hub_connection_impl& c, connection_handler<hub_connection>& run,
+                     std::exception_ptr& failed) {
+    detail::hub_state& st = *state_;
+    session& s = *c.session_;
     s.set_observer(nullptr);
     // No closing handshake with a peer we gave up on: close the stream so that whoever owns
     // the session afterwards (the server's own close) fails fast instead of waiting for it.
@@ -670,24 +696,15 @@ core::task<void> hub::run_member(session& s, handshake_info& info, const hub_han
     c.state_ = connection_state::closed;
     st.heartbeat_unlink(c);
     c.fail_waiters();
-    std::exception_ptr failed; // the registry must not keep a dangling connection
     try {
-        run->closed(code, reason);
+        run.closed(code, reason);
     } catch (...) {
         failed = std::current_exception();
     }
     st.leave_all(c);
     st.remove(c);
-    if (c.has_attachment_ && (handshake_done || !st.opts.keep_attachment_after_abnormal_close)) {
-        ++st.finishing; // close_all waits for this too
-        auto removed = co_await st.store->remove(c.id_);
-        (void)removed;
-        --st.finishing;
-    }
-    if (st.all.empty() && st.finishing == 0)
-        st.empty.wake_all();
-    if (failed)
-        std::rethrow_exception(failed);
+    // Whether its attachment is to be removed from the store.
+    return c.has_attachment_ && (handshake_done || !st.opts.keep_attachment_after_abnormal_close);
 }
 
 // An exception from the application's code drops the connection (so that its writer and

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -501,6 +502,12 @@ private:
     /// serve's body, with `info` and `h` kept by the caller (as_session_handler's server keeps
     /// both for the connection's life): a hub member's frame holds no copy of them.
     core::task<void> run_member(session& s, handshake_info& info, const hub_handler& h);
+    core::task<void> refuse(session& s);
+    core::task<void> serve_member(session& s, handshake_info& info, const hub_handler& h);
+    /// serve_member's teardown after the connection's scope ended; true when its attachment is
+    /// to be removed from the store. `failed`: what on_close threw.
+    bool end_member(detail::hub_connection_impl& c, connection_handler<hub_connection>& run,
+                    std::exception_ptr& failed);
     core::task<void> run_handler(detail::hub_connection_impl& c,
                                  connection_handler<hub_connection>& run);
     std::size_t deliver(detail::hub_connection_impl& c, const prepared_message& m);
