@@ -329,7 +329,7 @@ detail::hub_connection_impl::read_next(core::task<core::result<T>> (session::*re
             if (match == auto_match::answer && !try_answer_auto()) {
                 // No room: wait as a unicast would. Reading pauses meanwhile, which slows down
                 // a peer that sends requests faster than it takes the answers.
-                auto queued = co_await send_frame(auto_frame_);
+                auto queued = co_await send_frame(extras_->auto_frame);
                 if (queued)
                     ++auto_sent_;
             }
@@ -345,40 +345,49 @@ detail::hub_connection_impl::read_next(core::task<core::result<T>> (session::*re
 }
 
 core::task<core::result<message>> detail::hub_connection_impl::receive() {
-    std::string().swap(joined_); // a view receive_view() handed out is over
+    if (extras_)
+        std::string().swap(extras_->joined); // a view receive_view() handed out is over
     return read_next(&session::receive);
 }
 
 core::task<core::result<message_chunk>> detail::hub_connection_impl::receive_some() {
-    std::string().swap(joined_);
+    if (extras_)
+        std::string().swap(extras_->joined);
     return read_next(&session::receive_some);
 }
 
 core::task<core::result<message_view>> detail::hub_connection_impl::receive_view() {
-    std::string().swap(joined_); // the last view is over
+    if (extras_)
+        std::string().swap(extras_->joined); // the last view is over
     return read_next(&session::receive_view);
 }
 
 detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message& m) {
-    if (holding_) {
+    if (!extras_)
+        return auto_match::deliver;
+    hub_connection_extras& x = *extras_;
+    if (x.holding) {
         // receive_some() held this message's start before the caller switched to receive().
-        holding_ = false;
-        m.type = held_type_;
-        m.data.insert(0, held_);
+        x.holding = false;
+        m.type = x.held_type;
+        m.data.insert(0, x.held);
     }
-    if (auto_set_ && m.type == auto_type_ && m.data == auto_request_)
+    if (x.auto_set && m.type == x.auto_type && m.data == x.auto_request)
         return auto_match::answer;
     return auto_match::deliver;
 }
 
 detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message_view& m) {
-    if (holding_) {
-        holding_ = false;
-        joined_ = held_;
-        joined_.append(m.data);
-        m = message_view{held_type_, joined_};
+    if (!extras_)
+        return auto_match::deliver;
+    hub_connection_extras& x = *extras_;
+    if (x.holding) {
+        x.holding = false;
+        x.joined = x.held;
+        x.joined.append(m.data);
+        m = message_view{x.held_type, x.joined};
     }
-    if (auto_set_ && m.type == auto_type_ && m.data == auto_request_)
+    if (x.auto_set && m.type == x.auto_type && m.data == x.auto_request)
         return auto_match::answer;
     return auto_match::deliver;
 }
@@ -386,40 +395,43 @@ detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(
 // A piece may be the start of the request: it is held until the message shows what it is, so
 // that a request split by the network is answered just like one that came in one piece.
 detail::hub_connection_impl::auto_match detail::hub_connection_impl::match_auto(message_chunk& c) {
+    if (!extras_)
+        return auto_match::deliver;
+    hub_connection_extras& x = *extras_;
     if (c.first)
-        holding_ = false;
-    if (!(c.first ? (auto_set_ && c.type == auto_type_) : holding_))
+        x.holding = false;
+    if (!(c.first ? (x.auto_set && c.type == x.auto_type) : x.holding))
         return auto_match::deliver;
     if (c.first)
-        held_.clear();
-    const std::string_view request = auto_request_;
-    const std::size_t have = held_.size();
-    const bool still_request = auto_set_ && c.type == auto_type_ &&
+        x.held.clear();
+    const std::string_view request = x.auto_request;
+    const std::size_t have = x.held.size();
+    const bool still_request = x.auto_set && c.type == x.auto_type &&
                                have + c.data.size() <= request.size() &&
                                request.substr(have, c.data.size()) == c.data;
     if (still_request && c.last && have + c.data.size() == request.size()) {
-        holding_ = false;
+        x.holding = false;
         return auto_match::answer;
     }
     if (still_request && !c.last) {
-        held_.append(c.data);
-        holding_ = true;
-        held_type_ = c.type;
+        x.held.append(c.data);
+        x.holding = true;
+        x.held_type = c.type;
         return auto_match::hold;
     }
-    if (!holding_)
+    if (!x.holding)
         return auto_match::deliver;
     // Not the request after all: what was held goes out with this piece, nothing is lost.
-    holding_ = false;
-    held_.append(c.data);
-    c.data = held_;
+    x.holding = false;
+    x.held.append(c.data);
+    c.data = x.held;
     c.first = true;
     return auto_match::deliver;
 }
 
 bool detail::hub_connection_impl::try_answer_auto() {
     if (state_ != connection_state::open || detail::sends_waiting(space_waiters_) ||
-        !try_push(auto_frame_))
+        !try_push(extras_->auto_frame))
         return false;
     ++auto_sent_;
     return true;
@@ -436,7 +448,8 @@ void detail::hub_connection_impl::request_close(std::uint16_t code, std::string 
         return;
     close_requested_ = true;
     close_code_ = code;
-    close_reason_ = std::move(reason);
+    if (!reason.empty())
+        extras().close_reason = std::move(reason);
     drain_first_ = drain_first;
     state_ = connection_state::closing;
     if (!drain_first)
@@ -455,11 +468,16 @@ core::task<void> detail::hub_connection_impl::perform_close() {
         auto waited = co_await core::with_timeout(timeout, wait_drained());
         (void)waited;
     }
-    auto r = co_await session_->close(close_code_, close_reason_);
+    // Not a conditional inside the co_await: g++ 12 mishandles its temporary there.
+    std::string reason;
+    if (extras_)
+        reason = extras_->close_reason;
+    auto r = co_await session_->close(close_code_, std::move(reason));
     // The close frame could not go out (a writer stuck behind a peer that stopped reading) or
     // the peer never answered: nothing more to say to it.
     if (!r && session_->close_code() == 0)
-        abort(close_reason_.empty() ? "close timeout" : close_reason_.c_str());
+        abort(!extras_ || extras_->close_reason.empty() ? "close timeout"
+                                                        : extras_->close_reason.c_str());
 }
 
 core::task<void> detail::hub_connection_impl::watchdog() {
@@ -507,19 +525,23 @@ std::vector<std::string_view> detail::hub_connection_impl::rooms() const {
 }
 
 void detail::hub_connection_impl::set_meta(std::string key, std::string value) {
-    meta_.insert_or_assign(std::move(key), std::move(value));
+    extras().meta.insert_or_assign(std::move(key), std::move(value));
 }
 
 const std::string* detail::hub_connection_impl::meta(std::string_view key) const noexcept {
-    auto it = meta_.find(key);
-    return it == meta_.end() ? nullptr : &it->second;
+    if (!extras_)
+        return nullptr;
+    auto it = extras_->meta.find(key);
+    return it == extras_->meta.end() ? nullptr : &it->second;
 }
 
 bool detail::hub_connection_impl::erase_meta(std::string_view key) {
-    auto it = meta_.find(key);
-    if (it == meta_.end())
+    if (!extras_)
         return false;
-    meta_.erase(it);
+    auto it = extras_->meta.find(key);
+    if (it == extras_->meta.end())
+        return false;
+    extras_->meta.erase(it);
     return true;
 }
 
@@ -533,16 +555,19 @@ void detail::hub_connection_impl::set_auto_response(std::string request, std::st
         throw std::invalid_argument(
             "ws::detail::hub_connection_impl::set_auto_response: text or binary only");
     const prepared_message answer(type, core::as_bytes(response));
-    auto_frame_ = answer.frame_for(*this);
-    auto_request_ = std::move(request);
-    auto_type_ = type;
-    auto_set_ = true;
+    hub_connection_extras& x = extras();
+    x.auto_frame = answer.frame_for(*this);
+    x.auto_request = std::move(request);
+    x.auto_type = type;
+    x.auto_set = true;
 }
 
 void detail::hub_connection_impl::clear_auto_response() noexcept {
-    auto_set_ = false;
-    auto_request_.clear();
-    auto_frame_ = {};
+    if (!extras_)
+        return;
+    extras_->auto_set = false;
+    extras_->auto_request.clear();
+    extras_->auto_frame = {};
 }
 
 core::task<core::result<void>>
@@ -589,7 +614,9 @@ bool hub_connection::erase_meta(std::string_view key) {
     return hub_connection_impl::of(*this).erase_meta(key);
 }
 const std::map<std::string, std::string, std::less<>>& hub_connection::metadata() const noexcept {
-    return hub_connection_impl::of(*this).meta_;
+    static const std::map<std::string, std::string, std::less<>> none;
+    const auto& c = hub_connection_impl::of(*this);
+    return c.extras_ ? c.extras_->meta : none;
 }
 core::task<core::result<void>> hub_connection::send_text(std::string_view text) {
     return hub_connection_impl::of(*this).send_text(text);

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -74,6 +75,21 @@ using heartbeat_list = core::intrusive_list<hub_connection_impl, heartbeat_tag>;
 struct parked_writer_tag;
 /// The hub's writers parked on an empty queue, in the order they parked (see writer()).
 using parked_writer_list = core::intrusive_list<hub_connection_impl, parked_writer_tag>;
+
+/// What few hub connections use (hub_connection_impl::extras()).
+struct hub_connection_extras {
+    std::map<std::string, std::string, std::less<>> meta;
+    std::string close_reason; ///< of the close the hub or the app asked for
+    // Auto-response (matched by the reader, see set_auto_response).
+    std::string auto_request;
+    core::shared_buffer auto_frame; ///< the answer, encoded once, shared by every answer
+    std::string held;               ///< receive_some: the start of a possible request
+    std::string joined;             ///< receive_view: held and the rest, when it held
+    opcode auto_type = opcode::text;
+    opcode held_type = opcode::text; ///< the held message's type
+    bool auto_set = false;
+    bool holding = false; ///< held is the start of the message being read
+};
 
 /// A hub connection with everything it holds. The hub, its state and the connection's own
 /// coroutines use these members directly.
@@ -164,7 +180,6 @@ public:
     connection_handler<hub_connection>* handler_ = nullptr; ///< this connection's run
     observer observer_;
     std::vector<std::pair<hub_room*, std::size_t>> rooms_; ///< room, index in its members
-    std::map<std::string, std::string, std::less<>> meta_;
 
     // Outgoing queue and its writer.
     frame_ring queue_;
@@ -180,13 +195,12 @@ public:
     core::waiter_queue drained_;     ///< perform_close waiting for the queue to empty
     core::intrusive_list<space_request> space_waiters_; ///< unicasts waiting for room
 
-    // Closing.
+    // Closing (the reason, when there is one, is in extras_).
     bool close_requested_ = false;
     bool close_performed_ = false;
     bool drain_first_ = false;
     bool aborted_ = false;
     std::uint16_t close_code_ = 0;
-    std::string close_reason_;
     const char* abort_reason_ = "";
 
     // Heartbeats: the hub's list this connection is in (idle or pinged), through its base hook.
@@ -195,18 +209,16 @@ public:
     core::clock::time_point ping_sent_{};
     std::uint64_t auto_seen_ = 0; ///< the session's own auto-response count at the last look
 
-    // Auto-response (matched by the reader, see set_auto_response).
-    bool auto_set_ = false;
-    opcode auto_type_ = opcode::text;
-    std::string auto_request_;
-    core::shared_buffer auto_frame_; ///< the answer, encoded once, shared by every answer
-    std::uint64_t auto_sent_ = 0;
-    std::string held_;                ///< receive_some: the start of a possible request
-    std::string joined_;              ///< receive_view: held_ and the rest, when it held
-    bool holding_ = false;            ///< held_ is the start of the message being read
-    opcode held_type_ = opcode::text; ///< that message's type
-
+    std::uint64_t auto_sent_ = 0; ///< auto-responses queued
     bool has_attachment_ = false;
+    /// Metadata, the auto-response and the close reason: made on first use (most connections
+    /// never use them, and an idle one would carry their ~190 bytes for its whole life).
+    std::unique_ptr<hub_connection_extras> extras_;
+    hub_connection_extras& extras() {
+        if (!extras_)
+            extras_ = std::make_unique<hub_connection_extras>();
+        return *extras_;
+    }
 };
 
 } // namespace coronet::ws::detail
