@@ -134,10 +134,21 @@ core::task<void> heartbeat(core::loop& lp) {
 
 // ---- writers ------------------------------------------------------------------------------
 
-// Lets the loop run until the hub has `n` writers (bounded by the test's run_on timeout).
-core::task<void> writers_become(ws::hub& hub, std::size_t n) {
+// Lets the loop run until the hub has `n` writers, sweeping as it waits when `sweeping`
+// (bounded by the test's run_on timeout).
+core::task<void> writers_become(ws::hub& hub, std::size_t n, bool sweeping) {
     while (hub.stats().writers != n) {
+        if (sweeping)
+            hub.sweep();
         auto slept = co_await core::sleep_for(1ms);
+        REQUIRE(slept);
+    }
+}
+
+// A few loop turns: a writer whose frame the peer already read parks meanwhile.
+core::task<void> settle() {
+    for (int i = 0; i < 3; ++i) {
+        auto slept = co_await core::sleep_for(2ms);
         REQUIRE(slept);
     }
 }
@@ -155,7 +166,8 @@ core::task<void> idle_writers(core::loop& lp) {
     h.hub = &hub;
     auto client = co_await connect_client(srv.url("/w"));
     const std::uint64_t id = co_await read_id(*client); // on_open's frame started the writer
-    co_await writers_become(hub, 1);
+    co_await writers_become(hub, 1, false);
+    CHECK(hub.stats().writers_started == 1);
 
     const auto broadcast_and_read = [&](std::string text) -> core::task<void> {
         CHECK(hub.broadcast_room("w", ws::prepared_message::text(text)) == 1);
@@ -163,30 +175,31 @@ core::task<void> idle_writers(core::loop& lp) {
         REQUIRE(m);
         CHECK(m->data == text);
     };
-    for (int i = 0; i < 4; ++i) { // busy between sweeps: the writer stays
+    for (int i = 0; i < 4; ++i) { // a frame between every two sweeps: the same writer goes on
         hub.sweep();
         co_await broadcast_and_read("busy " + std::to_string(i));
     }
+    co_await settle();
     CHECK(hub.stats().writers == 1);
+    CHECK(hub.stats().writers_started == 1);
 
-    hub.sweep(); // parked before this sweep...
+    hub.sweep(); // one sweep after it parked is not a whole idle interval
+    co_await settle();
     CHECK(hub.stats().writers == 1);
-    hub.sweep(); // ...and through a whole interval: ended
-    co_await writers_become(hub, 0);
+    co_await writers_become(hub, 0, true); // the next one ends it
     REQUIRE(hub.find(id) != nullptr);
     CHECK(hub.find(id)->state() == ws::connection_state::open);
 
     co_await broadcast_and_read("after"); // a new writer for the next frame
     CHECK(hub.stats().writers == 1);
+    CHECK(hub.stats().writers_started == 2);
     auto unicast = co_await hub.send_to(id, ws::prepared_message::text("to you"));
     CHECK(unicast);
     auto m = co_await client->receive();
     REQUIRE(m);
     CHECK(m->data == "to you");
 
-    hub.sweep();
-    hub.sweep();
-    co_await writers_become(hub, 0);
+    co_await writers_become(hub, 0, true);
     auto closed = co_await client->close(); // the close handshake needs no running writer
     CHECK(closed);
     while (h.closed < 1)

@@ -639,8 +639,9 @@ core::task<void> hub::refuse(session& s) {
     detail::hub_state& st = *state_;
     ++st.stats.refused;
     const bool going_away = st.closing_all;
-    auto r =
-        co_await s.close(going_away ? 1001 : 1013, going_away ? "going away" : "try again later");
+    const std::uint16_t code = going_away ? 1001 : 1013;
+    std::string reason = going_away ? "going away" : "try again later";
+    auto r = co_await s.close(code, std::move(reason));
     (void)r;
 }
 
@@ -710,7 +711,8 @@ bool hub::end_member(detail::hub_connection_impl& c, connection_handler<hub_conn
 // An exception from the application's code drops the connection (so that its writer and
 // watchdog stop and serve can clean up) and then goes on to the scope's error handler.
 session_handler hub::as_session_handler(hub_handler h) {
-    // Not a coroutine: the returned task is serve's own, which owns its copies.
+    // Not a coroutine: the returned task is run_member's, which keeps references to `h` (this
+    // lambda's) and to the host's `info`, both alive for the connection's life.
     return [this, h = std::move(h)](session& s, handshake_info& info) {
         return run_member(s, info, h);
     };

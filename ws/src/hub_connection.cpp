@@ -106,14 +106,16 @@ void detail::hub_connection_impl::push(core::shared_buffer frame) {
     queue_.push_back(std::move(frame));
     ++hub_->state_->stats.frames_queued;
     // Checked inline: a broadcast pushes to every connection, and a running writer needs no
-    // start (it looks at the queue before it ends).
+    // start (it looks at the queue before it parks).
     writer_retire_ = false; // busy again: a writer woken to end goes on instead
     if (!writer_wake_.empty()) {
         writer_wake_.wake_one();
     } else if (!writer_running_ && scope_ != nullptr) {
+        core::task<void> w = writer(); // its frame first: a failed allocation changes nothing
         writer_running_ = true;
         ++hub_->state_->stats.writers;
-        scope_->spawn(writer());
+        ++hub_->state_->stats.writers_started;
+        scope_->spawn(std::move(w));
     }
 }
 

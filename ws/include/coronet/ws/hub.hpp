@@ -121,7 +121,9 @@ struct hub_stats {
     std::uint64_t remote_unicasts = 0; ///< unicasts of other processes queued here
                                        ///< (deliver_remote_to)
     std::size_t writers = 0;           ///< connections' writer coroutines alive now: those with
-                                       ///< frames queued or written since the last sweep
+                                       ///< frames queued or written within about two sweeps
+    std::uint64_t writers_started = 0; ///< writer coroutines started (one per connection while
+                                       ///< it keeps receiving; again after an idle sweep ended it)
 };
 
 /// A data message encoded once (header + payload in one `core::shared_buffer`) for any number
@@ -201,7 +203,8 @@ class hub_connection_impl;
 } // namespace detail
 
 /// One WebSocket connection managed by a hub: its id, state, rooms, metadata, attachment and
-/// outgoing queue. It lives in `hub::serve`'s coroutine frame: a pointer or reference to it is
+/// outgoing queue. It lives in the coroutine frame that `hub::serve` (or the handler from
+/// `as_session_handler`) runs it in: a pointer or reference to it is
 /// valid until its `on_close` returns (look it up by id with `hub::find` when in doubt). Not
 /// thread-safe: everything runs on the hub's loop.
 class CORONET_WS_EXPORT hub_connection {
@@ -222,7 +225,10 @@ public:
     handshake_info& info() noexcept { return *info_; }
     const handshake_info& info() const noexcept { return *info_; }
     /// The underlying session (for its close code, subprotocol-level details, statistics). Send
-    /// through the connection, not the session, so frames keep their queue order.
+    /// through the connection, not the session, so frames keep their queue order. A close the
+    /// hub starts (close(), close_all, a slow reader's 1008) interrupts a receive made on it
+    /// directly (session::interrupt_receive: `operation_canceled`) so the hub can run the
+    /// close; receive through the connection instead.
     session& ws() noexcept { return *session_; }
     /// The hub this connection belongs to.
     hub& owner() noexcept { return *hub_; }
@@ -244,7 +250,8 @@ public:
     const std::string* meta(std::string_view key) const noexcept;
     /// Removes `key`; false if it was not set.
     bool erase_meta(std::string_view key);
-    /// Every metadata entry.
+    /// Every metadata entry. A connection that never had one shares an empty map (its metadata
+    /// is allocated on the first set_meta): take the reference again after set_meta.
     const std::map<std::string, std::string, std::less<>>& metadata() const noexcept;
 
     // ---- sending (unicast) -----------------------------------------------------------------
