@@ -13,6 +13,8 @@
 
 #include <testing/run_bounded.hpp>
 
+#include "events_adapter.hpp"
+
 #include <doctest/doctest.h>
 
 #include <sys/resource.h>
@@ -115,11 +117,7 @@ public:
     hub_server(core::loop& lp, ws::hub_options o, ws::hub_handler h, core::stop_token parent,
                ws::server_options so)
         : hub_(std::move(o)), listener_(listen_local(lp)), ep_(endpoint_of(listener_)),
-          handler_(std::move(h)), srv_(
-                                      [this](ws::session& s, ws::handshake_info& info) {
-                                          return hub_.serve(s, std::move(info), handler_);
-                                      },
-                                      std::move(so)),
+          handler_(std::move(h)), srv_(hub_.as_session_handler(handler_), std::move(so)),
           scope_(parent) {
         scope_.spawn(srv_.serve(listener_));
     }
@@ -147,6 +145,19 @@ private:
     ws::hub_handler handler_;
     ws::server srv_;
     core::task_scope scope_;
+};
+
+/// A room_handler behind a hub_server, wired together: the usual start of a hub test.
+struct room_hub {
+    room_hub(core::loop& lp, core::stop_token parent, ws::hub_options o = {})
+        : srv(lp, std::move(o), coronet::testing::events_of<ws::hub_connection>(h), parent,
+              ws::server_options{}) {
+        h.note = &note;
+        h.hub = &srv.hub();
+    }
+    notifier note;
+    room_handler h;
+    hub_server srv;
 };
 
 inline core::task<std::unique_ptr<ws::session>> connect_client(std::string url) {

@@ -156,14 +156,10 @@ core::task<void> settle() {
 // A connection's writer starts with its first frame, survives sweeps while frames keep coming,
 // ends after a whole sweep interval with nothing to write, and starts again for the next frame.
 core::task<void> idle_writers(core::loop& lp) {
-    notifier note;
-    room_handler h;
-    h.note = &note;
-    const core::stop_token tok = co_await core::get_stop_token();
-    hub_server srv(lp, ws::hub_options{}, coronet::testing::events_of<ws::hub_connection>(h), tok,
-                   ws::server_options{});
+    room_hub r(lp, co_await core::get_stop_token());
+    room_handler& h = r.h;
+    hub_server& srv = r.srv;
     ws::hub& hub = srv.hub();
-    h.hub = &hub;
     auto client = co_await connect_client(srv.url("/w"));
     const std::uint64_t id = co_await read_id(*client); // on_open's frame started the writer
     co_await writers_become(hub, 1, false);
@@ -203,7 +199,7 @@ core::task<void> idle_writers(core::loop& lp) {
     auto closed = co_await client->close(); // the close handshake needs no running writer
     CHECK(closed);
     while (h.closed < 1)
-        co_await note.wait();
+        co_await r.note.wait();
     CHECK(h.closes[id].code == 1000);
     CHECK(hub.stats().writers == 0);
     co_await srv.stop();
