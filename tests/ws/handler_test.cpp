@@ -279,4 +279,40 @@ TEST_SUITE("ws.handler") {
         static_assert(!ws::handler_for<int, ws::session>);
         CHECK(ok.max_concurrency() == 1);
     }
+
+    TEST_CASE("handshake_info without parameters, headers, subprotocol or state reads as empty") {
+        ws::handshake_info info("/chat/blue?x=1");
+        CHECK(info.path() == "/chat/blue");
+        CHECK(info.query() == "x=1");
+        CHECK(info.params().empty());
+        CHECK(info.headers().empty());
+        CHECK(info.param("room").empty());
+        CHECK(info.header("Cookie").empty());
+        CHECK(info.subprotocol().empty());
+        CHECK_FALSE(info.has_state());
+        CHECK(info.state<int>() == nullptr);
+        info.reset_state(); // nothing to reset
+        info.set_subprotocol("");
+        CHECK(info.subprotocol().empty());
+
+        // The rarely used part comes on first use and behaves as before.
+        info.add_param("room", "blue");
+        info.add_header("Cookie", "sid=1");
+        info.set_subprotocol("chat.v2");
+        info.emplace_state<int>(7);
+        REQUIRE(info.params().size() == 1);
+        CHECK(info.param("room") == "blue");
+        CHECK(info.header("cookie") == "sid=1");
+        CHECK(info.subprotocol() == "chat.v2");
+        REQUIRE(info.state<int>() != nullptr);
+        CHECK(*info.state<int>() == 7);
+        CHECK(info.state<long>() == nullptr);
+
+        ws::handshake_info moved(std::move(info));
+        CHECK(moved.param("room") == "blue");
+        CHECK(*moved.state<int>() == 7);
+        moved.reset_state();
+        CHECK_FALSE(moved.has_state());
+        CHECK(moved.subprotocol() == "chat.v2");
+    }
 }

@@ -52,25 +52,30 @@ public:
     /// still percent-encoded; empty if absent.
     std::string_view param(std::string_view name) const noexcept;
     /// Every captured parameter, in pattern order.
-    const std::vector<pair>& params() const noexcept { return params_; }
+    const std::vector<pair>& params() const noexcept;
     /// Appends a path parameter (the server or route that accepted the handshake does this).
     void add_param(std::string name, std::string value) {
-        params_.emplace_back(std::move(name), std::move(value));
+        more().params.emplace_back(std::move(name), std::move(value));
     }
 
     /// The first kept header field named `name` (case-insensitive), or empty.
     std::string_view header(std::string_view name) const noexcept;
     /// Every kept header field, in request order.
-    const std::vector<pair>& headers() const noexcept { return headers_; }
+    const std::vector<pair>& headers() const noexcept;
     /// Appends a kept header field (the server or route that accepted the handshake does this).
     void add_header(std::string name, std::string value) {
-        headers_.emplace_back(std::move(name), std::move(value));
+        more().headers.emplace_back(std::move(name), std::move(value));
     }
 
     /// The subprotocol the handshake chose (RFC 6455 §4.2.2, `Sec-WebSocket-Protocol`), or
     /// empty when none was offered or none matched.
-    std::string_view subprotocol() const noexcept { return subprotocol_; }
-    void set_subprotocol(std::string p) { subprotocol_ = std::move(p); }
+    std::string_view subprotocol() const noexcept {
+        return more_ ? std::string_view(more_->subprotocol) : std::string_view();
+    }
+    void set_subprotocol(std::string p) {
+        if (more_ || !p.empty())
+            more().subprotocol = std::move(p);
+    }
 
     /// permessage-deflate as agreed (RFC 7692), or nullopt: the one extension coronet speaks.
     const std::optional<deflate_params>& deflate() const noexcept { return deflate_; }
@@ -85,38 +90,51 @@ public:
     T& emplace_state(Args&&... args) {
         auto owned = std::make_unique<T>(std::forward<Args>(args)...);
         T& ref = *owned;
-        state_ = state_ptr(owned.release(), [](void* p) noexcept { delete static_cast<T*>(p); });
-        state_type_ = &typeid(T);
+        extras& m = more();
+        m.state = state_ptr(owned.release(), [](void* p) noexcept { delete static_cast<T*>(p); });
+        m.state_type = &typeid(T);
         return ref;
     }
     /// The attached state if it is a `T`; null when there is none or it has another type.
     template <class T>
     T* state() noexcept {
-        return state_ && *state_type_ == typeid(T) ? static_cast<T*>(state_.get()) : nullptr;
+        return has_state() && *more_->state_type == typeid(T) ? static_cast<T*>(more_->state.get())
+                                                              : nullptr;
     }
     /// The attached state if it is a `T` (const access); null otherwise.
     template <class T>
     const T* state() const noexcept {
-        return state_ && *state_type_ == typeid(T) ? static_cast<const T*>(state_.get()) : nullptr;
+        return has_state() && *more_->state_type == typeid(T)
+                   ? static_cast<const T*>(more_->state.get())
+                   : nullptr;
     }
     /// True if state is attached.
-    bool has_state() const noexcept { return static_cast<bool>(state_); }
+    bool has_state() const noexcept { return more_ && more_->state; }
     /// Destroys the attached state, if any.
     void reset_state() noexcept {
-        state_.reset();
-        state_type_ = nullptr;
+        if (more_) {
+            more_->state.reset();
+            more_->state_type = nullptr;
+        }
     }
 
 private:
     using state_ptr = std::unique_ptr<void, void (*)(void*) noexcept>;
+    // What many connections never have, allocated on first use: a handshake_info lives as
+    // long as its connection, and an idle connection should cost little more than its target.
+    struct extras {
+        std::vector<pair> params;
+        std::vector<pair> headers;
+        std::string subprotocol;
+        state_ptr state{nullptr, [](void*) noexcept {}};
+        const std::type_info* state_type = nullptr;
+    };
+    extras& more();
+
     std::string target_;
     std::size_t path_ = 0; ///< the path's length within target_
-    std::vector<pair> params_;
-    std::vector<pair> headers_;
-    std::string subprotocol_;
     std::optional<deflate_params> deflate_;
-    state_ptr state_{nullptr, [](void*) noexcept {}};
-    const std::type_info* state_type_ = nullptr;
+    std::unique_ptr<extras> more_;
 };
 
 } // namespace coronet::ws
