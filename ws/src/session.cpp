@@ -44,6 +44,17 @@ session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetc
 
 session::~session() = default;
 
+session::spare_parts& session::spare() {
+    if (!spare_)
+        spare_ = std::make_unique<spare_parts>();
+    return *spare_;
+}
+
+const std::string& session::close_reason() const noexcept {
+    static const std::string none;
+    return spare_ ? spare_->close_reason : none;
+}
+
 std::uint64_t session::auto_responses_sent() const noexcept {
     return rx_->reader.auto_responses();
 }
@@ -109,43 +120,95 @@ core::task<core::result<message_view>> session::receive_view() {
     return assemble<message_view>();
 }
 
+// The receive's common steps only: a whole message in one frame of at most the free memory
+// allowance, or the plain wait for bytes. GCC keeps every local and every awaiter of a
+// coroutine in its frame for the coroutine's whole run, so a session waiting for its next
+// message holds this small frame and no other; pieces, control frames, errors, keepalive
+// timers and a failed wait go on in assemble_rest(), whose frame exists only while they do.
 template <class Out>
 core::task<core::result<Out>> session::assemble() {
-    constexpr bool view = std::is_same_v<Out, message_view>;
     if (close_received_)
         co_return make_error_code(errc::closed);
     receiving_ = true;
+    if (spare_) // the last view is over: an idle session holds nothing
+        std::string().swap(spare_->assembled);
+    pending_event pending;
+    for (;;) {
+        const quick_step step = next_quick(pending);
+        if (step == quick_step::message) {
+            if constexpr (std::is_same_v<Out, message_view>)
+                co_return message_view{pending.ev.chunk.type, pending.ev.chunk.data};
+            else
+                co_return message{pending.ev.chunk.type, std::string(pending.ev.chunk.data)};
+        }
+        if (step == quick_step::other)
+            break;
+        // An operation in this frame (no frame of its own) that fill_wait_.interrupt() cancels:
+        // our close going out, abandon, going away, interrupt_receive().
+        auto got = co_await fill_wait_.run_op(reader_.fill_lent());
+        if (!got) {
+            pending.fill_error = got.error();
+            break;
+        }
+        rx_->alive.heard(core::clock::now());
+    }
+    co_return co_await assemble_rest<Out>(pending);
+}
+
+session::quick_step session::next_quick(pending_event& p) {
+    using kind = detail::message_reader::kind;
+    p.ev = rx_->reader.next(reader_.mutable_buffered());
+    reader_.consume(p.ev.consumed);
+    const message_chunk& c = p.ev.chunk;
+    if (p.ev.what == kind::data && c.first && c.last &&
+        c.data.size() <= core::memory_charge::default_allowance) {
+        // Within every holder's free allowance, the memory budget has no say.
+        if (rx_->alive.watches_messages())
+            rx_->alive.message_passed(core::clock::now());
+        receiving_ = false;
+        return quick_step::message;
+    }
+    if (p.ev.what == kind::need_more && plain_wait() && reader_.fills_lent(rx_->reader.read_hint()))
+        return quick_step::wait;
+    return quick_step::other;
+}
+
+// Everything assemble() leaves: `pending` holds a decoded event not yet acted on, or the error
+// of the plain wait that failed.
+template <class Out>
+core::task<core::result<Out>> session::assemble_rest(pending_event& pending) {
+    constexpr bool view = std::is_same_v<Out, message_view>;
     message msg;
     std::string* out = &msg.data;
-    std::string().swap(assembled_); // the last view is over: an idle session holds nothing
     if constexpr (view)
-        out = &assembled_;
+        out = &spare().assembled;
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
     // given back when the message is handed over or dropped.
     core::memory_charge charge(opts_.memory_budget);
     using kind = detail::message_reader::kind;
-    pending_event pending;
+    bool decoded = !pending.fill_error;
     for (;;) {
-        // next_data()'s common steps inline, so that a session waiting for its next message
-        // holds this frame and no other: a data event, or the plain wait for bytes.
-        pending.ev = rx_->reader.next(reader_.mutable_buffered());
-        reader_.consume(pending.ev.consumed);
+        if (pending.fill_error) {
+            const core::stop_token outer = co_await core::get_stop_token();
+            auto r = co_await fill_failed(std::exchange(pending.fill_error, {}),
+                                          fill_wait_.interrupted() && !outer.stop_requested());
+            if (!r) {
+                receiving_ = false;
+                co_return r.error();
+            }
+        }
+        if (!decoded) {
+            pending.ev = rx_->reader.next(reader_.mutable_buffered());
+            reader_.consume(pending.ev.consumed);
+        }
+        decoded = false;
         if (pending.ev.what == kind::need_more && plain_wait() &&
             reader_.fills_lent(rx_->reader.read_hint())) {
-            // The plain wait for bytes, an operation in this frame (no frame of its own) that
-            // fill_wait_.interrupt() cancels: our close going out, abandon, going away.
             auto got = co_await fill_wait_.run_op(reader_.fill_lent());
-            if (!got) {
-                const core::stop_token outer = co_await core::get_stop_token();
-                auto r = co_await fill_failed(got.error(),
-                                              fill_wait_.interrupted() && !outer.stop_requested());
-                if (!r) {
-                    receiving_ = false;
-                    co_return r.error();
-                }
-            } else {
+            if (!got)
+                pending.fill_error = got.error();
+            else
                 rx_->alive.heard(core::clock::now());
-            }
             continue;
         }
         core::result<message_chunk> chunk = message_chunk{};
@@ -167,7 +230,7 @@ core::task<core::result<Out>> session::assemble() {
         }
         if (chunk->first) {
             msg.type = chunk->type;
-            if (chunk->last) { // the common case: one frame, one read: one copy, or none
+            if (chunk->last) { // one frame, one read: one copy, or none
                 receiving_ = false;
                 if constexpr (view) {
                     co_return message_view{msg.type, chunk->data};
@@ -183,7 +246,7 @@ core::task<core::result<Out>> session::assemble() {
         if (chunk->last) {
             receiving_ = false;
             if constexpr (view)
-                co_return message_view{msg.type, assembled_};
+                co_return message_view{msg.type, spare_->assembled};
             else
                 co_return msg;
         }
@@ -191,7 +254,8 @@ core::task<core::result<Out>> session::assemble() {
 }
 
 core::task<core::result<message_chunk>> session::receive_some() {
-    std::string().swap(assembled_); // a view receive_view() handed out is over
+    if (spare_) // a view receive_view() handed out is over
+        std::string().swap(spare_->assembled);
     if (close_received_)
         co_return make_error_code(errc::closed);
     receiving_ = true;
@@ -421,7 +485,8 @@ core::task<core::result<void>> session::answer_auto_response(opcode type, std::s
 core::task<std::error_code> session::answer_close(std::uint16_t code, std::string_view reason) {
     close_received_ = true;
     close_code_ = code;
-    close_reason_.assign(reason);
+    if (spare_ || !reason.empty())
+        spare().close_reason.assign(reason);
     if (!close_sent_) {
         const std::uint16_t echo = code == 1005 ? 0 : code;
         auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(echo, {}));

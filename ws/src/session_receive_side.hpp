@@ -20,8 +20,19 @@ struct session::receive_side {
           alive(o.ping_interval, o.pong_timeout, o.idle_timeout, core::clock::now()) {}
 };
 
+// What many sessions never need, made on first use: an idle server session without compression
+// that never received a message in pieces holds none of it.
+struct session::spare_parts {
+    std::vector<std::byte> tx;   ///< header + masked copy of the payload (client role), or the
+                                 ///< unsent tail of a small frame (server role, while it waits)
+    std::vector<std::byte> zout; ///< the compressed message being sent
+    std::string close_reason;    ///< the peer's
+    std::string assembled;       ///< receive_view()'s message when it came in pieces
+};
+
 struct session::pending_event {
     detail::message_reader::event ev;
+    std::error_code fill_error; ///< assemble(): its plain wait for bytes failed (ev is spent)
 };
 
 } // namespace coronet::ws

@@ -120,7 +120,8 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     if (now && !*now)
         r = co_await write_bounded(rest);
     // Sent: the compress buffer goes to the thread's cache (idle sessions hold none).
-    detail::thread_buffer_cache<std::vector<std::byte>>::give_back(zout_);
+    if (spare_)
+        detail::thread_buffer_cache<std::vector<std::byte>>::give_back(spare_->zout);
     if (!r && rsv1 && deflater_->keeps_context() && !close_sent_) {
         // The compressor's window moved past a message the peer never got: every later
         // compressed message would inflate wrongly there. This session can send no more.
@@ -136,24 +137,25 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
     co_return r;
 }
 
-// permessage-deflate per the policy: true, with `payload` pointed at zout_, when the message
+// permessage-deflate per the policy: true, with `payload` pointed at spare().zout, when the message
 // goes compressed. Empty messages never are: a sync flush of nothing produces no bytes.
 bool session::compress(opcode op, std::span<const std::byte>& payload) {
     if (!deflater_ || (op != opcode::text && op != opcode::binary) || payload.empty() ||
         payload.size() < opts_.deflate.min_size)
         return false;
-    zout_.clear();
-    detail::thread_buffer_cache<std::vector<std::byte>>::take(zout_);
-    deflater_->compress(payload, zout_);
+    std::vector<std::byte>& zout = spare().zout;
+    zout.clear();
+    detail::thread_buffer_cache<std::vector<std::byte>>::take(zout);
+    deflater_->compress(payload, zout);
     if (!deflater_->keeps_context() && opts_.deflate.skip_incompressible &&
-        zout_.size() >= payload.size())
+        zout.size() >= payload.size())
         return false;
-    payload = zout_;
+    payload = zout;
     return true;
 }
 
 // One frame as write_bounded takes it: a server's header and payload as they are, a client's
-// masked copy in tx_ (the caller's bytes stay untouched).
+// masked copy in spare().tx (the caller's bytes stay untouched).
 std::size_t session::lay_out(opcode op, std::span<const std::byte> payload, bool rsv1,
                              std::byte (&header)[14], core::const_buffer (&parts)[2]) {
     if (role_ == role::server) {
@@ -163,12 +165,13 @@ std::size_t session::lay_out(opcode op, std::span<const std::byte> payload, bool
         return 2;
     }
     const std::uint32_t key = next_mask_key();
-    tx_.resize(14 + payload.size());
-    const std::size_t n = encode_header(tx_.data(), op, true, payload.size(), true, key, rsv1);
+    std::vector<std::byte>& tx = spare().tx;
+    tx.resize(14 + payload.size());
+    const std::size_t n = encode_header(tx.data(), op, true, payload.size(), true, key, rsv1);
     if (!payload.empty())
-        std::memcpy(tx_.data() + n, payload.data(), payload.size());
-    apply_mask({tx_.data() + n, payload.size()}, key, 0);
-    parts[0] = {tx_.data(), n + payload.size()};
+        std::memcpy(tx.data() + n, payload.data(), payload.size());
+    apply_mask({tx.data() + n, payload.size()}, key, 0);
+    parts[0] = {tx.data(), n + payload.size()};
     return 1;
 }
 
@@ -260,8 +263,8 @@ core::task<core::result<void>> session::send_at_once(std::span<const core::const
 // once, without an operation that suspends and without write_bounded's coroutine frame; the
 // deadline (a timer per send) is armed only for what has to wait. True when every byte went
 // out. Otherwise `rest` is what is left, in buffers that stay put until it is written: all of
-// `parts` when they are not small or nothing went out, else the unsent tail, moved into tx_
-// (where a client's frame already is).
+// `parts` when they are not small or nothing went out, else the unsent tail, moved into
+// spare().tx (where a client's frame already is).
 core::result<bool> session::write_at_once(std::span<const core::const_buffer> parts,
                                           std::span<const core::const_buffer>& rest,
                                           core::const_buffer& tail) {
@@ -289,11 +292,12 @@ core::result<bool> session::write_at_once(std::span<const core::const_buffer> pa
         return true;
     if (*w == 0) // (always so on TLS): the caller's parts outlive the wait, no copy needed
         return false;
-    if (from != tx_.data()) {
-        tx_.assign(from + *w, from + total);
-        tail = core::const_buffer(tx_.data(), tx_.size());
+    if (spare_ == nullptr || from != spare_->tx.data()) {
+        std::vector<std::byte>& tx = spare().tx;
+        tx.assign(from + *w, from + total);
+        tail = core::const_buffer(tx.data(), tx.size());
     } else {
-        tail = core::const_buffer(tx_.data() + *w, total - *w);
+        tail = core::const_buffer(from + *w, total - *w);
     }
     rest = {&tail, 1};
     return false;
@@ -303,8 +307,9 @@ core::result<bool> session::write_at_once(std::span<const core::const_buffer> pa
 // write_piece bytes, each of which the peer must take within the timeout.
 core::task<core::result<void>> session::write_bounded(std::span<const core::const_buffer> parts) {
     auto r = co_await write_timed(parts);
-    if (role_ == role::server && !tx_.empty())
-        std::vector<std::byte>().swap(tx_); // held write_at_once's tail: idle sessions stay small
+    if (role_ == role::server && spare_ && !spare_->tx.empty())
+        std::vector<std::byte>().swap(
+            spare_->tx); // held write_at_once's tail: idle sessions stay small
     co_return r;
 }
 

@@ -218,7 +218,7 @@ public:
     /// The peer's close code (1005 if its close frame had none, 1006 if it left without one,
     /// 0 while open).
     std::uint16_t close_code() const noexcept { return close_code_; }
-    const std::string& close_reason() const noexcept { return close_reason_; }
+    const std::string& close_reason() const noexcept;
     /// False once a close frame went either way (or the slow-reader policy queued ours).
     bool is_open() const noexcept { return !close_sent_ && !close_queued_ && !close_received_; }
     /// The options the session was made with.
@@ -236,6 +236,8 @@ public:
 private:
     struct receive_side;  // the message reader and the keepalive (session_receive_side.hpp)
     struct pending_event; // a decoded event next_data() is to act on first (ditto)
+    struct spare_parts;   // buffers many sessions never use, made on first use (ditto)
+    spare_parts& spare();
     /// Interrupts the receive's wait when the going-away token fires (see close_on).
     struct away_hook : core::stop_callback_base {
         explicit away_hook(session* s) noexcept : stop_callback_base(&fire), self(s) {}
@@ -243,9 +245,16 @@ private:
         session* self;
     };
 
-    /// receive() (Out = message) and receive_view() (Out = message_view).
+    /// receive() (Out = message) and receive_view() (Out = message_view): the common steps.
     template <class Out>
     core::task<core::result<Out>> assemble();
+    /// What assemble()'s next decode asks for: a whole message to hand over, the plain wait
+    /// for bytes, or anything else (assemble_rest).
+    enum class quick_step : std::uint8_t { message, wait, other };
+    quick_step next_quick(pending_event& p);
+    /// The rest of a receive, from the event (or failed wait) assemble() left in `pending`.
+    template <class Out>
+    core::task<core::result<Out>> assemble_rest(pending_event& pending);
     core::task<core::result<void>> send_frame(opcode op, std::span<const std::byte> payload);
     bool slow_reader_refuses(opcode op) noexcept;
     bool compress(opcode op, std::span<const std::byte>& payload);
@@ -288,19 +297,16 @@ private:
     core::buffered_reader reader_;
     std::unique_ptr<receive_side> rx_; ///< made with the session (one allocation)
     core::async_mutex send_lock_;
-    std::vector<std::byte> tx_; ///< header + masked copy of the payload (client role)
     // permessage-deflate, when agreed (null otherwise: no memory for plain sessions).
     std::unique_ptr<deflater> deflater_; ///< null also when our window is 8 bits (see deflater)
-    std::vector<std::byte> zout_;        ///< the compressed message being sent
     control_observer* observer_ = nullptr;
     std::size_t queued_sends_ = 0;
     core::clock::time_point close_deadline_{}; ///< for the peer's close, once ours went out
     core::stop_token going_away_;
-    core::interrupt_slot fill_wait_; ///< the receive's wait for bytes
-    away_hook away_{this};           ///< on going_away_ (destroyed before fill_wait_)
-    std::string close_reason_;
-    std::string assembled_;     ///< receive_view()'s message when it came in pieces
-    std::error_code abandoned_; ///< a write timed out: the session is over
+    core::interrupt_slot fill_wait_;     ///< the receive's wait for bytes
+    away_hook away_{this};               ///< on going_away_ (destroyed before fill_wait_)
+    std::unique_ptr<spare_parts> spare_; ///< null until a session needs one of them
+    std::error_code abandoned_;          ///< a write timed out: the session is over
     std::uint16_t close_code_ = 0;
     role role_;
     bool receiving_ = false;
