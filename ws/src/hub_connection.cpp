@@ -5,7 +5,6 @@
 #include <coronet/core/io_op.hpp>
 #include <coronet/core/loop.hpp>
 #include <coronet/core/timer.hpp>
-#include <coronet/core/with_stop.hpp>
 #include <coronet/ws/attachment_store.hpp>
 
 #include "hub_connection_impl.hpp"

@@ -9,7 +9,6 @@
 #include <coronet/core/intrusive_list.hpp>
 #include <coronet/core/scope.hpp>
 #include <coronet/core/waiter_queue.hpp>
-#include <coronet/core/with_stop.hpp>
 #include <coronet/ws/hub.hpp>
 
 #include <cstddef>

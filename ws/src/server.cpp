@@ -88,7 +88,9 @@ core::task<void> server::serve(core::tcp_listener& listener) {
     // On drain, open sessions are sent 1001 (close_on) and get shutdown_grace to finish their
     // closing handshake; then whatever is left is cancelled.
     core::connection_handler on_accept = [this](core::tcp_stream s, core::stop_token draining) {
-        return connection(std::move(s), draining);
+        // On the heap at once: the connection's frame, which lives as long as the session,
+        // then holds a pointer and no moved-from stream.
+        return connection(std::make_unique<core::tcp_stream>(std::move(s)), draining);
     };
     co_await core::serve(listener, std::move(on_accept), o);
 }
@@ -105,9 +107,9 @@ struct server::opened {
 // The connection's frame lives as long as the session: it holds the session (made by open(),
 // whose frame with the handshake's temporaries is gone once the handshake is done) and runs the
 // handler as serve_session does, without a frame of serve_session's own.
-core::task<void> server::connection(core::tcp_stream s, core::stop_token draining) {
+core::task<void> server::connection(core::stream_ptr stream, core::stop_token draining) {
     live_guard g(live_);
-    std::unique_ptr<opened> o = co_await open(std::move(s));
+    std::unique_ptr<opened> o = co_await open(std::move(stream));
     if (!o)
         co_return;
     o->sess.close_on(draining);
@@ -127,7 +129,7 @@ core::task<void> server::connection(core::tcp_stream s, core::stop_token drainin
 
 // Refusal when full or over budget, TLS, the upgrade: the session, or null when the
 // connection ended here.
-core::task<std::unique_ptr<server::opened>> server::open(core::tcp_stream s) {
+core::task<std::unique_ptr<server::opened>> server::open(core::stream_ptr stream) {
     const core::memory_budget* budget = opts_.session.memory_budget;
     const bool over_budget = budget != nullptr && budget->exhausted();
     if (over_budget)
@@ -135,13 +137,12 @@ core::task<std::unique_ptr<server::opened>> server::open(core::tcp_stream s) {
     if (live_ > opts_.max_connections || over_budget) {
         // Refused before the upgrade (RFC 6455 §4.2.1 lets the server answer any HTTP status).
         auto w = co_await core::with_timeout(
-            1s, write_text(s, "HTTP/1.1 503 Service Unavailable\r\nConnection: "
-                              "close\r\nContent-Length: 0\r\n\r\n"));
+            1s, write_text(*stream, "HTTP/1.1 503 Service Unavailable\r\nConnection: "
+                                    "close\r\nContent-Length: 0\r\n\r\n"));
         if (w)
-            co_await linger_close(s);
+            co_await linger_close(*stream);
         co_return nullptr;
     }
-    core::stream_ptr stream = std::make_unique<core::tcp_stream>(std::move(s));
     const auto deadline = core::clock::now() + opts_.handshake_timeout;
     if (opts_.tls != nullptr) {
         auto t = core::tls_stream::server(*opts_.tls, std::move(stream));

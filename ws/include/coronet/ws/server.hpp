@@ -56,8 +56,8 @@ public:
 
 private:
     struct opened; // a session and what the handler sees of its handshake (server.cpp)
-    core::task<void> connection(core::tcp_stream s, core::stop_token draining);
-    core::task<std::unique_ptr<opened>> open(core::tcp_stream s);
+    core::task<void> connection(core::stream_ptr stream, core::stop_token draining);
+    core::task<std::unique_ptr<opened>> open(core::stream_ptr stream);
     session_handler handler_;
     server_options opts_;
     std::size_t live_ = 0;
