@@ -1,5 +1,6 @@
 #include <coronet/core/stream.hpp>
 
+#include <cassert>
 #include <cerrno>
 
 namespace coronet::core {
@@ -60,36 +61,59 @@ std::error_code stream_op::outcome_error() const noexcept {
     return errno_code(-res);
 }
 
+write_awaitable& stream_op::as_write() noexcept {
+    assert(kind_ == kind::write);
+    return static_cast<write_awaitable&>(*this);
+}
+
+const write_awaitable& stream_op::as_write() const noexcept {
+    assert(kind_ == kind::write);
+    return static_cast<const write_awaitable&>(*this);
+}
+
+std::span<const const_buffer> stream_op::buffers() const noexcept {
+    if (kind_ != kind::write)
+        return {};
+    const write_awaitable& w = as_write();
+    return {w.bufs_, w.nbufs_};
+}
+
+std::size_t stream_op::bytes_written() const noexcept {
+    return kind_ == kind::write ? as_write().written_ : 0;
+}
+
 std::size_t stream_op::prepare_write_window() noexcept {
+    write_awaitable& w = as_write();
     std::size_t total = 0;
     std::size_t n = 0;
-    for (std::size_t i = index_; i < nbufs_ && n < max_iov; ++i) {
-        const_buffer b = bufs_[i];
-        std::size_t skip = i == index_ ? offset_ : 0;
+    for (std::size_t i = w.index_; i < w.nbufs_ && n < max_iov; ++i) {
+        const_buffer b = w.bufs_[i];
+        std::size_t skip = i == w.index_ ? w.offset_ : 0;
         if (b.size() == skip)
             continue;
-        iov_[n].iov_base = const_cast<std::byte*>(b.data() + skip);
-        iov_[n].iov_len = b.size() - skip;
-        total += iov_[n].iov_len;
+        w.window_[n].iov_base = const_cast<std::byte*>(b.data() + skip);
+        w.window_[n].iov_len = b.size() - skip;
+        total += w.window_[n].iov_len;
         ++n;
     }
     *msg = {};
-    msg->msg_iov = iov_;
+    msg->msg_iov = w.window_;
     msg->msg_iovlen = n;
     return total;
 }
 
 bool stream_op::advance_written(std::size_t n) noexcept {
-    written_ += n;
-    while (index_ < nbufs_) {
-        std::size_t left = bufs_[index_].size() - offset_;
+    write_awaitable& w = as_write();
+    w.written_ += n;
+    while (w.index_ < w.nbufs_) {
+        std::size_t left = w.bufs_[w.index_].size() - w.offset_;
         if (n < left) {
-            offset_ += n;
+            w.offset_ += n;
             return false;
         }
         n -= left;
-        ++index_;
-        offset_ = 0;
+        ++w.index_;
+        w.offset_ = 0;
     }
     return true;
 }
@@ -111,7 +135,6 @@ write_awaitable::write_awaitable(stream& s, const_buffer b) noexcept
     : stream_op(s, kind::write), single_(b) {
     bufs_ = &single_;
     nbufs_ = 1;
-    iov_ = window_;
     msg = &header_;
 }
 
@@ -119,7 +142,6 @@ write_awaitable::write_awaitable(stream& s, std::span<const const_buffer> bufs) 
     : stream_op(s, kind::write) {
     bufs_ = bufs.data();
     nbufs_ = bufs.size();
-    iov_ = window_;
     msg = &header_;
 }
 

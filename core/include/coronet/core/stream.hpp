@@ -17,6 +17,7 @@ namespace coronet::core {
 
 class loop;
 class stream;
+class write_awaitable;
 
 /// The operation object of every stream call. It lives in the awaiting coroutine's frame (the
 /// awaitables below derive from it) and is what a stream implementation's virtual start
@@ -37,15 +38,15 @@ public:
 
     // ---- for stream implementations -----------------------------------------------------
     /// Read target (read/receive): op.buf/op.len.
-    /// Write source: the buffers not yet written.
-    std::span<const const_buffer> buffers() const noexcept { return {bufs_, nbufs_}; }
+    /// Write source: the write's buffers (empty for any other operation).
+    std::span<const const_buffer> buffers() const noexcept;
     /// Fills `*msg`'s iovecs (the write operation's own header) with the next window of unwritten
     /// bytes; returns their total.
     std::size_t prepare_write_window() noexcept;
     /// Records that `n` more bytes were written; returns true when everything is written.
     bool advance_written(std::size_t n) noexcept;
-    /// Bytes written so far.
-    std::size_t bytes_written() const noexcept { return written_; }
+    /// Bytes written so far (writes only).
+    std::size_t bytes_written() const noexcept;
     /// The stream this operation runs on.
     stream& target() const noexcept { return *target_; }
     /// True once the awaiting coroutine's stop token fired while the operation was pending.
@@ -87,14 +88,11 @@ protected:
     stream* target_;
     kind kind_;
     bool stop_requested_ = false;
-    const const_buffer* bufs_ = nullptr;
-    std::size_t nbufs_ = 0;
-    std::size_t index_ = 0;  ///< first unwritten buffer
-    std::size_t offset_ = 0; ///< bytes of bufs_[index_] already written
-    std::size_t written_ = 0;
-    ::iovec* iov_ = nullptr; ///< a write's window (write_awaitable's own): reads carry none
 
 private:
+    /// This operation as the write it is (the write-window calls are for writes only).
+    write_awaitable& as_write() noexcept;
+    const write_awaitable& as_write() const noexcept;
     static void on_stop(stop_callback_base* cb) noexcept;
     struct canceller : stop_callback_base {
         explicit canceller(stream_op* o) noexcept : stop_callback_base(&on_stop), op(o) {}
@@ -131,8 +129,14 @@ public:
     result<void> await_resume() noexcept;
 
 private:
+    friend class stream_op;
     // Here, not in stream_op: a pending read (one per idle connection) does not carry them.
     const_buffer single_;
+    const const_buffer* bufs_ = nullptr;
+    std::size_t nbufs_ = 0;
+    std::size_t index_ = 0;  ///< first unwritten buffer
+    std::size_t offset_ = 0; ///< bytes of bufs_[index_] already written
+    std::size_t written_ = 0;
     ::iovec window_[max_iov]{};
     ::msghdr header_{};
 };
