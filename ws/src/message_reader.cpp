@@ -42,20 +42,22 @@ message_reader::message_reader(role r, const frame_limits& limits,
     const bool their_reset =
         server ? agreed->client_no_context_takeover : agreed->server_no_context_takeover;
     decoder_.allow_rsv1(true);
-    inflater_ = std::make_unique<inflater>(their_bits, their_reset);
+    z_ = std::make_unique<inflating_state>(their_bits, their_reset);
 }
 
 message_reader::~message_reader() = default;
 
 message_reader::event message_reader::next(std::span<std::byte> in) {
-    if (release_zin_) {
-        // The last inflated message was handed over: its buffer goes to the thread's cache, so
-        // an idle session keeps none and the next message allocates none.
-        release_zin_ = false;
-        thread_buffer_cache<std::string>::give_back(zin_);
+    if (z_) {
+        if (z_->release_zin) {
+            // The last inflated message was handed over: its buffer goes to the thread's cache,
+            // so an idle session keeps none and the next message allocates none.
+            z_->release_zin = false;
+            thread_buffer_cache<std::string>::give_back(z_->zin);
+        }
+        if (z_->active)
+            return inflate_next(in, 0);
     }
-    if (inflating_)
-        return inflate_next(in, 0);
     const auto s = decoder_.decode(in);
     switch (s.what) {
     case frame_decoder::kind::need_more: {
@@ -78,15 +80,16 @@ message_reader::event message_reader::next(std::span<std::byte> in) {
         c.last = s.message_end;
         return data_event(c, s.consumed);
     }
+    inflating_state& z = *z_; // the decoder takes compressed frames only when it was agreed
     if (s.message_start) {
-        inflated_size_ = 0;
-        zutf8_.reset();
-        zfirst_ = true;
+        z.inflated_size = 0;
+        z.utf8.reset();
+        z.first = true;
     }
-    zop_ = s.op;
-    pending_ = s.payload.size();
-    piece_ends_ = s.message_end;
-    inflating_ = true;
+    z.op = s.op;
+    z.pending = s.payload.size();
+    z.piece_ends = s.message_end;
+    z.active = true;
     // The piece is the last bytes the decoder took; they stay in the input until inflated.
     return inflate_next(in, s.consumed - s.payload.size());
 }
@@ -95,39 +98,40 @@ message_reader::event message_reader::next(std::span<std::byte> in) {
 // so that a small frame that inflates to megabytes is handed over (or assembled) a chunk at a
 // time instead of being held whole.
 message_reader::event message_reader::inflate_next(std::span<std::byte> in, std::size_t skip) {
-    const auto src = in.subspan(skip, pending_);
-    zin_.clear();
-    thread_buffer_cache<std::string>::take(zin_);
+    inflating_state& z = *z_;
+    const auto src = in.subspan(skip, z.pending);
+    z.zin.clear();
+    thread_buffer_cache<std::string>::take(z.zin);
     // The inflated size counts against max_message_size; one byte past it proves the excess,
     // so a decompression bomb ends with 1009 holding at most a chunk.
-    const std::uint64_t left = max_message_size_ - inflated_size_;
+    const std::uint64_t left = max_message_size_ - z.inflated_size;
     const std::size_t room = left < max_chunk_ ? static_cast<std::size_t>(left) + 1 : max_chunk_;
-    auto r = inflater_->inflate_some(src, piece_ends_, zin_, room);
+    auto r = z.z.inflate_some(src, z.piece_ends, z.zin, room);
     // The excess wins over bad data that zlib found in the same step.
-    if (zin_.size() > left) {
-        inflater_->discard_message();
-        inflating_ = false;
+    if (z.zin.size() > left) {
+        z.z.discard_message();
+        z.active = false;
         return error_event(make_error_code(errc::message_too_big), skip);
     }
     if (!r) {
-        inflating_ = false;
+        z.active = false;
         return error_event(r.error(), skip);
     }
-    pending_ -= r->consumed;
-    inflated_size_ += zin_.size();
-    inflating_ = !r->done;
-    const bool last = r->done && piece_ends_;
-    if (zop_ == opcode::text && (!zutf8_.feed(zin_) || (last && !zutf8_.complete()))) {
-        inflating_ = false;
+    z.pending -= r->consumed;
+    z.inflated_size += z.zin.size();
+    z.active = !r->done;
+    const bool last = r->done && z.piece_ends;
+    if (z.op == opcode::text && (!z.utf8.feed(z.zin) || (last && !z.utf8.complete()))) {
+        z.active = false;
         return error_event(make_error_code(errc::invalid_payload), skip);
     }
     message_chunk c;
-    c.type = zop_;
-    c.data = zin_;
-    c.first = zfirst_;
+    c.type = z.op;
+    c.data = z.zin;
+    c.first = z.first;
     c.last = last;
-    zfirst_ = false;
-    release_zin_ = last;
+    z.first = false;
+    z.release_zin = last;
     return data_event(c, skip + r->consumed);
 }
 

@@ -94,22 +94,29 @@ private:
     static event control_event(const frame_decoder::step& s);
     static event error_event(std::error_code ec, std::size_t consumed);
 
+    // Inflating's state, made only when permessage-deflate was agreed: a plain session's
+    // reader carries none of it.
+    struct inflating_state {
+        inflating_state(int bits, bool reset) : z(bits, reset) {}
+        inflater z;
+        // The compressed frame piece being inflated (its bytes at the front of the input).
+        std::string zin; ///< the inflated chunk handed out last
+        std::uint64_t inflated_size = 0;
+        std::size_t pending = 0; ///< bytes of the piece not given to the inflater yet
+        utf8_validator utf8;
+        opcode op = opcode::text;
+        bool active = false;      ///< a piece is not fully inflated yet
+        bool piece_ends = false;  ///< the piece ends its message
+        bool first = false;       ///< the next chunk is the message's first
+        bool release_zin = false; ///< a compressed message ended: trim zin on the next call
+    };
+
     frame_decoder decoder_;
-    std::unique_ptr<inflater> inflater_; ///< null without permessage-deflate
+    std::unique_ptr<inflating_state> z_; ///< null without permessage-deflate
     std::unique_ptr<auto_pair> auto_;    ///< null while no auto-response is set
     std::uint64_t auto_responses_ = 0;
     std::uint64_t max_message_size_;
     std::size_t max_chunk_;
-    // The compressed frame piece being inflated (its bytes at the front of the input).
-    std::string zin_; ///< the inflated chunk handed out last
-    std::uint64_t inflated_size_ = 0;
-    std::size_t pending_ = 0; ///< bytes of the piece not given to the inflater yet
-    utf8_validator zutf8_;
-    opcode zop_ = opcode::text;
-    bool inflating_ = false;   ///< a piece is not fully inflated yet
-    bool piece_ends_ = false;  ///< the piece ends its message
-    bool zfirst_ = false;      ///< the next chunk is the message's first
-    bool release_zin_ = false; ///< a compressed message ended: trim zin_ on the next call
 };
 
 } // namespace coronet::ws::detail
