@@ -18,6 +18,8 @@ struct route_state {
     ws::session_handler handler;
     upgrade_options options;
     http::handler plain;
+    /// The settings of every session without compression, shared by all of them.
+    std::shared_ptr<const ws::session_options> plain_session;
 };
 } // namespace detail
 
@@ -53,8 +55,7 @@ public:
     core::task<void> run(http::takeover_context ctx) override {
         // The session compresses exactly as the 101 told the client, with the route's policy.
         ws::session s(std::move(ctx.stream), ws::role::server, std::move(ctx.prefetched),
-                      ws::session_options_for(route_->options.session,
-                                              route_->options.handshake.deflate, info_.deflate()));
+                      session_options());
         s.close_on(ctx.draining);
         std::exception_ptr failed;
         try {
@@ -68,6 +69,15 @@ public:
     }
 
 private:
+    // The route's shared settings, or a copy of them with the agreed compression.
+    std::shared_ptr<const ws::session_options> session_options() const {
+        const auto& agreed = info_.deflate();
+        if (!agreed)
+            return route_->plain_session;
+        return std::make_shared<const ws::session_options>(ws::session_options_for(
+            route_->options.session, route_->options.handshake.deflate, agreed));
+    }
+
     std::shared_ptr<const detail::route_state> route_;
     ws::handshake_info info_;
 };
@@ -116,6 +126,8 @@ upgrade_route::upgrade_route(ws::session_handler handler, upgrade_options option
     st->handler = std::move(handler);
     st->options = std::move(options);
     st->plain = std::move(plain);
+    st->plain_session = std::make_shared<const ws::session_options>(
+        ws::session_options_for(st->options.session, st->options.handshake.deflate, std::nullopt));
     state_ = std::move(st);
 }
 

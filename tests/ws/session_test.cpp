@@ -144,6 +144,41 @@ core::task<void> protocol_error_closes_with_code(core::loop& lp) {
     raw.close();
 }
 
+// Two server sessions built with one shared options object: each keeps to it (a message over
+// its max_message_size closes with 1009) and neither copies it.
+core::task<void> shared_options_sessions(core::loop& lp) {
+    auto opts = std::make_shared<ws::session_options>();
+    opts->limits.max_message_size = 100;
+    const std::shared_ptr<const ws::session_options> shared = opts;
+    auto [a1, b1] = coronet::testing::memory_stream_pair(lp);
+    auto [a2, b2] = coronet::testing::memory_stream_pair(lp);
+    ws::session s1(std::move(b1), ws::role::server, {}, shared);
+    ws::session s2(std::move(b2), ws::role::server, {}, shared);
+    CHECK(&s1.options() == shared.get());
+    CHECK(&s2.options() == shared.get());
+    CHECK(s1.options().limits.max_message_size == 100);
+    ws::session c1(std::move(a1), ws::role::client);
+    ws::session c2(std::move(a2), ws::role::client);
+    auto sent = co_await c1.send_text(std::string(100, 'a')); // at the limit: delivered
+    REQUIRE(sent);
+    auto ok = co_await s1.receive();
+    REQUIRE(ok);
+    CHECK(ok->data.size() == 100);
+    sent = co_await c2.send_text(std::string(101, 'b')); // one over: 1009
+    REQUIRE(sent);
+    auto over = co_await s2.receive();
+    REQUIRE_FALSE(over);
+    CHECK(over.error() == ws::errc::message_too_big);
+    auto closed = co_await c2.receive(); // the peer sees 1009
+    REQUIRE_FALSE(closed);
+    CHECK(c2.close_code() == 1009);
+
+    auto [a3, b3] = coronet::testing::memory_stream_pair(lp);
+    CHECK_THROWS_AS(ws::session(std::move(b3), ws::role::server, {},
+                                std::shared_ptr<const ws::session_options>()),
+                    std::invalid_argument);
+}
+
 core::task<void> peer_vanishes(core::loop& lp) {
     auto [a, b] = coronet::testing::memory_stream_pair(lp);
     ws::session server(std::move(b), ws::role::server);
@@ -181,6 +216,12 @@ TEST_SUITE("ws.session") {
                        CORONET_BACKENDS) {
         CORONET_REQUIRE_BACKEND(B);
         run_on<B>([](core::loop& lp) { return peer_vanishes(lp); });
+    }
+
+    TEST_CASE_TEMPLATE("sessions sharing one options object keep to it without a copy each", B,
+                       CORONET_BACKENDS) {
+        CORONET_REQUIRE_BACKEND(B);
+        run_on<B>([](core::loop& lp) { return shared_options_sessions(lp); });
     }
 
 } // TEST_SUITE

@@ -72,7 +72,9 @@ handshake_info info_of(accepted_upgrade& up, const std::vector<std::string>& kee
 } // namespace
 
 server::server(session_handler handler, server_options opts)
-    : handler_(std::move(handler)), opts_(opts) {}
+    : handler_(std::move(handler)), opts_(std::move(opts)),
+      plain_session_(std::make_shared<const session_options>(
+          session_options_for(opts_.session, opts_.handshake.deflate, std::nullopt))) {}
 
 // What a client gets when the process is out of descriptors: refused at once, not left in the
 // backlog (core::accept_loop_options::refusal).
@@ -96,10 +98,13 @@ core::task<void> server::serve(core::tcp_listener& listener) {
 }
 
 struct server::opened {
-    opened(core::stream_ptr stream, accepted_upgrade& up, const server_options& o)
+    opened(core::stream_ptr stream, accepted_upgrade& up, const server_options& o,
+           const std::shared_ptr<const session_options>& plain)
         : info(info_of(up, o.keep_headers)),
           sess(std::move(stream), role::server, std::move(up.prefetched),
-               session_options_for(o.session, o.handshake.deflate, up.deflate)) {}
+               up.deflate ? std::make_shared<const session_options>(
+                                session_options_for(o.session, o.handshake.deflate, up.deflate))
+                          : plain) {}
     handshake_info info;
     session sess;
 };
@@ -161,7 +166,7 @@ core::task<std::unique_ptr<server::opened>> server::open(core::stream_ptr stream
             co_await linger_close(*stream);
         co_return nullptr; // refused, timed out or gone: this connection only
     }
-    co_return std::make_unique<opened>(std::move(stream), *up, opts_);
+    co_return std::make_unique<opened>(std::move(stream), *up, opts_, plain_session_);
 }
 
 namespace {

@@ -20,23 +20,29 @@ static_assert(session::max_inflated_chunk <= core::memory_charge::default_allowa
 
 session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
                  session_options opts)
-    : stream_(std::move(stream)), opts_(opts),
-      reader_(*stream_, static_cast<std::size_t>(opts.limits.max_frame_size) + 64 * 1024,
-              opts.memory_budget),
+    : session(std::move(stream), r, std::move(prefetched),
+              std::make_shared<const session_options>(std::move(opts))) {}
+
+session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
+                 std::shared_ptr<const session_options> opts)
+    : stream_(std::move(stream)),
+      opts_(opts ? std::move(opts) : throw std::invalid_argument("ws::session: no options")),
+      reader_(*stream_, static_cast<std::size_t>(opts_->limits.max_frame_size) + 64 * 1024,
+              opts_->memory_budget),
       role_(r) {
-    if (opts_.agreed_deflate && (opts_.deflate.level < -1 || opts_.deflate.level > 9 ||
-                                 opts_.deflate.mem_level < 1 || opts_.deflate.mem_level > 9))
+    if (opts_->agreed_deflate && (opts_->deflate.level < -1 || opts_->deflate.level > 9 ||
+                                  opts_->deflate.mem_level < 1 || opts_->deflate.mem_level > 9))
         throw std::invalid_argument("ws::session: deflate level must be -1..9 and mem_level 1..9");
-    rx_ = std::make_unique<receive_side>(r, opts_);
+    rx_ = std::make_unique<receive_side>(r, *opts_);
     (void)reader_.prime(prefetched);
-    if (opts_.agreed_deflate) {
+    if (opts_->agreed_deflate) {
         // Ours: what this side compresses with (the peer's side is the message reader's).
-        const auto& p = *opts_.agreed_deflate;
+        const auto& p = *opts_->agreed_deflate;
         const bool server = r == role::server;
         const int our_bits = server ? p.server_max_window_bits : p.client_max_window_bits;
         const bool our_reset = server ? p.server_no_context_takeover : p.client_no_context_takeover;
-        auto d = std::make_unique<deflater>(our_bits, our_reset, opts_.deflate.level,
-                                            opts_.deflate.mem_level);
+        auto d = std::make_unique<deflater>(our_bits, our_reset, opts_->deflate.level,
+                                            opts_->deflate.mem_level);
         if (d->usable())
             deflater_ = std::move(d);
     }
@@ -80,7 +86,7 @@ core::task<void> session::fail(std::error_code ec) {
     fill_wait_.detach();
     if (!close_sent_) {
         auto sent =
-            co_await core::with_timeout(opts_.close_timeout, send_close(close_code_of(ec), {}));
+            co_await core::with_timeout(opts_->close_timeout, send_close(close_code_of(ec), {}));
         (void)sent;
     }
     if (close_code_ == 0)
@@ -184,7 +190,7 @@ core::task<core::result<Out>> session::assemble_rest(pending_event& pending) {
         out = &spare().assembled;
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
     // given back when the message is handed over or dropped.
-    core::memory_charge charge(opts_.memory_budget);
+    core::memory_charge charge(opts_->memory_budget);
     using kind = detail::message_reader::kind;
     bool decoded = !pending.fill_error;
     for (;;) {
@@ -398,7 +404,7 @@ core::task<core::result<void>> session::answer_going_away() {
         going_away_ = core::stop_token();
         away_.detach();
         auto sent =
-            co_await core::with_timeout(opts_.close_timeout, send_close(1001, "going away"));
+            co_await core::with_timeout(opts_->close_timeout, send_close(1001, "going away"));
         if (!sent && sent.error() != errc::closed)
             co_return sent.error();
     }
@@ -489,7 +495,7 @@ core::task<std::error_code> session::answer_close(std::uint16_t code, std::strin
         spare().close_reason.assign(reason);
     if (!close_sent_) {
         const std::uint16_t echo = code == 1005 ? 0 : code;
-        auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(echo, {}));
+        auto sent = co_await core::with_timeout(opts_->close_timeout, send_close(echo, {}));
         (void)sent;
     }
     if (role_ == role::server) {
@@ -506,7 +512,7 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
         co_return make_error_code(errc::invalid_payload);
     receive_interrupted_ = false; // the peer's close is read now, whoever reads it
     if (!close_sent_) {
-        auto sent = co_await core::with_timeout(opts_.close_timeout, send_close(code, reason));
+        auto sent = co_await core::with_timeout(opts_->close_timeout, send_close(code, reason));
         if (!sent)
             co_return sent.error();
     }
@@ -523,7 +529,7 @@ core::task<core::result<void>> session::close(std::uint16_t code, std::string re
         }
     };
     receiving_ = true; // a send timing out meanwhile leaves the stream to this reader
-    auto r = co_await core::with_timeout(opts_.close_timeout, drain());
+    auto r = co_await core::with_timeout(opts_->close_timeout, drain());
     receiving_ = false;
     auto sd = co_await stream_->shutdown();
     (void)sd;

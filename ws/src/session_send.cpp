@@ -64,11 +64,11 @@ core::task<core::result<void>> write_parts(core::stream& s,
 
 // A slow reader: the lock is busy and enough senders wait already. Close frames always wait.
 bool session::slow_reader_refuses(opcode op) noexcept {
-    if (!send_lock_.locked() || queued_sends_ < opts_.max_queued_sends || op == opcode::close ||
-        opts_.slow_reader == backpressure_policy::wait)
+    if (!send_lock_.locked() || queued_sends_ < opts_->max_queued_sends || op == opcode::close ||
+        opts_->slow_reader == backpressure_policy::wait)
         return false;
     // The 1008 cannot overtake the frame being written: the lock's holder sends it next.
-    if (opts_.slow_reader == backpressure_policy::close && !close_sent_)
+    if (opts_->slow_reader == backpressure_policy::close && !close_sent_)
         close_queued_ = true;
     return true;
 }
@@ -141,13 +141,13 @@ core::task<core::result<void>> session::send_frame(opcode op, std::span<const st
 // goes compressed. Empty messages never are: a sync flush of nothing produces no bytes.
 bool session::compress(opcode op, std::span<const std::byte>& payload) {
     if (!deflater_ || (op != opcode::text && op != opcode::binary) || payload.empty() ||
-        payload.size() < opts_.deflate.min_size)
+        payload.size() < opts_->deflate.min_size)
         return false;
     std::vector<std::byte>& zout = spare().zout;
     zout.clear();
     detail::thread_buffer_cache<std::vector<std::byte>>::take(zout);
     deflater_->compress(payload, zout);
-    if (!deflater_->keeps_context() && opts_.deflate.skip_incompressible &&
+    if (!deflater_->keeps_context() && opts_->deflate.skip_incompressible &&
         zout.size() >= payload.size())
         return false;
     payload = zout;
@@ -193,7 +193,7 @@ core::task<void> session::send_queued_close() {
 // waiting without that deadline is woken to wait with it.
 void session::close_went_out() noexcept {
     close_sent_ = true;
-    close_deadline_ = core::clock::now() + opts_.close_timeout;
+    close_deadline_ = core::clock::now() + opts_->close_timeout;
     fill_wait_.interrupt();
 }
 
@@ -217,7 +217,7 @@ core::task<core::result<void>> session::send_started(std::span<const core::const
             co_return locked.error();
     }
     unlock_guard unlock{send_lock_};
-    const bool bounded = opts_.write_timeout.count() > 0;
+    const bool bounded = opts_->write_timeout.count() > 0;
     const bool watched = rx_->alive.watches_messages();
     const auto now = bounded || watched ? core::clock::now() : core::clock::time_point();
     if (watched)
@@ -229,7 +229,7 @@ core::task<core::result<void>> session::send_started(std::span<const core::const
     if (!bounded) {
         r = co_await write;
     } else {
-        r = co_await core::with_deadline(now + opts_.write_timeout, write);
+        r = co_await core::with_deadline(now + opts_->write_timeout, write);
         if (!r && r.error() == core::errc::timed_out)
             abandon(r.error());
     }
@@ -314,7 +314,7 @@ core::task<core::result<void>> session::write_bounded(std::span<const core::cons
 }
 
 core::task<core::result<void>> session::write_timed(std::span<const core::const_buffer> parts) {
-    if (opts_.write_timeout.count() <= 0)
+    if (opts_->write_timeout.count() <= 0)
         co_return co_await stream_->writev(parts);
     core::const_buffer piece[16];
     std::size_t i = 0;
@@ -333,7 +333,7 @@ core::task<core::result<void>> session::write_timed(std::span<const core::const_
             }
         }
         auto r =
-            co_await core::with_timeout(opts_.write_timeout, write_parts(*stream_, {piece, n}));
+            co_await core::with_timeout(opts_->write_timeout, write_parts(*stream_, {piece, n}));
         if (!r) {
             if (r.error() == core::errc::timed_out)
                 abandon(r.error());

@@ -60,6 +60,8 @@ private:
     core::task<std::unique_ptr<opened>> open(core::stream_ptr stream);
     session_handler handler_;
     server_options opts_;
+    /// The settings of every session without compression, shared by all of them.
+    std::shared_ptr<const session_options> plain_session_;
     std::size_t live_ = 0;
 };
 

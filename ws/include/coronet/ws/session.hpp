@@ -134,6 +134,10 @@ class CORONET_WS_EXPORT session {
 public:
     session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched = {},
             session_options opts = {});
+    /// As above, with settings shared with other sessions (not null): a server's sessions of
+    /// the same settings hold one copy between them instead of one each.
+    session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
+            std::shared_ptr<const session_options> opts);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
@@ -222,10 +226,10 @@ public:
     /// False once a close frame went either way (or the slow-reader policy queued ours).
     bool is_open() const noexcept { return !close_sent_ && !close_queued_ && !close_received_; }
     /// The options the session was made with.
-    const session_options& options() const noexcept { return opts_; }
+    const session_options& options() const noexcept { return *opts_; }
     /// permessage-deflate as agreed in the handshake, or nullopt.
     const std::optional<deflate_params>& compression() const noexcept {
-        return opts_.agreed_deflate;
+        return opts_->agreed_deflate;
     }
     role side() const noexcept { return role_; }
     /// Observer of pings and pongs (`ws::serve_session` and the hub set it); may be null. Must
@@ -293,7 +297,7 @@ private:
     core::task<std::error_code> answer_close(std::uint16_t code, std::string_view reason);
 
     core::stream_ptr stream_;
-    session_options opts_;
+    std::shared_ptr<const session_options> opts_; ///< often shared with other sessions
     core::buffered_reader reader_;
     std::unique_ptr<receive_side> rx_; ///< made with the session (one allocation)
     core::async_mutex send_lock_;
