@@ -254,11 +254,14 @@ TEST_SUITE("core.task") {
         core::detail::deallocate_frame(p, 200);
         void* q = core::detail::allocate_frame(200);
         CHECK(q == p);
-        // Sizes of the same 64-byte class share the free list.
+        // Sizes of the same 16-byte class share the free list; the next class does not.
         core::detail::deallocate_frame(q, 200);
-        void* r = core::detail::allocate_frame(250);
+        void* r = core::detail::allocate_frame(193);
         CHECK(r == p);
-        core::detail::deallocate_frame(r, 250);
+        core::detail::deallocate_frame(r, 193);
+        void* other = core::detail::allocate_frame(208 + 1);
+        CHECK(other != p);
+        core::detail::deallocate_frame(other, 208 + 1);
 
         // Frames too large for the pool still work.
         void* big = core::detail::allocate_frame(100'000);
