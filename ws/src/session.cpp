@@ -127,10 +127,11 @@ core::task<core::result<message_view>> session::receive_view() {
 }
 
 // The receive's common steps only: a whole message in one frame of at most the free memory
-// allowance, or the plain wait for bytes. GCC keeps every local and every awaiter of a
-// coroutine in its frame for the coroutine's whole run, so a session waiting for its next
-// message holds this small frame and no other; pieces, control frames, errors, keepalive
-// timers and a failed wait go on in assemble_rest(), whose frame exists only while they do.
+// allowance, or a wait for bytes. GCC keeps every local and every awaiter of a coroutine in its
+// frame for the coroutine's whole run, so a session waiting for its next message holds this
+// small frame and at most wait_for_bytes()'s (TLS, keepalive timers); pieces, control frames,
+// errors and a failed plain wait go on in assemble_rest(), whose frame exists only while they
+// do.
 template <class Out>
 core::task<core::result<Out>> session::assemble() {
     if (close_received_)
@@ -149,6 +150,17 @@ core::task<core::result<Out>> session::assemble() {
         }
         if (step == quick_step::other)
             break;
+        if (step == quick_step::wait_any) {
+            // Any other wait (a stream that lends no buffer, keepalive timers, our close sent,
+            // part of a frame held): a coroutine of its own, as next_data() would await it, so
+            // that an idle TLS or keepalive session does not wait inside assemble_rest().
+            auto waited = co_await wait_for_bytes();
+            if (!waited) {
+                receiving_ = false;
+                co_return waited.error();
+            }
+            continue;
+        }
         // An operation in this frame (no frame of its own) that fill_wait_.interrupt() cancels:
         // our close going out, abandon, going away, interrupt_receive().
         auto got = co_await fill_wait_.run_op(reader_.fill_lent());
@@ -174,8 +186,9 @@ session::quick_step session::next_quick(pending_event& p) {
         receiving_ = false;
         return quick_step::message;
     }
-    if (p.ev.what == kind::need_more && plain_wait() && reader_.fills_lent(rx_->reader.read_hint()))
-        return quick_step::wait;
+    if (p.ev.what == kind::need_more)
+        return plain_wait() && reader_.fills_lent(rx_->reader.read_hint()) ? quick_step::wait
+                                                                           : quick_step::wait_any;
     return quick_step::other;
 }
 
@@ -185,9 +198,8 @@ template <class Out>
 core::task<core::result<Out>> session::assemble_rest(pending_event& pending) {
     constexpr bool view = std::is_same_v<Out, message_view>;
     message msg;
-    std::string* out = &msg.data;
-    if constexpr (view)
-        out = &spare().assembled;
+    // Where the pieces go: receive_view()'s buffer is taken only for a message in pieces.
+    std::string* out = view ? nullptr : &msg.data;
     // The message's bytes beyond its first 64 KiB (a small message never touches the budget);
     // given back when the message is handed over or dropped.
     core::memory_charge charge(opts_->memory_budget);
@@ -195,9 +207,11 @@ core::task<core::result<Out>> session::assemble_rest(pending_event& pending) {
     bool decoded = !pending.fill_error;
     for (;;) {
         if (pending.fill_error) {
+            const std::error_code failed = pending.fill_error;
+            pending.fill_error = std::error_code();
             const core::stop_token outer = co_await core::get_stop_token();
-            auto r = co_await fill_failed(std::exchange(pending.fill_error, {}),
-                                          fill_wait_.interrupted() && !outer.stop_requested());
+            const bool interrupted = fill_wait_.interrupted() && !outer.stop_requested();
+            auto r = co_await fill_failed(failed, interrupted);
             if (!r) {
                 receiving_ = false;
                 co_return r.error();
@@ -229,7 +243,8 @@ core::task<core::result<Out>> session::assemble_rest(pending_event& pending) {
             receiving_ = false;
             co_return chunk.error();
         }
-        if (!charge.resize(out->size() + chunk->data.size())) {
+        const std::size_t held = out != nullptr ? out->size() : 0;
+        if (!charge.resize(held + chunk->data.size())) {
             auto ec = co_await fail_over_budget();
             receiving_ = false;
             co_return ec;
@@ -248,6 +263,8 @@ core::task<core::result<Out>> session::assemble_rest(pending_event& pending) {
             // No reserve from the frame's announced length: the message grows (geometrically)
             // with the bytes that arrive, so a peer announcing 16 MiB and sending 5 KB costs 5 KB.
         }
+        if (out == nullptr)
+            out = &spare().assembled;
         out->append(chunk->data);
         if (chunk->last) {
             receiving_ = false;

@@ -20,8 +20,10 @@ struct session::receive_side {
           alive(o.ping_interval, o.pong_timeout, o.idle_timeout, core::clock::now()) {}
 };
 
-// What many sessions never need, made on first use: an idle server session without compression
-// that never received a message in pieces holds none of it.
+// What many sessions never need, made on first use: a server session without compression holds
+// none of it until it receives a message in pieces through receive_view(), a close frame with
+// a reason, or has to keep the unsent tail of a small frame; a client makes it with its first
+// send.
 struct session::spare_parts {
     std::vector<std::byte> tx;   ///< header + masked copy of the payload (client role), or the
                                  ///< unsent tail of a small frame (server role, while it waits)

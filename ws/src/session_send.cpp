@@ -307,9 +307,9 @@ core::result<bool> session::write_at_once(std::span<const core::const_buffer> pa
 // write_piece bytes, each of which the peer must take within the timeout.
 core::task<core::result<void>> session::write_bounded(std::span<const core::const_buffer> parts) {
     auto r = co_await write_timed(parts);
+    // It held write_at_once's tail: idle sessions stay small.
     if (role_ == role::server && spare_ && !spare_->tx.empty())
-        std::vector<std::byte>().swap(
-            spare_->tx); // held write_at_once's tail: idle sessions stay small
+        std::vector<std::byte>().swap(spare_->tx);
     co_return r;
 }
 

@@ -134,8 +134,9 @@ class CORONET_WS_EXPORT session {
 public:
     session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched = {},
             session_options opts = {});
-    /// As above, with settings shared with other sessions (not null): a server's sessions of
-    /// the same settings hold one copy between them instead of one each.
+    /// As above, with settings shared with other sessions: a server's sessions of the same
+    /// settings hold one copy between them instead of one each. Throws std::invalid_argument
+    /// when `opts` is null.
     session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
             std::shared_ptr<const session_options> opts);
     session(const session&) = delete;
@@ -239,7 +240,7 @@ public:
 
 private:
     struct receive_side;  // the message reader and the keepalive (session_receive_side.hpp)
-    struct pending_event; // a decoded event next_data() is to act on first (ditto)
+    struct pending_event; // a decoded event assemble_rest() or next_data() acts on first (ditto)
     struct spare_parts;   // buffers many sessions never use, made on first use (ditto)
     spare_parts& spare();
     /// Interrupts the receive's wait when the going-away token fires (see close_on).
@@ -253,8 +254,9 @@ private:
     template <class Out>
     core::task<core::result<Out>> assemble();
     /// What assemble()'s next decode asks for: a whole message to hand over, the plain wait
-    /// for bytes, or anything else (assemble_rest).
-    enum class quick_step : std::uint8_t { message, wait, other };
+    /// for bytes (in the loop's lent buffer), any other wait for bytes (wait_for_bytes), or
+    /// anything else (assemble_rest).
+    enum class quick_step : std::uint8_t { message, wait, wait_any, other };
     quick_step next_quick(pending_event& p);
     /// The rest of a receive, from the event (or failed wait) assemble() left in `pending`.
     template <class Out>
