@@ -54,8 +54,8 @@ public:
 
     core::task<void> run(http::takeover_context ctx) override {
         // The session compresses exactly as the 101 told the client, with the route's policy.
-        ws::session s(std::move(ctx.stream), ws::role::server, std::move(ctx.prefetched),
-                      session_options());
+        ws::session s(session_options(), std::move(ctx.stream), ws::role::server,
+                      std::move(ctx.prefetched));
         s.close_on(ctx.draining);
         std::exception_ptr failed;
         try {

@@ -152,8 +152,8 @@ core::task<void> shared_options_sessions(core::loop& lp) {
     const std::shared_ptr<const ws::session_options> shared = opts;
     auto [a1, b1] = coronet::testing::memory_stream_pair(lp);
     auto [a2, b2] = coronet::testing::memory_stream_pair(lp);
-    ws::session s1(std::move(b1), ws::role::server, {}, shared);
-    ws::session s2(std::move(b2), ws::role::server, {}, shared);
+    ws::session s1(shared, std::move(b1), ws::role::server);
+    ws::session s2(shared, std::move(b2), ws::role::server, {});
     CHECK(&s1.options() == shared.get());
     CHECK(&s2.options() == shared.get());
     CHECK(s1.options().limits.max_message_size == 100);
@@ -174,9 +174,14 @@ core::task<void> shared_options_sessions(core::loop& lp) {
     CHECK(c2.close_code() == 1009);
 
     auto [a3, b3] = coronet::testing::memory_stream_pair(lp);
-    CHECK_THROWS_AS(ws::session(std::move(b3), ws::role::server, {},
-                                std::shared_ptr<const ws::session_options>()),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        ws::session(std::shared_ptr<const ws::session_options>(), std::move(b3), ws::role::server),
+        std::invalid_argument);
+    // The by-value constructor with braces for both defaults still picks one overload.
+    auto [a4, b4] = coronet::testing::memory_stream_pair(lp);
+    ws::session braced(std::move(b4), ws::role::server, {}, {});
+    CHECK(braced.options().limits.max_message_size ==
+          ws::session_options{}.limits.max_message_size);
 }
 
 core::task<void> peer_vanishes(core::loop& lp) {

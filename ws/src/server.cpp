@@ -101,10 +101,10 @@ struct server::opened {
     opened(core::stream_ptr stream, accepted_upgrade& up, const server_options& o,
            const std::shared_ptr<const session_options>& plain)
         : info(info_of(up, o.keep_headers)),
-          sess(std::move(stream), role::server, std::move(up.prefetched),
-               up.deflate ? std::make_shared<const session_options>(
+          sess(up.deflate ? std::make_shared<const session_options>(
                                 session_options_for(o.session, o.handshake.deflate, up.deflate))
-                          : plain) {}
+                          : plain,
+               std::move(stream), role::server, std::move(up.prefetched)) {}
     handshake_info info;
     session sess;
 };

@@ -20,11 +20,11 @@ static_assert(session::max_inflated_chunk <= core::memory_charge::default_allowa
 
 session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
                  session_options opts)
-    : session(std::move(stream), r, std::move(prefetched),
-              std::make_shared<const session_options>(std::move(opts))) {}
+    : session(std::make_shared<const session_options>(std::move(opts)), std::move(stream), r,
+              std::move(prefetched)) {}
 
-session::session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
-                 std::shared_ptr<const session_options> opts)
+session::session(std::shared_ptr<const session_options> opts, core::stream_ptr stream, role r,
+                 std::vector<std::byte> prefetched)
     : stream_(std::move(stream)),
       opts_(opts ? std::move(opts) : throw std::invalid_argument("ws::session: no options")),
       reader_(*stream_, static_cast<std::size_t>(opts_->limits.max_frame_size) + 64 * 1024,

@@ -137,8 +137,9 @@ public:
     /// As above, with settings shared with other sessions: a server's sessions of the same
     /// settings hold one copy between them instead of one each. Throws std::invalid_argument
     /// when `opts` is null.
-    session(core::stream_ptr stream, role r, std::vector<std::byte> prefetched,
-            std::shared_ptr<const session_options> opts);
+    /// (The options come first so that `session(stream, role, {}, {})` stays unambiguous.)
+    session(std::shared_ptr<const session_options> opts, core::stream_ptr stream, role r,
+            std::vector<std::byte> prefetched = {});
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
